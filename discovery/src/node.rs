@@ -1,0 +1,223 @@
+//! Node identities, distances and `enode://` URLs.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use keccak_asm::Keccak256;
+use secp256k1::{PublicKey, SECP256K1, SecretKey};
+
+/// Errors from parsing the text forms this crate accepts (`enode://` URLs, CIDR lists, hex).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The URL does not start with `enode://`.
+    #[error("enode URL must start with enode://")]
+    Scheme,
+    /// The node id is not 128 hex characters or not a curve point.
+    #[error("node id must be 128 hex characters encoding a secp256k1 public key")]
+    NodeId,
+    /// The host part is not an IP address.
+    #[error("invalid IP address")]
+    Ip,
+    /// A port is missing or not a number in 0..=65535.
+    #[error("invalid port")]
+    Port,
+    /// A CIDR prefix length is missing or too long for the address family.
+    #[error("invalid CIDR prefix length")]
+    Prefix,
+}
+
+/// keccak256 of `data`.
+pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    Keccak256::digest(data).into()
+}
+
+/// A node id: the 64-byte uncompressed secp256k1 public key without the `04` prefix
+/// (discv4.md "Node Identities").
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub [u8; 64]);
+
+impl NodeId {
+    /// The id of a public key.
+    pub fn from_public_key(key: &PublicKey) -> Self {
+        let full = key.serialize_uncompressed();
+        let mut id = [0u8; 64];
+        id.copy_from_slice(&full[1..]); // ok: serialize_uncompressed is always 65 bytes
+        NodeId(id)
+    }
+
+    /// The id belonging to a secret key.
+    pub fn from_secret_key(key: &SecretKey) -> Self {
+        Self::from_public_key(&PublicKey::from_secret_key(SECP256K1, key))
+    }
+
+    /// The public key, or `None` when the bytes are not a point on the curve.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        let mut full = [4u8; 65];
+        full[1..].copy_from_slice(&self.0); // ok: 64 bytes into a 65-byte buffer at offset 1
+        PublicKey::from_byte_array_uncompressed(full).ok()
+    }
+
+    /// keccak256 of the id: the Kademlia key distances are measured on (discv4.md).
+    pub fn hash(&self) -> [u8; 32] {
+        keccak256(&self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Eight bytes identify a node well enough in logs.
+        write!(f, "NodeId({}…)", hex::encode(&self.0[..8]))
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let mut id = [0u8; 64];
+        hex::decode_to_slice(s, &mut id).map_err(|_| ParseError::NodeId)?;
+        let id = NodeId(id);
+        id.public_key().ok_or(ParseError::NodeId)?;
+        Ok(id)
+    }
+}
+
+/// `log2(a XOR b)` plus one: 0 when equal, 256 when the top bit differs (discv4.md "Kademlia Table").
+pub fn log_distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        let d = x ^ y;
+        if d != 0 {
+            return (32 - i as u32) * 8 - d.leading_zeros();
+        }
+    }
+    0
+}
+
+/// Compares the XOR distance of `a` and `b` to `target`.
+pub fn distance_cmp(target: &[u8; 32], a: &[u8; 32], b: &[u8; 32]) -> std::cmp::Ordering {
+    for i in 0..32 {
+        let da = target[i] ^ a[i];
+        let db = target[i] ^ b[i];
+        if da != db {
+            return da.cmp(&db);
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+/// A node as carried in Neighbors packets and `enode://` URLs: id and endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Node {
+    /// The node's public key.
+    pub id: NodeId,
+    /// IP address.
+    pub ip: IpAddr,
+    /// Discovery (UDP) port.
+    pub udp: u16,
+    /// RLPx (TCP) port; 0 when the node does not listen.
+    pub tcp: u16,
+}
+
+impl Node {
+    /// The node's discovery address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.udp)
+    }
+
+    /// The node's RLPx address.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.tcp)
+    }
+}
+
+impl fmt::Display for Node {
+    /// `enode://<id>@<ip>:<tcp>[?discport=<udp>]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "enode://{}@{}", self.id, SocketAddr::new(self.ip, self.tcp))?;
+        if self.udp != self.tcp {
+            write!(f, "?discport={}", self.udp)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Node {
+    type Err = ParseError;
+    /// Parses `enode://<128 hex>@<ip>:<tcp>[?discport=<udp>]`.
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let rest = s.strip_prefix("enode://").ok_or(ParseError::Scheme)?;
+        let (id, addr) = rest.split_once('@').ok_or(ParseError::Ip)?;
+        let id: NodeId = id.parse()?;
+        let (addr, query) = match addr.split_once('?') {
+            Some((a, q)) => (a, Some(q)),
+            None => (addr, None),
+        };
+        let sock: SocketAddr = addr.parse().map_err(|_| {
+            if addr.rsplit_once(':').is_some_and(|(h, _)| h.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()) {
+                ParseError::Port
+            } else {
+                ParseError::Ip
+            }
+        })?;
+        let mut udp = sock.port();
+        if let Some(q) = query {
+            for pair in q.split('&') {
+                if let Some(v) = pair.strip_prefix("discport=") {
+                    udp = v.parse().map_err(|_| ParseError::Port)?;
+                }
+            }
+        }
+        Ok(Node { id, ip: sock.ip(), udp, tcp: sock.port() })
+    }
+}
+
+/// Whether `ip` may be told to a node at `to` (not relaying loopback/private/unspecified
+/// addresses to the public internet, as geth's `CheckRelayIP`).
+pub fn relay_ok(to: IpAddr, ip: IpAddr) -> bool {
+    if ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    if ip.is_loopback() && !to.is_loopback() {
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enode_roundtrip() {
+        let key = SecretKey::from_byte_array([7u8; 32]).unwrap();
+        let id = NodeId::from_secret_key(&key);
+        let url = format!("enode://{id}@10.3.58.6:30303?discport=30301");
+        let n: Node = url.parse().unwrap();
+        assert_eq!(n.udp, 30301);
+        assert_eq!(n.tcp, 30303);
+        assert_eq!(n.to_string(), url);
+        let v6: Node = format!("enode://{id}@[::1]:30303").parse().unwrap();
+        assert_eq!(v6.udp, 30303);
+        assert_eq!("enode://00@1.2.3.4:1".parse::<Node>(), Err(ParseError::NodeId));
+        assert_eq!(format!("enode://{id}@1.2.3.4:x").parse::<Node>(), Err(ParseError::Port));
+        assert_eq!(format!("enode://{id}@nope:1").parse::<Node>(), Err(ParseError::Ip));
+        assert_eq!("http://x".parse::<Node>(), Err(ParseError::Scheme));
+    }
+
+    #[test]
+    fn distances() {
+        let a = [0u8; 32];
+        let mut b = [0u8; 32];
+        assert_eq!(log_distance(&a, &b), 0);
+        b[31] = 1;
+        assert_eq!(log_distance(&a, &b), 1);
+        b[0] = 0x80;
+        assert_eq!(log_distance(&a, &b), 256);
+    }
+}
