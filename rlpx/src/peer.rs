@@ -1,0 +1,541 @@
+//! A running RLPx session: one reader task that routes incoming messages by id into one
+//! bounded channel per shared protocol, and one writer task that drains a single outbound
+//! queue (btcd-style: callers enqueue and never touch the socket). The reader answers
+//! Ping, handles Disconnect, and drops a peer that sends nothing for
+//! [`Config::idle_timeout`]; the writer pings every [`Config::ping_interval`].
+
+use crate::caps::Shared;
+use crate::codec::{FrameCodec, RawMessage};
+use crate::conn::{Established, Io};
+use crate::handshake::Role;
+use crate::p2p::{self, DISCONNECT, DisconnectReason, EMPTY_LIST, MAX_MESSAGE_SIZE, PING, PONG};
+use crate::{Config, Error};
+use bytes::Bytes;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use secp256k1::PublicKey;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_util::codec::Framed;
+use tracing::{Instrument, debug, trace};
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// We disconnected, with this reason (sent to the peer when still possible).
+    Local(DisconnectReason),
+    /// The peer sent `Disconnect` with this reason.
+    Remote(DisconnectReason),
+    /// The connection failed (I/O error, corrupt frame, EOF); the text says how.
+    Failed(String),
+}
+
+/// Traffic counters of one peer, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages received.
+    pub messages_in: AtomicU64,
+    /// Messages sent.
+    pub messages_out: AtomicU64,
+    /// Uncompressed payload bytes received.
+    pub bytes_in: AtomicU64,
+    /// Uncompressed payload bytes sent.
+    pub bytes_out: AtomicU64,
+}
+
+/// What is known about a connected peer.
+#[derive(Debug)]
+pub struct Info {
+    /// The remote node id.
+    pub id: PublicKey,
+    /// The remote socket address, when the transport has one.
+    pub addr: Option<SocketAddr>,
+    /// Whether we dialled or accepted.
+    pub role: Role,
+    /// The remote's Hello (client id, capabilities, version).
+    pub hello: p2p::Hello,
+    /// The negotiated protocols in message-id order.
+    pub shared: Vec<Shared>,
+    /// Whether snappy is in use.
+    pub snappy: bool,
+    /// Traffic counters.
+    pub stats: Stats,
+}
+
+/// An incoming subprotocol message, holding its share of the peer's receive budget until
+/// it is taken with [`ProtocolHandle::recv`].
+struct Inbound {
+    code: u8,
+    data: Bytes,
+    _budget: OwnedSemaphorePermit,
+}
+
+enum Outbound {
+    Message { id: u64, data: Bytes, _budget: OwnedSemaphorePermit },
+}
+
+/// Errors sending on a peer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    /// The session has ended.
+    #[error("peer disconnected")]
+    Closed,
+    /// The code is outside the protocol's message count.
+    #[error("message code {0} outside the protocol's range")]
+    InvalidCode(u8),
+    /// The payload is over the 16 MiB message limit.
+    #[error("message of {0} bytes exceeds the 16 MiB limit")]
+    TooLarge(usize),
+    /// `try_send` only: the outbound queue is full.
+    #[error("outbound queue full")]
+    Full,
+}
+
+struct Shutdown {
+    state: watch::Sender<Option<CloseReason>>,
+}
+
+impl Shutdown {
+    /// Records the first reason the session ends for; later ones are ignored.
+    fn close(&self, reason: CloseReason) -> bool {
+        self.state.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(reason);
+                true
+            } else {
+                false
+            }
+        })
+    }
+}
+
+/// Sends on one protocol of one peer; cheap to clone.
+#[derive(Clone)]
+pub struct ProtocolSender {
+    offset: u64,
+    messages: u8,
+    queue: mpsc::Sender<Outbound>,
+    budget: Arc<Semaphore>,
+    budget_total: usize,
+    shutdown: Arc<Shutdown>,
+}
+
+impl ProtocolSender {
+    fn check(&self, code: u8, len: usize) -> Result<(), SendError> {
+        if code >= self.messages {
+            return Err(SendError::InvalidCode(code));
+        }
+        if len > MAX_MESSAGE_SIZE {
+            return Err(SendError::TooLarge(len));
+        }
+        Ok(())
+    }
+
+    fn permits(&self, len: usize) -> u32 {
+        len.clamp(1, self.budget_total) as u32
+    }
+
+    /// Queues a message (code relative to the protocol), waiting while the peer's outbound
+    /// queue is full. Never waits on the socket itself.
+    pub async fn send(&self, code: u8, data: Bytes) -> Result<(), SendError> {
+        self.check(code, data.len())?;
+        let budget = self
+            .budget
+            .clone()
+            .acquire_many_owned(self.permits(data.len()))
+            .await
+            .map_err(|_| SendError::Closed)?;
+        let msg = Outbound::Message { id: self.offset + u64::from(code), data, _budget: budget };
+        self.queue.send(msg).await.map_err(|_| SendError::Closed)
+    }
+
+    /// Queues a message without waiting; [`SendError::Full`] when the queue is full.
+    pub fn try_send(&self, code: u8, data: Bytes) -> Result<(), SendError> {
+        self.check(code, data.len())?;
+        let budget = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(self.permits(data.len()))
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::Closed => SendError::Closed,
+                tokio::sync::TryAcquireError::NoPermits => SendError::Full,
+            })?;
+        let msg = Outbound::Message { id: self.offset + u64::from(code), data, _budget: budget };
+        self.queue.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Disconnects the whole peer with `reason`.
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        self.shutdown.close(CloseReason::Local(reason));
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shutdown.state.borrow().is_some()
+    }
+}
+
+/// One shared protocol's view of a peer: receive its messages, send, disconnect.
+pub struct ProtocolHandle {
+    /// The negotiated capability and its offset.
+    pub shared: Shared,
+    info: Arc<Info>,
+    rx: mpsc::Receiver<Inbound>,
+    sender: ProtocolSender,
+}
+
+impl ProtocolHandle {
+    /// The next message as `(code relative to the protocol, payload)`, or `None` once the
+    /// session has ended. Dropping the handle disconnects the peer (`DisconnectRequested`),
+    /// as a protocol that stopped reading can no longer serve it.
+    pub async fn recv(&mut self) -> Option<(u8, Bytes)> {
+        self.rx.recv().await.map(|m| (m.code, m.data))
+    }
+
+    /// A sender for this protocol.
+    pub fn sender(&self) -> ProtocolSender {
+        self.sender.clone()
+    }
+
+    /// Queues a message, see [`ProtocolSender::send`].
+    pub async fn send(&self, code: u8, data: Bytes) -> Result<(), SendError> {
+        self.sender.send(code, data).await
+    }
+
+    /// Disconnects the peer with `reason`.
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        self.sender.disconnect(reason)
+    }
+
+    /// What is known about the peer.
+    pub fn info(&self) -> &Arc<Info> {
+        &self.info
+    }
+}
+
+/// A running session: its info, one [`ProtocolHandle`] per shared protocol, and its end.
+pub struct Peer {
+    info: Arc<Info>,
+    handles: Vec<Option<ProtocolHandle>>,
+    shutdown: Arc<Shutdown>,
+    closed: watch::Receiver<Option<CloseReason>>,
+}
+
+impl Peer {
+    /// What is known about the peer.
+    pub fn info(&self) -> &Arc<Info> {
+        &self.info
+    }
+
+    /// The remote node id.
+    pub fn id(&self) -> &PublicKey {
+        &self.info.id
+    }
+
+    /// Takes the handle of the shared protocol called `name` (once).
+    pub fn take_protocol(&mut self, name: &str) -> Option<ProtocolHandle> {
+        let i = self.info.shared.iter().position(|s| s.cap.name == name)?;
+        self.handles.get_mut(i)?.take()
+    }
+
+    /// Takes all remaining protocol handles.
+    pub fn take_all(&mut self) -> Vec<ProtocolHandle> {
+        self.handles.iter_mut().filter_map(Option::take).collect()
+    }
+
+    /// Disconnects with `reason`.
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        self.shutdown.close(CloseReason::Local(reason));
+    }
+
+    /// A future that resolves when the session ends, with the reason.
+    pub fn closed(&self) -> impl Future<Output = CloseReason> + Send + 'static {
+        let mut rx = self.closed.clone();
+        async move {
+            until_closed(&mut rx).await;
+            let reason = rx.borrow().clone();
+            reason.unwrap_or(CloseReason::Failed("closed".into()))
+        }
+    }
+}
+
+impl<S: Io> Established<S> {
+    /// Starts the reader and writer tasks on the current tokio runtime.
+    pub fn start(self, config: &Config) -> Peer {
+        let info = Arc::new(Info {
+            id: self.remote_id,
+            addr: self.addr,
+            role: self.role,
+            hello: self.hello,
+            shared: self.shared,
+            snappy: self.snappy,
+            stats: Stats::default(),
+        });
+        let (state, closed) = watch::channel(None);
+        let shutdown = Arc::new(Shutdown { state });
+        let (queue, out_rx) = mpsc::channel(config.outbound_queue);
+        let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
+        let out_budget = Arc::new(Semaphore::new(config.outbound_budget));
+        let in_budget = Arc::new(Semaphore::new(config.inbound_budget));
+        let mut handles = Vec::new();
+        let mut routes = Vec::new();
+        for s in &info.shared {
+            let (tx, rx) = mpsc::channel(config.protocol_queue);
+            routes.push(tx);
+            let sender = ProtocolSender {
+                offset: s.offset,
+                messages: s.messages,
+                queue: queue.clone(),
+                budget: out_budget.clone(),
+                budget_total: config.outbound_budget,
+                shutdown: shutdown.clone(),
+            };
+            handles.push(Some(ProtocolHandle { shared: s.clone(), info: info.clone(), rx, sender }));
+        }
+        drop(queue);
+        let (sink, stream) = self.framed.split();
+        let span = tracing::debug_span!(target: "rlpx", "peer", id = %short_id(&info.id));
+        let reader = Reader {
+            stream,
+            info: info.clone(),
+            routes,
+            control: ctrl_tx,
+            budget: in_budget,
+            budget_total: config.inbound_budget,
+            shutdown: shutdown.clone(),
+            snappy: p2p::Snappy::default(),
+            idle_timeout: config.idle_timeout,
+        };
+        let writer = Writer {
+            sink,
+            info: info.clone(),
+            queue: out_rx,
+            control: ctrl_rx,
+            closed: closed.clone(),
+            snappy: p2p::Snappy::default(),
+            ping_interval: config.ping_interval,
+            write_timeout: config.write_timeout,
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(reader.run().instrument(span.clone()));
+        tokio::spawn(writer.run().instrument(span));
+        Peer { info, handles, shutdown, closed }
+    }
+}
+
+/// The first 8 bytes of a node id in hex, for logs.
+pub fn short_id(id: &PublicKey) -> String {
+    hex::encode(&crate::handshake::id_bytes(id)[..8])
+}
+
+/// Control messages (Pong replies) queued by the reader. Small: a peer that floods Pings
+/// faster than we can write Pongs loses Pongs, not our memory.
+const CONTROL_QUEUE: usize = 16;
+
+enum Control {
+    Pong,
+}
+
+struct Reader<S> {
+    stream: SplitStream<Framed<S, FrameCodec>>,
+    info: Arc<Info>,
+    routes: Vec<mpsc::Sender<Inbound>>,
+    control: mpsc::Sender<Control>,
+    budget: Arc<Semaphore>,
+    budget_total: usize,
+    shutdown: Arc<Shutdown>,
+    snappy: p2p::Snappy,
+    idle_timeout: std::time::Duration,
+}
+
+impl<S: Io> Reader<S> {
+    async fn run(mut self) {
+        let mut closed = self.shutdown.state.subscribe();
+        let reason = loop {
+            let next = tokio::time::timeout(self.idle_timeout, self.stream.next());
+            let msg = tokio::select! {
+                _ = until_closed(&mut closed) => return,
+                r = next => r,
+            };
+            let msg = match msg {
+                Err(_) => break CloseReason::Local(DisconnectReason::PingTimeout),
+                Ok(None) => break CloseReason::Failed("connection closed by peer".into()),
+                Ok(Some(Err(e))) => break close_for(&Error::from(e)),
+                Ok(Some(Ok(m))) => m,
+            };
+            match self.handle(msg, &mut closed).await {
+                Ok(()) => {}
+                Err(r) => break r,
+            }
+        };
+        debug!(target: "rlpx", ?reason, "reader stopped");
+        self.shutdown.close(reason);
+    }
+
+    fn decompress(&mut self, data: &Bytes) -> Result<Bytes, Error> {
+        if self.info.snappy {
+            Ok(self.snappy.decompress(data)?)
+        } else if data.len() > MAX_MESSAGE_SIZE {
+            Err(Error::MessageTooLarge(data.len()))
+        } else {
+            Ok(data.clone())
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        msg: RawMessage,
+        closed: &mut watch::Receiver<Option<CloseReason>>,
+    ) -> Result<(), CloseReason> {
+        self.info.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        if msg.id < p2p::BASE_OFFSET {
+            return self.handle_p2p(msg);
+        }
+        let Some((index, code)) = crate::caps::route(&self.info.shared, msg.id) else {
+            debug!(target: "rlpx", id = msg.id, "message id outside every shared protocol");
+            return Err(CloseReason::Local(DisconnectReason::BreachOfProtocol));
+        };
+        let data = self.decompress(&msg.data).map_err(|e| close_for(&e))?;
+        self.info.stats.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+        trace!(target: "rlpx", id = msg.id, len = data.len(), "message");
+        // Back-pressure: wait for the protocol to consume, bounded by count and bytes.
+        let permits = data.len().clamp(1, self.budget_total) as u32;
+        let budget = tokio::select! {
+            _ = until_closed(closed) => return Ok(()),
+            p = self.budget.clone().acquire_many_owned(permits) => p,
+        };
+        let Ok(budget) = budget else { return Ok(()) };
+        let route = &self.routes[index]; // ok: index comes from `route` over the same list
+        let sent = tokio::select! {
+            _ = until_closed(closed) => return Ok(()),
+            r = route.send(Inbound { code, data, _budget: budget }) => r,
+        };
+        if sent.is_err() {
+            debug!(target: "rlpx", "protocol handle dropped; disconnecting");
+            return Err(CloseReason::Local(DisconnectReason::DisconnectRequested));
+        }
+        Ok(())
+    }
+
+    fn handle_p2p(&mut self, msg: RawMessage) -> Result<(), CloseReason> {
+        match msg.id {
+            PING => {
+                // A full control queue means the peer pings faster than we write: skip.
+                let _ = self.control.try_send(Control::Pong);
+                Ok(())
+            }
+            PONG => Ok(()),
+            DISCONNECT => {
+                // Some clients send Disconnect uncompressed even on v5 sessions.
+                let reason = self
+                    .decompress(&msg.data)
+                    .ok()
+                    .and_then(|d| DisconnectReason::decode_body(&d).ok())
+                    .or_else(|| DisconnectReason::decode_body(&msg.data).ok())
+                    .unwrap_or(DisconnectReason::DisconnectRequested);
+                Err(CloseReason::Remote(reason))
+            }
+            // A second Hello, or an undefined p2p code.
+            _ => Err(CloseReason::Local(DisconnectReason::BreachOfProtocol)),
+        }
+    }
+}
+
+/// Resolves once the session has a close reason. (`watch::Receiver::wait_for` holds a
+/// non-`Send` guard across its await, which `tokio::spawn` rejects.)
+async fn until_closed(rx: &mut watch::Receiver<Option<CloseReason>>) {
+    loop {
+        if rx.borrow_and_update().is_some() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn close_for(e: &Error) -> CloseReason {
+    match e.disconnect_reason() {
+        Some(r) => CloseReason::Local(r),
+        None => CloseReason::Failed(e.to_string()),
+    }
+}
+
+struct Writer<S> {
+    sink: SplitSink<Framed<S, FrameCodec>, RawMessage>,
+    info: Arc<Info>,
+    queue: mpsc::Receiver<Outbound>,
+    control: mpsc::Receiver<Control>,
+    closed: watch::Receiver<Option<CloseReason>>,
+    snappy: p2p::Snappy,
+    ping_interval: std::time::Duration,
+    write_timeout: std::time::Duration,
+    shutdown: Arc<Shutdown>,
+}
+
+impl<S: Io> Writer<S> {
+    fn compress(&mut self, data: &[u8]) -> Bytes {
+        if self.info.snappy {
+            // ok-by-construction: sizes are checked before queueing, so this cannot fail.
+            self.snappy.compress(data).unwrap_or_default()
+        } else {
+            Bytes::copy_from_slice(data)
+        }
+    }
+
+    async fn write(&mut self, id: u64, data: Bytes) -> Result<(), CloseReason> {
+        let body = if self.info.snappy { self.compress(&data) } else { data };
+        let fut = self.sink.send(RawMessage { id, data: body });
+        match tokio::time::timeout(self.write_timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
+            Err(_) => Err(CloseReason::Failed("write timed out".into())),
+        }
+    }
+
+    async fn run(mut self) {
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.ping_interval,
+            self.ping_interval,
+        );
+        let mut closed = self.closed.clone();
+        let failure = loop {
+            let step = tokio::select! {
+                biased;
+                _ = until_closed(&mut closed) => break None,
+                Some(Control::Pong) = self.control.recv() => self.write(PONG, Bytes::from_static(&EMPTY_LIST)).await,
+                _ = ping.tick() => self.write(PING, Bytes::from_static(&EMPTY_LIST)).await,
+                Some(Outbound::Message { id, data, _budget }) = self.queue.recv() => {
+                    let len = data.len() as u64;
+                    let r = self.write(id, data).await;
+                    self.info.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                    self.info.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+                    r
+                }
+            };
+            if let Err(reason) = step {
+                break Some(reason);
+            }
+        };
+        if let Some(reason) = failure {
+            self.shutdown.close(reason);
+        }
+        let reason = { self.closed.borrow().clone() };
+        if let Some(CloseReason::Local(r)) = reason {
+            // Best effort: tell the peer why, then close.
+            let body = r.encode_body();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                let body = if self.info.snappy { self.compress(&body) } else { body.into() };
+                let _ = self.sink.send(RawMessage { id: DISCONNECT, data: body }).await;
+            })
+            .await;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.sink.close()).await;
+        debug!(target: "rlpx", ?reason, "session closed");
+    }
+}
