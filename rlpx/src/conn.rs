@@ -133,6 +133,12 @@ impl<S: Io> Handshaked<S> {
         self.role
     }
 
+    /// The raw framed stream, bypassing the Hello exchange: for tools and tests that need
+    /// to speak frames directly.
+    pub fn into_framed(self) -> Framed<S, FrameCodec> {
+        self.framed
+    }
+
     /// Sends a `Disconnect` (uncompressed: no Hello has been exchanged) and closes.
     pub async fn disconnect(mut self, reason: DisconnectReason) {
         let msg = RawMessage { id: DISCONNECT, data: reason.encode_body().into() };

@@ -43,6 +43,8 @@ pub struct Stats {
     pub bytes_in: AtomicU64,
     /// Uncompressed payload bytes sent.
     pub bytes_out: AtomicU64,
+    /// Pongs received (answers to our keepalive or [`Peer::ping`]).
+    pub pongs: AtomicU64,
 }
 
 /// What is known about a connected peer.
@@ -224,9 +226,16 @@ pub struct Peer {
     handles: Vec<Option<ProtocolHandle>>,
     shutdown: Arc<Shutdown>,
     closed: watch::Receiver<Option<CloseReason>>,
+    control: mpsc::Sender<Control>,
 }
 
 impl Peer {
+    /// Sends a Ping now (besides the periodic keepalive); the answer shows in
+    /// [`Stats::pongs`]. Skipped if the control queue is full.
+    pub fn ping(&self) {
+        let _ = self.control.try_send(Control::Ping);
+    }
+
     /// What is known about the peer.
     pub fn info(&self) -> &Arc<Info> {
         &self.info
@@ -304,7 +313,7 @@ impl<S: Io> Established<S> {
             stream,
             info: info.clone(),
             routes,
-            control: ctrl_tx,
+            control: ctrl_tx.clone(),
             budget: in_budget,
             budget_total: config.inbound_budget,
             shutdown: shutdown.clone(),
@@ -324,7 +333,7 @@ impl<S: Io> Established<S> {
         };
         tokio::spawn(reader.run().instrument(span.clone()));
         tokio::spawn(writer.run().instrument(span));
-        Peer { info, handles, shutdown, closed }
+        Peer { info, handles, shutdown, closed, control: ctrl_tx }
     }
 }
 
@@ -338,6 +347,7 @@ pub fn short_id(id: &PublicKey) -> String {
 const CONTROL_QUEUE: usize = 16;
 
 enum Control {
+    Ping,
     Pong,
 }
 
@@ -429,7 +439,10 @@ impl<S: Io> Reader<S> {
                 let _ = self.control.try_send(Control::Pong);
                 Ok(())
             }
-            PONG => Ok(()),
+            PONG => {
+                self.info.stats.pongs.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             DISCONNECT => {
                 // Some clients send Disconnect uncompressed even on v5 sessions.
                 let reason = self
@@ -508,7 +521,10 @@ impl<S: Io> Writer<S> {
             let step = tokio::select! {
                 biased;
                 _ = until_closed(&mut closed) => break None,
-                Some(Control::Pong) = self.control.recv() => self.write(PONG, Bytes::from_static(&EMPTY_LIST)).await,
+                Some(c) = self.control.recv() => {
+                    let id = match c { Control::Ping => PING, Control::Pong => PONG };
+                    self.write(id, Bytes::from_static(&EMPTY_LIST)).await
+                }
                 _ = ping.tick() => self.write(PING, Bytes::from_static(&EMPTY_LIST)).await,
                 Some(Outbound::Message { id, data, _budget }) = self.queue.recv() => {
                     let len = data.len() as u64;
