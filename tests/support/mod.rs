@@ -1,0 +1,126 @@
+//! Shared helpers for the integration tests: spawning the JS interop peers of
+//! `tests/interop/` (built on `@ethereumjs/devp2p`) and reading their JSON events.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// The interop harness directory.
+pub fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Installs the pinned npm packages once per machine if the test command did not already.
+pub fn ensure_npm() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = interop_dir();
+        if dir.join("node_modules/@ethereumjs/devp2p").exists() {
+            return;
+        }
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm must be installed to run the interop tests");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    });
+}
+
+/// A running JS peer.
+pub struct JsPeer {
+    child: Child,
+    stdin: ChildStdin,
+    events: mpsc::UnboundedReceiver<Value>,
+    /// Every event seen so far, for assertions after the fact.
+    pub seen: Vec<Value>,
+}
+
+impl JsPeer {
+    /// Starts `node <script> <args>` in the harness directory.
+    pub fn spawn(script: &str, args: &[String]) -> Self {
+        ensure_npm();
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(interop_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node must be installed to run the interop tests");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Self { child, stdin, events, seen: Vec::new() }
+    }
+
+    /// Names of the events seen so far, for failure messages (payloads can be huge).
+    fn seen_names(&self) -> Vec<String> {
+        self.seen.iter().map(|v| v["event"].to_string()).collect()
+    }
+
+    /// The first event, already seen or arriving within `secs`, for which `pred` holds.
+    pub async fn wait(&mut self, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let ev = match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(ev)) => ev,
+                Ok(None) => panic!("JS peer exited waiting for {what}; seen {:?}", self.seen_names()),
+                Err(_) => panic!("timed out waiting for {what}; seen {:?}", self.seen_names()),
+            };
+            self.seen.push(ev.clone());
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    }
+
+    /// Waits for an event named `name`.
+    pub async fn event(&mut self, name: &str) -> Value {
+        self.wait(20, name, |v| v["event"] == name).await
+    }
+
+    /// Sends one stdin command.
+    pub async fn cmd(&mut self, v: Value) {
+        let mut line = v.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.expect("JS peer stdin");
+        self.stdin.flush().await.expect("JS peer stdin");
+    }
+
+    /// Stops the process.
+    pub async fn stop(mut self) {
+        let _ = self.cmd(serde_json::json!({"cmd": "exit"})).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Hex of a secret key, for `--key`.
+pub fn key_hex(key: &secp256k1::SecretKey) -> String {
+    hex::encode(key.secret_bytes())
+}
+
+/// Our node id as 128 hex chars.
+pub fn id_hex(key: &secp256k1::PublicKey) -> String {
+    hex::encode(rlpx::handshake::id_bytes(key))
+}
