@@ -1,0 +1,296 @@
+//! Sans-IO tests with virtual time.
+
+use super::*;
+use crate::packet::Neighbors;
+use crate::table::BUCKET_SIZE;
+use rand::SeedableRng;
+
+const UNIX: u64 = 1_700_000_000;
+
+fn key(i: u8) -> SecretKey {
+    SecretKey::from_byte_array([i.max(1); 32]).unwrap()
+}
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, i, 1)), 30303)
+}
+
+fn node_of(i: u8) -> Node {
+    Node { id: NodeId::from_secret_key(&key(i)), ip: addr(i).ip(), udp: 30303, tcp: 0 }
+}
+
+fn proto(i: u8, config: Config, now: Instant) -> Protocol {
+    Protocol::new(key(i), addr(i), config, now, UNIX, StdRng::seed_from_u64(u64::from(i)), 1).unwrap()
+}
+
+/// A tiny network delivering every datagram instantly.
+struct Net {
+    nodes: Vec<Protocol>,
+    now: Instant,
+    /// Addresses whose inbound packets are dropped.
+    dead: Vec<SocketAddr>,
+}
+
+impl Net {
+    fn new(n: u8, config: impl Fn(u8) -> Config) -> Net {
+        let now = Instant::now();
+        Net { nodes: (1..=n).map(|i| proto(i, config(i), now)).collect(), now, dead: Vec::new() }
+    }
+
+    fn get(&mut self, i: u8) -> &mut Protocol {
+        &mut self.nodes[usize::from(i) - 1]
+    }
+
+    fn deliver(&mut self) -> usize {
+        let mut count = 0;
+        loop {
+            let mut batch = Vec::new();
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                while let Some(t) = n.poll_transmit() {
+                    batch.push((addr(i as u8 + 1), t));
+                }
+            }
+            if batch.is_empty() {
+                return count;
+            }
+            for (from, t) in batch {
+                count += 1;
+                if self.dead.contains(&t.to) {
+                    continue;
+                }
+                if let Some(n) = self.nodes.iter_mut().enumerate().find(|(i, _)| addr(*i as u8 + 1) == t.to) {
+                    n.1.handle_packet(self.now, from, &t.data);
+                }
+            }
+        }
+    }
+
+    /// Advances virtual time in steps, firing timers and delivering packets.
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(50);
+            for n in &mut self.nodes {
+                if n.next_timeout().is_some_and(|t| t <= self.now) {
+                    n.handle_timeout(self.now);
+                }
+            }
+            self.deliver();
+        }
+    }
+}
+
+fn events(p: &mut Protocol) -> Vec<Event> {
+    std::iter::from_fn(|| p.poll_event()).collect()
+}
+
+fn with_boot(i: u8) -> Config {
+    Config { bootnodes: if i == 1 { vec![] } else { vec![node_of(1)] }, ..Config::default() }
+}
+
+fn msg(k: u8, m: Message) -> Vec<u8> {
+    m.encode(&key(k)).0
+}
+
+fn findnode(k: u8, exp: u64) -> Vec<u8> {
+    msg(k, Message::FindNode(FindNode { target: node_of(k).id, expiration: exp }))
+}
+
+fn ping(k: u8) -> Message {
+    let ep = Endpoint { ip: addr(k).ip(), udp: 30303, tcp: 0 };
+    Message::Ping(Ping { from: ep, to: ep, expiration: UNIX + 3600, enr_seq: None })
+}
+
+#[test]
+fn bonding_and_lookup_between_two_nodes() {
+    let mut net = Net::new(2, with_boot);
+    let now = net.now;
+    net.get(2).handle_timeout(now); // first refresh: self lookup through the bootnode
+    net.deliver();
+    assert!(net.get(1).table().get(&node_of(2).id).is_some());
+    assert!(net.get(2).table().get(&node_of(1).id).is_some_and(|e| e.last_pong.is_some()));
+    let ev = events(net.get(2));
+    assert!(ev.contains(&Event::Bonded(node_of(1))), "{ev:?}");
+    // The FindNode waited for the bootnode's ping and was then answered.
+    assert_eq!(net.get(1).metrics().unbonded, 0);
+    let id = net.get(2).lookup(now, node_of(1).id);
+    net.deliver();
+    let done = events(net.get(2)).into_iter().find(|e| matches!(e, Event::LookupDone { .. }));
+    assert_eq!(done, Some(Event::LookupDone { id, target: node_of(1).id, nodes: vec![node_of(1)] }));
+}
+
+#[test]
+fn findnode_needs_bond_from_same_ip_and_bond_expires() {
+    let mut net = Net::new(2, |_| Config::default());
+    let now = net.now;
+    // Unbonded: no reply.
+    net.get(1).handle_packet(now, addr(2), &findnode(2, UNIX + 60));
+    assert_eq!(net.get(1).metrics().unbonded, 1);
+    assert!(net.get(1).poll_transmit().is_none());
+    // Node 2 pings node 1; node 1 pings back and 2 answers: node 2 is now bonded.
+    net.get(2).ping(now, node_of(1));
+    net.deliver();
+    net.get(1).handle_packet(now, addr(2), &findnode(2, UNIX + 60));
+    assert!(net.get(1).poll_transmit().is_some(), "bonded: answered");
+    // Same node id from another IP: no reply.
+    net.get(1).handle_packet(now, addr(9), &findnode(2, UNIX + 60));
+    assert!(net.get(1).poll_transmit().is_none());
+    assert_eq!(net.get(1).metrics().unbonded, 2);
+    // Twelve hours later the bond has expired.
+    let later = now + Duration::from_secs(12 * 3600 + 1);
+    net.get(1).handle_packet(later, addr(2), &findnode(2, UNIX + 13 * 3600));
+    assert!(net.get(1).poll_transmit().is_none());
+    assert_eq!(net.get(1).metrics().unbonded, 3);
+}
+
+#[test]
+fn enr_request_only_for_bonded_nodes() {
+    let mut net = Net::new(2, |_| Config::default());
+    let now = net.now;
+    let req = msg(2, Message::EnrRequest(EnrRequest { expiration: UNIX + 60 }));
+    net.get(1).handle_packet(now, addr(2), &req);
+    assert!(net.get(1).poll_transmit().is_none());
+    net.get(2).ping(now, node_of(1));
+    net.deliver();
+    net.get(2).request_enr(now, node_of(1));
+    net.deliver();
+    let enr = net.get(1).local_enr().clone();
+    assert!(events(net.get(2)).contains(&Event::Enr(enr)));
+    // An unsolicited response is dropped.
+    let bogus = EnrResponse { request_hash: [9; 32], enr: net.get(1).local_enr().clone() };
+    net.get(2).handle_packet(now, addr(1), &msg(1, Message::EnrResponse(bogus)));
+    assert_eq!(net.get(2).metrics().unsolicited, 1);
+}
+
+#[test]
+fn pong_with_wrong_hash_and_unsolicited_neighbors_are_dropped() {
+    let mut net = Net::new(2, |_| Config::default());
+    let now = net.now;
+    net.get(1).ping(now, node_of(2));
+    let _ = net.get(1).poll_transmit();
+    let ep = Endpoint { ip: addr(1).ip(), udp: 30303, tcp: 0 };
+    let pong = Pong { to: ep, ping_hash: [1; 32], expiration: UNIX + 60, enr_seq: None };
+    net.get(1).handle_packet(now, addr(2), &msg(2, Message::Pong(pong)));
+    assert_eq!(net.get(1).metrics().unsolicited, 1);
+    assert!(events(net.get(1)).is_empty());
+    assert!(net.get(1).table().is_empty());
+    let n = Neighbors { nodes: vec![node_of(3), node_of(4)], expiration: UNIX + 60 };
+    net.get(1).handle_packet(now, addr(2), &msg(2, Message::Neighbors(n)));
+    assert_eq!(net.get(1).metrics().unsolicited, 2);
+    assert!(net.get(1).table().is_empty());
+}
+
+#[test]
+fn expired_and_malformed_packets_are_counted() {
+    let mut p = proto(1, Config { rate_burst: 1000, ..Config::default() }, Instant::now());
+    let now = Instant::now();
+    p.handle_packet(now, addr(2), &findnode(2, UNIX - 1));
+    assert_eq!(p.metrics().expired, 1);
+    let good = msg(2, ping(2));
+    let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0; 97], vec![0; 2000], good[..good.len() - 1].to_vec()];
+    let mut flipped = good.clone();
+    flipped[40] ^= 0xff;
+    inputs.push(flipped);
+    for kind in 0..=255u8 {
+        let mut v = good.clone();
+        v[97] = kind;
+        inputs.push(v);
+    }
+    for i in &inputs {
+        p.handle_packet(now, addr(3), i);
+    }
+    assert_eq!(p.metrics().malformed as usize, inputs.len() - 1, "only the untouched type 1 passes");
+}
+
+#[test]
+fn ping_flood_is_rate_limited_with_bounded_state() {
+    let config = Config { max_peers: 64, ..Config::default() };
+    let mut p = proto(1, config.clone(), Instant::now());
+    let start = Instant::now();
+    let flood = msg(2, ping(2));
+    let mut replies = 0;
+    for i in 0..5000u32 {
+        let now = start + Duration::from_millis(u64::from(i / 5)); // 5000 packets/s for 1 s
+        p.handle_packet(now, addr(2), &flood);
+        while p.poll_transmit().is_some() {
+            replies += 1;
+        }
+    }
+    let allowed = (config.rate_burst + config.rate_limit) as usize;
+    assert!(p.metrics().rate_limited >= 5000 - allowed as u64);
+    assert!(replies <= 2 * allowed, "{replies} replies");
+    // Many identities from many addresses: bonding state stays capped.
+    for i in 0..200u8 {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)), 30303);
+        p.handle_packet(start, from, &msg(i.wrapping_add(10), ping(i)));
+    }
+    assert!(p.tracked_peers() <= 64);
+}
+
+#[test]
+fn revalidation_replaces_dead_node() {
+    let mut net = Net::new(1, |_| Config::default());
+    let me = net.get(1).local_id().hash();
+    // Fill node 1's farthest bucket with live nodes 2.. and one replacement.
+    let mut far = Vec::new();
+    for i in 2..=120u8 {
+        if crate::node::log_distance(&me, &node_of(i).id.hash()) == 256 {
+            far.push(i);
+        }
+    }
+    assert!(far.len() > BUCKET_SIZE);
+    let far = &far[..BUCKET_SIZE + 1];
+    let now = net.now;
+    // The Net addresses nodes by position: far[k] runs at position k + 2.
+    net.nodes.extend(far.iter().map(|&i| proto(i, Config::default(), now)));
+    let at = |k: usize| Node { ip: addr(k as u8 + 2).ip(), ..node_of(far[k]) };
+    for k in 0..far.len() {
+        net.get(1).add_node(at(k));
+    }
+    assert_eq!(net.get(1).table().len(), BUCKET_SIZE);
+    assert_eq!(net.get(1).table().replacements_len(), 1);
+    let (head, replacement) = (far[0], far[BUCKET_SIZE]);
+    net.dead.push(at(0).udp_addr());
+    net.run_for(Duration::from_secs(600));
+    let t = net.get(1).table();
+    assert!(t.get(&node_of(head).id).is_none(), "dead head removed");
+    assert!(t.get(&node_of(replacement).id).is_some(), "replacement promoted");
+    assert_eq!(t.len(), BUCKET_SIZE);
+    assert!(t.entries().all(|e| e.node.id == node_of(head).id || e.last_pong.is_some()));
+}
+
+#[test]
+fn lookup_times_out_on_dead_nodes() {
+    let mut net = Net::new(1, |_| Config { bootnodes: vec![node_of(2), node_of(3)], ..Config::default() });
+    let target = node_of(9).id;
+    let now = net.now;
+    let id = net.get(1).lookup(now, target);
+    net.run_for(Duration::from_secs(5));
+    let done = events(net.get(1)).into_iter().find(|e| matches!(e, Event::LookupDone { .. }));
+    assert_eq!(done, Some(Event::LookupDone { id, target, nodes: vec![] }));
+}
+
+#[test]
+fn external_address_by_majority_and_eth_entry() {
+    let mut net = Net::new(4, |_| Config::default());
+    let now = net.now;
+    // Node 1 bound to 0.0.0.0 would advertise no IP; here it is told 10.0.1.1 by its peers.
+    let seq = net.get(1).local_enr().seq();
+    net.nodes[0] = Protocol::new(key(1), "0.0.0.0:30303".parse().unwrap(), Config { min_votes: 2, ..Config::default() }, now, UNIX, StdRng::seed_from_u64(1), 1).unwrap();
+    assert_eq!(net.get(1).local_enr().ip4(), None);
+    for i in 2..=4 {
+        net.get(1).ping(now, node_of(i));
+    }
+    net.deliver();
+    assert_eq!(net.get(1).local_enr().ip4(), Some(Ipv4Addr::new(10, 0, 1, 1)));
+    assert!(net.get(1).local_enr().seq() > seq);
+    let eth = vec![0xc7, 0xc6, 0x84, 1, 2, 3, 4, 0x80];
+    net.get(1).set_eth_entry(Some(eth.clone())).unwrap();
+    assert_eq!(net.get(1).local_enr().eth(), Some(&eth[..]));
+    // Fixed external IP ignores votes.
+    let cfg = Config { external_ip: Some("1.2.3.4".parse().unwrap()), min_votes: 1, ..Config::default() };
+    net.nodes[0] = Protocol::new(key(1), addr(1), cfg, now, UNIX, StdRng::seed_from_u64(1), 1).unwrap();
+    net.get(1).ping(now, node_of(2));
+    net.deliver();
+    assert_eq!(net.get(1).local_enr().ip4(), Some(Ipv4Addr::new(1, 2, 3, 4)));
+}
