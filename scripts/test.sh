@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's whole test suite, as CI runs it. Installs what it needs itself:
+# the pinned npm packages of the interop harness (tests/interop/package-lock.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "node and npm are required for the interop tests (apt-get install nodejs npm)" >&2
+  exit 1
+fi
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+
+# Unit, integration, interop, fuzz-corpus and bench-smoke tests, then the doc examples.
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
