@@ -48,8 +48,16 @@ fn random(len: usize, rng: &mut StdRng) -> Vec<u8> {
 
 /// Text-like data that snappy compresses roughly 4-5x, like RLP lists of similar items.
 fn compressible(len: usize, rng: &mut StdRng) -> Vec<u8> {
-    let words: [&[u8]; 8] =
-        [b"0xa0ff", b"transaction", b"\x80\x80\x01", b"gas", b"f86c", b"value", b"nonce", b"00"];
+    let words: [&[u8]; 8] = [
+        b"0xa0ff",
+        b"transaction",
+        b"\x80\x80\x01",
+        b"gas",
+        b"f86c",
+        b"value",
+        b"nonce",
+        b"00",
+    ];
     let mut v = Vec::with_capacity(len + 16);
     while v.len() < len {
         v.extend_from_slice(words[(rng.next_u32() % 8) as usize]);
@@ -100,7 +108,14 @@ fn primitives(budget: Duration, rng: &mut StdRng) -> Primitives {
         black_box(PublicKey::from_secret_key_global(&a));
         1
     });
-    Primitives { aes, keccak, ecdh, sign, recover, pubgen }
+    Primitives {
+        aes,
+        keccak,
+        ecdh,
+        sign,
+        recover,
+        pubgen,
+    }
 }
 
 /// One complete in-memory handshake: auth, ack, secrets, and the Hello exchange through
@@ -117,12 +132,18 @@ fn handshake_once(
         panic!("auth")
     };
     let (ack, sb) = handshake::respond(rng, &auth);
-    let Ok(Read::Done(ack, _)) = handshake::read_ack(a, &ack, &mut false) else { panic!("ack") };
+    let Ok(Read::Done(ack, _)) = handshake::read_ack(a, &ack, &mut false) else {
+        panic!("ack")
+    };
     let sa = init.finish(&ack);
     let (mut ca, mut cb) = (FrameCodec::new(&sa), FrameCodec::new(&sb));
     let mut wire = BytesMut::new();
-    ca.encoder.encode_frame(p2p::HELLO, &hellos.0, &mut wire).unwrap();
-    cb.encoder.encode_frame(p2p::HELLO, &hellos.1, &mut wire).unwrap();
+    ca.encoder
+        .encode_frame(p2p::HELLO, &hellos.0, &mut wire)
+        .unwrap();
+    cb.encoder
+        .encode_frame(p2p::HELLO, &hellos.1, &mut wire)
+        .unwrap();
     let mut wire_b = wire.split_to(wire.len() / 2);
     let hb = cb.decoder.decode_frame(&mut wire_b).unwrap().unwrap();
     let ha = ca.decoder.decode_frame(&mut wire).unwrap().unwrap();
@@ -135,7 +156,10 @@ fn hello_for(key: &SecretKey) -> Vec<u8> {
     Hello {
         protocol_version: 5,
         client_id: "devp2p-rs/bench".into(),
-        capabilities: vec![p2p::Capability::new("eth", 68), p2p::Capability::new("snap", 1)],
+        capabilities: vec![
+            p2p::Capability::new("eth", 68),
+            p2p::Capability::new("snap", 1),
+        ],
         listen_port: 30303,
         id: id_bytes(&PublicKey::from_secret_key_global(key)),
     }
@@ -171,8 +195,15 @@ fn print(title: &str, rows: &[Row]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let opts = Opts { full: args.iter().any(|a| a == "--bench"), js: args.iter().any(|a| a == "--js") };
-    let budget = if opts.full { Duration::from_millis(700) } else { Duration::from_millis(5) };
+    let opts = Opts {
+        full: args.iter().any(|a| a == "--bench"),
+        js: args.iter().any(|a| a == "--js"),
+    };
+    let budget = if opts.full {
+        Duration::from_millis(700)
+    } else {
+        Duration::from_millis(5)
+    };
     let mut rng = StdRng::seed_from_u64(42);
 
     let p = primitives(budget, &mut rng);
@@ -181,23 +212,78 @@ fn main() {
     let sample_c = compressible(1 << 20, &mut rng);
     let comp_r = snappy.compress(&sample_r).unwrap();
     let comp_c = snappy.compress(&sample_c).unwrap();
-    let snap_c_r = rate(budget, || snappy.compress(&sample_r).unwrap().len() as u64 * 0 + sample_r.len() as u64);
-    let snap_c_c = rate(budget, || snappy.compress(&sample_c).unwrap().len() as u64 * 0 + sample_c.len() as u64);
+    let mut compress_rate = |data: &[u8]| {
+        rate(budget, || {
+            black_box(snappy.compress(data).unwrap());
+            data.len() as u64
+        })
+    };
+    let (snap_c_r, snap_c_c) = (compress_rate(&sample_r), compress_rate(&sample_c));
     let snap_d_r = rate(budget, || snappy.decompress(&comp_r).unwrap().len() as u64);
     let snap_d_c = rate(budget, || snappy.decompress(&comp_c).unwrap().len() as u64);
     print(
         "Primitives (one core)",
         &[
-            Row { what: "AES-256-CTR".into(), value: mb(p.aes), unit: "MB/s", bound: None },
-            Row { what: "Keccak-256 (keccak-asm)".into(), value: mb(p.keccak), unit: "MB/s", bound: None },
-            Row { what: "snappy compress, random".into(), value: mb(snap_c_r), unit: "MB/s", bound: None },
-            Row { what: "snappy compress, compressible".into(), value: mb(snap_c_c), unit: "MB/s", bound: None },
-            Row { what: "snappy decompress, random".into(), value: mb(snap_d_r), unit: "MB/s", bound: None },
-            Row { what: "snappy decompress, compressible".into(), value: mb(snap_d_c), unit: "MB/s", bound: None },
-            Row { what: "ECDH (secp256k1)".into(), value: p.ecdh, unit: "op/s", bound: None },
-            Row { what: "ECDSA sign (recoverable)".into(), value: p.sign, unit: "op/s", bound: None },
-            Row { what: "ECDSA recover".into(), value: p.recover, unit: "op/s", bound: None },
-            Row { what: "public key from secret".into(), value: p.pubgen, unit: "op/s", bound: None },
+            Row {
+                what: "AES-256-CTR".into(),
+                value: mb(p.aes),
+                unit: "MB/s",
+                bound: None,
+            },
+            Row {
+                what: "Keccak-256 (keccak-asm)".into(),
+                value: mb(p.keccak),
+                unit: "MB/s",
+                bound: None,
+            },
+            Row {
+                what: "snappy compress, random".into(),
+                value: mb(snap_c_r),
+                unit: "MB/s",
+                bound: None,
+            },
+            Row {
+                what: "snappy compress, compressible".into(),
+                value: mb(snap_c_c),
+                unit: "MB/s",
+                bound: None,
+            },
+            Row {
+                what: "snappy decompress, random".into(),
+                value: mb(snap_d_r),
+                unit: "MB/s",
+                bound: None,
+            },
+            Row {
+                what: "snappy decompress, compressible".into(),
+                value: mb(snap_d_c),
+                unit: "MB/s",
+                bound: None,
+            },
+            Row {
+                what: "ECDH (secp256k1)".into(),
+                value: p.ecdh,
+                unit: "op/s",
+                bound: None,
+            },
+            Row {
+                what: "ECDSA sign (recoverable)".into(),
+                value: p.sign,
+                unit: "op/s",
+                bound: None,
+            },
+            Row {
+                what: "ECDSA recover".into(),
+                value: p.recover,
+                unit: "op/s",
+                bound: None,
+            },
+            Row {
+                what: "public key from secret".into(),
+                value: p.pubgen,
+                unit: "op/s",
+                bound: None,
+            },
         ],
     );
 
@@ -216,7 +302,12 @@ fn main() {
     print(
         "Handshakes (ECIES auth/ack + Hello exchange, both sides on one core)",
         &[
-            Row { what: "in memory, sans-IO".into(), value: hs, unit: "hs/s", bound: Some(1.0 / ec_secs) },
+            Row {
+                what: "in memory, sans-IO".into(),
+                value: hs,
+                unit: "hs/s",
+                bound: Some(1.0 / ec_secs),
+            },
             Row {
                 what: "async over tokio duplex (conn::dial + listen_one, 2 threads)".into(),
                 value: hs_async,
@@ -228,11 +319,23 @@ fn main() {
 
     // Session throughput, one direction, split into the sender's and receiver's work.
     let mut rows = Vec::new();
-    for (label, size) in [("1 KiB", 1024usize), ("64 KiB", 64 * 1024), ("1 MiB", 1 << 20)] {
+    for (label, size) in [
+        ("1 KiB", 1024usize),
+        ("64 KiB", 64 * 1024),
+        ("1 MiB", 1 << 20),
+    ] {
         for (kind, gen_c) in [("random", false), ("compressible", true)] {
-            let payload = if gen_c { compressible(size, &mut rng) } else { random(size, &mut rng) };
+            let payload = if gen_c {
+                compressible(size, &mut rng)
+            } else {
+                random(size, &mut rng)
+            };
             let ratio = snappy.compress(&payload).unwrap().len() as f64 / size as f64;
-            let (snap_c, snap_d) = if gen_c { (snap_c_c, snap_d_c) } else { (snap_c_r, snap_d_r) };
+            let (snap_c, snap_d) = if gen_c {
+                (snap_c_c, snap_d_c)
+            } else {
+                (snap_c_r, snap_d_r)
+            };
             // Per frame the spec also mandates fixed work: AES over the 16-byte header and
             // two MAC seeds, Keccak over the header and seeds (48 bytes), and three digest
             // finalisations (one 136-byte Keccak block each; a fourth is cached).
@@ -242,8 +345,18 @@ fn main() {
             let recv_bound = 1.0 / (1.0 / snap_d + wire_cost);
             let (ca, cb) = handshake_once(&mut rng, &a, &b, &b_pub, &hellos);
             let (send, recv) = session_rates(budget, ca, cb, &payload);
-            rows.push(Row { what: format!("send {label} {kind} (snappy {ratio:.2})"), value: mb(send), unit: "MB/s", bound: Some(mb(send_bound)) });
-            rows.push(Row { what: format!("receive {label} {kind}"), value: mb(recv), unit: "MB/s", bound: Some(mb(recv_bound)) });
+            rows.push(Row {
+                what: format!("send {label} {kind} (snappy {ratio:.2})"),
+                value: mb(send),
+                unit: "MB/s",
+                bound: Some(mb(send_bound)),
+            });
+            rows.push(Row {
+                what: format!("receive {label} {kind}"),
+                value: mb(recv),
+                unit: "MB/s",
+                bound: Some(mb(recv_bound)),
+            });
             let e2e = async_throughput(&payload, if opts.full { 64 << 20 } else { 1 << 20 });
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API over duplex)"),
@@ -262,7 +375,12 @@ fn main() {
 
 /// Sender work (compress + encrypt + MAC) and receiver work (MAC + decrypt + decompress)
 /// for one message size, in payload bytes per second.
-fn session_rates(budget: Duration, mut ca: FrameCodec, mut cb: FrameCodec, payload: &[u8]) -> (f64, f64) {
+fn session_rates(
+    budget: Duration,
+    mut ca: FrameCodec,
+    cb: FrameCodec,
+    payload: &[u8],
+) -> (f64, f64) {
     let mut snappy = Snappy::default();
     let mut wire = BytesMut::new();
     // Fill a batch of frames for the receiver benchmark while timing the sender.
@@ -292,7 +410,7 @@ fn session_rates(budget: Duration, mut ca: FrameCodec, mut cb: FrameCodec, paylo
         }
         elapsed += start.elapsed();
     }
-    let _ = (&mut cb, Bytes::new());
+    drop(cb);
     (send, total as f64 / elapsed.as_secs_f64())
 }
 
@@ -305,14 +423,24 @@ fn fresh_pair() -> (FrameCodec, FrameCodec) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn async_handshakes(n: usize) -> f64 {
     let rt = runtime();
     rt.block_on(async {
-        let cfg = rlpx::Config { protocols: vec![rlpx::Protocol::new("eth", 68, 17)], ..Default::default() };
-        let (a, b) = (SecretKey::new(&mut rand::rng()), SecretKey::new(&mut rand::rng()));
+        let cfg = rlpx::Config {
+            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+            ..Default::default()
+        };
+        let (a, b) = (
+            SecretKey::new(&mut rand::rng()),
+            SecretKey::new(&mut rand::rng()),
+        );
         let b_pub = PublicKey::from_secret_key_global(&b);
         let start = Instant::now();
         for _ in 0..n {
@@ -331,8 +459,14 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
     let rt = runtime();
     let payload = Bytes::copy_from_slice(payload);
     rt.block_on(async move {
-        let cfg = rlpx::Config { protocols: vec![rlpx::Protocol::new("eth", 68, 17)], ..Default::default() };
-        let (a, b) = (SecretKey::new(&mut rand::rng()), SecretKey::new(&mut rand::rng()));
+        let cfg = rlpx::Config {
+            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+            ..Default::default()
+        };
+        let (a, b) = (
+            SecretKey::new(&mut rand::rng()),
+            SecretKey::new(&mut rand::rng()),
+        );
         let b_pub = PublicKey::from_secret_key_global(&b);
         let (x, y) = tokio::io::duplex(1 << 20);
         let (pa, pb) = tokio::join!(
@@ -363,7 +497,10 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
 /// Runs the ethereumjs benchmark and prints our figures as multiples of theirs.
 fn js_comparison(hs: f64, rows: &[Row]) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop");
-    let out = std::process::Command::new("node").arg("bench.mjs").current_dir(dir).output();
+    let out = std::process::Command::new("node")
+        .arg("bench.mjs")
+        .current_dir(dir)
+        .output();
     let Ok(out) = out else {
         println!("\n(node not available: skipping the @ethereumjs/devp2p comparison)");
         return;
@@ -377,14 +514,25 @@ fn js_comparison(hs: f64, rows: &[Row]) {
         Ok(v) => v,
         Err(_) => return,
     };
-    println!("\n### Against @ethereumjs/devp2p {} on this machine\n", v["devp2p_version"]);
+    println!(
+        "\n### Against @ethereumjs/devp2p {} on this machine\n",
+        v["devp2p_version"]
+    );
     println!("| measurement | ours | ethereumjs | ours / theirs |");
     println!("|---|---:|---:|---:|");
-    let theirs_hs = v["ecies_handshake_in_memory"]["handshakes_per_sec"].as_f64().unwrap_or(f64::NAN);
-    println!("| handshakes/s in memory | {hs:.0} | {theirs_hs:.1} | {:.0}x |", hs / theirs_hs);
+    let theirs_hs = v["ecies_handshake_in_memory"]["handshakes_per_sec"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    println!(
+        "| handshakes/s in memory | {hs:.0} | {theirs_hs:.1} | {:.0}x |",
+        hs / theirs_hs
+    );
     if let Some(results) = v["throughput_one_direction"]["results"].as_array() {
         for r in results {
-            let (size, kind) = (r["size"].as_str().unwrap_or(""), r["payload"].as_str().unwrap_or(""));
+            let (size, kind) = (
+                r["size"].as_str().unwrap_or(""),
+                r["payload"].as_str().unwrap_or(""),
+            );
             let theirs = r["mb_per_s"].as_f64().unwrap_or(f64::NAN);
             let label = size.replace("KiB", " KiB").replace("MiB", " MiB");
             let ours = rows
@@ -392,7 +540,10 @@ fn js_comparison(hs: f64, rows: &[Row]) {
                 .find(|row| row.what.starts_with(&format!("end to end {label} {kind}")))
                 .map(|row| row.value)
                 .unwrap_or(f64::NAN);
-            println!("| {size} {kind}, one direction end to end (MB/s) | {ours:.1} | {theirs:.1} | {:.0}x |", ours / theirs);
+            println!(
+                "| {size} {kind}, one direction end to end (MB/s) | {ours:.1} | {theirs:.1} | {:.0}x |",
+                ours / theirs
+            );
         }
     }
 }

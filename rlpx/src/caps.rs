@@ -15,7 +15,10 @@ pub struct Protocol {
 impl Protocol {
     /// A protocol from name, version and message count.
     pub fn new(name: impl Into<String>, version: u32, messages: u8) -> Self {
-        Self { cap: Capability::new(name, version), messages }
+        Self {
+            cap: Capability::new(name, version),
+            messages,
+        }
     }
 }
 
@@ -56,7 +59,11 @@ pub fn negotiate(local: &[Protocol], remote: &[Capability]) -> Vec<Shared> {
     let mut offset = BASE_OFFSET;
     best.into_values()
         .map(|p| {
-            let s = Shared { cap: p.cap.clone(), offset, messages: p.messages };
+            let s = Shared {
+                cap: p.cap.clone(),
+                offset,
+                messages: p.messages,
+            };
             offset += u64::from(p.messages);
             s
         })
@@ -94,7 +101,10 @@ mod tests {
         ];
         let s = negotiate(&local, &remote);
         let names: Vec<_> = s.iter().map(|s| (s.cap.to_string(), s.offset)).collect();
-        assert_eq!(names, vec![("eth/68".into(), 0x10), ("snap/1".into(), 0x21)]);
+        assert_eq!(
+            names,
+            vec![("eth/68".into(), 0x10), ("snap/1".into(), 0x21)]
+        );
         assert_eq!(route(&s, 0x10), Some((0, 0)));
         assert_eq!(route(&s, 0x20), Some((0, 16)));
         assert_eq!(route(&s, 0x21), Some((1, 0)));

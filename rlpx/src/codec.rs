@@ -119,7 +119,10 @@ impl FrameEncoder {
     pub fn encode_frame(&mut self, id: u64, data: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
         let size = id.length() + data.len();
         if size > MAX_FRAME_SIZE {
-            return Err(Error::TooLarge { size, limit: MAX_FRAME_SIZE });
+            return Err(Error::TooLarge {
+                size,
+                limit: MAX_FRAME_SIZE,
+            });
         }
         let body_len = padded(size);
         dst.reserve(HEADER_LEN + body_len + MAC_LEN);
@@ -166,7 +169,10 @@ impl FrameDecoder {
                 self.aes.apply_keystream(&mut header);
                 let size = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
                 if size > self.max_frame_size {
-                    return Err(Error::TooLarge { size, limit: self.max_frame_size });
+                    return Err(Error::TooLarge {
+                        size,
+                        limit: self.max_frame_size,
+                    });
                 }
                 src.advance(HEADER_LEN);
                 let p = (padded(size), size);
@@ -193,7 +199,10 @@ impl FrameDecoder {
         let id = u64::decode(&mut view).map_err(|_| Error::InvalidId)?;
         let id_len = body.len() - view.len();
         body.advance(id_len);
-        Ok(Some(RawMessage { id, data: body.freeze() }))
+        Ok(Some(RawMessage {
+            id,
+            data: body.freeze(),
+        }))
     }
 }
 
@@ -240,9 +249,13 @@ mod tests {
         let a = SecretKey::new(&mut rng);
         let b = SecretKey::new(&mut rng);
         let init = Initiator::new(&mut rng, a, PublicKey::from_secret_key_global(&b));
-        let Ok(Read::Done(auth, _)) = read_auth(&b, init.auth(), &mut false) else { panic!() };
+        let Ok(Read::Done(auth, _)) = read_auth(&b, init.auth(), &mut false) else {
+            panic!()
+        };
         let (ack, sb) = respond(&mut rng, &auth);
-        let Ok(Read::Done(ack, _)) = read_ack(&a, &ack, &mut false) else { panic!() };
+        let Ok(Read::Done(ack, _)) = read_ack(&a, &ack, &mut false) else {
+            panic!()
+        };
         let sa = init.finish(&ack);
         (FrameCodec::new(&sa), FrameCodec::new(&sb))
     }
@@ -253,8 +266,14 @@ mod tests {
         for len in [0usize, 1, 15, 16, 17, 1000, 70_000] {
             let data = Bytes::from(vec![len as u8; len]);
             let mut wire = BytesMut::new();
-            a.encode(RawMessage { id: 0x10 + len as u64 % 5, data: data.clone() }, &mut wire)
-                .unwrap();
+            a.encode(
+                RawMessage {
+                    id: 0x10 + len as u64 % 5,
+                    data: data.clone(),
+                },
+                &mut wire,
+            )
+            .unwrap();
             // Feed byte ranges of increasing size: Ok(None) until complete.
             let full = wire.clone();
             let mut buf = BytesMut::new();
@@ -275,8 +294,14 @@ mod tests {
         for pos in [0usize, 20, 40, 60] {
             let (mut a, mut b) = pair(4);
             let mut wire = BytesMut::new();
-            a.encode(RawMessage { id: 2, data: Bytes::from_static(&[0xc0; 20]) }, &mut wire)
-                .unwrap();
+            a.encode(
+                RawMessage {
+                    id: 2,
+                    data: Bytes::from_static(&[0xc0; 20]),
+                },
+                &mut wire,
+            )
+            .unwrap();
             wire[pos] ^= 0x80;
             let err = b.decode(&mut wire).unwrap_err();
             if pos < 32 {
@@ -292,11 +317,21 @@ mod tests {
         let (mut a, mut b) = pair(5);
         b.set_max_frame_size(1024);
         let mut wire = BytesMut::new();
-        a.encode(RawMessage { id: 0, data: Bytes::from(vec![0; 2000]) }, &mut wire).unwrap();
+        a.encode(
+            RawMessage {
+                id: 0,
+                data: Bytes::from(vec![0; 2000]),
+            },
+            &mut wire,
+        )
+        .unwrap();
         wire.truncate(HEADER_LEN);
         assert!(matches!(
             b.decode(&mut wire),
-            Err(Error::TooLarge { size: 2001, limit: 1024 })
+            Err(Error::TooLarge {
+                size: 2001,
+                limit: 1024
+            })
         ));
     }
 }

@@ -55,7 +55,9 @@ pub async fn connect<S: Io>(
 ) -> Result<Handshaked<S>, Error> {
     let init = Initiator::new(&mut rand::rng(), *key, remote_id);
     let run = async {
-        io.write_all(init.auth()).await.map_err(handshake::Error::Io)?;
+        io.write_all(init.auth())
+            .await
+            .map_err(handshake::Error::Io)?;
         let mut buf = BytesMut::with_capacity(512);
         let mut legacy_tried = false;
         loop {
@@ -73,7 +75,12 @@ pub async fn connect<S: Io>(
         .map_err(|_| Error::Handshake(handshake::Error::Timeout))??;
     let secrets = init.finish(&ack);
     let codec = FrameCodec::new(&secrets);
-    Ok(Handshaked { framed: framed(io, codec, leftover), remote_id, role: Role::Initiator, addr })
+    Ok(Handshaked {
+        framed: framed(io, codec, leftover),
+        remote_id,
+        role: Role::Initiator,
+        addr,
+    })
 }
 
 /// Listening side: reads `auth`, sends `ack`, within `config.handshake_timeout`.
@@ -104,7 +111,12 @@ pub async fn accept<S: Io>(
         .map_err(|_| Error::Handshake(handshake::Error::Timeout))??;
     let codec = FrameCodec::new(&secrets);
     let remote_id = secrets.remote_id;
-    Ok(Handshaked { framed: framed(io, codec, leftover), remote_id, role: Role::Recipient, addr })
+    Ok(Handshaked {
+        framed: framed(io, codec, leftover),
+        remote_id,
+        role: Role::Recipient,
+        addr,
+    })
 }
 
 /// Dials `addr` over TCP and runs the handshake.
@@ -114,10 +126,13 @@ pub async fn connect_tcp(
     remote_id: PublicKey,
     config: &Config,
 ) -> Result<Handshaked<tokio::net::TcpStream>, Error> {
-    let stream = tokio::time::timeout(config.handshake_timeout, tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| Error::Handshake(handshake::Error::Timeout))?
-        .map_err(handshake::Error::Io)?;
+    let stream = tokio::time::timeout(
+        config.handshake_timeout,
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| Error::Handshake(handshake::Error::Timeout))?
+    .map_err(handshake::Error::Io)?;
     let _ = stream.set_nodelay(true);
     connect(stream, Some(addr), key, remote_id, config).await
 }
@@ -141,7 +156,10 @@ impl<S: Io> Handshaked<S> {
 
     /// Sends a `Disconnect` (uncompressed: no Hello has been exchanged) and closes.
     pub async fn disconnect(mut self, reason: DisconnectReason) {
-        let msg = RawMessage { id: DISCONNECT, data: reason.encode_body().into() };
+        let msg = RawMessage {
+            id: DISCONNECT,
+            data: reason.encode_body().into(),
+        };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
             let _ = self.framed.send(msg).await;
             let _ = self.framed.get_mut().shutdown().await;
@@ -157,7 +175,11 @@ impl<S: Io> Handshaked<S> {
     /// handshake (`UnexpectedIdentity`), or shares none of our protocols while we declared
     /// some (`UselessPeer`). A remote `Disconnect` instead of Hello is
     /// [`Error::Disconnected`].
-    pub async fn hello(mut self, key: &SecretKey, config: &Config) -> Result<Established<S>, Error> {
+    pub async fn hello(
+        mut self,
+        key: &SecretKey,
+        config: &Config,
+    ) -> Result<Established<S>, Error> {
         let ours = Hello {
             protocol_version: p2p::PROTOCOL_VERSION,
             client_id: config.client_id.clone(),
@@ -168,7 +190,10 @@ impl<S: Io> Handshaked<S> {
         self.framed.codec_mut().set_max_frame_size(MAX_HELLO_SIZE);
         let exchange = async {
             self.framed
-                .send(RawMessage { id: HELLO, data: ours.encode_to_vec().into() })
+                .send(RawMessage {
+                    id: HELLO,
+                    data: ours.encode_to_vec().into(),
+                })
                 .await?;
             match self.framed.next().await {
                 None => Err(Error::Closed),
@@ -277,9 +302,15 @@ impl<S: Io> Established<S> {
         let mut body = reason.encode_body();
         if self.snappy {
             // Compressing a 2-byte body cannot fail.
-            body = p2p::Snappy::default().compress(&body).map(|b| b.to_vec()).unwrap_or(body);
+            body = p2p::Snappy::default()
+                .compress(&body)
+                .map(|b| b.to_vec())
+                .unwrap_or(body);
         }
-        let msg = RawMessage { id: DISCONNECT, data: body.into() };
+        let msg = RawMessage {
+            id: DISCONNECT,
+            data: body.into(),
+        };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
             let _ = self.framed.send(msg).await;
             let _ = self.framed.get_mut().shutdown().await;
@@ -310,4 +341,3 @@ pub async fn listen_one<S: Io>(
     let hs = accept(io, addr, key, config).await?;
     Ok(hs.hello(key, config).await?.start(config))
 }
-

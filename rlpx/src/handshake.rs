@@ -86,7 +86,9 @@ pub struct Secrets {
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets").field("remote_id", &self.remote_id).finish_non_exhaustive()
+        f.debug_struct("Secrets")
+            .field("remote_id", &self.remote_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,7 +154,13 @@ impl Secrets {
             Role::Initiator => (from_recipient_nonce, from_initiator_nonce),
             Role::Recipient => (from_initiator_nonce, from_recipient_nonce),
         };
-        Self { remote_id, aes, mac, egress_mac, ingress_mac }
+        Self {
+            remote_id,
+            aes,
+            mac,
+            egress_mac,
+            ingress_mac,
+        }
     }
 }
 
@@ -217,7 +225,11 @@ fn seal_eip8<R: rand::Rng + ?Sized>(
 fn rlp_list(fields: &[&dyn Encodable]) -> Vec<u8> {
     let payload_length = fields.iter().map(|f| f.length()).sum();
     let mut out = Vec::with_capacity(payload_length + 3);
-    Header { list: true, payload_length }.encode(&mut out);
+    Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
     for f in fields {
         f.encode(&mut out);
     }
@@ -247,14 +259,22 @@ impl Initiator {
     ) -> Self {
         let shared = ecies::agree(&key, &remote_id);
         let msg = Message::from_digest(xor32(&shared, &nonce));
-        let (recid, rs) = SECP256K1.sign_ecdsa_recoverable(msg, &ephemeral).serialize_compact();
+        let (recid, rs) = SECP256K1
+            .sign_ecdsa_recoverable(msg, &ephemeral)
+            .serialize_compact();
         let mut sig = [0u8; 65];
         sig[..64].copy_from_slice(&rs);
         sig[64] = i32::from(recid) as u8;
         let pubk = id_bytes(&PublicKey::from_secret_key_global(&key));
         let body = rlp_list(&[&sig, &pubk, &nonce, &VERSION]);
         let auth = seal_eip8(rng, &remote_id, body, padding);
-        Self { key, remote_id, ephemeral, nonce, auth }
+        Self {
+            key,
+            remote_id,
+            ephemeral,
+            nonce,
+            auth,
+        }
     }
 
     /// The `auth` packet to send.
@@ -302,7 +322,12 @@ pub fn respond_with<R: rand::Rng + ?Sized>(
 ) -> (Vec<u8>, Secrets) {
     let eph_id = id_bytes(&PublicKey::from_secret_key_global(ephemeral));
     let ack = if auth.eip8 {
-        seal_eip8(rng, &auth.remote_id, rlp_list(&[&eph_id, &nonce, &VERSION]), padding)
+        seal_eip8(
+            rng,
+            &auth.remote_id,
+            rlp_list(&[&eph_id, &nonce, &VERSION]),
+            padding,
+        )
     } else {
         let mut body = Vec::with_capacity(97);
         body.extend_from_slice(&eph_id);
@@ -383,7 +408,11 @@ fn field<T: Decodable>(buf: &mut &[u8], what: &'static str) -> Result<T, Error> 
 
 /// The version element is optional in practice; a missing one reads as 0.
 fn version(buf: &mut &[u8]) -> Result<u64, Error> {
-    if buf.is_empty() { Ok(0) } else { field(buf, "version") }
+    if buf.is_empty() {
+        Ok(0)
+    } else {
+        field(buf, "version")
+    }
 }
 
 fn recover_ephemeral(
@@ -397,11 +426,17 @@ fn recover_ephemeral(
     let recid = RecoveryId::try_from(i32::from(sig[64])).map_err(|_| Error::InvalidSignature)?;
     let sig = RecoverableSignature::from_compact(&sig[..64], recid)
         .map_err(|_| Error::InvalidSignature)?;
-    SECP256K1.recover_ecdsa(msg, &sig).map_err(|_| Error::InvalidSignature)
+    SECP256K1
+        .recover_ecdsa(msg, &sig)
+        .map_err(|_| Error::InvalidSignature)
 }
 
 /// Decodes the `auth` packet at the start of `buf` with our static `key`.
-pub fn read_auth(key: &SecretKey, buf: &[u8], legacy_tried: &mut bool) -> Result<Read<Auth>, Error> {
+pub fn read_auth(
+    key: &SecretKey,
+    buf: &[u8],
+    legacy_tried: &mut bool,
+) -> Result<Read<Auth>, Error> {
     let (plain, eip8, used) = match read_packet(key, buf, LEGACY_AUTH_LEN, legacy_tried)? {
         Read::NeedMore(n) => return Ok(Read::NeedMore(n)),
         Read::Done((plain, eip8), used) => (plain, eip8, used),
@@ -419,7 +454,9 @@ pub fn read_auth(key: &SecretKey, buf: &[u8], legacy_tried: &mut bool) -> Result
         let mut sig = [0u8; 65];
         let mut pubk = [0u8; 64];
         let mut nonce = [0u8; 32];
-        let body = plain.get(..194).ok_or(Error::Malformed("short legacy auth"))?;
+        let body = plain
+            .get(..194)
+            .ok_or(Error::Malformed("short legacy auth"))?;
         sig.copy_from_slice(&body[..65]);
         pubk.copy_from_slice(&body[97..161]);
         nonce.copy_from_slice(&body[161..193]);
@@ -428,7 +465,17 @@ pub fn read_auth(key: &SecretKey, buf: &[u8], legacy_tried: &mut bool) -> Result
     let remote_id = id_to_key(&pubk).ok_or(Error::InvalidPublicKey)?;
     let remote_ephemeral = recover_ephemeral(key, &remote_id, &sig, &nonce)?;
     let packet = buf[..used].to_vec();
-    Ok(Read::Done(Auth { remote_id, remote_ephemeral, nonce, version, eip8, packet }, used))
+    Ok(Read::Done(
+        Auth {
+            remote_id,
+            remote_ephemeral,
+            nonce,
+            version,
+            eip8,
+            packet,
+        },
+        used,
+    ))
 }
 
 /// Decodes the `ack` packet at the start of `buf` with our static `key`.
@@ -439,9 +486,15 @@ pub fn read_ack(key: &SecretKey, buf: &[u8], legacy_tried: &mut bool) -> Result<
     };
     let (eph, nonce, version): ([u8; 64], [u8; 32], u64) = if eip8 {
         let mut f = rlp_fields(&plain)?;
-        (field(&mut f, "ephemeral key")?, field(&mut f, "nonce")?, version(&mut f)?)
+        (
+            field(&mut f, "ephemeral key")?,
+            field(&mut f, "nonce")?,
+            version(&mut f)?,
+        )
     } else {
-        let body = plain.get(..97).ok_or(Error::Malformed("short legacy ack"))?;
+        let body = plain
+            .get(..97)
+            .ok_or(Error::Malformed("short legacy ack"))?;
         let mut eph = [0u8; 64];
         let mut nonce = [0u8; 32];
         eph.copy_from_slice(&body[..64]);
@@ -450,7 +503,16 @@ pub fn read_ack(key: &SecretKey, buf: &[u8], legacy_tried: &mut bool) -> Result<
     };
     let remote_ephemeral = id_to_key(&eph).ok_or(Error::InvalidPublicKey)?;
     let packet = buf[..used].to_vec();
-    Ok(Read::Done(Ack { remote_ephemeral, nonce, version, eip8, packet }, used))
+    Ok(Read::Done(
+        Ack {
+            remote_ephemeral,
+            nonce,
+            version,
+            eip8,
+            packet,
+        },
+        used,
+    ))
 }
 
 #[cfg(test)]

@@ -164,12 +164,13 @@ impl Error {
             Error::Handshake(_) | Error::Disconnected(_) | Error::Timeout(_) | Error::Closed => {
                 None
             }
-            Error::Frame(codec::Error::HeaderMac | codec::Error::FrameMac | codec::Error::Io(_)) => {
-                None
-            }
-            Error::Frame(_) | Error::P2p(_) | Error::ExpectedHello(_) | Error::MessageTooLarge(_) => {
-                Some(R::BreachOfProtocol)
-            }
+            Error::Frame(
+                codec::Error::HeaderMac | codec::Error::FrameMac | codec::Error::Io(_),
+            ) => None,
+            Error::Frame(_)
+            | Error::P2p(_)
+            | Error::ExpectedHello(_)
+            | Error::MessageTooLarge(_) => Some(R::BreachOfProtocol),
             Error::UnexpectedIdentity => Some(R::UnexpectedIdentity),
             Error::NullIdentity => Some(R::NullIdentity),
             Error::NoSharedCapabilities => Some(R::UselessPeer),

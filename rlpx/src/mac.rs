@@ -26,7 +26,11 @@ impl std::fmt::Debug for MacState {
 impl MacState {
     /// A MAC keyed by `mac-secret`, starting from the handshake-initialised Keccak state.
     pub fn new(mac_secret: &[u8; 32], hash: Keccak256) -> Self {
-        Self { aes: Aes256::new(mac_secret.into()), hash, digest: None }
+        Self {
+            aes: Aes256::new(mac_secret.into()),
+            hash,
+            digest: None,
+        }
     }
 
     /// The first 16 bytes of the digest of everything absorbed so far.

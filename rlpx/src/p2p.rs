@@ -57,7 +57,10 @@ pub struct Capability {
 impl Capability {
     /// A capability from name and version.
     pub fn new(name: impl Into<String>, version: u32) -> Self {
-        Self { name: name.into(), version }
+        Self {
+            name: name.into(),
+            version,
+        }
     }
 }
 
@@ -70,7 +73,11 @@ impl std::fmt::Display for Capability {
 impl Encodable for Capability {
     fn encode(&self, out: &mut dyn BufMut) {
         let payload_length = self.name.as_bytes().length() + self.version.length();
-        Header { list: true, payload_length }.encode(out);
+        Header {
+            list: true,
+            payload_length,
+        }
+        .encode(out);
         self.name.as_bytes().encode(out);
         self.version.encode(out);
     }
@@ -126,10 +133,18 @@ impl Hello {
             + self.listen_port.length()
             + self.id.length();
         let mut out = Vec::with_capacity(payload_length + 4);
-        Header { list: true, payload_length }.encode(&mut out);
+        Header {
+            list: true,
+            payload_length,
+        }
+        .encode(&mut out);
         self.protocol_version.encode(&mut out);
         self.client_id.as_bytes().encode(&mut out);
-        Header { list: true, payload_length: caps_len }.encode(&mut out);
+        Header {
+            list: true,
+            payload_length: caps_len,
+        }
+        .encode(&mut out);
         for c in &self.capabilities {
             c.encode(&mut out);
         }
@@ -167,7 +182,13 @@ impl Hello {
         }
         let listen_port = u16::decode(&mut f).map_err(|_| Error::Malformed("listen port"))?;
         let id = <[u8; 64]>::decode(&mut f).map_err(|_| Error::Malformed("node id"))?;
-        Ok(Self { protocol_version, client_id, capabilities, listen_port, id })
+        Ok(Self {
+            protocol_version,
+            client_id,
+            capabilities,
+            listen_port,
+            id,
+        })
     }
 
     /// The node id as a public key, if it is a valid curve point.
@@ -256,7 +277,11 @@ impl DisconnectReason {
     pub fn encode_body(self) -> Vec<u8> {
         let code = self.code();
         let mut out = Vec::with_capacity(3);
-        Header { list: true, payload_length: code.length() }.encode(&mut out);
+        Header {
+            list: true,
+            payload_length: code.length(),
+        }
+        .encode(&mut out);
         code.encode(&mut out);
         out
     }
@@ -314,14 +339,20 @@ pub struct Snappy {
 
 impl Default for Snappy {
     fn default() -> Self {
-        Self { enc: snap::raw::Encoder::new(), dec: snap::raw::Decoder::new() }
+        Self {
+            enc: snap::raw::Encoder::new(),
+            dec: snap::raw::Decoder::new(),
+        }
     }
 }
 
 impl Snappy {
     /// Compresses a message body.
     pub fn compress(&mut self, data: &[u8]) -> Result<Bytes, Error> {
-        self.enc.compress_vec(data).map(Bytes::from).map_err(|e| Error::Snappy(e.to_string()))
+        self.enc
+            .compress_vec(data)
+            .map(Bytes::from)
+            .map_err(|e| Error::Snappy(e.to_string()))
     }
 
     /// Decompresses a message body, checking the declared length against
@@ -329,11 +360,15 @@ impl Snappy {
     pub fn decompress(&mut self, data: &[u8]) -> Result<Bytes, Error> {
         let len = snap::raw::decompress_len(data).map_err(|e| Error::Snappy(e.to_string()))?;
         if len > MAX_MESSAGE_SIZE {
-            return Err(Error::Snappy(format!("declared size {len} exceeds {MAX_MESSAGE_SIZE}")));
+            return Err(Error::Snappy(format!(
+                "declared size {len} exceeds {MAX_MESSAGE_SIZE}"
+            )));
         }
         let mut out = vec![0u8; len];
-        let n =
-            self.dec.decompress(data, &mut out).map_err(|e| Error::Snappy(e.to_string()))?;
+        let n = self
+            .dec
+            .decompress(data, &mut out)
+            .map_err(|e| Error::Snappy(e.to_string()))?;
         out.truncate(n);
         Ok(Bytes::from(out))
     }
@@ -354,7 +389,10 @@ mod tests {
         let h = Hello::decode(&raw).unwrap();
         assert_eq!(h.protocol_version, 55);
         assert_eq!(h.client_id, "kneth/v0.91/plan9");
-        assert_eq!(h.capabilities, vec![Capability::new("eth", 61), Capability::new("mork", 22)]);
+        assert_eq!(
+            h.capabilities,
+            vec![Capability::new("eth", 61), Capability::new("mork", 22)]
+        );
         assert_eq!(h.listen_port, 9999);
         assert_eq!(h.id[..2], [0xfd, 0xa1]);
         // Re-encoding drops the extra elements but keeps every known field.
@@ -370,12 +408,21 @@ mod tests {
             listen_port: 0,
             id: [1; 64],
         };
-        assert_eq!(Hello::decode(&h.encode_to_vec()), Err(Error::TooLong("client id")));
+        assert_eq!(
+            Hello::decode(&h.encode_to_vec()),
+            Err(Error::TooLong("client id"))
+        );
         h.client_id = "ok".into();
         h.capabilities = vec![Capability::new("c", 1); MAX_CAPABILITIES + 1];
-        assert_eq!(Hello::decode(&h.encode_to_vec()), Err(Error::TooLong("capability list")));
+        assert_eq!(
+            Hello::decode(&h.encode_to_vec()),
+            Err(Error::TooLong("capability list"))
+        );
         h.capabilities = vec![Capability::new("n".repeat(MAX_CAP_NAME_LEN + 1), 1)];
-        assert_eq!(Hello::decode(&h.encode_to_vec()), Err(Error::TooLong("capability name")));
+        assert_eq!(
+            Hello::decode(&h.encode_to_vec()),
+            Err(Error::TooLong("capability name"))
+        );
         assert!(Hello::decode(&[0xc0]).is_err());
         assert!(Hello::decode(&[]).is_err());
     }
@@ -392,8 +439,14 @@ mod tests {
             code.encode(&mut bare);
             assert_eq!(DisconnectReason::decode_body(&bare), Ok(r));
         }
-        assert_eq!(DisconnectReason::decode_body(&[0xc0]), Ok(DisconnectReason::DisconnectRequested));
-        assert_eq!(DisconnectReason::decode_body(&[0x42]), Ok(DisconnectReason::Unknown(0x42)));
+        assert_eq!(
+            DisconnectReason::decode_body(&[0xc0]),
+            Ok(DisconnectReason::DisconnectRequested)
+        );
+        assert_eq!(
+            DisconnectReason::decode_body(&[0x42]),
+            Ok(DisconnectReason::Unknown(0x42))
+        );
         assert!(DisconnectReason::decode_body(&[0xc5, 0x01]).is_err());
     }
 

@@ -75,7 +75,11 @@ struct Inbound {
 }
 
 enum Outbound {
-    Message { id: u64, data: Bytes, _budget: OwnedSemaphorePermit },
+    Message {
+        id: u64,
+        data: Bytes,
+        _budget: OwnedSemaphorePermit,
+    },
 }
 
 /// Errors sending on a peer.
@@ -149,7 +153,11 @@ impl ProtocolSender {
             .acquire_many_owned(self.permits(data.len()))
             .await
             .map_err(|_| SendError::Closed)?;
-        let msg = Outbound::Message { id: self.offset + u64::from(code), data, _budget: budget };
+        let msg = Outbound::Message {
+            id: self.offset + u64::from(code),
+            data,
+            _budget: budget,
+        };
         self.queue.send(msg).await.map_err(|_| SendError::Closed)
     }
 
@@ -164,7 +172,11 @@ impl ProtocolSender {
                 tokio::sync::TryAcquireError::Closed => SendError::Closed,
                 tokio::sync::TryAcquireError::NoPermits => SendError::Full,
             })?;
-        let msg = Outbound::Message { id: self.offset + u64::from(code), data, _budget: budget };
+        let msg = Outbound::Message {
+            id: self.offset + u64::from(code),
+            data,
+            _budget: budget,
+        };
         self.queue.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
@@ -304,7 +316,12 @@ impl<S: Io> Established<S> {
                 budget_total: config.outbound_budget,
                 shutdown: shutdown.clone(),
             };
-            handles.push(Some(ProtocolHandle { shared: s.clone(), info: info.clone(), rx, sender }));
+            handles.push(Some(ProtocolHandle {
+                shared: s.clone(),
+                info: info.clone(),
+                rx,
+                sender,
+            }));
         }
         drop(queue);
         let (sink, stream) = self.framed.split();
@@ -333,7 +350,13 @@ impl<S: Io> Established<S> {
         };
         tokio::spawn(reader.run().instrument(span.clone()));
         tokio::spawn(writer.run().instrument(span));
-        Peer { info, handles, shutdown, closed, control: ctrl_tx }
+        Peer {
+            info,
+            handles,
+            shutdown,
+            closed,
+            control: ctrl_tx,
+        }
     }
 }
 
@@ -411,7 +434,10 @@ impl<S: Io> Reader<S> {
             return Err(CloseReason::Local(DisconnectReason::BreachOfProtocol));
         };
         let data = self.decompress(&msg.data).map_err(|e| close_for(&e))?;
-        self.info.stats.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.info
+            .stats
+            .bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         trace!(target: "rlpx", id = msg.id, len = data.len(), "message");
         // Back-pressure: wait for the protocol to consume, bounded by count and bytes.
         let permits = data.len().clamp(1, self.budget_total) as u32;
@@ -502,7 +528,11 @@ impl<S: Io> Writer<S> {
     }
 
     async fn write(&mut self, id: u64, data: Bytes) -> Result<(), CloseReason> {
-        let body = if self.info.snappy { self.compress(&data) } else { data };
+        let body = if self.info.snappy {
+            self.compress(&data)
+        } else {
+            data
+        };
         let fut = self.sink.send(RawMessage { id, data: body });
         match tokio::time::timeout(self.write_timeout, fut).await {
             Ok(Ok(())) => Ok(()),
@@ -546,8 +576,18 @@ impl<S: Io> Writer<S> {
             // Best effort: tell the peer why, then close.
             let body = r.encode_body();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-                let body = if self.info.snappy { self.compress(&body) } else { body.into() };
-                let _ = self.sink.send(RawMessage { id: DISCONNECT, data: body }).await;
+                let body = if self.info.snappy {
+                    self.compress(&body)
+                } else {
+                    body.into()
+                };
+                let _ = self
+                    .sink
+                    .send(RawMessage {
+                        id: DISCONNECT,
+                        data: body,
+                    })
+                    .await;
             })
             .await;
         }

@@ -72,11 +72,17 @@ impl Server {
     /// A good peer still gets in and is served.
     async fn still_serves(&mut self) {
         let key = SecretKey::new(&mut rand::rng());
-        let hs = conn::connect_tcp(self.addr, &key, self.id, &cfg()).await.unwrap();
+        let hs = conn::connect_tcp(self.addr, &key, self.id, &cfg())
+            .await
+            .unwrap();
         let mut peer = hs.hello(&key, &cfg()).await.unwrap().start(&cfg());
         let mut eth = peer.take_protocol("eth").unwrap();
-        eth.send(3, Bytes::from_static(b"\xc3\x01\x02\x03")).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), eth.recv()).await.unwrap();
+        eth.send(3, Bytes::from_static(b"\xc3\x01\x02\x03"))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), eth.recv())
+            .await
+            .unwrap();
         assert_eq!(got, Some((3, Bytes::from_static(b"\xc3\x01\x02\x03"))));
         peer.disconnect(DisconnectReason::DisconnectRequested);
         assert_eq!(
@@ -87,7 +93,10 @@ impl Server {
 
     /// Completes the ECIES handshake as a raw client, returning the framed stream.
     async fn handshaked(&self, key: &SecretKey) -> Framed<TcpStream, FrameCodec> {
-        conn::connect_tcp(self.addr, key, self.id, &cfg()).await.unwrap().into_framed()
+        conn::connect_tcp(self.addr, key, self.id, &cfg())
+            .await
+            .unwrap()
+            .into_framed()
     }
 }
 
@@ -102,7 +111,10 @@ fn hello(key: &SecretKey) -> Hello {
 }
 
 async fn send_hello(framed: &mut Framed<TcpStream, FrameCodec>, h: &Hello) {
-    let msg = RawMessage { id: p2p::HELLO, data: h.encode_to_vec().into() };
+    let msg = RawMessage {
+        id: p2p::HELLO,
+        data: h.encode_to_vec().into(),
+    };
     framed.send(msg).await.unwrap();
 }
 
@@ -111,13 +123,17 @@ async fn disconnect_reason(framed: &mut Framed<TcpStream, FrameCodec>) -> Discon
     let read = async {
         while let Some(Ok(m)) = framed.next().await {
             if m.id == p2p::DISCONNECT {
-                let plain = p2p::Snappy::default().decompress(&m.data).unwrap_or(m.data.clone());
+                let plain = p2p::Snappy::default()
+                    .decompress(&m.data)
+                    .unwrap_or(m.data.clone());
                 return DisconnectReason::decode_body(&plain).unwrap();
             }
         }
         panic!("no Disconnect before the connection closed");
     };
-    tokio::time::timeout(Duration::from_secs(5), read).await.unwrap()
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,24 +146,35 @@ async fn hostile_handshakes() {
     junk.extend((0..0x120).map(|i| (i * 7 + 3) as u8));
     c.write_all(&junk).await.unwrap();
     let r = s.outcome().await;
-    assert!(matches!(r, Err(Error::Handshake(rlpx::handshake::Error::Ecies(_)))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Handshake(rlpx::handshake::Error::Ecies(_)))),
+        "{r:?}"
+    );
     s.still_serves().await;
 
     // A truncated auth, then EOF.
     let key = SecretKey::new(&mut rand::rng());
     let init = Initiator::new(&mut rand::rng(), key, s.id);
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(&init.auth()[..init.auth().len() / 2]).await.unwrap();
+    c.write_all(&init.auth()[..init.auth().len() / 2])
+        .await
+        .unwrap();
     c.shutdown().await.unwrap();
     let r = s.outcome().await;
-    assert!(matches!(r, Err(Error::Handshake(rlpx::handshake::Error::Closed))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Handshake(rlpx::handshake::Error::Closed))),
+        "{r:?}"
+    );
     s.still_serves().await;
 
     // A truncated auth, then silence: the handshake timeout ends it.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
     c.write_all(&init.auth()[..100]).await.unwrap();
     let r = s.outcome().await;
-    assert!(matches!(r, Err(Error::Handshake(rlpx::handshake::Error::Timeout))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Handshake(rlpx::handshake::Error::Timeout))),
+        "{r:?}"
+    );
     drop(c);
     s.still_serves().await;
 
@@ -156,7 +183,10 @@ async fn hostile_handshakes() {
     c.write_all(&[0xff, 0xfe, 1, 2, 3]).await.unwrap();
     let r = s.outcome().await;
     assert!(
-        matches!(r, Err(Error::Handshake(rlpx::handshake::Error::TooLarge(0xfffe)))),
+        matches!(
+            r,
+            Err(Error::Handshake(rlpx::handshake::Error::TooLarge(0xfffe)))
+        ),
         "{r:?}"
     );
     s.still_serves().await;
@@ -170,23 +200,38 @@ async fn hostile_frames_and_hellos() {
     // A frame with a corrupted header MAC.
     let mut f = s.handshaked(&key).await;
     let mut wire = BytesMut::new();
-    let msg = RawMessage { id: p2p::HELLO, data: hello(&key).encode_to_vec().into() };
+    let msg = RawMessage {
+        id: p2p::HELLO,
+        data: hello(&key).encode_to_vec().into(),
+    };
     f.codec_mut().encode(msg, &mut wire).unwrap();
     wire[20] ^= 0xff;
     f.get_mut().write_all(&wire).await.unwrap();
     let r = s.outcome().await;
-    assert!(matches!(r, Err(Error::Frame(rlpx::codec::Error::HeaderMac))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Frame(rlpx::codec::Error::HeaderMac))),
+        "{r:?}"
+    );
     s.still_serves().await;
 
     // A frame whose size is over the pre-Hello limit: refused on the header.
     let mut f = s.handshaked(&key).await;
-    let big = RawMessage { id: p2p::HELLO, data: vec![0xc0; p2p::MAX_HELLO_SIZE + 1].into() };
+    let big = RawMessage {
+        id: p2p::HELLO,
+        data: vec![0xc0; p2p::MAX_HELLO_SIZE + 1].into(),
+    };
     let mut wire = BytesMut::new();
     f.codec_mut().encode(big, &mut wire).unwrap();
     f.get_mut().write_all(&wire[..32]).await.unwrap();
     let r = s.outcome().await;
-    assert!(matches!(r, Err(Error::Frame(rlpx::codec::Error::TooLarge { .. }))), "{r:?}");
-    assert_eq!(disconnect_reason(&mut f).await, DisconnectReason::BreachOfProtocol);
+    assert!(
+        matches!(r, Err(Error::Frame(rlpx::codec::Error::TooLarge { .. }))),
+        "{r:?}"
+    );
+    assert_eq!(
+        disconnect_reason(&mut f).await,
+        DisconnectReason::BreachOfProtocol
+    );
     s.still_serves().await;
 
     // A Hello with a 2 KB client id.
@@ -195,8 +240,14 @@ async fn hostile_frames_and_hellos() {
     h.client_id = "x".repeat(2048);
     send_hello(&mut f, &h).await;
     let r = s.outcome().await;
-    assert!(matches!(r, Err(Error::P2p(p2p::Error::TooLong("client id")))), "{r:?}");
-    assert_eq!(disconnect_reason(&mut f).await, DisconnectReason::BreachOfProtocol);
+    assert!(
+        matches!(r, Err(Error::P2p(p2p::Error::TooLong("client id")))),
+        "{r:?}"
+    );
+    assert_eq!(
+        disconnect_reason(&mut f).await,
+        DisconnectReason::BreachOfProtocol
+    );
     s.still_serves().await;
 
     // A Hello whose node id is not the handshake key.
@@ -205,12 +256,20 @@ async fn hostile_frames_and_hellos() {
     send_hello(&mut f, &hello(&other)).await;
     let r = s.outcome().await;
     assert!(matches!(r, Err(Error::UnexpectedIdentity)), "{r:?}");
-    assert_eq!(disconnect_reason(&mut f).await, DisconnectReason::UnexpectedIdentity);
+    assert_eq!(
+        disconnect_reason(&mut f).await,
+        DisconnectReason::UnexpectedIdentity
+    );
     s.still_serves().await;
 
     // A message other than Hello first.
     let mut f = s.handshaked(&key).await;
-    f.send(RawMessage { id: 0x10, data: Bytes::from_static(&[0xc0]) }).await.unwrap();
+    f.send(RawMessage {
+        id: 0x10,
+        data: Bytes::from_static(&[0xc0]),
+    })
+    .await
+    .unwrap();
     let r = s.outcome().await;
     assert!(matches!(r, Err(Error::ExpectedHello(0x10))), "{r:?}");
     s.still_serves().await;
@@ -240,36 +299,68 @@ async fn hostile_messages_after_hello() {
     }
     bomb.push(n as u8);
     bomb.extend_from_slice(&[0u8; 32]);
-    f.send(RawMessage { id: 0x10, data: bomb.into() }).await.unwrap();
+    f.send(RawMessage {
+        id: 0x10,
+        data: bomb.into(),
+    })
+    .await
+    .unwrap();
     let r = s.outcome().await;
-    assert_eq!(r.unwrap(), CloseReason::Local(DisconnectReason::BreachOfProtocol));
-    assert_eq!(disconnect_reason(&mut f).await, DisconnectReason::BreachOfProtocol);
+    assert_eq!(
+        r.unwrap(),
+        CloseReason::Local(DisconnectReason::BreachOfProtocol)
+    );
+    assert_eq!(
+        disconnect_reason(&mut f).await,
+        DisconnectReason::BreachOfProtocol
+    );
     s.still_serves().await;
 
     // A message id outside every shared protocol (eth/68 owns 0x10..0x21).
     let mut f = session(&s, &key).await;
     let body = p2p::Snappy::default().compress(&[0xc0]).unwrap();
-    f.send(RawMessage { id: 0x21, data: body }).await.unwrap();
+    f.send(RawMessage {
+        id: 0x21,
+        data: body,
+    })
+    .await
+    .unwrap();
     let r = s.outcome().await;
-    assert_eq!(r.unwrap(), CloseReason::Local(DisconnectReason::BreachOfProtocol));
-    assert_eq!(disconnect_reason(&mut f).await, DisconnectReason::BreachOfProtocol);
+    assert_eq!(
+        r.unwrap(),
+        CloseReason::Local(DisconnectReason::BreachOfProtocol)
+    );
+    assert_eq!(
+        disconnect_reason(&mut f).await,
+        DisconnectReason::BreachOfProtocol
+    );
     s.still_serves().await;
 
     // A second Hello mid-session.
     let mut f = session(&s, &key).await;
     send_hello(&mut f, &hello(&key)).await;
     let r = s.outcome().await;
-    assert_eq!(r.unwrap(), CloseReason::Local(DisconnectReason::BreachOfProtocol));
+    assert_eq!(
+        r.unwrap(),
+        CloseReason::Local(DisconnectReason::BreachOfProtocol)
+    );
     s.still_serves().await;
 
     // Ping is answered, and a flood of them does not end or stall the session.
     let mut f = session(&s, &key).await;
     let ping = p2p::Snappy::default().compress(&p2p::EMPTY_LIST).unwrap();
     for _ in 0..1000 {
-        f.feed(RawMessage { id: p2p::PING, data: ping.clone() }).await.unwrap();
+        f.feed(RawMessage {
+            id: p2p::PING,
+            data: ping.clone(),
+        })
+        .await
+        .unwrap();
     }
     f.flush().await.unwrap();
-    let pong = tokio::time::timeout(Duration::from_secs(5), f.next()).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), f.next())
+        .await
+        .unwrap();
     assert_eq!(pong.unwrap().unwrap().id, p2p::PONG);
     s.still_serves().await;
     drop(f);

@@ -12,7 +12,10 @@ fn key() -> SecretKey {
 }
 
 fn config(protocols: Vec<Protocol>) -> Config {
-    Config { protocols, ..Config::default() }
+    Config {
+        protocols,
+        ..Config::default()
+    }
 }
 
 /// Two peers connected over an in-memory duplex.
@@ -48,13 +51,19 @@ async fn duplex_handshake_hello_and_ping() {
     }
     assert_eq!(a.info().stats.pongs.load(Ordering::Relaxed), 1);
     a.disconnect(DisconnectReason::TooManyPeers);
-    assert_eq!(a.closed().await, CloseReason::Local(DisconnectReason::TooManyPeers));
-    assert_eq!(b.closed().await, CloseReason::Remote(DisconnectReason::TooManyPeers));
+    assert_eq!(
+        a.closed().await,
+        CloseReason::Local(DisconnectReason::TooManyPeers)
+    );
+    assert_eq!(
+        b.closed().await,
+        CloseReason::Remote(DisconnectReason::TooManyPeers)
+    );
 }
 
 fn payload(len: usize, seed: u8) -> Bytes {
     // Half the cases compressible, half not, so snappy is exercised both ways.
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         Bytes::from((0..len).map(|i| (i / 64) as u8 ^ seed).collect::<Vec<_>>())
     } else {
         let mut v = vec![0u8; len];
@@ -69,7 +78,9 @@ const SIZES: [usize; 7] = [0, 1, 100, 4096, 65_536, 1_048_576, 1_300_000];
 async fn exchange(tx: rlpx::ProtocolSender, mut rx: rlpx::ProtocolHandle, code: u8, seed: u8) {
     let send = async {
         for (i, &len) in SIZES.iter().enumerate() {
-            tx.send(code, payload(len, seed.wrapping_add(i as u8))).await.unwrap();
+            tx.send(code, payload(len, seed.wrapping_add(i as u8)))
+                .await
+                .unwrap();
         }
     };
     let recv = async {
@@ -85,7 +96,7 @@ async fn exchange(tx: rlpx::ProtocolSender, mut rx: rlpx::ProtocolHandle, code: 
     for (i, data) in got.iter().enumerate() {
         assert_eq!(data.len(), SIZES[i]);
         // The peer used the mirror seed; check content for the compressible ones.
-        if seed.wrapping_add(i as u8) % 2 == 0 {
+        if seed.wrapping_add(i as u8).is_multiple_of(2) {
             assert_eq!(data, &payload(SIZES[i], seed.wrapping_add(i as u8)));
         }
     }
@@ -110,7 +121,9 @@ async fn loopback_two_subprotocols_interleaved_both_directions() {
     let b_id = PublicKey::from_secret_key_global(&b_key);
     let server = tokio::spawn(async move {
         let (stream, peer_addr) = listener.accept().await.unwrap();
-        let hs = conn::accept(stream, Some(peer_addr), &b_key, &b_cfg).await.unwrap();
+        let hs = conn::accept(stream, Some(peer_addr), &b_key, &b_cfg)
+            .await
+            .unwrap();
         hs.hello(&b_key, &b_cfg).await.unwrap().start(&b_cfg)
     });
     let a_key = key();
@@ -119,14 +132,27 @@ async fn loopback_two_subprotocols_interleaved_both_directions() {
     let mut b = server.await.unwrap();
 
     for p in [&a, &b] {
-        let shared: Vec<_> =
-            p.info().shared.iter().map(|s| (s.cap.to_string(), s.offset, s.messages)).collect();
-        assert_eq!(shared, vec![("alpha/1".into(), 0x10, 4), ("beta/2".into(), 0x14, 5)]);
+        let shared: Vec<_> = p
+            .info()
+            .shared
+            .iter()
+            .map(|s| (s.cap.to_string(), s.offset, s.messages))
+            .collect();
+        assert_eq!(
+            shared,
+            vec![("alpha/1".into(), 0x10, 4), ("beta/2".into(), 0x14, 5)]
+        );
     }
     assert!(a.take_protocol("gamma").is_none());
     assert!(b.take_protocol("delta").is_none());
-    let (a_alpha, a_beta) = (a.take_protocol("alpha").unwrap(), a.take_protocol("beta").unwrap());
-    let (b_alpha, b_beta) = (b.take_protocol("alpha").unwrap(), b.take_protocol("beta").unwrap());
+    let (a_alpha, a_beta) = (
+        a.take_protocol("alpha").unwrap(),
+        a.take_protocol("beta").unwrap(),
+    );
+    let (b_alpha, b_beta) = (
+        b.take_protocol("alpha").unwrap(),
+        b.take_protocol("beta").unwrap(),
+    );
     // Four concurrent streams: alpha and beta, each direction, each mixing sizes.
     let (a_alpha_tx, b_alpha_tx) = (a_alpha.sender(), b_alpha.sender());
     let (a_beta_tx, b_beta_tx) = (a_beta.sender(), b_beta.sender());
@@ -138,11 +164,16 @@ async fn loopback_two_subprotocols_interleaved_both_directions() {
             exchange(b_beta_tx, a_beta, 0, 3),
         )
     };
-    tokio::time::timeout(Duration::from_secs(60), run).await.expect("exchange timed out");
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("exchange timed out");
     assert!(a.info().stats.bytes_out.load(Ordering::Relaxed) > 4_000_000);
     assert!(a.info().addr.is_some());
     a.disconnect(DisconnectReason::ClientQuitting);
-    assert_eq!(b.closed().await, CloseReason::Remote(DisconnectReason::ClientQuitting));
+    assert_eq!(
+        b.closed().await,
+        CloseReason::Remote(DisconnectReason::ClientQuitting)
+    );
 }
 
 #[tokio::test]
@@ -150,9 +181,15 @@ async fn send_checks_code_range_and_size() {
     let cfg = config(vec![Protocol::new("eth", 68, 17)]);
     let (mut a, _b) = spawn_pair(&cfg, &cfg).await;
     let eth = a.take_protocol("eth").unwrap();
-    assert_eq!(eth.send(17, Bytes::new()).await, Err(rlpx::SendError::InvalidCode(17)));
+    assert_eq!(
+        eth.send(17, Bytes::new()).await,
+        Err(rlpx::SendError::InvalidCode(17))
+    );
     let big = Bytes::from(vec![0u8; rlpx::p2p::MAX_MESSAGE_SIZE + 1]);
-    assert!(matches!(eth.send(0, big).await, Err(rlpx::SendError::TooLarge(_))));
+    assert!(matches!(
+        eth.send(0, big).await,
+        Err(rlpx::SendError::TooLarge(_))
+    ));
 }
 
 #[tokio::test]
@@ -191,15 +228,14 @@ async fn silent_peer_is_dropped_with_ping_timeout_after_being_pinged() {
     let (a_key, b_key) = (key(), key());
     let b_id = PublicKey::from_secret_key_global(&b_key);
     // B completes handshake and Hello but never starts its tasks: it never answers.
-    let (a, b) = tokio::join!(
-        conn::dial(a_io, None, &a_key, b_id, &cfg),
-        async {
-            let hs = conn::accept(b_io, None, &b_key, &cfg).await.unwrap();
-            hs.hello(&b_key, &cfg).await.unwrap()
-        }
-    );
+    let (a, b) = tokio::join!(conn::dial(a_io, None, &a_key, b_id, &cfg), async {
+        let hs = conn::accept(b_io, None, &b_key, &cfg).await.unwrap();
+        hs.hello(&b_key, &cfg).await.unwrap()
+    });
     let a = a.unwrap();
-    let reason = tokio::time::timeout(Duration::from_secs(5), a.closed()).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), a.closed())
+        .await
+        .unwrap();
     assert_eq!(reason, CloseReason::Local(DisconnectReason::PingTimeout));
     drop(b);
 }

@@ -67,7 +67,12 @@ impl JsPeer {
                 }
             }
         });
-        Self { child, stdin, events, seen: Vec::new() }
+        Self {
+            child,
+            stdin,
+            events,
+            seen: Vec::new(),
+        }
     }
 
     /// Names of the events seen so far, for failure messages (payloads can be huge).
@@ -84,7 +89,10 @@ impl JsPeer {
         loop {
             let ev = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(ev)) => ev,
-                Ok(None) => panic!("JS peer exited waiting for {what}; seen {:?}", self.seen_names()),
+                Ok(None) => panic!(
+                    "JS peer exited waiting for {what}; seen {:?}",
+                    self.seen_names()
+                ),
                 Err(_) => panic!("timed out waiting for {what}; seen {:?}", self.seen_names()),
             };
             self.seen.push(ev.clone());
@@ -103,7 +111,10 @@ impl JsPeer {
     pub async fn cmd(&mut self, v: Value) {
         let mut line = v.to_string();
         line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.expect("JS peer stdin");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("JS peer stdin");
         self.stdin.flush().await.expect("JS peer stdin");
     }
 
