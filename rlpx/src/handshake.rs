@@ -214,7 +214,7 @@ fn seal_eip8<R: rand::Rng + ?Sized>(
 ) -> Vec<u8> {
     let start = body.len();
     body.resize(start + padding, 0);
-    rng.fill_bytes(&mut body[start..]);
+    rng.fill_bytes(&mut body[start..]); // ok: start ≤ len after the resize
     let size = (body.len() + ecies::OVERHEAD) as u16;
     let prefix = size.to_be_bytes();
     let mut out = prefix.to_vec();
