@@ -30,7 +30,8 @@ pub struct Config {
     pub revalidate_interval: Duration,
     /// Period of the table refresh (self lookup plus random lookups). Default: 30 min.
     pub refresh_interval: Duration,
-    /// Random-target lookups after the self lookup in a refresh. Default: 3 (as go-ethereum).
+    /// Random-target lookups after the self lookup in a refresh, aimed at the farthest
+    /// buckets that are not full. Default: 3 (as go-ethereum).
     pub refresh_random_lookups: usize,
     /// Below this many entries the table counts as nearly empty and is refreshed at once
     /// (at most every `revalidate_interval`). Default: 4.

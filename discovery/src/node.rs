@@ -25,6 +25,22 @@ pub enum ParseError {
     /// A CIDR prefix length is missing or too long for the address family.
     #[error("invalid CIDR prefix length")]
     Prefix,
+    /// An `enr:` record is invalid.
+    #[error("invalid node record: {0}")]
+    Enr(#[from] crate::enr::EnrError),
+    /// An `enr:` record has no IP address and UDP port.
+    #[error("node record has no UDP endpoint")]
+    NoEndpoint,
+}
+
+/// Parses a node given as `enode://…` URL or `enr:…` record text (bootnode lists).
+pub fn parse_node(s: &str) -> Result<Node, ParseError> {
+    let s = s.trim();
+    if s.starts_with("enr:") {
+        let enr: crate::enr::Enr = s.parse()?;
+        return enr.to_node().ok_or(ParseError::NoEndpoint);
+    }
+    s.parse()
 }
 
 /// keccak256 of `data`.
@@ -208,6 +224,10 @@ mod tests {
         assert_eq!(format!("enode://{id}@1.2.3.4:x").parse::<Node>(), Err(ParseError::Port));
         assert_eq!(format!("enode://{id}@nope:1").parse::<Node>(), Err(ParseError::Ip));
         assert_eq!("http://x".parse::<Node>(), Err(ParseError::Scheme));
+        assert_eq!(parse_node(&url), Ok(n));
+        let enr = "enr:-IS4QHCYrYZbAKWCBRlAy5zzaDZXJBGkcnh4MHcBFZntXNFrdvJjX04jRzjzCBOonrkTfj499SZuOh8R33Ls8RRcy5wBgmlkgnY0gmlwhH8AAAGJc2VjcDI1NmsxoQPKY0yuDUmstAHYpMa2_oxVtw0RW_QAdpzBQA8yWM0xOIN1ZHCCdl8";
+        assert_eq!(parse_node(enr).unwrap().udp_addr(), "127.0.0.1:30303".parse().unwrap());
+        assert!(matches!(parse_node("enr:AAAA"), Err(ParseError::Enr(_))));
     }
 
     #[test]

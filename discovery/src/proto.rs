@@ -18,9 +18,9 @@ use crate::config::Config;
 use crate::enr::{Enr, EnrError, LocalEnr};
 use crate::limits::{RateLimiter, Votes};
 use crate::lookup::{K, Lookup, State};
-use crate::node::{Node, NodeId, relay_ok};
+use crate::node::{Node, NodeId, log_distance, relay_ok};
 use crate::packet::{self, EnrRequest, EnrResponse, Endpoint, FindNode, Message, Packet, PacketError, Ping, Pong};
-use crate::table::Table;
+use crate::table::{BUCKET_SIZE, Table};
 
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -612,13 +612,43 @@ impl Protocol {
                 self.events.push_back(Event::LookupDone { id, target: r.lookup.target(), nodes });
             }
             Purpose::RefreshSelf => {
-                for _ in 0..self.config.refresh_random_lookups {
-                    let target = self.random_target();
+                for target in self.refresh_targets(&nodes) {
                     self.start_lookup(target, Purpose::RefreshRandom);
                 }
             }
             Purpose::RefreshRandom => {}
         }
+    }
+
+    /// Random targets for the refresh after the self lookup: one inside each of the farthest
+    /// buckets that are not full yet (Kademlia bucket refresh), so each lookup fills a bucket
+    /// instead of mostly the farthest one; uniformly random targets when all are full.
+    /// Buckets closer than our closest neighbours (`self_result`) cannot be filled and are
+    /// skipped.
+    fn refresh_targets(&mut self, self_result: &[Node]) -> Vec<NodeId> {
+        let me = *self.table.local_hash();
+        let near = self_result.last().map_or(256, |n| log_distance(&me, &n.id.hash()));
+        let mut targets = Vec::new();
+        for d in (near.saturating_add(1)..=256).rev() {
+            if targets.len() >= self.config.refresh_random_lookups {
+                break;
+            }
+            if self.table.bucket_len(d) >= BUCKET_SIZE {
+                continue;
+            }
+            // A random id lands at distance d with probability 2^(d-257): grind a little.
+            for _ in 0..4096 {
+                let t = self.random_target();
+                if log_distance(&me, &t.hash()) == d {
+                    targets.push(t);
+                    break;
+                }
+            }
+        }
+        while targets.len() < self.config.refresh_random_lookups {
+            targets.push(self.random_target());
+        }
+        targets
     }
 
     /// Sends FindNode for a lookup, bonding first when the remote may not know us.

@@ -131,6 +131,16 @@ impl Table {
         self.buckets.iter().flat_map(|b| b.entries.iter())
     }
 
+    /// Entries in the bucket at log distance `d` (1..=256).
+    pub fn bucket_len(&self, d: u32) -> usize {
+        d.checked_sub(1).and_then(|i| self.buckets.get(i as usize)).map_or(0, |b| b.entries.len())
+    }
+
+    /// Our own hash (`keccak256` of our id).
+    pub fn local_hash(&self) -> &[u8; 32] {
+        &self.local
+    }
+
     /// Number of replacement-list entries across all buckets.
     pub fn replacements_len(&self) -> usize {
         self.buckets.iter().map(|b| b.replacements.len()).sum()

@@ -1,0 +1,317 @@
+//! The tokio driver: runs a [`Protocol`] over a bound UDP socket and persists to a
+//! [`NodeDb`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use secp256k1::SecretKey;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::db::{self, DbError, NodeDb, Update};
+use crate::enr::{Enr, EnrError};
+use crate::node::{Node, NodeId};
+use crate::packet::MAX_PACKET_SIZE;
+use crate::proto::{Event, LookupId, Metrics, Protocol};
+
+/// How often buffered database updates are written.
+const DB_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Errors of the service layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket failed (binding, local address).
+    #[error("discovery socket error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Our record could not be built or changed.
+    #[error("local node record: {0}")]
+    Enr(#[from] EnrError),
+    /// The node database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The service task has stopped.
+    #[error("the discovery service has stopped")]
+    Closed,
+}
+
+enum Command {
+    TableLen(oneshot::Sender<usize>),
+    Lookup(NodeId, oneshot::Sender<Vec<Node>>),
+    TableNodes(usize, oneshot::Sender<Vec<Node>>),
+    SetEth(Option<Vec<u8>>, oneshot::Sender<Result<(), EnrError>>),
+    LocalEnr(oneshot::Sender<Enr>),
+    AddNode(Node),
+    Metrics(oneshot::Sender<Metrics>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Spawns discovery tasks.
+pub struct Service;
+
+impl Service {
+    /// Starts discovery on `socket` with identity `key` on the current tokio runtime.
+    ///
+    /// With a database, the table is seeded with up to 30 nodes seen alive in the last
+    /// 5 days (before the bootnodes), bonds are recorded, and our record's sequence number
+    /// keeps increasing across restarts.
+    pub fn spawn(socket: UdpSocket, key: SecretKey, config: Config, db: Option<NodeDb>) -> Result<Handle, Error> {
+        let local_addr = socket.local_addr()?;
+        let unix = unix_now();
+        let seq = match &db {
+            Some(db) => db.local_seq()?.saturating_add(1),
+            None => 1,
+        };
+        let mut proto = Protocol::new(key, local_addr, config, Instant::now().into_std(), unix, StdRng::from_os_rng(), seq)?;
+        if let Some(db) = &db {
+            db.set_local_seq(seq)?;
+            for n in db.seeds(unix, db::SEED_MAX_AGE, db::SEED_COUNT)? {
+                proto.add_node(n);
+            }
+        }
+        let local = proto.local_node();
+        info!(target: "discv4", node = %local, table = proto.table().len(), "discovery started");
+        let (tx, rx) = mpsc::channel(64);
+        let driver = Driver { proto, socket: Arc::new(socket), db, rx, pending_db: Vec::new(), lookups: HashMap::new() };
+        tokio::spawn(driver.run());
+        Ok(Handle { tx, local })
+    }
+}
+
+/// A cloneable handle to a running service.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    local: Node,
+}
+
+impl Handle {
+    async fn ask<T>(&self, cmd: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(cmd(tx)).await.map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Our node (as of start; see [`Handle::local_enr`] for the current record).
+    pub fn local_node(&self) -> Node {
+        self.local
+    }
+
+    /// Our current signed record.
+    pub async fn local_enr(&self) -> Result<Enr, Error> {
+        self.ask(Command::LocalEnr).await
+    }
+
+    /// Entries in the routing table.
+    pub async fn table_len(&self) -> Result<usize, Error> {
+        self.ask(Command::TableLen).await
+    }
+
+    /// Up to `n` random nodes from the table.
+    pub async fn table_nodes(&self, n: usize) -> Result<Vec<Node>, Error> {
+        self.ask(|tx| Command::TableNodes(n, tx)).await
+    }
+
+    /// Runs a lookup for `target` and returns up to 16 closest nodes that answered.
+    pub async fn lookup(&self, target: NodeId) -> Result<Vec<Node>, Error> {
+        self.ask(|tx| Command::Lookup(target, tx)).await
+    }
+
+    /// Sets (or removes) the `eth` entry of our record from its raw RLP encoding.
+    pub async fn set_eth_entry(&self, raw: Option<Vec<u8>>) -> Result<(), Error> {
+        Ok(self.ask(|tx| Command::SetEth(raw, tx)).await??)
+    }
+
+    /// Adds a known node to the table (unverified).
+    pub async fn add_node(&self, node: Node) -> Result<(), Error> {
+        self.tx.send(Command::AddNode(node)).await.map_err(|_| Error::Closed)
+    }
+
+    /// Packet counters.
+    pub async fn metrics(&self) -> Result<Metrics, Error> {
+        self.ask(Command::Metrics).await
+    }
+
+    /// An endless supply of random nodes for a dialer: table entries first, then the results
+    /// of random lookups.
+    pub fn random_nodes(&self) -> RandomNodes {
+        RandomNodes { handle: self.clone(), buf: Vec::new(), seen: HashSet::new() }
+    }
+
+    /// Stops the service and flushes the node database. Idempotent.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+}
+
+/// Random nodes from the table and from random lookups; see [`Handle::random_nodes`].
+pub struct RandomNodes {
+    handle: Handle,
+    buf: Vec<Node>,
+    seen: HashSet<NodeId>,
+}
+
+impl RandomNodes {
+    /// The next node not returned recently; `None` once the service stopped.
+    pub async fn next(&mut self) -> Option<Node> {
+        loop {
+            if let Some(n) = self.buf.pop() {
+                return Some(n);
+            }
+            let mut found = self.handle.table_nodes(16).await.ok()?;
+            if found.iter().all(|n| self.seen.contains(&n.id)) {
+                let mut target = [0u8; 64];
+                rand::rng().fill_bytes(&mut target);
+                found = self.handle.lookup(NodeId(target)).await.ok()?;
+            }
+            found.retain(|n| !self.seen.contains(&n.id));
+            if found.is_empty() {
+                // Everything reachable was handed out: start over after a pause.
+                self.seen.clear();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            if self.seen.len() > 10_000 {
+                self.seen.clear();
+            }
+            self.seen.extend(found.iter().map(|n| n.id));
+            self.buf = found;
+        }
+    }
+}
+
+struct Driver {
+    proto: Protocol,
+    socket: Arc<UdpSocket>,
+    db: Option<NodeDb>,
+    rx: mpsc::Receiver<Command>,
+    pending_db: Vec<Update>,
+    lookups: HashMap<LookupId, oneshot::Sender<Vec<Node>>>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut buf = vec![0u8; MAX_PACKET_SIZE * 2];
+        let mut flush_at = Instant::now() + DB_FLUSH_INTERVAL;
+        let mut shutdown = None;
+        loop {
+            self.drain().await;
+            if shutdown.is_some() {
+                break;
+            }
+            let timeout = self.proto.next_timeout().map(Instant::from_std).unwrap_or(flush_at).min(flush_at);
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        let data = buf.get(..n).unwrap_or_default();
+                        self.proto.handle_packet(Instant::now().into_std(), from, data);
+                    }
+                    Err(e) => debug!(target: "discv4", error = %e, "receive failed"),
+                },
+                _ = tokio::time::sleep_until(timeout) => {
+                    let now = Instant::now();
+                    self.proto.handle_timeout(now.into_std());
+                    if now >= flush_at {
+                        self.flush_db();
+                        flush_at = now + DB_FLUSH_INTERVAL;
+                    }
+                }
+                cmd = self.rx.recv() => match cmd {
+                    Some(Command::Shutdown(ack)) => shutdown = Some(ack),
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+            }
+        }
+        self.flush_db();
+        // Close the database before acknowledging, so the caller may reopen it at once.
+        self.db = None;
+        info!(target: "discv4", "discovery stopped");
+        if let Some(ack) = shutdown {
+            let _ = ack.send(());
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now().into_std();
+        match cmd {
+            Command::TableLen(tx) => {
+                let _ = tx.send(self.proto.table().len());
+            }
+            Command::TableNodes(n, tx) => {
+                let _ = tx.send(self.proto.random_nodes(n));
+            }
+            Command::Lookup(target, tx) => {
+                let id = self.proto.lookup(now, target);
+                self.lookups.insert(id, tx);
+            }
+            Command::SetEth(raw, tx) => {
+                let _ = tx.send(self.proto.set_eth_entry(raw));
+            }
+            Command::LocalEnr(tx) => {
+                let _ = tx.send(self.proto.local_enr().clone());
+            }
+            Command::AddNode(n) => self.proto.add_node(n),
+            Command::Metrics(tx) => {
+                let _ = tx.send(self.proto.metrics().clone());
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    async fn drain(&mut self) {
+        while let Some(t) = self.proto.poll_transmit() {
+            if let Err(e) = self.socket.send_to(&t.data, t.to).await {
+                debug!(target: "discv4", to = %t.to, error = %e, "send failed");
+            }
+        }
+        while let Some(e) = self.proto.poll_event() {
+            match e {
+                Event::Bonded(n) => self.pending_db.push(Update::Pong(n, unix_now())),
+                Event::PingFailed(id) => self.pending_db.push(Update::Failed(id)),
+                Event::LookupDone { id, nodes, .. } => {
+                    if let Some(tx) = self.lookups.remove(&id) {
+                        let _ = tx.send(nodes);
+                    }
+                }
+                Event::LocalEnrUpdated(enr) => {
+                    info!(target: "discv4", seq = enr.seq(), "local record updated");
+                    if let Some(db) = &self.db
+                        && let Err(e) = db.set_local_seq(enr.seq())
+                    {
+                        warn!(target: "discv4", error = %e, "storing record seq failed");
+                    }
+                }
+                Event::Removed(_) | Event::Enr(_) => {}
+            }
+        }
+        if self.pending_db.len() >= 1000 {
+            self.flush_db();
+        }
+    }
+
+    fn flush_db(&mut self) {
+        let updates = std::mem::take(&mut self.pending_db);
+        if let Some(db) = &self.db
+            && let Err(e) = db.apply(&updates)
+        {
+            warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed");
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Binds a UDP socket at `addr` and spawns the service (a convenience over [`Service::spawn`]).
+pub async fn bind(addr: SocketAddr, key: SecretKey, config: Config, db: Option<NodeDb>) -> Result<Handle, Error> {
+    let socket = UdpSocket::bind(addr).await?;
+    Service::spawn(socket, key, config, db)
+}

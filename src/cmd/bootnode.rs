@@ -1,0 +1,180 @@
+//! `devp2p bootnode`: a discovery-only node that helps others find each other.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use discovery::{Config, NetRestrict, NodeDb, Service, parse_node};
+use secp256k1::SecretKey;
+
+use super::key;
+
+/// Bootnode errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The node key could not be read, parsed or stored.
+    #[error(transparent)]
+    Key(#[from] key::Error),
+    /// Both --nodekey and --nodekeyhex were given.
+    #[error("--nodekey and --nodekeyhex are mutually exclusive")]
+    KeyConflict,
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A --bootnodes entry is neither an enode URL nor an ENR.
+    #[error("invalid bootnode {index}: {source}")]
+    Bootnode {
+        /// Position in the list, from 0.
+        index: usize,
+        /// The cause.
+        source: discovery::ParseError,
+    },
+    /// The node database could not be opened.
+    #[error(transparent)]
+    Db(#[from] discovery::db::DbError),
+    /// Binding the socket or running discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] discovery::service::Error),
+}
+
+/// How the external address is determined (`--nat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Nat {
+    /// `none`: advertise the bound address, or learn it from peers when bound to 0.0.0.0.
+    #[default]
+    None,
+    /// `extip:IP`: always advertise this IP.
+    ExtIp(IpAddr),
+}
+
+impl FromStr for Nat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Nat::None);
+        }
+        let ip = s.strip_prefix("extip:").ok_or_else(|| format!("expected extip:IP or none, got {s:?}"))?;
+        ip.parse().map(Nat::ExtIp).map_err(|_| format!("invalid IP address {ip:?}"))
+    }
+}
+
+/// Arguments of `devp2p bootnode`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Read the node key from this file (64 hex characters).
+    #[arg(long, value_name = "FILE")]
+    pub nodekey: Option<PathBuf>,
+    /// The node key as 64 hex characters.
+    #[arg(long, value_name = "HEX")]
+    pub nodekeyhex: Option<String>,
+    /// Data directory: holds the node key (generated on first start) and the node database.
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// UDP listen address.
+    #[arg(long, default_value = "0.0.0.0:30301")]
+    pub addr: SocketAddr,
+    /// Only talk to these networks (comma-separated CIDR list, e.g. 10.0.0.0/8,127.0.0.0/8).
+    #[arg(long, value_name = "CIDRS")]
+    pub netrestrict: Option<NetRestrict>,
+    /// External address: extip:IP or none.
+    #[arg(long, default_value = "none")]
+    pub nat: Nat,
+    /// Other bootnodes to join (comma-separated enode URLs or ENRs).
+    #[arg(long, value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+}
+
+fn node_key(args: &Args) -> Result<SecretKey, Error> {
+    match (&args.nodekey, &args.nodekeyhex) {
+        (Some(_), Some(_)) => Err(Error::KeyConflict),
+        (Some(file), None) => Ok(key::load(file)?),
+        (None, Some(hex)) => Ok(key::parse(hex)?),
+        (None, None) => match &args.datadir {
+            Some(dir) => {
+                let path = dir.join("nodekey");
+                if path.exists() {
+                    Ok(key::load(&path)?)
+                } else {
+                    let k = key::generate();
+                    key::save(&path, &k)?;
+                    Ok(k)
+                }
+            }
+            None => Ok(key::generate()),
+        },
+    }
+}
+
+/// Runs a bootnode until `shutdown` completes, then flushes the node database.
+///
+/// Prints the enode URL and the ENR on start.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if let Some(dir) = &args.datadir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::DataDir { path: dir.clone(), source })?;
+    }
+    let key = node_key(&args)?;
+    let bootnodes = args
+        .bootnodes
+        .iter()
+        .enumerate()
+        .map(|(index, s)| parse_node(s).map_err(|source| Error::Bootnode { index, source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let external_ip = match args.nat {
+        Nat::ExtIp(ip) => Some(ip),
+        Nat::None => None,
+    };
+    let config = Config { bootnodes, netrestrict: args.netrestrict.clone(), external_ip, ..Config::default() };
+    let db = match &args.datadir {
+        Some(dir) => Some(NodeDb::open(dir.join("nodes.redb"))?),
+        None => None,
+    };
+    let socket = tokio::net::UdpSocket::bind(args.addr).await.map_err(discovery::service::Error::Io)?;
+    let handle = Service::spawn(socket, key, config, db)?;
+    println!("{}", handle.local_node());
+    println!("{}", handle.local_enr().await?);
+    shutdown.await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nat_parses() {
+        assert_eq!("none".parse::<Nat>(), Ok(Nat::None));
+        assert_eq!("extip:1.2.3.4".parse::<Nat>(), Ok(Nat::ExtIp("1.2.3.4".parse().unwrap())));
+        assert!("upnp".parse::<Nat>().is_err());
+        assert!("extip:x".parse::<Nat>().is_err());
+    }
+
+    #[tokio::test]
+    async fn key_is_generated_once_in_datadir() {
+        let dir = std::env::temp_dir().join(format!("devp2p-bootnode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let args = Args {
+            nodekey: None,
+            nodekeyhex: None,
+            datadir: Some(dir.clone()),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            netrestrict: Some("127.0.0.0/8".parse().unwrap()),
+            nat: Nat::None,
+            bootnodes: vec![],
+        };
+        run(args.clone(), async {}).await.unwrap();
+        let first = key::load(&dir.join("nodekey")).unwrap();
+        run(args.clone(), async {}).await.unwrap();
+        assert_eq!(key::load(&dir.join("nodekey")).unwrap(), first);
+        assert!(dir.join("nodes.redb").exists());
+        let conflict = Args { nodekeyhex: Some("00".into()), nodekey: Some(dir.join("nodekey")), ..args };
+        assert!(matches!(run(conflict, async {}).await, Err(Error::KeyConflict)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
