@@ -80,14 +80,23 @@ impl NodeDb {
             for u in updates {
                 match u {
                     Update::Pong(node, at) => {
-                        let rec = Record { node: *node, last_pong: *at, fails: 0 };
-                        t.insert(&node.id.0[..], encode(&rec).as_slice()).map_err(err)?;
+                        let rec = Record {
+                            node: *node,
+                            last_pong: *at,
+                            fails: 0,
+                        };
+                        t.insert(node.id.0.as_slice(), encode(&rec).as_slice())
+                            .map_err(err)?;
                     }
                     Update::Failed(id) => {
-                        let old = t.get(&id.0[..]).map_err(err)?.and_then(|v| decode(id, v.value()));
+                        let old = t
+                            .get(id.0.as_slice())
+                            .map_err(err)?
+                            .and_then(|v| decode(id, v.value()));
                         if let Some(mut rec) = old {
                             rec.fails = rec.fails.saturating_add(1);
-                            t.insert(&id.0[..], encode(&rec).as_slice()).map_err(err)?;
+                            t.insert(id.0.as_slice(), encode(&rec).as_slice())
+                                .map_err(err)?;
                         }
                     }
                 }
@@ -100,7 +109,9 @@ impl NodeDb {
     pub fn get(&self, id: &NodeId) -> Result<Option<Record>, DbError> {
         let r = self.db.begin_read().map_err(err)?;
         let t = r.open_table(NODES).map_err(err)?;
-        Ok(t.get(&id.0[..]).map_err(err)?.and_then(|v| decode(id, v.value())))
+        Ok(t.get(id.0.as_slice())
+            .map_err(err)?
+            .and_then(|v| decode(id, v.value())))
     }
 
     /// Up to `n` nodes that answered a ping within `max_age` before `now` (UNIX seconds),
@@ -112,7 +123,9 @@ impl NodeDb {
         let mut found = Vec::new();
         for item in t.iter().map_err(err)? {
             let (k, v) = item.map_err(err)?;
-            let Ok(id) = <[u8; 64]>::try_from(k.value()) else { continue };
+            let Ok(id) = <[u8; 64]>::try_from(k.value()) else {
+                continue;
+            };
             if let Some(rec) = decode(&NodeId(id), v.value())
                 && rec.last_pong >= cutoff
             {
@@ -131,7 +144,10 @@ impl NodeDb {
             let mut t = w.open_table(NODES).map_err(err)?;
             let before = t.len().map_err(err)?;
             t.retain(|k, v| {
-                <[u8; 64]>::try_from(k).ok().and_then(|id| decode(&NodeId(id), v)).is_some_and(|r| r.last_pong >= cutoff)
+                <[u8; 64]>::try_from(k)
+                    .ok()
+                    .and_then(|id| decode(&NodeId(id), v))
+                    .is_some_and(|r| r.last_pong >= cutoff)
             })
             .map_err(err)?;
             before.saturating_sub(t.len().map_err(err)?)
@@ -150,7 +166,10 @@ impl NodeDb {
     /// Stores the sequence number of our record.
     pub fn set_local_seq(&self, seq: u64) -> Result<(), DbError> {
         let w = self.db.begin_write().map_err(err)?;
-        w.open_table(META).map_err(err)?.insert("seq", seq).map_err(err)?;
+        w.open_table(META)
+            .map_err(err)?
+            .insert("seq", seq)
+            .map_err(err)?;
         w.commit().map_err(err)
     }
 }
@@ -185,11 +204,37 @@ fn decode(id: &NodeId, v: &[u8]) -> Option<Record> {
         _ => return None,
     };
     let rest: [u8; 16] = rest.try_into().ok()?;
-    let [u0, u1, t0, t1, p0, p1, p2, p3, p4, p5, p6, p7, f0, f1, f2, f3] = rest;
+    let [
+        u0,
+        u1,
+        t0,
+        t1,
+        p0,
+        p1,
+        p2,
+        p3,
+        p4,
+        p5,
+        p6,
+        p7,
+        f0,
+        f1,
+        f2,
+        f3,
+    ] = rest;
     let (udp, tcp) = (u16::from_be_bytes([u0, u1]), u16::from_be_bytes([t0, t1]));
     let last_pong = u64::from_be_bytes([p0, p1, p2, p3, p4, p5, p6, p7]);
     let fails = u32::from_be_bytes([f0, f1, f2, f3]);
-    Some(Record { node: Node { id: *id, ip, udp, tcp }, last_pong, fails })
+    Some(Record {
+        node: Node {
+            id: *id,
+            ip,
+            udp,
+            tcp,
+        },
+        last_pong,
+        fails,
+    })
 }
 
 #[cfg(test)]
@@ -204,7 +249,12 @@ mod tests {
     }
 
     fn node(i: u8) -> Node {
-        Node { id: NodeId([i; 64]), ip: [10, 0, 0, i].into(), udp: 30303, tcp: u16::from(i) }
+        Node {
+            id: NodeId([i; 64]),
+            ip: [10, 0, 0, i].into(),
+            udp: 30303,
+            tcp: u16::from(i),
+        }
     }
 
     #[test]
@@ -213,7 +263,9 @@ mod tests {
         let now = 1_700_000_000;
         {
             let db = NodeDb::open(&path).unwrap();
-            let mut ups: Vec<Update> = (1..=40).map(|i| Update::Pong(node(i), now - u64::from(i) * 60)).collect();
+            let mut ups: Vec<Update> = (1..=40)
+                .map(|i| Update::Pong(node(i), now - u64::from(i) * 60))
+                .collect();
             ups.push(Update::Pong(node(41), now - 6 * 24 * 3600)); // too old
             ups.push(Update::Failed(node(1).id));
             ups.push(Update::Failed(NodeId([99; 64]))); // unknown: ignored
@@ -230,8 +282,15 @@ mod tests {
         assert_eq!(db.expire(now, SEED_MAX_AGE).unwrap(), 1);
         assert!(db.get(&node(41).id).unwrap().is_none());
         assert_eq!(decode(&node(1).id, &[4, 1, 2]), None);
-        let v6 = Node { ip: "::1".parse().unwrap(), ..node(3) };
-        let rec = Record { node: v6, last_pong: 5, fails: 2 };
+        let v6 = Node {
+            ip: "::1".parse().unwrap(),
+            ..node(3)
+        };
+        let rec = Record {
+            node: v6,
+            last_pong: 5,
+            fails: 2,
+        };
         assert_eq!(decode(&v6.id, &encode(&rec)), Some(rec));
     }
 }

@@ -82,8 +82,13 @@ impl Enr {
             }
             pairs.push((key.to_vec(), value.to_vec()));
         }
-        let find = |k: &[u8]| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_slice());
-        if find(b"id") != Some(&[0x82, b'v', b'4'][..]) {
+        let find = |k: &[u8]| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_slice())
+        };
+        if find(b"id") != Some([0x82, b'v', b'4'].as_slice()) {
             return Err(EnrError::Scheme);
         }
         let key = find(b"secp256k1")
@@ -94,8 +99,15 @@ impl Enr {
         let mut signed = Vec::with_capacity(content.len() + 3);
         rlp::put_list(content, &mut signed);
         let msg = Message::from_digest(keccak256(&signed));
-        SECP256K1.verify_ecdsa(msg, &sig, &key).map_err(|_| EnrError::Signature)?;
-        Ok(Enr { raw: bytes.to_vec(), seq, pairs, id: NodeId::from_public_key(&key) })
+        SECP256K1
+            .verify_ecdsa(msg, &sig, &key)
+            .map_err(|_| EnrError::Signature)?;
+        Ok(Enr {
+            raw: bytes.to_vec(),
+            seq,
+            pairs,
+            id: NodeId::from_public_key(&key),
+        })
     }
 
     /// The canonical RLP encoding.
@@ -115,7 +127,10 @@ impl Enr {
 
     /// The RLP encoding of the value stored under `key`.
     pub fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
     }
 
     fn get<T: alloy_rlp::Decodable>(&self, key: &[u8]) -> Option<T> {
@@ -130,12 +145,16 @@ impl Enr {
 
     /// The `ip` entry.
     pub fn ip4(&self) -> Option<Ipv4Addr> {
-        <[u8; 4]>::try_from(self.get_bytes(b"ip")?).ok().map(Ipv4Addr::from)
+        <[u8; 4]>::try_from(self.get_bytes(b"ip")?)
+            .ok()
+            .map(Ipv4Addr::from)
     }
 
     /// The `ip6` entry.
     pub fn ip6(&self) -> Option<Ipv6Addr> {
-        <[u8; 16]>::try_from(self.get_bytes(b"ip6")?).ok().map(Ipv6Addr::from)
+        <[u8; 16]>::try_from(self.get_bytes(b"ip6")?)
+            .ok()
+            .map(Ipv6Addr::from)
     }
 
     /// The `tcp` entry.
@@ -157,12 +176,22 @@ impl Enr {
     /// shared ports (enr.md). `None` without an address and UDP port.
     pub fn to_node(&self) -> Option<Node> {
         if let (Some(ip), Some(udp)) = (self.ip4(), self.udp()) {
-            return Some(Node { id: self.id, ip: IpAddr::V4(ip), udp, tcp: self.tcp().unwrap_or(0) });
+            return Some(Node {
+                id: self.id,
+                ip: IpAddr::V4(ip),
+                udp,
+                tcp: self.tcp().unwrap_or(0),
+            });
         }
         let ip = self.ip6()?;
         let udp = self.get(b"udp6").or_else(|| self.udp())?;
         let tcp = self.get(b"tcp6").or_else(|| self.tcp()).unwrap_or(0);
-        Some(Node { id: self.id, ip: IpAddr::V6(ip), udp, tcp })
+        Some(Node {
+            id: self.id,
+            ip: IpAddr::V6(ip),
+            udp,
+            tcp,
+        })
     }
 }
 
@@ -208,11 +237,11 @@ impl Builder {
         let mut v = Vec::new();
         match ip {
             IpAddr::V4(a) => {
-                rlp::put(&a.octets()[..], &mut v);
+                rlp::put(a.octets().as_slice(), &mut v);
                 self.pairs.insert(b"ip".to_vec(), v);
             }
             IpAddr::V6(a) => {
-                rlp::put(&a.octets()[..], &mut v);
+                rlp::put(a.octets().as_slice(), &mut v);
                 self.pairs.insert(b"ip6".to_vec(), v);
             }
         }
@@ -251,7 +280,7 @@ impl Builder {
     pub fn build(mut self, seq: u64, key: &SecretKey) -> Result<Enr, EnrError> {
         let public = PublicKey::from_secret_key(SECP256K1, key);
         let mut v = Vec::new();
-        rlp::put(&public.serialize()[..], &mut v);
+        rlp::put(public.serialize().as_slice(), &mut v);
         self.pairs.insert(b"secp256k1".to_vec(), v);
         self.pairs.insert(b"id".to_vec(), vec![0x82, b'v', b'4']);
         let mut content = Vec::with_capacity(256);
@@ -264,7 +293,7 @@ impl Builder {
         rlp::put_list(&content, &mut signed);
         let sig = SECP256K1.sign_ecdsa(Message::from_digest(keccak256(&signed)), key);
         let mut payload = Vec::with_capacity(content.len() + 66);
-        rlp::put(&sig.serialize_compact()[..], &mut payload);
+        rlp::put(sig.serialize_compact().as_slice(), &mut payload);
         payload.extend_from_slice(&content);
         let mut raw = Vec::with_capacity(payload.len() + 3);
         rlp::put_list(&payload, &mut raw);
@@ -293,12 +322,32 @@ pub struct LocalEnr {
 
 impl LocalEnr {
     /// Builds the first record at `seq` (persisted sequence numbers avoid reuse after restart).
-    pub fn new(key: SecretKey, ip: Option<IpAddr>, udp: u16, tcp: u16, seq: u64) -> Result<Self, EnrError> {
+    pub fn new(
+        key: SecretKey,
+        ip: Option<IpAddr>,
+        udp: u16,
+        tcp: u16,
+        seq: u64,
+    ) -> Result<Self, EnrError> {
         let record = Self::build(&key, ip, udp, tcp, None, seq)?;
-        Ok(LocalEnr { key, ip, udp, tcp, eth: None, record })
+        Ok(LocalEnr {
+            key,
+            ip,
+            udp,
+            tcp,
+            eth: None,
+            record,
+        })
     }
 
-    fn build(key: &SecretKey, ip: Option<IpAddr>, udp: u16, tcp: u16, eth: Option<&Vec<u8>>, seq: u64) -> Result<Enr, EnrError> {
+    fn build(
+        key: &SecretKey,
+        ip: Option<IpAddr>,
+        udp: u16,
+        tcp: u16,
+        eth: Option<&Vec<u8>>,
+        seq: u64,
+    ) -> Result<Enr, EnrError> {
         let mut b = Builder::new().udp(udp);
         if tcp != 0 {
             b = b.tcp(tcp);
@@ -332,7 +381,13 @@ impl LocalEnr {
         self.tcp
     }
 
-    fn rebuild(&mut self, ip: Option<IpAddr>, udp: u16, tcp: u16, eth: Option<Vec<u8>>) -> Result<bool, EnrError> {
+    fn rebuild(
+        &mut self,
+        ip: Option<IpAddr>,
+        udp: u16,
+        tcp: u16,
+        eth: Option<Vec<u8>>,
+    ) -> Result<bool, EnrError> {
         if ip == self.ip && udp == self.udp && tcp == self.tcp && eth == self.eth {
             return Ok(false);
         }
@@ -343,7 +398,12 @@ impl LocalEnr {
     }
 
     /// Changes the endpoint; bumps `seq` when it differs. Returns whether it changed.
-    pub fn set_endpoint(&mut self, ip: Option<IpAddr>, udp: u16, tcp: u16) -> Result<bool, EnrError> {
+    pub fn set_endpoint(
+        &mut self,
+        ip: Option<IpAddr>,
+        udp: u16,
+        tcp: u16,
+    ) -> Result<bool, EnrError> {
         let eth = self.eth.clone();
         self.rebuild(ip, udp, tcp, eth)
     }
@@ -361,8 +421,12 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk.first().copied().unwrap_or(0), chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]); // ok: [u8; 3]
         for i in 0..=chunk.len() {
             out.push(char::from(B64[(n >> (18 - 6 * i) & 63) as usize])); // ok: masked to 0..64
         }
@@ -418,7 +482,10 @@ mod tests {
         assert_eq!(enr.ip4(), Some(Ipv4Addr::LOCALHOST));
         assert_eq!(enr.udp(), Some(30303));
         assert_eq!(enr.tcp(), None);
-        assert_eq!(hex::encode(enr.node_id().hash()), "a448f24c6d18e575453db13171562b71999873db5b286df957af199ec94617f7");
+        assert_eq!(
+            hex::encode(enr.node_id().hash()),
+            "a448f24c6d18e575453db13171562b71999873db5b286df957af199ec94617f7"
+        );
         assert_eq!(enr.node_id(), NodeId::from_secret_key(&key()));
         assert_eq!(enr.to_string(), EXAMPLE);
         let node = enr.to_node().unwrap();
@@ -427,7 +494,11 @@ mod tests {
 
     #[test]
     fn eip778_example_is_reproduced_by_builder() {
-        let enr = Builder::new().ip(Ipv4Addr::LOCALHOST.into()).udp(30303).build(1, &key()).unwrap();
+        let enr = Builder::new()
+            .ip(Ipv4Addr::LOCALHOST.into())
+            .udp(30303)
+            .build(1, &key())
+            .unwrap();
         assert_eq!(enr.to_string(), EXAMPLE);
     }
 
@@ -438,7 +509,10 @@ mod tests {
         let last = raw.len() - 1;
         raw[last] ^= 1; // udp port changed: signature no longer matches
         assert_eq!(Enr::decode(&raw), Err(EnrError::Signature));
-        assert_eq!(Enr::decode(&raw[..20]), Err(EnrError::Rlp(alloy_rlp::Error::InputTooShort)));
+        assert_eq!(
+            Enr::decode(&raw[..20]),
+            Err(EnrError::Rlp(alloy_rlp::Error::InputTooShort))
+        );
         assert!(matches!("enr:!!".parse::<Enr>(), Err(EnrError::Text)));
         assert!(matches!("enx:AA".parse::<Enr>(), Err(EnrError::Text)));
         let mut trailing = enr.encoded().to_vec();
@@ -460,7 +534,10 @@ mod tests {
         // Hand-made record with keys out of order.
         let mut content = Vec::new();
         rlp::put(&1u64, &mut content);
-        for (k, v) in [("udp", vec![0x82, 0x76, 0x5f]), ("id", vec![0x82, b'v', b'4'])] {
+        for (k, v) in [
+            ("udp", vec![0x82, 0x76, 0x5f]),
+            ("id", vec![0x82, b'v', b'4']),
+        ] {
             rlp::put(k.as_bytes(), &mut content);
             content.extend_from_slice(&v);
         }
@@ -474,10 +551,19 @@ mod tests {
 
     #[test]
     fn local_record_bumps_seq() {
-        let mut local = LocalEnr::new(key(), Some(Ipv4Addr::LOCALHOST.into()), 30303, 30303, 1).unwrap();
-        assert!(!local.set_endpoint(Some(Ipv4Addr::LOCALHOST.into()), 30303, 30303).unwrap());
+        let mut local =
+            LocalEnr::new(key(), Some(Ipv4Addr::LOCALHOST.into()), 30303, 30303, 1).unwrap();
+        assert!(
+            !local
+                .set_endpoint(Some(Ipv4Addr::LOCALHOST.into()), 30303, 30303)
+                .unwrap()
+        );
         assert_eq!(local.record().seq(), 1);
-        assert!(local.set_endpoint(Some(Ipv4Addr::new(1, 2, 3, 4).into()), 30303, 30303).unwrap());
+        assert!(
+            local
+                .set_endpoint(Some(Ipv4Addr::new(1, 2, 3, 4).into()), 30303, 30303)
+                .unwrap()
+        );
         assert_eq!(local.record().seq(), 2);
         // eth = [[fork-hash, fork-next]]
         let eth = vec![0xc7, 0xc6, 0x84, 0xfc, 0x64, 0xec, 0x04, 0x80];
@@ -488,7 +574,10 @@ mod tests {
         assert_eq!(reparsed.eth(), Some(&eth[..]));
         assert_eq!(reparsed.ip4(), Some(Ipv4Addr::new(1, 2, 3, 4)));
         assert_eq!(reparsed.tcp(), Some(30303));
-        assert!(local.set_eth(Some(vec![0xc1])).is_err(), "truncated RLP rejected");
+        assert!(
+            local.set_eth(Some(vec![0xc1])).is_err(),
+            "truncated RLP rejected"
+        );
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(rate: u32, burst: u32, key: (u64, u64)) -> Self {
-        RateLimiter { slots: vec![(0.0, None); SLOTS], key, rate: rate as f32, burst: burst.max(1) as f32 }
+        RateLimiter {
+            slots: vec![(0.0, None); SLOTS],
+            key,
+            rate: rate as f32,
+            burst: burst.max(1) as f32,
+        }
     }
 
     /// Takes one token for `ip`; false when the source is over its rate.
@@ -56,7 +61,10 @@ pub(crate) struct Votes {
 
 impl Votes {
     pub(crate) fn new(cap: usize) -> Self {
-        Votes { recent: VecDeque::with_capacity(cap), cap }
+        Votes {
+            recent: VecDeque::with_capacity(cap),
+            cap,
+        }
     }
 
     /// Records a vote and returns the address holding a majority of at least `min` votes.
@@ -67,7 +75,11 @@ impl Votes {
         }
         self.recent.push_back((voter, ip));
         let count = |ip: IpAddr| self.recent.iter().filter(|(_, a)| *a == ip).count();
-        let (best, n) = self.recent.iter().map(|(_, a)| (*a, count(*a))).max_by_key(|(_, n)| *n)?;
+        let (best, n) = self
+            .recent
+            .iter()
+            .map(|(_, a)| (*a, count(*a)))
+            .max_by_key(|(_, n)| *n)?;
         (n >= min && n * 2 > self.recent.len()).then_some(best)
     }
 }
@@ -83,8 +95,16 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let now = Instant::now();
         assert_eq!((0..100).filter(|_| r.allow(ip, now)).count(), 5);
-        assert!(r.allow("192.0.2.2".parse().unwrap(), now), "other sources unaffected");
-        assert_eq!((0..100).filter(|_| r.allow(ip, now + Duration::from_millis(500))).count(), 5);
+        assert!(
+            r.allow("192.0.2.2".parse().unwrap(), now),
+            "other sources unaffected"
+        );
+        assert_eq!(
+            (0..100)
+                .filter(|_| r.allow(ip, now + Duration::from_millis(500)))
+                .count(),
+            5
+        );
     }
 
     #[test]

@@ -62,7 +62,12 @@ pub struct Lookup {
 impl Lookup {
     /// A lookup for `target` started from `seeds` (usually the table's closest nodes).
     /// `timeout` bounds each query.
-    pub fn new(local: NodeId, target: NodeId, seeds: impl IntoIterator<Item = Node>, timeout: Duration) -> Self {
+    pub fn new(
+        local: NodeId,
+        target: NodeId,
+        seeds: impl IntoIterator<Item = Node>,
+        timeout: Duration,
+    ) -> Self {
         let mut l = Lookup {
             target,
             target_hash: target.hash(),
@@ -98,10 +103,20 @@ impl Lookup {
             if pos >= MAX_CANDIDATES {
                 continue;
             }
-            self.candidates.insert(pos, Candidate { node, hash, status: Status::NotQueried });
+            self.candidates.insert(
+                pos,
+                Candidate {
+                    node,
+                    hash,
+                    status: Status::NotQueried,
+                },
+            );
             // Drop the farthest not-yet-queried candidate when over capacity.
             if self.candidates.len() > MAX_CANDIDATES
-                && let Some(i) = self.candidates.iter().rposition(|c| c.status == Status::NotQueried)
+                && let Some(i) = self
+                    .candidates
+                    .iter()
+                    .rposition(|c| c.status == Status::NotQueried)
             {
                 self.candidates.remove(i);
             }
@@ -118,10 +133,19 @@ impl Lookup {
                 c.status = Status::Failed;
             }
         }
-        let in_flight = self.candidates.iter().filter(|c| matches!(c.status, Status::InFlight(_))).count();
+        let in_flight = self
+            .candidates
+            .iter()
+            .filter(|c| matches!(c.status, Status::InFlight(_)))
+            .count();
         let mut all_responded = true;
         let mut next = None;
-        for c in self.candidates.iter_mut().filter(|c| c.status != Status::Failed).take(K) {
+        for c in self
+            .candidates
+            .iter_mut()
+            .filter(|c| c.status != Status::Failed)
+            .take(K)
+        {
             match c.status {
                 Status::Responded => {}
                 Status::NotQueried => {
@@ -177,7 +201,12 @@ impl Lookup {
 
     /// The closest nodes that answered, closest first (at most `k`).
     pub fn result(&self) -> Vec<Node> {
-        self.candidates.iter().filter(|c| c.status == Status::Responded).take(K).map(|c| c.node).collect()
+        self.candidates
+            .iter()
+            .filter(|c| c.status == Status::Responded)
+            .take(K)
+            .map(|c| c.node)
+            .collect()
     }
 }
 
@@ -192,7 +221,12 @@ mod tests {
             .map(|i| {
                 let mut id = [0u8; 64];
                 rng.fill(&mut id[..]);
-                Node { id: NodeId(id), ip: [10, 0, (i / 256) as u8, i as u8].into(), udp: 1, tcp: 1 }
+                Node {
+                    id: NodeId(id),
+                    ip: [10, 0, (i / 256) as u8, i as u8].into(),
+                    udp: 1,
+                    tcp: 1,
+                }
             })
             .collect()
     }
@@ -266,7 +300,12 @@ mod tests {
         assert_eq!(l.next(now), State::Finished);
         assert!(l.result().is_empty());
         // A late answer from a failed node would still have counted.
-        let mut l = Lookup::new(NodeId([0; 64]), target, all[..1].to_vec(), Duration::from_secs(1));
+        let mut l = Lookup::new(
+            NodeId([0; 64]),
+            target,
+            all[..1].to_vec(),
+            Duration::from_secs(1),
+        );
         assert!(matches!(l.next(now), State::Query(_)));
         l.on_timeout(&all[0].id);
         l.on_response(&all[0].id, &[]);

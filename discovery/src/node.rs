@@ -89,7 +89,7 @@ impl fmt::Display for NodeId {
 impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Eight bytes identify a node well enough in logs.
-        write!(f, "NodeId({}…)", hex::encode(&self.0[..8]))
+        write!(f, "NodeId({}…)", hex::encode(&self.0[..8])) // ok: 64-byte array
     }
 }
 
@@ -117,9 +117,8 @@ pub fn log_distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
 
 /// Compares the XOR distance of `a` and `b` to `target`.
 pub fn distance_cmp(target: &[u8; 32], a: &[u8; 32], b: &[u8; 32]) -> std::cmp::Ordering {
-    for i in 0..32 {
-        let da = target[i] ^ a[i];
-        let db = target[i] ^ b[i];
+    for ((t, x), y) in target.iter().zip(a).zip(b) {
+        let (da, db) = (t ^ x, t ^ y);
         if da != db {
             return da.cmp(&db);
         }
@@ -155,7 +154,12 @@ impl Node {
 impl fmt::Display for Node {
     /// `enode://<id>@<ip>:<tcp>[?discport=<udp>]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "enode://{}@{}", self.id, SocketAddr::new(self.ip, self.tcp))?;
+        write!(
+            f,
+            "enode://{}@{}",
+            self.id,
+            SocketAddr::new(self.ip, self.tcp)
+        )?;
         if self.udp != self.tcp {
             write!(f, "?discport={}", self.udp)?;
         }
@@ -175,7 +179,10 @@ impl FromStr for Node {
             None => (addr, None),
         };
         let sock: SocketAddr = addr.parse().map_err(|_| {
-            if addr.rsplit_once(':').is_some_and(|(h, _)| h.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()) {
+            if addr
+                .rsplit_once(':')
+                .is_some_and(|(h, _)| h.trim_matches(['[', ']']).parse::<IpAddr>().is_ok())
+            {
                 ParseError::Port
             } else {
                 ParseError::Ip
@@ -189,7 +196,12 @@ impl FromStr for Node {
                 }
             }
         }
-        Ok(Node { id, ip: sock.ip(), udp, tcp: sock.port() })
+        Ok(Node {
+            id,
+            ip: sock.ip(),
+            udp,
+            tcp: sock.port(),
+        })
     }
 }
 
@@ -220,13 +232,25 @@ mod tests {
         assert_eq!(n.to_string(), url);
         let v6: Node = format!("enode://{id}@[::1]:30303").parse().unwrap();
         assert_eq!(v6.udp, 30303);
-        assert_eq!("enode://00@1.2.3.4:1".parse::<Node>(), Err(ParseError::NodeId));
-        assert_eq!(format!("enode://{id}@1.2.3.4:x").parse::<Node>(), Err(ParseError::Port));
-        assert_eq!(format!("enode://{id}@nope:1").parse::<Node>(), Err(ParseError::Ip));
+        assert_eq!(
+            "enode://00@1.2.3.4:1".parse::<Node>(),
+            Err(ParseError::NodeId)
+        );
+        assert_eq!(
+            format!("enode://{id}@1.2.3.4:x").parse::<Node>(),
+            Err(ParseError::Port)
+        );
+        assert_eq!(
+            format!("enode://{id}@nope:1").parse::<Node>(),
+            Err(ParseError::Ip)
+        );
         assert_eq!("http://x".parse::<Node>(), Err(ParseError::Scheme));
         assert_eq!(parse_node(&url), Ok(n));
         let enr = "enr:-IS4QHCYrYZbAKWCBRlAy5zzaDZXJBGkcnh4MHcBFZntXNFrdvJjX04jRzjzCBOonrkTfj499SZuOh8R33Ls8RRcy5wBgmlkgnY0gmlwhH8AAAGJc2VjcDI1NmsxoQPKY0yuDUmstAHYpMa2_oxVtw0RW_QAdpzBQA8yWM0xOIN1ZHCCdl8";
-        assert_eq!(parse_node(enr).unwrap().udp_addr(), "127.0.0.1:30303".parse().unwrap());
+        assert_eq!(
+            parse_node(enr).unwrap().udp_addr(),
+            "127.0.0.1:30303".parse().unwrap()
+        );
         assert!(matches!(parse_node("enr:AAAA"), Err(ParseError::Enr(_))));
     }
 

@@ -243,8 +243,8 @@ fn put_endpoint(e: &Endpoint, out: &mut Vec<u8>) {
 
 fn put_ip(ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
-        IpAddr::V4(v4) => rlp::put(&v4.octets()[..], out),
-        IpAddr::V6(v6) => rlp::put(&v6.octets()[..], out),
+        IpAddr::V4(v4) => rlp::put(v4.octets().as_slice(), out),
+        IpAddr::V6(v6) => rlp::put(v6.octets().as_slice(), out),
     }
 }
 
@@ -270,7 +270,10 @@ pub fn encode_neighbors(nodes: &[Node], expiration: u64, key: &SecretKey) -> Vec
         scratch.clear();
         put_node(n, &mut scratch);
         if size + scratch.len() > BUDGET && !chunk.is_empty() {
-            let msg = Message::Neighbors(Neighbors { nodes: std::mem::take(&mut chunk), expiration });
+            let msg = Message::Neighbors(Neighbors {
+                nodes: std::mem::take(&mut chunk),
+                expiration,
+            });
             packets.push(msg.encode(key).0);
             size = 0;
         }
@@ -278,7 +281,10 @@ pub fn encode_neighbors(nodes: &[Node], expiration: u64, key: &SecretKey) -> Vec
         chunk.push(*n);
     }
     if !chunk.is_empty() {
-        let msg = Message::Neighbors(Neighbors { nodes: chunk, expiration });
+        let msg = Message::Neighbors(Neighbors {
+            nodes: chunk,
+            expiration,
+        });
         packets.push(msg.encode(key).0);
     }
     packets
@@ -306,15 +312,22 @@ pub fn decode(packet: &[u8]) -> Result<Packet, PacketError> {
     let message = decode_message(kind, &mut data)?;
     let mut h = [0u8; 32];
     h.copy_from_slice(hash); // ok: split_at(32)
-    Ok(Packet { hash: h, node_id, message })
+    Ok(Packet {
+        hash: h,
+        node_id,
+        message,
+    })
 }
 
 fn recover(sig: &[u8], signed: &[u8]) -> Result<NodeId, PacketError> {
     let (&v, rs) = sig.split_last().ok_or(PacketError::BadSignature)?;
     let recid = RecoveryId::try_from(i32::from(v)).map_err(|_| PacketError::BadSignature)?;
-    let sig = RecoverableSignature::from_compact(rs, recid).map_err(|_| PacketError::BadSignature)?;
+    let sig =
+        RecoverableSignature::from_compact(rs, recid).map_err(|_| PacketError::BadSignature)?;
     let msg = SecpMessage::from_digest(keccak256(signed));
-    let key = SECP256K1.recover_ecdsa(msg, &sig).map_err(|_| PacketError::BadSignature)?;
+    let key = SECP256K1
+        .recover_ecdsa(msg, &sig)
+        .map_err(|_| PacketError::BadSignature)?;
     Ok(NodeId::from_public_key(&key))
 }
 
@@ -326,17 +339,30 @@ fn decode_message(kind: u8, data: &mut &[u8]) -> Result<Message, PacketError> {
             let from = endpoint(&mut p)?;
             let to = endpoint(&mut p)?;
             let expiration = rlp::item(&mut p)?;
-            Message::Ping(Ping { from, to, expiration, enr_seq: opt_seq(&mut p) })
+            Message::Ping(Ping {
+                from,
+                to,
+                expiration,
+                enr_seq: opt_seq(&mut p),
+            })
         }
         2 => {
             let to = endpoint(&mut p)?;
             let ping_hash = rlp::item(&mut p)?;
             let expiration = rlp::item(&mut p)?;
-            Message::Pong(Pong { to, ping_hash, expiration, enr_seq: opt_seq(&mut p) })
+            Message::Pong(Pong {
+                to,
+                ping_hash,
+                expiration,
+                enr_seq: opt_seq(&mut p),
+            })
         }
         3 => {
             let target = NodeId(rlp::item(&mut p)?);
-            Message::FindNode(FindNode { target, expiration: rlp::item(&mut p)? })
+            Message::FindNode(FindNode {
+                target,
+                expiration: rlp::item(&mut p)?,
+            })
         }
         4 => {
             let mut list = rlp::list(&mut p)?;
@@ -348,9 +374,14 @@ fn decode_message(kind: u8, data: &mut &[u8]) -> Result<Message, PacketError> {
                     nodes.push(n);
                 }
             }
-            Message::Neighbors(Neighbors { nodes, expiration: rlp::item(&mut p)? })
+            Message::Neighbors(Neighbors {
+                nodes,
+                expiration: rlp::item(&mut p)?,
+            })
         }
-        5 => Message::EnrRequest(EnrRequest { expiration: rlp::item(&mut p)? }),
+        5 => Message::EnrRequest(EnrRequest {
+            expiration: rlp::item(&mut p)?,
+        }),
         6 => {
             let request_hash = rlp::item(&mut p)?;
             let enr = Enr::decode(rlp::raw(&mut p)?)?;
@@ -362,7 +393,11 @@ fn decode_message(kind: u8, data: &mut &[u8]) -> Result<Message, PacketError> {
 
 /// The optional EIP-868 `enr-seq`; anything not a u64 in that position is treated as absent.
 fn opt_seq(p: &mut &[u8]) -> Option<u64> {
-    if p.is_empty() { None } else { rlp::item::<u64>(p).ok() }
+    if p.is_empty() {
+        None
+    } else {
+        rlp::item::<u64>(p).ok()
+    }
 }
 
 fn ip(b: &[u8]) -> IpAddr {

@@ -21,40 +21,80 @@ fn vector(hex_str: &str) -> Packet {
 
 #[test]
 fn eip8_ping_v4() {
-    let Message::Ping(ping) = vector(PING_V4).message else { panic!("not a ping") };
-    assert_eq!(ping.from, Endpoint { ip: "127.0.0.1".parse().unwrap(), udp: 3322, tcp: 5544 });
-    assert_eq!(ping.to, Endpoint { ip: "::1".parse().unwrap(), udp: 2222, tcp: 3333 });
+    let Message::Ping(ping) = vector(PING_V4).message else {
+        panic!("not a ping")
+    };
+    assert_eq!(
+        ping.from,
+        Endpoint {
+            ip: "127.0.0.1".parse().unwrap(),
+            udp: 3322,
+            tcp: 5544
+        }
+    );
+    assert_eq!(
+        ping.to,
+        Endpoint {
+            ip: "::1".parse().unwrap(),
+            udp: 2222,
+            tcp: 3333
+        }
+    );
     assert_eq!(ping.expiration, 1136239445);
     assert_eq!(ping.enr_seq, Some(1));
 }
 
 #[test]
 fn eip8_ping_v555() {
-    let Message::Ping(ping) = vector(PING_V555).message else { panic!("not a ping") };
-    assert_eq!(ping.from.ip, "2001:db8:3c4d:15::abcd:ef12".parse::<IpAddr>().unwrap());
-    assert_eq!(ping.to, Endpoint { ip: "2001:db8:85a3:8d3:1319:8a2e:370:7348".parse().unwrap(), udp: 2222, tcp: 33338 });
+    let Message::Ping(ping) = vector(PING_V555).message else {
+        panic!("not a ping")
+    };
+    assert_eq!(
+        ping.from.ip,
+        "2001:db8:3c4d:15::abcd:ef12".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        ping.to,
+        Endpoint {
+            ip: "2001:db8:85a3:8d3:1319:8a2e:370:7348".parse().unwrap(),
+            udp: 2222,
+            tcp: 33338
+        }
+    );
     assert_eq!(ping.expiration, 1136239445);
-    assert_eq!(ping.enr_seq, None, "a list in the enr-seq position is ignored");
+    assert_eq!(
+        ping.enr_seq, None,
+        "a list in the enr-seq position is ignored"
+    );
 }
 
 #[test]
 fn eip8_pong() {
-    let Message::Pong(pong) = vector(PONG).message else { panic!("not a pong") };
+    let Message::Pong(pong) = vector(PONG).message else {
+        panic!("not a pong")
+    };
     assert_eq!(pong.to.udp, 2222);
-    assert_eq!(hex::encode(pong.ping_hash), "fbc914b16819237dcd8801d7e53f69e9719adecb3cc0e790c57e91ca4461c954");
+    assert_eq!(
+        hex::encode(pong.ping_hash),
+        "fbc914b16819237dcd8801d7e53f69e9719adecb3cc0e790c57e91ca4461c954"
+    );
     assert_eq!(pong.expiration, 1136239445);
 }
 
 #[test]
 fn eip8_findnode() {
-    let Message::FindNode(f) = vector(FINDNODE).message else { panic!("not findnode") };
+    let Message::FindNode(f) = vector(FINDNODE).message else {
+        panic!("not findnode")
+    };
     assert_eq!(hex::encode(&f.target.0[..4]), "ca634cae");
     assert_eq!(f.expiration, 1136239445);
 }
 
 #[test]
 fn eip8_neighbors() {
-    let Message::Neighbors(n) = vector(NEIGHBORS).message else { panic!("not neighbors") };
+    let Message::Neighbors(n) = vector(NEIGHBORS).message else {
+        panic!("not neighbors")
+    };
     assert_eq!(n.nodes.len(), 4);
     assert_eq!(n.nodes[0].ip, "99.33.22.55".parse::<IpAddr>().unwrap());
     assert_eq!((n.nodes[0].udp, n.nodes[0].tcp), (4444, 4445));
@@ -67,15 +107,38 @@ fn eip8_neighbors() {
 #[test]
 fn roundtrip_all_kinds() {
     let k = key();
-    let ep = Endpoint { ip: "10.0.0.1".parse().unwrap(), udp: 30303, tcp: 30303 };
+    let ep = Endpoint {
+        ip: "10.0.0.1".parse().unwrap(),
+        udp: 30303,
+        tcp: 30303,
+    };
     let enr = crate::enr::Builder::new().udp(1).build(3, &k).unwrap();
     let msgs = [
-        Message::Ping(Ping { from: ep, to: ep, expiration: 5, enr_seq: Some(9) }),
-        Message::Pong(Pong { to: ep, ping_hash: [3; 32], expiration: 5, enr_seq: None }),
-        Message::FindNode(FindNode { target: NodeId([7; 64]), expiration: 5 }),
-        Message::Neighbors(Neighbors { nodes: vec![], expiration: 5 }),
+        Message::Ping(Ping {
+            from: ep,
+            to: ep,
+            expiration: 5,
+            enr_seq: Some(9),
+        }),
+        Message::Pong(Pong {
+            to: ep,
+            ping_hash: [3; 32],
+            expiration: 5,
+            enr_seq: None,
+        }),
+        Message::FindNode(FindNode {
+            target: NodeId([7; 64]),
+            expiration: 5,
+        }),
+        Message::Neighbors(Neighbors {
+            nodes: vec![],
+            expiration: 5,
+        }),
         Message::EnrRequest(EnrRequest { expiration: 5 }),
-        Message::EnrResponse(EnrResponse { request_hash: [1; 32], enr }),
+        Message::EnrResponse(EnrResponse {
+            request_hash: [1; 32],
+            enr,
+        }),
     ];
     for m in msgs {
         let (bytes, hash) = m.encode(&k);
@@ -90,14 +153,21 @@ fn roundtrip_all_kinds() {
 fn neighbors_split_under_limit() {
     let k = key();
     let nodes: Vec<Node> = (0..40u8)
-        .map(|i| Node { id: NodeId([i; 64]), ip: format!("2001:db8::{i}").parse().unwrap(), udp: 65535, tcp: 65535 })
+        .map(|i| Node {
+            id: NodeId([i; 64]),
+            ip: format!("2001:db8::{i}").parse().unwrap(),
+            udp: 65535,
+            tcp: 65535,
+        })
         .collect();
     let packets = encode_neighbors(&nodes, u64::MAX, &k);
     assert!(packets.len() >= 3);
     let mut got = Vec::new();
     for p in &packets {
         assert!(p.len() <= MAX_PACKET_SIZE, "{}", p.len());
-        let Message::Neighbors(n) = decode(p).unwrap().message else { panic!() };
+        let Message::Neighbors(n) = decode(p).unwrap().message else {
+            panic!()
+        };
         got.extend(n.nodes);
     }
     assert_eq!(got, nodes);
@@ -119,23 +189,33 @@ fn hostile_inputs_are_errors() {
     };
     let mut bad_sig = good.clone();
     bad_sig[96] = 7;
-    assert!(matches!(decode(&rehash(bad_sig)), Err(PacketError::BadSignature)));
+    assert!(matches!(
+        decode(&rehash(bad_sig)),
+        Err(PacketError::BadSignature)
+    ));
     let mut bad_type = good.clone();
     bad_type[97] = 9;
-    assert!(matches!(decode(&rehash(bad_type)), Err(PacketError::UnknownType(9))));
+    assert!(matches!(
+        decode(&rehash(bad_type)),
+        Err(PacketError::UnknownType(9))
+    ));
     // Valid signature over garbage data, for each packet type.
     for kind in 1..=6u8 {
         for data in [&[0xc0][..], &[0x01], &[0xf8, 0xff], &[0xc2, 0xc1, 0xc0]] {
             let mut signed = vec![kind];
             signed.extend_from_slice(data);
-            let sig = SECP256K1.sign_ecdsa_recoverable(SecpMessage::from_digest(keccak256(&signed)), &key());
+            let sig = SECP256K1
+                .sign_ecdsa_recoverable(SecpMessage::from_digest(keccak256(&signed)), &key());
             let (rec, rs) = sig.serialize_compact();
             let mut p = vec![0u8; 32];
             p.extend_from_slice(&rs);
             p.push(i32::from(rec) as u8);
             p.extend_from_slice(&signed);
             let r = decode(&rehash(p));
-            assert!(matches!(r, Err(PacketError::Rlp(_)) | Err(PacketError::Enr(_))), "kind {kind} data {data:?}: {r:?}");
+            assert!(
+                matches!(r, Err(PacketError::Rlp(_)) | Err(PacketError::Enr(_))),
+                "kind {kind} data {data:?}: {r:?}"
+            );
         }
     }
 }

@@ -17,10 +17,12 @@ use tracing::{debug, trace};
 use crate::config::Config;
 use crate::enr::{Enr, EnrError, LocalEnr};
 use crate::limits::{RateLimiter, Votes};
-use crate::lookup::{K, Lookup, State};
-use crate::node::{Node, NodeId, log_distance, relay_ok};
-use crate::packet::{self, EnrRequest, EnrResponse, Endpoint, FindNode, Message, Packet, PacketError, Ping, Pong};
-use crate::table::{BUCKET_SIZE, Table};
+use crate::lookup::{K, Lookup};
+use crate::node::{Node, NodeId, relay_ok};
+use crate::packet::{
+    self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Packet, PacketError, Ping, Pong,
+};
+use crate::table::Table;
 
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,10 +95,18 @@ struct PeerState {
 
 #[derive(Clone, Copy, Debug)]
 enum Request {
-    Ping { hash: [u8; 32], revalidation: bool },
+    Ping {
+        hash: [u8; 32],
+        revalidation: bool,
+    },
     /// `received` is `None` until the first Neighbors packet.
-    FindNode { lookup: LookupId, received: Option<usize> },
-    Enr { hash: [u8; 32] },
+    FindNode {
+        lookup: LookupId,
+        received: Option<usize>,
+    },
+    Enr {
+        hash: [u8; 32],
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -168,13 +178,19 @@ impl Protocol {
         enr_seq: u64,
     ) -> Result<Self, EnrError> {
         let id = NodeId::from_secret_key(&key);
-        let ip = config.external_ip.or(Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()));
+        let ip = config
+            .external_ip
+            .or(Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()));
         let local = LocalEnr::new(key, ip, local_addr.port(), config.tcp_port, enr_seq.max(1))?;
         let mut table = Table::new(id, config.netrestrict.clone());
         for b in &config.bootnodes {
             table.add_seen(*b);
         }
-        let limiter = RateLimiter::new(config.rate_limit, config.rate_burst, (rng.next_u64(), rng.next_u64()));
+        let limiter = RateLimiter::new(
+            config.rate_limit,
+            config.rate_burst,
+            (rng.next_u64(), rng.next_u64()),
+        );
         let revalidate_at = now + random_duration(&mut rng, config.revalidate_interval);
         Ok(Protocol {
             key,
@@ -225,7 +241,8 @@ impl Protocol {
     /// (`[[fork-hash, fork-next]]`, EIP-2124); the record's seq is bumped when it changes.
     pub fn set_eth_entry(&mut self, raw: Option<Vec<u8>>) -> Result<(), EnrError> {
         if self.local.set_eth(raw)? {
-            self.events.push_back(Event::LocalEnrUpdated(self.local.record().clone()));
+            self.events
+                .push_back(Event::LocalEnrUpdated(self.local.record().clone()));
         }
         Ok(())
     }
@@ -293,9 +310,15 @@ impl Protocol {
         if !self.allowed(node.ip) {
             return;
         }
-        let msg = Message::EnrRequest(EnrRequest { expiration: self.expiration(now) });
+        let msg = Message::EnrRequest(EnrRequest {
+            expiration: self.expiration(now),
+        });
         let (data, hash) = msg.encode(&self.key);
-        self.pending.push(Pending { node, deadline: now + self.config.request_timeout, req: Request::Enr { hash } });
+        self.pending.push(Pending {
+            node,
+            deadline: now + self.config.request_timeout,
+            req: Request::Enr { hash },
+        });
         self.send(node.udp_addr(), data);
     }
 
@@ -313,7 +336,10 @@ impl Protocol {
     pub fn next_timeout(&self) -> Option<Instant> {
         let pending = self.pending.iter().map(|p| p.deadline);
         let deferred = self.deferred.iter().map(|d| d.deadline);
-        let lookups = self.lookups.values().filter_map(|r| r.lookup.next_deadline());
+        let lookups = self
+            .lookups
+            .values()
+            .filter_map(|r| r.lookup.next_deadline());
         pending
             .chain(deferred)
             .chain(lookups)
@@ -323,8 +349,9 @@ impl Protocol {
 
     /// Runs timers due at `now`: request timeouts, revalidation, refresh.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let (expired, keep): (Vec<Pending>, Vec<Pending>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|p| p.deadline <= now);
+        let (expired, keep): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.deadline <= now);
         self.pending = keep;
         for p in expired {
             match p.req {
@@ -347,18 +374,22 @@ impl Protocol {
                 Request::Enr { .. } => {}
             }
         }
-        let (due, keep): (Vec<Deferred>, Vec<Deferred>) =
-            std::mem::take(&mut self.deferred).into_iter().partition(|d| d.deadline <= now);
+        let (due, keep): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|d| d.deadline <= now);
         self.deferred = keep;
         for d in due {
             self.send_findnode(now, d.lookup, d.node);
         }
         if now >= self.revalidate_at {
-            self.revalidate_at = now + random_duration(&mut self.rng, self.config.revalidate_interval);
+            self.revalidate_at =
+                now + random_duration(&mut self.rng, self.config.revalidate_interval);
             if let Some(node) = self.table.revalidation_target(&mut self.rng) {
                 self.send_ping(now, node, true);
             }
-            let recently = self.last_refresh.is_some_and(|t| now < t + self.config.revalidate_interval);
+            let recently = self
+                .last_refresh
+                .is_some_and(|t| now < t + self.config.revalidate_interval);
             if self.table.len() < self.config.nearly_empty && !recently {
                 self.refresh(now);
             }
@@ -408,7 +439,11 @@ impl Protocol {
             return;
         }
         trace!(target: "discv4", %from, kind = packet.message.name(), node = ?packet.node_id, "received");
-        let Packet { hash, node_id, message } = packet;
+        let Packet {
+            hash,
+            node_id,
+            message,
+        } = packet;
         match message {
             Message::Ping(m) => self.on_ping(now, from, node_id, hash, m),
             Message::Pong(m) => self.on_pong(now, from, node_id, m),
@@ -421,16 +456,31 @@ impl Protocol {
     }
 
     fn on_ping(&mut self, now: Instant, from: SocketAddr, id: NodeId, hash: [u8; 32], ping: Ping) {
-        let to = Endpoint { ip: from.ip(), udp: from.port(), tcp: ping.from.tcp };
-        let pong = Pong { to, ping_hash: hash, expiration: self.expiration(now), enr_seq: Some(self.local.record().seq()) };
+        let to = Endpoint {
+            ip: from.ip(),
+            udp: from.port(),
+            tcp: ping.from.tcp,
+        };
+        let pong = Pong {
+            to,
+            ping_hash: hash,
+            expiration: self.expiration(now),
+            enr_seq: Some(self.local.record().seq()),
+        };
         self.send(from, Message::Pong(pong).encode(&self.key).0);
-        let node = Node { id, ip: from.ip(), udp: from.port(), tcp: ping.from.tcp };
+        let node = Node {
+            id,
+            ip: from.ip(),
+            udp: from.port(),
+            tcp: ping.from.tcp,
+        };
         if let Some(peer) = self.peer_mut(id, now) {
             peer.last_ping = Some(now);
         }
         // The remote now has our endpoint proof: held-back FindNodes can go.
-        let (ready, keep): (Vec<Deferred>, Vec<Deferred>) =
-            std::mem::take(&mut self.deferred).into_iter().partition(|d| d.node.id == id);
+        let (ready, keep): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|d| d.node.id == id);
         self.deferred = keep;
         for d in ready {
             self.send_findnode(now, d.lookup, d.node);
@@ -459,7 +509,12 @@ impl Protocol {
             peer.last_pong = Some(now);
             peer.ip = Some(from.ip());
         }
-        let node = Node { id, ip: from.ip(), udp: from.port(), tcp: p.node.tcp };
+        let node = Node {
+            id,
+            ip: from.ip(),
+            udp: from.port(),
+            tcp: p.node.tcp,
+        };
         self.table.add_verified(node, now);
         self.events.push_back(Event::Bonded(node));
         if self.config.external_ip.is_none()
@@ -470,7 +525,8 @@ impl Protocol {
             let (udp, tcp) = (self.local.udp(), self.local.tcp());
             if let Ok(true) = self.local.set_endpoint(Some(ip), udp, tcp) {
                 debug!(target: "discv4", %ip, seq = self.local.record().seq(), "external address changed");
-                self.events.push_back(Event::LocalEnrUpdated(self.local.record().clone()));
+                self.events
+                    .push_back(Event::LocalEnrUpdated(self.local.record().clone()));
             }
         }
     }
@@ -491,7 +547,10 @@ impl Protocol {
         let mut packets = packet::encode_neighbors(&nodes, exp, &self.key);
         if packets.is_empty() {
             // An empty answer still tells the lookup that we are alive.
-            let empty = Message::Neighbors(packet::Neighbors { nodes: Vec::new(), expiration: exp });
+            let empty = Message::Neighbors(packet::Neighbors {
+                nodes: Vec::new(),
+                expiration: exp,
+            });
             packets.push(empty.encode(&self.key).0);
         }
         for p in packets {
@@ -546,7 +605,10 @@ impl Protocol {
             self.metrics.unbonded += 1;
             return;
         }
-        let resp = EnrResponse { request_hash: hash, enr: self.local.record().clone() };
+        let resp = EnrResponse {
+            request_hash: hash,
+            enr: self.local.record().clone(),
+        };
         self.send(from, Message::EnrResponse(resp).encode(&self.key).0);
     }
 
@@ -565,123 +627,6 @@ impl Protocol {
         }
     }
 
-    fn start_lookup(&mut self, target: NodeId, purpose: Purpose) -> LookupId {
-        let mut seeds = self.table.closest(&target.hash(), K);
-        if seeds.is_empty() {
-            seeds = self.config.bootnodes.clone();
-        }
-        let timeout = self.config.bond_wait + self.config.request_timeout * 2;
-        let id = LookupId(self.next_lookup);
-        self.next_lookup += 1;
-        self.lookups.insert(id, Running { lookup: Lookup::new(self.id, target, seeds, timeout), purpose });
-        id
-    }
-
-    fn drive_lookups(&mut self, now: Instant) {
-        loop {
-            let before = self.next_lookup;
-            let ids: Vec<LookupId> = self.lookups.keys().copied().collect();
-            for lid in ids {
-                loop {
-                    let Some(r) = self.lookups.get_mut(&lid) else {
-                        break;
-                    };
-                    match r.lookup.next(now) {
-                        State::Query(node) => self.query(now, lid, node),
-                        State::Waiting => break,
-                        State::Finished => {
-                            if let Some(r) = self.lookups.remove(&lid) {
-                                self.lookup_done(lid, r);
-                            }
-                            break;
-                        }
-                    }
-                }
-            }
-            if self.next_lookup == before {
-                break;
-            }
-        }
-    }
-
-    fn lookup_done(&mut self, id: LookupId, r: Running) {
-        let nodes = r.lookup.result();
-        trace!(target: "discv4", lookup = id.0, queries = r.lookup.queries(), found = nodes.len(), "lookup done");
-        match r.purpose {
-            Purpose::User => {
-                self.events.push_back(Event::LookupDone { id, target: r.lookup.target(), nodes });
-            }
-            Purpose::RefreshSelf => {
-                for target in self.refresh_targets(&nodes) {
-                    self.start_lookup(target, Purpose::RefreshRandom);
-                }
-            }
-            Purpose::RefreshRandom => {}
-        }
-    }
-
-    /// Random targets for the refresh after the self lookup: one inside each of the farthest
-    /// buckets that are not full yet (Kademlia bucket refresh), so each lookup fills a bucket
-    /// instead of mostly the farthest one; uniformly random targets when all are full.
-    /// Buckets closer than our closest neighbours (`self_result`) cannot be filled and are
-    /// skipped.
-    fn refresh_targets(&mut self, self_result: &[Node]) -> Vec<NodeId> {
-        let me = *self.table.local_hash();
-        let near = self_result.last().map_or(256, |n| log_distance(&me, &n.id.hash()));
-        let mut targets = Vec::new();
-        for d in (near.saturating_add(1)..=256).rev() {
-            if targets.len() >= self.config.refresh_random_lookups {
-                break;
-            }
-            if self.table.bucket_len(d) >= BUCKET_SIZE {
-                continue;
-            }
-            // A random id lands at distance d with probability 2^(d-257): grind a little.
-            for _ in 0..4096 {
-                let t = self.random_target();
-                if log_distance(&me, &t.hash()) == d {
-                    targets.push(t);
-                    break;
-                }
-            }
-        }
-        while targets.len() < self.config.refresh_random_lookups {
-            targets.push(self.random_target());
-        }
-        targets
-    }
-
-    /// Sends FindNode for a lookup, bonding first when the remote may not know us.
-    fn query(&mut self, now: Instant, lookup: LookupId, node: Node) {
-        if !self.allowed(node.ip) {
-            if let Some(r) = self.lookups.get_mut(&lookup) {
-                r.lookup.on_timeout(&node.id);
-            }
-            return;
-        }
-        let known = self
-            .peers
-            .get(&node.id)
-            .and_then(|p| p.last_ping)
-            .is_some_and(|t| now < t + self.config.bond_expiration);
-        if known {
-            self.send_findnode(now, lookup, node);
-        } else {
-            self.send_ping(now, node, false);
-            self.deferred.push(Deferred { node, lookup, deadline: now + self.config.bond_wait });
-        }
-    }
-
-    fn send_findnode(&mut self, now: Instant, lookup: LookupId, node: Node) {
-        let Some(r) = self.lookups.get(&lookup) else {
-            return;
-        };
-        let msg = Message::FindNode(FindNode { target: r.lookup.target(), expiration: self.expiration(now) });
-        let deadline = now + self.config.request_timeout;
-        self.pending.push(Pending { node, deadline, req: Request::FindNode { lookup, received: None } });
-        self.send(node.udp_addr(), msg.encode(&self.key).0);
-    }
-
     fn send_ping(&mut self, now: Instant, node: Node, revalidation: bool) {
         if !self.allowed(node.ip) || node.id == self.id {
             return;
@@ -691,21 +636,36 @@ impl Protocol {
             .iter_mut()
             .find(|p| p.node.id == node.id && matches!(p.req, Request::Ping { .. }));
         if let Some(p) = existing {
-            if let Request::Ping { revalidation: r, .. } = &mut p.req {
+            if let Request::Ping {
+                revalidation: r, ..
+            } = &mut p.req
+            {
                 *r |= revalidation;
             }
             return;
         }
         let from_ip = self.local.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let ping = Ping {
-            from: Endpoint { ip: from_ip, udp: self.local.udp(), tcp: self.local.tcp() },
-            to: Endpoint { ip: node.ip, udp: node.udp, tcp: 0 },
+            from: Endpoint {
+                ip: from_ip,
+                udp: self.local.udp(),
+                tcp: self.local.tcp(),
+            },
+            to: Endpoint {
+                ip: node.ip,
+                udp: node.udp,
+                tcp: 0,
+            },
             expiration: self.expiration(now),
             enr_seq: Some(self.local.record().seq()),
         };
         let (data, hash) = Message::Ping(ping).encode(&self.key);
         let deadline = now + self.config.request_timeout;
-        self.pending.push(Pending { node, deadline, req: Request::Ping { hash, revalidation } });
+        self.pending.push(Pending {
+            node,
+            deadline,
+            req: Request::Ping { hash, revalidation },
+        });
         self.send(node.udp_addr(), data);
     }
 
@@ -717,7 +677,9 @@ impl Protocol {
     /// Whether `id` proved its endpoint from `ip` within the bond lifetime.
     fn verified(&self, id: &NodeId, ip: IpAddr, now: Instant) -> bool {
         self.peers.get(id).is_some_and(|p| {
-            p.ip == Some(ip) && p.last_pong.is_some_and(|t| now < t + self.config.bond_expiration)
+            p.ip == Some(ip)
+                && p.last_pong
+                    .is_some_and(|t| now < t + self.config.bond_expiration)
         })
     }
 
@@ -726,7 +688,8 @@ impl Protocol {
         if !self.peers.contains_key(&id) && self.peers.len() >= self.config.max_peers {
             let exp = self.config.bond_expiration;
             let live = |t: Option<Instant>| t.is_some_and(|t| now < t + exp);
-            self.peers.retain(|_, p| live(p.last_pong) || live(p.last_ping));
+            self.peers
+                .retain(|_, p| live(p.last_pong) || live(p.last_ping));
             if self.peers.len() >= self.config.max_peers {
                 return None;
             }
@@ -740,7 +703,10 @@ impl Protocol {
     }
 
     fn allowed(&self, ip: IpAddr) -> bool {
-        self.config.netrestrict.as_ref().is_none_or(|n| n.contains(ip))
+        self.config
+            .netrestrict
+            .as_ref()
+            .is_none_or(|n| n.contains(ip))
     }
 
     fn unix(&self, now: Instant) -> u64 {
@@ -756,6 +722,9 @@ fn random_duration(rng: &mut StdRng, max: Duration) -> Duration {
     let ms = max.as_millis().max(1) as u64;
     Duration::from_millis(rng.random_range(0..ms))
 }
+
+#[path = "proto_lookups.rs"]
+mod lookups;
 
 #[cfg(test)]
 #[path = "proto_tests.rs"]

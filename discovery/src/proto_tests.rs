@@ -16,11 +16,25 @@ fn addr(i: u8) -> SocketAddr {
 }
 
 fn node_of(i: u8) -> Node {
-    Node { id: NodeId::from_secret_key(&key(i)), ip: addr(i).ip(), udp: 30303, tcp: 0 }
+    Node {
+        id: NodeId::from_secret_key(&key(i)),
+        ip: addr(i).ip(),
+        udp: 30303,
+        tcp: 0,
+    }
 }
 
 fn proto(i: u8, config: Config, now: Instant) -> Protocol {
-    Protocol::new(key(i), addr(i), config, now, UNIX, StdRng::seed_from_u64(u64::from(i)), 1).unwrap()
+    Protocol::new(
+        key(i),
+        addr(i),
+        config,
+        now,
+        UNIX,
+        StdRng::seed_from_u64(u64::from(i)),
+        1,
+    )
+    .unwrap()
 }
 
 /// A tiny network delivering every datagram instantly.
@@ -34,7 +48,11 @@ struct Net {
 impl Net {
     fn new(n: u8, config: impl Fn(u8) -> Config) -> Net {
         let now = Instant::now();
-        Net { nodes: (1..=n).map(|i| proto(i, config(i), now)).collect(), now, dead: Vec::new() }
+        Net {
+            nodes: (1..=n).map(|i| proto(i, config(i), now)).collect(),
+            now,
+            dead: Vec::new(),
+        }
     }
 
     fn get(&mut self, i: u8) -> &mut Protocol {
@@ -58,7 +76,12 @@ impl Net {
                 if self.dead.contains(&t.to) {
                     continue;
                 }
-                if let Some(n) = self.nodes.iter_mut().enumerate().find(|(i, _)| addr(*i as u8 + 1) == t.to) {
+                if let Some(n) = self
+                    .nodes
+                    .iter_mut()
+                    .enumerate()
+                    .find(|(i, _)| addr(*i as u8 + 1) == t.to)
+                {
                     n.1.handle_packet(self.now, from, &t.data);
                 }
             }
@@ -84,8 +107,17 @@ fn events(p: &mut Protocol) -> Vec<Event> {
     std::iter::from_fn(|| p.poll_event()).collect()
 }
 
+fn lookup_done(p: &mut Protocol) -> Option<Event> {
+    events(p)
+        .into_iter()
+        .find(|e| matches!(e, Event::LookupDone { .. }))
+}
+
 fn with_boot(i: u8) -> Config {
-    Config { bootnodes: if i == 1 { vec![] } else { vec![node_of(1)] }, ..Config::default() }
+    Config {
+        bootnodes: if i == 1 { vec![] } else { vec![node_of(1)] },
+        ..Config::default()
+    }
 }
 
 fn msg(k: u8, m: Message) -> Vec<u8> {
@@ -93,12 +125,27 @@ fn msg(k: u8, m: Message) -> Vec<u8> {
 }
 
 fn findnode(k: u8, exp: u64) -> Vec<u8> {
-    msg(k, Message::FindNode(FindNode { target: node_of(k).id, expiration: exp }))
+    msg(
+        k,
+        Message::FindNode(FindNode {
+            target: node_of(k).id,
+            expiration: exp,
+        }),
+    )
 }
 
 fn ping(k: u8) -> Message {
-    let ep = Endpoint { ip: addr(k).ip(), udp: 30303, tcp: 0 };
-    Message::Ping(Ping { from: ep, to: ep, expiration: UNIX + 3600, enr_seq: None })
+    let ep = Endpoint {
+        ip: addr(k).ip(),
+        udp: 30303,
+        tcp: 0,
+    };
+    Message::Ping(Ping {
+        from: ep,
+        to: ep,
+        expiration: UNIX + 3600,
+        enr_seq: None,
+    })
 }
 
 #[test]
@@ -108,15 +155,27 @@ fn bonding_and_lookup_between_two_nodes() {
     net.get(2).handle_timeout(now); // first refresh: self lookup through the bootnode
     net.deliver();
     assert!(net.get(1).table().get(&node_of(2).id).is_some());
-    assert!(net.get(2).table().get(&node_of(1).id).is_some_and(|e| e.last_pong.is_some()));
+    assert!(
+        net.get(2)
+            .table()
+            .get(&node_of(1).id)
+            .is_some_and(|e| e.last_pong.is_some())
+    );
     let ev = events(net.get(2));
     assert!(ev.contains(&Event::Bonded(node_of(1))), "{ev:?}");
     // The FindNode waited for the bootnode's ping and was then answered.
     assert_eq!(net.get(1).metrics().unbonded, 0);
     let id = net.get(2).lookup(now, node_of(1).id);
     net.deliver();
-    let done = events(net.get(2)).into_iter().find(|e| matches!(e, Event::LookupDone { .. }));
-    assert_eq!(done, Some(Event::LookupDone { id, target: node_of(1).id, nodes: vec![node_of(1)] }));
+    let done = lookup_done(net.get(2));
+    assert_eq!(
+        done,
+        Some(Event::LookupDone {
+            id,
+            target: node_of(1).id,
+            nodes: vec![node_of(1)]
+        })
+    );
 }
 
 #[test]
@@ -124,21 +183,25 @@ fn findnode_needs_bond_from_same_ip_and_bond_expires() {
     let mut net = Net::new(2, |_| Config::default());
     let now = net.now;
     // Unbonded: no reply.
-    net.get(1).handle_packet(now, addr(2), &findnode(2, UNIX + 60));
+    net.get(1)
+        .handle_packet(now, addr(2), &findnode(2, UNIX + 60));
     assert_eq!(net.get(1).metrics().unbonded, 1);
     assert!(net.get(1).poll_transmit().is_none());
     // Node 2 pings node 1; node 1 pings back and 2 answers: node 2 is now bonded.
     net.get(2).ping(now, node_of(1));
     net.deliver();
-    net.get(1).handle_packet(now, addr(2), &findnode(2, UNIX + 60));
+    net.get(1)
+        .handle_packet(now, addr(2), &findnode(2, UNIX + 60));
     assert!(net.get(1).poll_transmit().is_some(), "bonded: answered");
     // Same node id from another IP: no reply.
-    net.get(1).handle_packet(now, addr(9), &findnode(2, UNIX + 60));
+    net.get(1)
+        .handle_packet(now, addr(9), &findnode(2, UNIX + 60));
     assert!(net.get(1).poll_transmit().is_none());
     assert_eq!(net.get(1).metrics().unbonded, 2);
     // Twelve hours later the bond has expired.
     let later = now + Duration::from_secs(12 * 3600 + 1);
-    net.get(1).handle_packet(later, addr(2), &findnode(2, UNIX + 13 * 3600));
+    net.get(1)
+        .handle_packet(later, addr(2), &findnode(2, UNIX + 13 * 3600));
     assert!(net.get(1).poll_transmit().is_none());
     assert_eq!(net.get(1).metrics().unbonded, 3);
 }
@@ -147,7 +210,12 @@ fn findnode_needs_bond_from_same_ip_and_bond_expires() {
 fn enr_request_only_for_bonded_nodes() {
     let mut net = Net::new(2, |_| Config::default());
     let now = net.now;
-    let req = msg(2, Message::EnrRequest(EnrRequest { expiration: UNIX + 60 }));
+    let req = msg(
+        2,
+        Message::EnrRequest(EnrRequest {
+            expiration: UNIX + 60,
+        }),
+    );
     net.get(1).handle_packet(now, addr(2), &req);
     assert!(net.get(1).poll_transmit().is_none());
     net.get(2).ping(now, node_of(1));
@@ -157,8 +225,12 @@ fn enr_request_only_for_bonded_nodes() {
     let enr = net.get(1).local_enr().clone();
     assert!(events(net.get(2)).contains(&Event::Enr(enr)));
     // An unsolicited response is dropped.
-    let bogus = EnrResponse { request_hash: [9; 32], enr: net.get(1).local_enr().clone() };
-    net.get(2).handle_packet(now, addr(1), &msg(1, Message::EnrResponse(bogus)));
+    let bogus = EnrResponse {
+        request_hash: [9; 32],
+        enr: net.get(1).local_enr().clone(),
+    };
+    net.get(2)
+        .handle_packet(now, addr(1), &msg(1, Message::EnrResponse(bogus)));
     assert_eq!(net.get(2).metrics().unsolicited, 1);
 }
 
@@ -168,26 +240,52 @@ fn pong_with_wrong_hash_and_unsolicited_neighbors_are_dropped() {
     let now = net.now;
     net.get(1).ping(now, node_of(2));
     let _ = net.get(1).poll_transmit();
-    let ep = Endpoint { ip: addr(1).ip(), udp: 30303, tcp: 0 };
-    let pong = Pong { to: ep, ping_hash: [1; 32], expiration: UNIX + 60, enr_seq: None };
-    net.get(1).handle_packet(now, addr(2), &msg(2, Message::Pong(pong)));
+    let ep = Endpoint {
+        ip: addr(1).ip(),
+        udp: 30303,
+        tcp: 0,
+    };
+    let pong = Pong {
+        to: ep,
+        ping_hash: [1; 32],
+        expiration: UNIX + 60,
+        enr_seq: None,
+    };
+    net.get(1)
+        .handle_packet(now, addr(2), &msg(2, Message::Pong(pong)));
     assert_eq!(net.get(1).metrics().unsolicited, 1);
     assert!(events(net.get(1)).is_empty());
     assert!(net.get(1).table().is_empty());
-    let n = Neighbors { nodes: vec![node_of(3), node_of(4)], expiration: UNIX + 60 };
-    net.get(1).handle_packet(now, addr(2), &msg(2, Message::Neighbors(n)));
+    let n = Neighbors {
+        nodes: vec![node_of(3), node_of(4)],
+        expiration: UNIX + 60,
+    };
+    net.get(1)
+        .handle_packet(now, addr(2), &msg(2, Message::Neighbors(n)));
     assert_eq!(net.get(1).metrics().unsolicited, 2);
     assert!(net.get(1).table().is_empty());
 }
 
 #[test]
 fn expired_and_malformed_packets_are_counted() {
-    let mut p = proto(1, Config { rate_burst: 1000, ..Config::default() }, Instant::now());
+    let mut p = proto(
+        1,
+        Config {
+            rate_burst: 1000,
+            ..Config::default()
+        },
+        Instant::now(),
+    );
     let now = Instant::now();
     p.handle_packet(now, addr(2), &findnode(2, UNIX - 1));
     assert_eq!(p.metrics().expired, 1);
     let good = msg(2, ping(2));
-    let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0; 97], vec![0; 2000], good[..good.len() - 1].to_vec()];
+    let mut inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0; 97],
+        vec![0; 2000],
+        good[..good.len() - 1].to_vec(),
+    ];
     let mut flipped = good.clone();
     flipped[40] ^= 0xff;
     inputs.push(flipped);
@@ -199,12 +297,19 @@ fn expired_and_malformed_packets_are_counted() {
     for i in &inputs {
         p.handle_packet(now, addr(3), i);
     }
-    assert_eq!(p.metrics().malformed as usize, inputs.len() - 1, "only the untouched type 1 passes");
+    assert_eq!(
+        p.metrics().malformed as usize,
+        inputs.len() - 1,
+        "only the untouched type 1 passes"
+    );
 }
 
 #[test]
 fn ping_flood_is_rate_limited_with_bounded_state() {
-    let config = Config { max_peers: 64, ..Config::default() };
+    let config = Config {
+        max_peers: 64,
+        ..Config::default()
+    };
     let mut p = proto(1, config.clone(), Instant::now());
     let start = Instant::now();
     let flood = msg(2, ping(2));
@@ -242,8 +347,12 @@ fn revalidation_replaces_dead_node() {
     let far = &far[..BUCKET_SIZE + 1];
     let now = net.now;
     // The Net addresses nodes by position: far[k] runs at position k + 2.
-    net.nodes.extend(far.iter().map(|&i| proto(i, Config::default(), now)));
-    let at = |k: usize| Node { ip: addr(k as u8 + 2).ip(), ..node_of(far[k]) };
+    net.nodes
+        .extend(far.iter().map(|&i| proto(i, Config::default(), now)));
+    let at = |k: usize| Node {
+        ip: addr(k as u8 + 2).ip(),
+        ..node_of(far[k])
+    };
     for k in 0..far.len() {
         net.get(1).add_node(at(k));
     }
@@ -254,20 +363,36 @@ fn revalidation_replaces_dead_node() {
     net.run_for(Duration::from_secs(600));
     let t = net.get(1).table();
     assert!(t.get(&node_of(head).id).is_none(), "dead head removed");
-    assert!(t.get(&node_of(replacement).id).is_some(), "replacement promoted");
+    assert!(
+        t.get(&node_of(replacement).id).is_some(),
+        "replacement promoted"
+    );
     assert_eq!(t.len(), BUCKET_SIZE);
-    assert!(t.entries().all(|e| e.node.id == node_of(head).id || e.last_pong.is_some()));
+    assert!(
+        t.entries()
+            .all(|e| e.node.id == node_of(head).id || e.last_pong.is_some())
+    );
 }
 
 #[test]
 fn lookup_times_out_on_dead_nodes() {
-    let mut net = Net::new(1, |_| Config { bootnodes: vec![node_of(2), node_of(3)], ..Config::default() });
+    let mut net = Net::new(1, |_| Config {
+        bootnodes: vec![node_of(2), node_of(3)],
+        ..Config::default()
+    });
     let target = node_of(9).id;
     let now = net.now;
     let id = net.get(1).lookup(now, target);
     net.run_for(Duration::from_secs(5));
-    let done = events(net.get(1)).into_iter().find(|e| matches!(e, Event::LookupDone { .. }));
-    assert_eq!(done, Some(Event::LookupDone { id, target, nodes: vec![] }));
+    let done = lookup_done(net.get(1));
+    assert_eq!(
+        done,
+        Some(Event::LookupDone {
+            id,
+            target,
+            nodes: vec![]
+        })
+    );
 }
 
 #[test]
@@ -276,21 +401,44 @@ fn external_address_by_majority_and_eth_entry() {
     let now = net.now;
     // Node 1 bound to 0.0.0.0 would advertise no IP; here it is told 10.0.1.1 by its peers.
     let seq = net.get(1).local_enr().seq();
-    net.nodes[0] = Protocol::new(key(1), "0.0.0.0:30303".parse().unwrap(), Config { min_votes: 2, ..Config::default() }, now, UNIX, StdRng::seed_from_u64(1), 1).unwrap();
+    net.nodes[0] = Protocol::new(
+        key(1),
+        "0.0.0.0:30303".parse().unwrap(),
+        Config {
+            min_votes: 2,
+            ..Config::default()
+        },
+        now,
+        UNIX,
+        StdRng::seed_from_u64(1),
+        1,
+    )
+    .unwrap();
     assert_eq!(net.get(1).local_enr().ip4(), None);
     for i in 2..=4 {
         net.get(1).ping(now, node_of(i));
     }
     net.deliver();
-    assert_eq!(net.get(1).local_enr().ip4(), Some(Ipv4Addr::new(10, 0, 1, 1)));
+    assert_eq!(
+        net.get(1).local_enr().ip4(),
+        Some(Ipv4Addr::new(10, 0, 1, 1))
+    );
     assert!(net.get(1).local_enr().seq() > seq);
     let eth = vec![0xc7, 0xc6, 0x84, 1, 2, 3, 4, 0x80];
     net.get(1).set_eth_entry(Some(eth.clone())).unwrap();
     assert_eq!(net.get(1).local_enr().eth(), Some(&eth[..]));
     // Fixed external IP ignores votes.
-    let cfg = Config { external_ip: Some("1.2.3.4".parse().unwrap()), min_votes: 1, ..Config::default() };
-    net.nodes[0] = Protocol::new(key(1), addr(1), cfg, now, UNIX, StdRng::seed_from_u64(1), 1).unwrap();
+    let cfg = Config {
+        external_ip: Some("1.2.3.4".parse().unwrap()),
+        min_votes: 1,
+        ..Config::default()
+    };
+    net.nodes[0] =
+        Protocol::new(key(1), addr(1), cfg, now, UNIX, StdRng::seed_from_u64(1), 1).unwrap();
     net.get(1).ping(now, node_of(2));
     net.deliver();
-    assert_eq!(net.get(1).local_enr().ip4(), Some(Ipv4Addr::new(1, 2, 3, 4)));
+    assert_eq!(
+        net.get(1).local_enr().ip4(),
+        Some(Ipv4Addr::new(1, 2, 3, 4))
+    );
 }

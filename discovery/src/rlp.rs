@@ -33,7 +33,11 @@ pub(crate) fn raw<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
 
 /// Appends `[items...]` to `out`, where `payload` is the concatenated item encodings.
 pub(crate) fn put_list(payload: &[u8], out: &mut Vec<u8>) {
-    Header { list: true, payload_length: payload.len() }.encode(out);
+    Header {
+        list: true,
+        payload_length: payload.len(),
+    }
+    .encode(out);
     out.extend_from_slice(payload);
 }
 

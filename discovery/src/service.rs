@@ -61,14 +61,27 @@ impl Service {
     /// With a database, the table is seeded with up to 30 nodes seen alive in the last
     /// 5 days (before the bootnodes), bonds are recorded, and our record's sequence number
     /// keeps increasing across restarts.
-    pub fn spawn(socket: UdpSocket, key: SecretKey, config: Config, db: Option<NodeDb>) -> Result<Handle, Error> {
+    pub fn spawn(
+        socket: UdpSocket,
+        key: SecretKey,
+        config: Config,
+        db: Option<NodeDb>,
+    ) -> Result<Handle, Error> {
         let local_addr = socket.local_addr()?;
         let unix = unix_now();
         let seq = match &db {
             Some(db) => db.local_seq()?.saturating_add(1),
             None => 1,
         };
-        let mut proto = Protocol::new(key, local_addr, config, Instant::now().into_std(), unix, StdRng::from_os_rng(), seq)?;
+        let mut proto = Protocol::new(
+            key,
+            local_addr,
+            config,
+            Instant::now().into_std(),
+            unix,
+            StdRng::from_os_rng(),
+            seq,
+        )?;
         if let Some(db) = &db {
             db.set_local_seq(seq)?;
             for n in db.seeds(unix, db::SEED_MAX_AGE, db::SEED_COUNT)? {
@@ -78,7 +91,14 @@ impl Service {
         let local = proto.local_node();
         info!(target: "discv4", node = %local, table = proto.table().len(), "discovery started");
         let (tx, rx) = mpsc::channel(64);
-        let driver = Driver { proto, socket: Arc::new(socket), db, rx, pending_db: Vec::new(), lookups: HashMap::new() };
+        let driver = Driver {
+            proto,
+            socket: Arc::new(socket),
+            db,
+            rx,
+            pending_db: Vec::new(),
+            lookups: HashMap::new(),
+        };
         tokio::spawn(driver.run());
         Ok(Handle { tx, local })
     }
@@ -130,7 +150,10 @@ impl Handle {
 
     /// Adds a known node to the table (unverified).
     pub async fn add_node(&self, node: Node) -> Result<(), Error> {
-        self.tx.send(Command::AddNode(node)).await.map_err(|_| Error::Closed)
+        self.tx
+            .send(Command::AddNode(node))
+            .await
+            .map_err(|_| Error::Closed)
     }
 
     /// Packet counters.
@@ -141,7 +164,11 @@ impl Handle {
     /// An endless supply of random nodes for a dialer: table entries first, then the results
     /// of random lookups.
     pub fn random_nodes(&self) -> RandomNodes {
-        RandomNodes { handle: self.clone(), buf: Vec::new(), seen: HashSet::new() }
+        RandomNodes {
+            handle: self.clone(),
+            buf: Vec::new(),
+            seen: HashSet::new(),
+        }
     }
 
     /// Stops the service and flushes the node database. Idempotent.
@@ -205,7 +232,12 @@ impl Driver {
             if shutdown.is_some() {
                 break;
             }
-            let timeout = self.proto.next_timeout().map(Instant::from_std).unwrap_or(flush_at).min(flush_at);
+            let timeout = self
+                .proto
+                .next_timeout()
+                .map(Instant::from_std)
+                .unwrap_or(flush_at)
+                .min(flush_at);
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -307,11 +339,19 @@ impl Driver {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Binds a UDP socket at `addr` and spawns the service (a convenience over [`Service::spawn`]).
-pub async fn bind(addr: SocketAddr, key: SecretKey, config: Config, db: Option<NodeDb>) -> Result<Handle, Error> {
+pub async fn bind(
+    addr: SocketAddr,
+    key: SecretKey,
+    config: Config,
+    db: Option<NodeDb>,
+) -> Result<Handle, Error> {
     let socket = UdpSocket::bind(addr).await?;
     Service::spawn(socket, key, config, db)
 }

@@ -18,7 +18,11 @@ use crate::node::{Node, NodeId, distance_cmp};
 use crate::proto::{Event, LookupId, Protocol};
 
 enum Action {
-    Deliver { to: usize, from: SocketAddr, data: Vec<u8> },
+    Deliver {
+        to: usize,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
     Timer(usize),
 }
 
@@ -63,14 +67,26 @@ pub struct Sim {
 
 impl Sim {
     /// `n` nodes; node `i` starts (runs its first refresh) at `i * stagger`.
+    /// `n` must be at least 1.
     pub fn new(n: usize, seed: u64, stagger: Duration, config: impl Fn(usize) -> Config) -> Sim {
+        let n = n.max(1);
         let mut rng = StdRng::seed_from_u64(seed);
         let start = Instant::now();
         let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::new(&mut rng)).collect();
         let addrs: Vec<SocketAddr> = (0..n)
-            .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (i >> 8) as u8, i as u8, 1)), 30303))
+            .map(|i| {
+                SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(10, (i >> 8) as u8, i as u8, 1)),
+                    30303,
+                )
+            })
             .collect();
-        let boot = Node { id: NodeId::from_secret_key(&keys[0]), ip: addrs[0].ip(), udp: 30303, tcp: 0 };
+        let boot = Node {
+            id: NodeId::from_secret_key(&keys[0]), // ok: node index < n, fixed at construction
+            ip: addrs[0].ip(),                     // ok: node index < n, fixed at construction
+            udp: 30303,
+            tcp: 0,
+        };
         let mut sim = Sim {
             nodes: Vec::with_capacity(n),
             by_addr: addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect(),
@@ -89,8 +105,17 @@ impl Sim {
                 c.bootnodes = vec![boot];
             }
             let at = start + stagger * i as u32;
-            let p = Protocol::new(key, sim.addrs[i], c, at, 1_700_000_000, StdRng::seed_from_u64(seed ^ i as u64), 1);
-            sim.nodes.push(p.unwrap_or_else(|e| panic!("node {i}: {e}")));
+            let p = Protocol::new(
+                key,
+                sim.addrs[i], // ok: node index < n, fixed at construction
+                c,
+                at,
+                1_700_000_000,
+                StdRng::seed_from_u64(seed ^ i as u64),
+                1,
+            );
+            sim.nodes
+                .push(p.unwrap_or_else(|e| panic!("node {i}: {e}"))); // ok: test support; a fresh key and IPv4 endpoint always fit a record
             sim.schedule_timer(i);
         }
         sim
@@ -113,26 +138,36 @@ impl Sim {
 
     fn push(&mut self, at: Instant, action: Action) {
         self.seq += 1;
-        self.queue.push(Scheduled { at, seq: self.seq, action });
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            action,
+        });
     }
 
     fn schedule_timer(&mut self, i: usize) {
-        let Some(t) = self.nodes.get(i).and_then(|n| n.next_timeout()) else { return };
+        let Some(t) = self.nodes.get(i).and_then(|n| n.next_timeout()) else {
+            return;
+        };
         if self.timers.get(i).copied().flatten().is_none_or(|s| t < s) {
-            self.timers[i] = Some(t);
+            self.timers[i] = Some(t); // ok: node index < n, fixed at construction
             self.push(t, Action::Timer(i));
         }
     }
 
     fn flush(&mut self, i: usize) {
-        while let Some(t) = self.nodes[i].poll_transmit() {
+        let from = self.addrs[i]; // ok: node index < n, fixed at construction
+        let node = &mut self.nodes[i]; // ok: node index < n, fixed at construction
+        let transmits: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+        let events: Vec<_> = std::iter::from_fn(|| node.poll_event()).collect();
+        for t in transmits {
             self.packets += 1;
             if let Some(&to) = self.by_addr.get(&t.to) {
-                let from = self.addrs[i];
-                self.push(self.now + self.latency, Action::Deliver { to, from, data: t.data });
+                let data = t.data;
+                self.push(self.now + self.latency, Action::Deliver { to, from, data });
             }
         }
-        while let Some(e) = self.nodes[i].poll_event() {
+        for e in events {
             if let Event::LookupDone { id, nodes, .. } = e {
                 self.done.insert((i, id), nodes);
             }
@@ -150,16 +185,18 @@ impl Sim {
             self.now = self.now.max(s.at);
             match s.action {
                 Action::Deliver { to, from, data } => {
-                    self.nodes[to].handle_packet(self.now, from, &data);
+                    self.nodes[to].handle_packet(self.now, from, &data); // ok: node index < n, fixed at construction
                     self.flush(to);
                 }
                 Action::Timer(i) => {
-                    if self.timers[i] != Some(s.at) {
+                    let timer = &mut self.timers[i]; // ok: node index < n, fixed at construction
+                    if *timer != Some(s.at) {
                         continue; // superseded by an earlier timer
                     }
-                    self.timers[i] = None;
-                    if self.nodes[i].next_timeout().is_some_and(|t| t <= self.now) {
-                        self.nodes[i].handle_timeout(self.now);
+                    *timer = None;
+                    let node = &mut self.nodes[i]; // ok: node index < n, fixed at construction
+                    if node.next_timeout().is_some_and(|t| t <= self.now) {
+                        node.handle_timeout(self.now);
                     }
                     self.flush(i);
                 }
@@ -176,14 +213,14 @@ impl Sim {
     /// Starts a refresh on every node.
     pub fn refresh_all(&mut self) {
         for i in 0..self.nodes.len() {
-            self.nodes[i].refresh(self.now);
+            self.nodes[i].refresh(self.now); // ok: node index < n, fixed at construction
             self.flush(i);
         }
     }
 
     /// Starts a lookup on node `from`.
     pub fn start_lookup(&mut self, from: usize, target: NodeId) -> LookupId {
-        let id = self.nodes[from].lookup(self.now, target);
+        let id = self.nodes[from].lookup(self.now, target); // ok: node index < n, fixed at construction
         self.flush(from);
         id
     }

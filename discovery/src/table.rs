@@ -67,7 +67,7 @@ fn subnet(ip: IpAddr) -> Subnet {
     match ip {
         IpAddr::V4(a) => {
             let o = a.octets();
-            Subnet::V4([o[0], o[1], o[2]])
+            Subnet::V4([o[0], o[1], o[2]]) // ok: [u8; 4]
         }
         IpAddr::V6(a) => {
             let o = a.octets();
@@ -113,7 +113,9 @@ impl Table {
     }
 
     fn bucket_index(&self, hash: &[u8; 32]) -> Option<usize> {
-        log_distance(&self.local, hash).checked_sub(1).map(|d| d as usize)
+        log_distance(&self.local, hash)
+            .checked_sub(1)
+            .map(|d| d as usize)
     }
 
     fn limited(&self, ip: IpAddr) -> bool {
@@ -123,7 +125,11 @@ impl Table {
     /// The entry for `id`, if in a bucket.
     pub fn get(&self, id: &NodeId) -> Option<&Entry> {
         let b = self.bucket_index(&id.hash())?;
-        self.buckets.get(b)?.entries.iter().find(|e| e.node.id == *id)
+        self.buckets
+            .get(b)?
+            .entries
+            .iter()
+            .find(|e| e.node.id == *id)
     }
 
     /// All bucket entries.
@@ -133,7 +139,9 @@ impl Table {
 
     /// Entries in the bucket at log distance `d` (1..=256).
     pub fn bucket_len(&self, d: u32) -> usize {
-        d.checked_sub(1).and_then(|i| self.buckets.get(i as usize)).map_or(0, |b| b.entries.len())
+        d.checked_sub(1)
+            .and_then(|i| self.buckets.get(i as usize))
+            .map_or(0, |b| b.entries.len())
     }
 
     /// Our own hash (`keccak256` of our id).
@@ -151,7 +159,11 @@ impl Table {
             return true;
         }
         let net = subnet(ip);
-        let in_bucket = bucket.entries.iter().filter(|e| subnet(e.node.ip) == net).count();
+        let in_bucket = bucket
+            .entries
+            .iter()
+            .filter(|e| subnet(e.node.ip) == net)
+            .count();
         in_bucket < BUCKET_IP_LIMIT && self.ips.get(&net).copied().unwrap_or(0) < TABLE_IP_LIMIT
     }
 
@@ -183,7 +195,12 @@ impl Table {
     }
 
     fn insert(&mut self, node: Node, live: Option<Instant>) -> Insert {
-        if node.id == self.local_id || self.netrestrict.as_ref().is_some_and(|n| !n.contains(node.ip)) {
+        if node.id == self.local_id
+            || self
+                .netrestrict
+                .as_ref()
+                .is_some_and(|n| !n.contains(node.ip))
+        {
             return Insert::Rejected;
         }
         let hash = node.id.hash();
@@ -203,7 +220,10 @@ impl Table {
                 let Some(mut e) = self.remove_at(b, pos) else {
                     return Insert::Rejected;
                 };
-                let ok = self.buckets.get(b).is_some_and(|bk| self.ip_ok(bk, node.ip));
+                let ok = self
+                    .buckets
+                    .get(b)
+                    .is_some_and(|bk| self.ip_ok(bk, node.ip));
                 if !ok {
                     return Insert::IpLimit;
                 }
@@ -224,7 +244,11 @@ impl Table {
             }
             return Insert::Updated;
         }
-        let entry = Entry { node, hash, last_pong: live };
+        let entry = Entry {
+            node,
+            hash,
+            last_pong: live,
+        };
         if bucket.entries.len() >= BUCKET_SIZE {
             if let Some(bk) = self.buckets.get_mut(b) {
                 bk.replacements.retain(|e| e.node.id != node.id);
@@ -262,10 +286,18 @@ impl Table {
     /// that fits the IP limits. Returns the promoted node.
     pub fn remove_dead(&mut self, id: &NodeId) -> Option<Node> {
         let b = self.bucket_index(&id.hash())?;
-        let pos = self.buckets.get(b)?.entries.iter().position(|e| e.node.id == *id)?;
+        let pos = self
+            .buckets
+            .get(b)?
+            .entries
+            .iter()
+            .position(|e| e.node.id == *id)?;
         self.remove_at(b, pos)?;
         let bucket = self.buckets.get(b)?;
-        let pick = bucket.replacements.iter().rposition(|r| self.ip_ok(bucket, r.node.ip))?;
+        let pick = bucket
+            .replacements
+            .iter()
+            .rposition(|r| self.ip_ok(bucket, r.node.ip))?;
         let bucket = self.buckets.get_mut(b)?;
         let r = bucket.replacements.remove(pick);
         let node = r.node;
@@ -278,7 +310,11 @@ impl Table {
     /// The least recently seen entry of a random non-empty bucket: the next node to
     /// revalidate (discv4.md "Kademlia Table").
     pub fn revalidation_target<R: Rng>(&self, rng: &mut R) -> Option<Node> {
-        let nonempty: Vec<&Bucket> = self.buckets.iter().filter(|b| !b.entries.is_empty()).collect();
+        let nonempty: Vec<&Bucket> = self
+            .buckets
+            .iter()
+            .filter(|b| !b.entries.is_empty())
+            .collect();
         if nonempty.is_empty() {
             return None;
         }
@@ -319,7 +355,12 @@ mod tests {
     }
 
     fn node(rng: &mut StdRng, ip: &str) -> Node {
-        Node { id: id(rng), ip: ip.parse().unwrap(), udp: 30303, tcp: 30303 }
+        Node {
+            id: id(rng),
+            ip: ip.parse().unwrap(),
+            udp: 30303,
+            tcp: 30303,
+        }
     }
 
     #[test]
@@ -347,7 +388,11 @@ mod tests {
         let mut t = Table::new(id(&mut rng), Some("10.0.0.0/8".parse().unwrap()));
         for i in 0..50 {
             t.add_seen(node(&mut rng, &format!("10.0.0.{i}")));
-            assert_eq!(t.add_seen(node(&mut rng, "8.8.8.8")), Insert::Rejected, "outside netrestrict");
+            assert_eq!(
+                t.add_seen(node(&mut rng, "8.8.8.8")),
+                Insert::Rejected,
+                "outside netrestrict"
+            );
         }
         assert!(t.len() > TABLE_IP_LIMIT);
         let mut t = Table::new(id(&mut rng), None);
@@ -366,7 +411,10 @@ mod tests {
         let mut i = 0u32;
         while far.len() < BUCKET_SIZE + 5 {
             i += 1;
-            let n = node(&mut rng, &format!("{}.{}.{}.1", 1 + i / 65536, (i / 256) % 256, i % 256));
+            let n = node(
+                &mut rng,
+                &format!("{}.{}.{}.1", 1 + i / 65536, (i / 256) % 256, i % 256),
+            );
             if log_distance(&t.local, &n.id.hash()) == 256 {
                 far.push(n);
             }

@@ -12,10 +12,19 @@ use discovery::sim::Sim;
 
 #[test]
 fn simulated_network_converges() {
-    let n: usize = std::env::var("DISCV4_SIM_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    let n: usize = std::env::var("DISCV4_SIM_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
     let wall = Instant::now();
-    let random: usize = std::env::var("DISCV4_SIM_RANDOM").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let mut sim = Sim::new(n, 42, Duration::from_millis(20), |_| Config { refresh_random_lookups: random, ..Config::default() });
+    let random: usize = std::env::var("DISCV4_SIM_RANDOM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let mut sim = Sim::new(n, 42, Duration::from_millis(20), |_| Config {
+        refresh_random_lookups: random,
+        ..Config::default()
+    });
     sim.run_for(Duration::from_millis(20) * n as u32 + Duration::from_secs(10));
     let boot = sim.packets();
     eprintln!("bootstrap: {boot} packets, {:?}", wall.elapsed());
@@ -23,11 +32,19 @@ fn simulated_network_converges() {
         sim.refresh_all();
         sim.run_for(Duration::from_secs(20));
     }
-    eprintln!("refresh: {} packets, {:?}", sim.packets() - boot, wall.elapsed());
+    eprintln!(
+        "refresh: {} packets, {:?}",
+        sim.packets() - boot,
+        wall.elapsed()
+    );
     // Bucket entries are capped by Kademlia at about 16 * (log2(n / 16) + 1) (~95 for 500
     // nodes), so the replacement lists (also live nodes, next in line) are counted too.
     let entries: Vec<usize> = sim.nodes.iter().map(|p| p.table().len()).collect();
-    let held: Vec<usize> = sim.nodes.iter().map(|p| p.table().len() + p.table().replacements_len()).collect();
+    let held: Vec<usize> = sim
+        .nodes
+        .iter()
+        .map(|p| p.table().len() + p.table().replacements_len())
+        .collect();
     let min = held.iter().min().copied().unwrap_or(0);
     eprintln!(
         "buckets: min {} avg {}; with replacements: min {min} avg {}",
@@ -51,7 +68,10 @@ fn simulated_network_converges() {
             eprintln!("  d={d} have {} of {}", have[d], net[d]);
         }
     }
-    assert!(min >= 100, "every table holds at least 100 live entries, min was {min}");
+    assert!(
+        min >= 100,
+        "every table holds at least 100 live entries, min was {min}"
+    );
     let mut rng_ids = (0..20u8).map(|i| NodeId([i.wrapping_mul(37).wrapping_add(1); 64]));
     for k in 0..20usize {
         let from = (k * 7919) % n;
@@ -59,7 +79,11 @@ fn simulated_network_converges() {
         let before = sim.packets();
         let (nodes, took) = sim.lookup(from, target).expect("lookup finishes");
         let got: Vec<NodeId> = nodes.iter().map(|n| n.id).collect();
-        assert_eq!(got, sim.closest(&target, 16, from), "lookup {k} from node {from}");
+        assert_eq!(
+            got,
+            sim.closest(&target, 16, from),
+            "lookup {k} from node {from}"
+        );
         eprintln!("lookup {k}: {} packets, {took:?}", sim.packets() - before);
     }
     eprintln!("total {:?}", wall.elapsed());

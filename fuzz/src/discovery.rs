@@ -31,15 +31,22 @@ pub fn packet(data: &[u8]) {
     PROTO.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
-            let Ok(key) = SecretKey::from_byte_array([0x11; 32]) else { return };
+            let Ok(key) = SecretKey::from_byte_array([0x11; 32]) else {
+                return;
+            };
             let addr = SocketAddr::from(([127, 0, 0, 1], 30303));
             let now = Instant::now();
             let rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
             // Clock set just before the EIP-8 vectors' expiration, so seeds reach the handlers.
-            let Ok(proto) = Protocol::new(key, addr, Config::default(), now, 1_136_239_000, rng, 1) else { return };
+            let Ok(proto) = Protocol::new(key, addr, Config::default(), now, 1_136_239_000, rng, 1)
+            else {
+                return;
+            };
             *cell = Some((proto, now));
         }
-        let Some((proto, start)) = cell.as_mut() else { return };
+        let Some((proto, start)) = cell.as_mut() else {
+            return;
+        };
         proto.handle_packet(*start, SocketAddr::from(([127, 0, 0, 2], 30303)), data);
         while proto.poll_transmit().is_some() {}
         while proto.poll_event().is_some() {}
@@ -53,7 +60,15 @@ pub fn enr(data: &[u8]) {
         assert_eq!(r.encoded(), data);
         let text = r.to_string();
         assert_eq!(text.parse::<Enr>().as_ref(), Ok(&r));
-        let _ = (r.ip4(), r.ip6(), r.tcp(), r.udp(), r.eth(), r.to_node(), r.seq());
+        let _ = (
+            r.ip4(),
+            r.ip6(),
+            r.tcp(),
+            r.udp(),
+            r.eth(),
+            r.to_node(),
+            r.seq(),
+        );
     }
     if let Ok(s) = std::str::from_utf8(data)
         && let Ok(r) = s.parse::<Enr>()

@@ -59,8 +59,12 @@ impl FromStr for Nat {
         if s.eq_ignore_ascii_case("none") {
             return Ok(Nat::None);
         }
-        let ip = s.strip_prefix("extip:").ok_or_else(|| format!("expected extip:IP or none, got {s:?}"))?;
-        ip.parse().map(Nat::ExtIp).map_err(|_| format!("invalid IP address {ip:?}"))
+        let ip = s
+            .strip_prefix("extip:")
+            .ok_or_else(|| format!("expected extip:IP or none, got {s:?}"))?;
+        ip.parse()
+            .map(Nat::ExtIp)
+            .map_err(|_| format!("invalid IP address {ip:?}"))
     }
 }
 
@@ -116,7 +120,10 @@ fn node_key(args: &Args) -> Result<SecretKey, Error> {
 /// Prints the enode URL and the ENR on start.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     if let Some(dir) = &args.datadir {
-        std::fs::create_dir_all(dir).map_err(|source| Error::DataDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
     }
     let key = node_key(&args)?;
     let bootnodes = args
@@ -129,12 +136,19 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         Nat::ExtIp(ip) => Some(ip),
         Nat::None => None,
     };
-    let config = Config { bootnodes, netrestrict: args.netrestrict.clone(), external_ip, ..Config::default() };
+    let config = Config {
+        bootnodes,
+        netrestrict: args.netrestrict.clone(),
+        external_ip,
+        ..Config::default()
+    };
     let db = match &args.datadir {
         Some(dir) => Some(NodeDb::open(dir.join("nodes.redb"))?),
         None => None,
     };
-    let socket = tokio::net::UdpSocket::bind(args.addr).await.map_err(discovery::service::Error::Io)?;
+    let socket = tokio::net::UdpSocket::bind(args.addr)
+        .await
+        .map_err(discovery::service::Error::Io)?;
     let handle = Service::spawn(socket, key, config, db)?;
     println!("{}", handle.local_node());
     println!("{}", handle.local_enr().await?);
@@ -150,7 +164,10 @@ mod tests {
     #[test]
     fn nat_parses() {
         assert_eq!("none".parse::<Nat>(), Ok(Nat::None));
-        assert_eq!("extip:1.2.3.4".parse::<Nat>(), Ok(Nat::ExtIp("1.2.3.4".parse().unwrap())));
+        assert_eq!(
+            "extip:1.2.3.4".parse::<Nat>(),
+            Ok(Nat::ExtIp("1.2.3.4".parse().unwrap()))
+        );
         assert!("upnp".parse::<Nat>().is_err());
         assert!("extip:x".parse::<Nat>().is_err());
     }
@@ -173,8 +190,15 @@ mod tests {
         run(args.clone(), async {}).await.unwrap();
         assert_eq!(key::load(&dir.join("nodekey")).unwrap(), first);
         assert!(dir.join("nodes.redb").exists());
-        let conflict = Args { nodekeyhex: Some("00".into()), nodekey: Some(dir.join("nodekey")), ..args };
-        assert!(matches!(run(conflict, async {}).await, Err(Error::KeyConflict)));
+        let conflict = Args {
+            nodekeyhex: Some("00".into()),
+            nodekey: Some(dir.join("nodekey")),
+            ..args
+        };
+        assert!(matches!(
+            run(conflict, async {}).await,
+            Err(Error::KeyConflict)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

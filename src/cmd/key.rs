@@ -59,13 +59,19 @@ pub fn parse(hex_key: &str) -> Result<SecretKey, Error> {
 
 /// Reads a key file.
 pub fn load(path: &Path) -> Result<SecretKey, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
     parse(&text)
 }
 
 /// Writes a key file, readable only by the owner on Unix.
 pub fn save(path: &Path, key: &SecretKey) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.into(), source };
+    let io = |source| Error::Io {
+        path: path.into(),
+        source,
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
