@@ -163,6 +163,10 @@ impl Hello {
             return Err(Error::TooLong("client id"));
         }
         let client_id = String::from_utf8_lossy(client_id).into_owned();
+        // Lossy decoding can triple invalid bytes; keep the bound on what we store.
+        if client_id.len() > MAX_CLIENT_ID_LEN {
+            return Err(Error::TooLong("client id"));
+        }
         let mut caps_buf = list_payload(&mut f, "capabilities")?;
         let mut capabilities = Vec::new();
         while !caps_buf.is_empty() {
@@ -175,10 +179,11 @@ impl Hello {
                 return Err(Error::TooLong("capability name"));
             }
             let version = u32::decode(&mut c).map_err(|_| Error::Malformed("cap version"))?;
-            capabilities.push(Capability {
-                name: String::from_utf8_lossy(name).into_owned(),
-                version,
-            });
+            let name = String::from_utf8_lossy(name).into_owned();
+            if name.len() > MAX_CAP_NAME_LEN {
+                return Err(Error::TooLong("capability name"));
+            }
+            capabilities.push(Capability { name, version });
         }
         let listen_port = u16::decode(&mut f).map_err(|_| Error::Malformed("listen port"))?;
         let id = <[u8; 64]>::decode(&mut f).map_err(|_| Error::Malformed("node id"))?;

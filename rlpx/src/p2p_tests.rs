@@ -88,3 +88,20 @@ fn snappy_rejects_huge_declared_length_before_allocating() {
     let c = s.compress(b"hello hello hello hello").unwrap();
     assert_eq!(&s.decompress(&c).unwrap()[..], b"hello hello hello hello");
 }
+
+#[test]
+fn invalid_utf8_cannot_inflate_past_the_bounds() {
+    // A 1024-byte client id of 0xff is within the raw bound, but lossy decoding would
+    // store 3 bytes per byte; it is refused rather than stored over the bound.
+    let h = Hello {
+        protocol_version: 5,
+        client_id: "a".repeat(MAX_CLIENT_ID_LEN),
+        capabilities: vec![],
+        listen_port: 0,
+        id: [1; 64],
+    };
+    let mut raw = h.encode_to_vec();
+    let start = raw.windows(8).position(|w| w == b"aaaaaaaa").unwrap();
+    raw[start..start + MAX_CLIENT_ID_LEN].fill(0xff);
+    assert_eq!(Hello::decode(&raw), Err(Error::TooLong("client id")));
+}
