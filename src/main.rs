@@ -25,7 +25,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
         Command::Bootnode(args) => tokio::runtime::Builder::new_multi_thread()
