@@ -46,24 +46,11 @@ fn random(len: usize, rng: &mut StdRng) -> Vec<u8> {
     v
 }
 
-/// Text-like data that snappy compresses roughly 4-5x, like RLP lists of similar items.
+/// A repeated 64-byte random block: the same "compressible" payload as
+/// `tests/interop/bench.mjs`, so the ethereumjs comparison is like for like.
 fn compressible(len: usize, rng: &mut StdRng) -> Vec<u8> {
-    let words: [&[u8]; 8] = [
-        b"0xa0ff",
-        b"transaction",
-        b"\x80\x80\x01",
-        b"gas",
-        b"f86c",
-        b"value",
-        b"nonce",
-        b"00",
-    ];
-    let mut v = Vec::with_capacity(len + 16);
-    while v.len() < len {
-        v.extend_from_slice(words[(rng.next_u32() % 8) as usize]);
-    }
-    v.truncate(len);
-    v
+    let block = random(64, rng);
+    block.iter().copied().cycle().take(len).collect()
 }
 
 #[derive(Clone, Copy)]
