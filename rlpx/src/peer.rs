@@ -369,6 +369,9 @@ pub fn short_id(id: &PublicKey) -> String {
 /// faster than we can write Pongs loses Pongs, not our memory.
 const CONTROL_QUEUE: usize = 16;
 
+/// Most payload bytes written per flush when draining a burst of queued messages.
+const BATCH_BYTES: usize = 256 * 1024;
+
 enum Control {
     Ping,
     Pong,
@@ -527,18 +530,44 @@ impl<S: Io> Writer<S> {
         }
     }
 
+    /// Writes one message and then whatever else is already queued, up to
+    /// [`BATCH_BYTES`], with one flush: a burst of small messages costs one socket write
+    /// instead of one each.
     async fn write(&mut self, id: u64, data: Bytes) -> Result<(), CloseReason> {
+        let write_timeout = self.write_timeout;
+        let fut = async {
+            let mut batched = data.len();
+            self.feed(id, data).await?;
+            while batched < BATCH_BYTES {
+                let Ok(Outbound::Message { id, data, _budget }) = self.queue.try_recv() else {
+                    break;
+                };
+                batched += data.len();
+                self.feed(id, data).await?;
+            }
+            self.sink.flush().await
+        };
+        match tokio::time::timeout(write_timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
+            Err(_) => Err(CloseReason::Failed("write timed out".into())),
+        }
+    }
+
+    /// Encodes one message into the sink's buffer (written out only when it fills up).
+    async fn feed(&mut self, id: u64, data: Bytes) -> Result<(), crate::codec::Error> {
+        let len = data.len() as u64;
         let body = if self.info.snappy {
             self.compress(&data)
         } else {
             data
         };
-        let fut = self.sink.send(RawMessage { id, data: body });
-        match tokio::time::timeout(self.write_timeout, fut).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
-            Err(_) => Err(CloseReason::Failed("write timed out".into())),
+        self.sink.feed(RawMessage { id, data: body }).await?;
+        if id >= p2p::BASE_OFFSET {
+            self.info.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+            self.info.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     async fn run(mut self) {
@@ -557,11 +586,7 @@ impl<S: Io> Writer<S> {
                 }
                 _ = ping.tick() => self.write(PING, Bytes::from_static(&EMPTY_LIST)).await,
                 Some(Outbound::Message { id, data, _budget }) = self.queue.recv() => {
-                    let len = data.len() as u64;
-                    let r = self.write(id, data).await;
-                    self.info.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-                    self.info.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
-                    r
+                    self.write(id, data).await
                 }
             };
             if let Err(reason) = step {
