@@ -14,8 +14,12 @@ pub use discovery;
 pub use protocols;
 pub use rlpx;
 
+pub mod chain;
+
 /// The CLI subcommands as library functions.
 pub mod cmd {
     pub mod bootnode;
+    pub mod export;
+    pub mod import;
     pub mod key;
 }
