@@ -15,6 +15,7 @@ pub use protocols;
 pub use rlpx;
 
 pub mod chain;
+pub mod server;
 
 /// The CLI subcommands as library functions.
 pub mod cmd {
