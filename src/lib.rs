@@ -15,6 +15,8 @@ pub use protocols;
 pub use rlpx;
 
 pub mod chain;
+pub mod metrics;
+pub mod rpc;
 pub mod server;
 
 /// The CLI subcommands as library functions.
