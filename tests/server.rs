@@ -1,0 +1,305 @@
+//! The p2p server on loopback: discovery-driven dialling, peer limits, admission reasons,
+//! and resilience against garbage and stalled connections.
+
+use devp2p::server::{self, Handle, PeerEvent};
+use discovery::{Node, NodeId};
+use protocols::{Handler, Subprotocol};
+use rlpx::{CloseReason, DisconnectReason};
+use secp256k1::{PublicKey, SecretKey};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// A trivial protocol both sides run: echoes every message.
+struct Echo(&'static str, u32);
+
+impl Subprotocol for Echo {
+    fn protocols(&self) -> Vec<rlpx::Protocol> {
+        vec![rlpx::Protocol::new(self.0, self.1, 2)]
+    }
+    fn handle(&self, mut peer: rlpx::ProtocolHandle) -> Handler {
+        Box::pin(async move {
+            while let Some((code, data)) = peer.recv().await {
+                if peer.send(code, data).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+fn protocols() -> Vec<Arc<dyn Subprotocol>> {
+    vec![Arc::new(Echo("echo", 1)), Arc::new(Echo("ping", 1))]
+}
+
+fn disc_config(bootnodes: Vec<Node>, tcp_port: u16) -> discovery::Config {
+    // Every node shares 127.0.0.1, so the per-IP rate limit is raised.
+    discovery::Config {
+        rate_limit: 2_000,
+        rate_burst: 2_000,
+        bootnodes,
+        tcp_port,
+        external_ip: Some([127, 0, 0, 1].into()),
+        ..discovery::Config::default()
+    }
+}
+
+struct TestNode {
+    server: Handle,
+    disc: Option<discovery::Handle>,
+    key: SecretKey,
+}
+
+impl TestNode {
+    fn node(&self) -> Node {
+        let addr = self.server.listen_addr();
+        let udp = self.disc.as_ref().map_or(0, |d| d.local_node().udp);
+        Node {
+            id: self.server.local_id(),
+            ip: addr.ip(),
+            udp,
+            tcp: addr.port(),
+        }
+    }
+}
+
+async fn spawn(cfg: impl FnOnce(&mut server::Config), bootnodes: Option<Vec<Node>>) -> TestNode {
+    let key = SecretKey::new(&mut rand::rng());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let disc = match bootnodes {
+        Some(b) => {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            Some(discovery::Service::spawn(socket, key, disc_config(b, port), None).unwrap())
+        }
+        None => None,
+    };
+    let mut config = server::Config::new(key);
+    config.rlpx.handshake_timeout = Duration::from_secs(2);
+    cfg(&mut config);
+    let server = server::start(config, listener, disc.clone(), protocols()).unwrap();
+    TestNode { server, disc, key }
+}
+
+async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootnode_and_six_nodes_reach_their_outbound_targets() {
+    let boot = spawn(|_| {}, Some(vec![])).await;
+    let boot_node = boot.node();
+    let mut nodes = Vec::new();
+    for _ in 0..6 {
+        // 6 peers, 1 in 3 for dynamic dials: each node's outbound target is 2.
+        nodes.push(spawn(|c| c.max_peers = 6, Some(vec![boot_node.clone()])).await);
+    }
+    until(30, "every node reaches 2 outbound peers", || {
+        nodes.iter().all(|n| n.server.peer_counts().1 >= 2)
+    })
+    .await;
+    for n in &nodes {
+        for p in n.server.peers() {
+            let caps: Vec<String> = p.info.shared.iter().map(|s| s.cap.to_string()).collect();
+            assert_eq!(caps, ["echo/1", "ping/1"], "both protocols negotiated");
+            assert_ne!(p.id, n.server.local_id());
+        }
+        assert!(n.server.peers().len() <= 6);
+    }
+    for n in nodes.iter().chain([&boot]) {
+        n.server.shutdown().await;
+        if let Some(d) = &n.disc {
+            d.shutdown().await;
+        }
+    }
+}
+
+/// Dials `to` with a fresh key (or `key`) and returns how the session ended.
+async fn dial_and_wait(to: &TestNode, key: Option<SecretKey>) -> Result<CloseReason, rlpx::Error> {
+    let key = key.unwrap_or_else(|| SecretKey::new(&mut rand::rng()));
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+        ..rlpx::Config::default()
+    };
+    let remote = to.node().id.public_key().unwrap();
+    let hs = rlpx::conn::connect_tcp(to.server.listen_addr(), &key, remote, &cfg).await?;
+    let peer = hs.hello(&key, &cfg).await?.start(&cfg);
+    Ok(tokio::time::timeout(Duration::from_secs(3), peer.closed())
+        .await
+        .unwrap_or(CloseReason::Failed("still connected".into())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_peers_rejects_the_extra_inbound_peer_but_admits_trusted() {
+    // dial_ratio 4 leaves all 3 slots for inbound peers.
+    let s = spawn(
+        |c| {
+            c.max_peers = 3;
+            c.dial_ratio = 4;
+        },
+        None,
+    )
+    .await;
+    let mut keep = Vec::new();
+    for _ in 0..3 {
+        let key = SecretKey::new(&mut rand::rng());
+        let cfg = rlpx::Config {
+            protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+            ..Default::default()
+        };
+        let remote = s.node().id.public_key().unwrap();
+        let hs = rlpx::conn::connect_tcp(s.server.listen_addr(), &key, remote, &cfg)
+            .await
+            .unwrap();
+        keep.push(hs.hello(&key, &cfg).await.unwrap().start(&cfg));
+    }
+    until(5, "three peers admitted", || s.server.peers().len() == 3).await;
+    assert_eq!(
+        dial_and_wait(&s, None).await.unwrap(),
+        CloseReason::Remote(DisconnectReason::TooManyPeers)
+    );
+    let trusted = SecretKey::new(&mut rand::rng());
+    s.server
+        .add_trusted(NodeId::from_secret_key(&trusted))
+        .await;
+    assert_eq!(
+        dial_and_wait(&s, Some(trusted)).await.unwrap(),
+        CloseReason::Failed("still connected".into()),
+        "a trusted peer gets in when full"
+    );
+    assert_eq!(s.server.peers().len(), 4);
+    s.server.shutdown().await;
+    for p in keep {
+        assert_eq!(
+            p.closed().await,
+            CloseReason::Remote(DisconnectReason::ClientQuitting)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_dial_and_duplicate_connection_get_their_reasons() {
+    let s = spawn(|_| {}, None).await;
+    let mut events = s.server.subscribe();
+    // Our own key dialling in: ConnectedToSelf.
+    assert_eq!(
+        dial_and_wait(&s, Some(s.key)).await.unwrap(),
+        CloseReason::Remote(DisconnectReason::ConnectedToSelf)
+    );
+    // Adding ourselves as a static node is ignored: no dial is made.
+    s.server.add_peer(s.node()).await;
+    // The same remote key twice: the second gets AlreadyConnected.
+    let key = SecretKey::new(&mut rand::rng());
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+        ..Default::default()
+    };
+    let remote = s.node().id.public_key().unwrap();
+    let hs = rlpx::conn::connect_tcp(s.server.listen_addr(), &key, remote, &cfg)
+        .await
+        .unwrap();
+    let first = hs.hello(&key, &cfg).await.unwrap().start(&cfg);
+    match tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        PeerEvent::Added(p) => assert_eq!(p.id, NodeId::from_secret_key(&key)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        dial_and_wait(&s, Some(key)).await.unwrap(),
+        CloseReason::Remote(DisconnectReason::AlreadyConnected)
+    );
+    assert_eq!(
+        s.server.peers().len(),
+        1,
+        "no self peer, one peer for the duplicated key"
+    );
+    assert!(
+        s.server
+            .stats()
+            .dials
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+    );
+    first.disconnect(DisconnectReason::DisconnectRequested);
+    s.server.shutdown().await;
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_stalled_connections_do_not_lock_out_a_good_peer() {
+    let s = spawn(|_| {}, None).await;
+    let addr = s.server.listen_addr();
+    let before = rss_kib();
+    let mut conns = Vec::new();
+    for i in 0..200 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i % 2 == 0 {
+            // Garbage: a plausible size prefix and junk.
+            let _ = c.write_all(&[0x01, 0x80]).await;
+            let _ = c.write_all(&[0x5a; 384]).await;
+        } else {
+            // Stall: a declared 2 KB auth that never arrives.
+            let _ = c.write_all(&[0x07, 0xf0, 1, 2, 3]).await;
+        }
+        conns.push(c);
+    }
+    // A good peer gets in: at once if a pending slot is free, or once the stalled
+    // handshakes time out (2 s here).
+    let key = SecretKey::new(&mut rand::rng());
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+        ..Default::default()
+    };
+    let remote: PublicKey = s.node().id.public_key().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let peer = loop {
+        let attempt = async {
+            let hs = rlpx::conn::connect_tcp(addr, &key, remote, &cfg).await?;
+            Ok::<_, rlpx::Error>(hs.hello(&key, &cfg).await?.start(&cfg))
+        };
+        match attempt.await {
+            Ok(p) => break p,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "good peer locked out: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let mut echo = {
+        let mut p = peer;
+        let h = p.take_protocol("echo").unwrap();
+        (p, h)
+    };
+    echo.1
+        .send(1, bytes::Bytes::from_static(b"\xc1\x01"))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), echo.1.recv())
+        .await
+        .unwrap();
+    assert_eq!(got, Some((1, bytes::Bytes::from_static(b"\xc1\x01"))));
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew by {grown} KiB for 200 hostile connections"
+    );
+    drop(conns);
+    s.server.shutdown().await;
+}
