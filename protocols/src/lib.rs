@@ -30,5 +30,6 @@
 //! ```
 
 pub mod api;
+pub mod eth;
 
 pub use api::{Handler, Subprotocol};
