@@ -25,4 +25,5 @@ pub mod cmd {
     pub mod export;
     pub mod import;
     pub mod key;
+    pub mod node;
 }

@@ -1,6 +1,7 @@
 //! The `devp2p` command line: parses arguments, sets up logging, and calls the library.
 
 use clap::{Parser, Subcommand};
+use std::future::Future;
 use tracing_subscriber::EnvFilter;
 
 /// devp2p: Ethereum's peer-to-peer networking stack (RLPx, discovery v4).
@@ -10,37 +11,59 @@ struct Cli {
     /// Log filter, e.g. `info`, `debug`, or `discv4=trace,rlpx=debug`.
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a node: RLPx server, discovery, peer management.
+    Node(devp2p::cmd::node::Args),
     /// Run a discovery-only bootnode (Node Discovery v4 over UDP).
     Bootnode(devp2p::cmd::bootnode::Args),
     /// Generate or inspect node keys.
     Key(devp2p::cmd::key::Args),
 }
 
+type BoxError = Box<dyn std::error::Error>;
+
+/// Runs `f` on a multi-threaded runtime, handing it a future that completes on Ctrl-C.
+fn run_async<F, E>(
+    f: impl FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
+) -> Result<(), BoxError>
+where
+    F: Future<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ctrl_c = Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        f(ctrl_c).await.map_err(Into::into)
+    })
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let result = match cli.command {
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
-        Command::Bootnode(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(Into::into)
-            .and_then(|rt| {
-                rt.block_on(devp2p::cmd::bootnode::run(args, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                }))
-                .map_err(Into::into)
-            }),
+        Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(args, stop)),
+        Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,9 +16,6 @@ pub enum Error {
     /// The node key could not be read, parsed or stored.
     #[error(transparent)]
     Key(#[from] key::Error),
-    /// Both --nodekey and --nodekeyhex were given.
-    #[error("--nodekey and --nodekeyhex are mutually exclusive")]
-    KeyConflict,
     /// The data directory could not be created.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -95,24 +92,11 @@ pub struct Args {
 }
 
 fn node_key(args: &Args) -> Result<SecretKey, Error> {
-    match (&args.nodekey, &args.nodekeyhex) {
-        (Some(_), Some(_)) => Err(Error::KeyConflict),
-        (Some(file), None) => Ok(key::load(file)?),
-        (None, Some(hex)) => Ok(key::parse(hex)?),
-        (None, None) => match &args.datadir {
-            Some(dir) => {
-                let path = dir.join("nodekey");
-                if path.exists() {
-                    Ok(key::load(&path)?)
-                } else {
-                    let k = key::generate();
-                    key::save(&path, &k)?;
-                    Ok(k)
-                }
-            }
-            None => Ok(key::generate()),
-        },
-    }
+    Ok(key::resolve(
+        args.nodekey.as_deref(),
+        args.nodekeyhex.as_deref(),
+        args.datadir.as_deref(),
+    )?)
 }
 
 /// Runs a bootnode until `shutdown` completes, then flushes the node database.
@@ -197,7 +181,7 @@ mod tests {
         };
         assert!(matches!(
             run(conflict, async {}).await,
-            Err(Error::KeyConflict)
+            Err(Error::Key(key::Error::Conflict))
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -22,6 +22,36 @@ pub enum Error {
     /// The text is not 64 hex characters of a valid secp256k1 secret key.
     #[error("invalid node key: expected 64 hex characters of a valid secp256k1 secret")]
     InvalidKey,
+    /// Both --nodekey and --nodekeyhex were given.
+    #[error("--nodekey and --nodekeyhex are mutually exclusive")]
+    Conflict,
+}
+
+/// The node key from `--nodekey FILE` or `--nodekeyhex HEX`; otherwise the `nodekey` file
+/// in `datadir`, generated and stored there on first start; otherwise a fresh key.
+pub fn resolve(
+    file: Option<&Path>,
+    hex_key: Option<&str>,
+    datadir: Option<&Path>,
+) -> Result<SecretKey, Error> {
+    match (file, hex_key) {
+        (Some(_), Some(_)) => Err(Error::Conflict),
+        (Some(file), None) => load(file),
+        (None, Some(hex)) => parse(hex),
+        (None, None) => match datadir {
+            Some(dir) => {
+                let path = dir.join("nodekey");
+                if path.exists() {
+                    load(&path)
+                } else {
+                    let k = generate();
+                    save(&path, &k)?;
+                    Ok(k)
+                }
+            }
+            None => Ok(generate()),
+        },
+    }
 }
 
 /// `devp2p key` subcommands.

@@ -1,0 +1,338 @@
+//! `devp2p node`: the full p2p node — RLPx server, discovery, peer limits, and (when set)
+//! the metrics and admin RPC endpoints.
+//!
+//! Every flag can also come from a TOML file given with `--config` (same names, with
+//! dashes: `maxpeers = 25`, `bootnodes = ["enode://..."]`); flags on the command line win.
+
+use super::bootnode::Nat;
+use super::key;
+use crate::server::{self, PeerEvent};
+use discovery::{NetRestrict, Node, NodeDb, NodeId, parse_node};
+use serde::Deserialize;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::{debug, info};
+
+/// Node errors: each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A setting is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The node key could not be read, parsed or stored.
+    #[error(transparent)]
+    Key(#[from] key::Error),
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A socket could not be bound.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        /// TCP or UDP, and for what.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The node database could not be opened.
+    #[error(transparent)]
+    Db(#[from] discovery::db::DbError),
+    /// Discovery failed to start.
+    #[error(transparent)]
+    Discovery(#[from] discovery::service::Error),
+}
+
+/// Arguments of `devp2p node`. Unset flags fall back to `--config`, then to the defaults
+/// shown.
+#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Args {
+    /// TOML file with any of these settings (flags given here override it).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Data directory for the node key and databases [default: $XDG_DATA_HOME/devp2p or
+    /// ~/.local/share/devp2p].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// TCP port for RLPx [default: 30303; 0 picks a free port].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// UDP port for discovery [default: the TCP port].
+    #[arg(long)]
+    pub discport: Option<u16>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, value_name = "IP")]
+    pub addr: Option<IpAddr>,
+    /// Bootnodes: comma-separated enode URLs or ENRs.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub bootnodes: Vec<String>,
+    /// Node key file (64 hex characters).
+    #[arg(long, value_name = "FILE")]
+    pub nodekey: Option<PathBuf>,
+    /// Node key as 64 hex characters.
+    #[arg(long, value_name = "HEX")]
+    pub nodekeyhex: Option<String>,
+    /// Most peers [default: 50].
+    #[arg(long)]
+    pub maxpeers: Option<usize>,
+    /// File with static nodes (one enode URL per line, or a JSON array as geth writes it):
+    /// always kept connected.
+    #[arg(long, value_name = "FILE")]
+    pub static_nodes: Option<PathBuf>,
+    /// File with trusted nodes (same format): admitted even when full.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_nodes: Option<PathBuf>,
+    /// Only talk to these networks (comma-separated CIDRs).
+    #[arg(long, value_name = "CIDRS")]
+    pub netrestrict: Option<String>,
+    /// External address: `extip:IP` or `none` [default: none].
+    #[arg(long, value_name = "NAT")]
+    pub nat: Option<String>,
+    /// Disable discovery: only static and trusted nodes, and inbound peers.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_discovery: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Serve the JSON-RPC admin API at http://ADDR (keep it on 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub rpc: Option<SocketAddr>,
+    /// Seconds between the status lines logged at info level [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub status_interval: Option<u64>,
+}
+
+impl Args {
+    /// Fills unset fields from `--config`, if given.
+    fn merged(self) -> Result<Args, Error> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let file: Args = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Args {
+            config: self.config,
+            datadir: self.datadir.or(file.datadir),
+            port: self.port.or(file.port),
+            discport: self.discport.or(file.discport),
+            addr: self.addr.or(file.addr),
+            bootnodes: if self.bootnodes.is_empty() {
+                file.bootnodes
+            } else {
+                self.bootnodes
+            },
+            nodekey: self.nodekey.or(file.nodekey),
+            nodekeyhex: self.nodekeyhex.or(file.nodekeyhex),
+            maxpeers: self.maxpeers.or(file.maxpeers),
+            static_nodes: self.static_nodes.or(file.static_nodes),
+            trusted_nodes: self.trusted_nodes.or(file.trusted_nodes),
+            netrestrict: self.netrestrict.or(file.netrestrict),
+            nat: self.nat.or(file.nat),
+            no_discovery: self.no_discovery || file.no_discovery,
+            metrics: self.metrics.or(file.metrics),
+            rpc: self.rpc.or(file.rpc),
+            status_interval: self.status_interval.or(file.status_interval),
+        })
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/devp2p`, else `~/.local/share/devp2p`,
+/// else `./devp2p-data`.
+pub fn default_datadir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("devp2p");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/share/devp2p"),
+        None => PathBuf::from("devp2p-data"),
+    }
+}
+
+/// Reads a node list file: one enode URL (or ENR) per line, `#` comments, or a JSON array
+/// of strings (geth's `static-nodes.json`).
+pub fn read_node_list(path: &Path) -> Result<Vec<Node>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    let entries: Vec<String> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.into(),
+            reason: e.to_string(),
+        })?
+    } else {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
+    entries
+        .iter()
+        .map(|s| {
+            parse_node(s).map_err(|e| Error::Config {
+                path: path.into(),
+                reason: format!("{s:.40}…: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Runs the node until `shutdown` completes.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let args = args.merged()?;
+    let datadir = args.datadir.clone().unwrap_or_else(default_datadir);
+    std::fs::create_dir_all(&datadir).map_err(|source| Error::DataDir {
+        path: datadir.clone(),
+        source,
+    })?;
+    let key = key::resolve(
+        args.nodekey.as_deref(),
+        args.nodekeyhex.as_deref(),
+        Some(&datadir),
+    )?;
+    let nat: Nat = args
+        .nat
+        .as_deref()
+        .unwrap_or("none")
+        .parse()
+        .map_err(Error::Invalid)?;
+    let netrestrict: Option<NetRestrict> = match &args.netrestrict {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e| Error::Invalid(format!("--netrestrict: {e}")))?,
+        ),
+        None => None,
+    };
+    let bootnodes = args
+        .bootnodes
+        .iter()
+        .map(|s| parse_node(s).map_err(|e| Error::Invalid(format!("--bootnodes {s:.40}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ip = args.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let tcp_addr = SocketAddr::new(ip, args.port.unwrap_or(30303));
+    let listener = tokio::net::TcpListener::bind(tcp_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "TCP (RLPx)",
+            addr: tcp_addr,
+            source,
+        })?;
+    let tcp_port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(tcp_addr.port());
+
+    let disc = if args.no_discovery {
+        None
+    } else {
+        let udp_addr = SocketAddr::new(ip, args.discport.unwrap_or(tcp_port));
+        let socket = tokio::net::UdpSocket::bind(udp_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "UDP (discovery)",
+                addr: udp_addr,
+                source,
+            })?;
+        let config = discovery::Config {
+            bootnodes,
+            netrestrict: netrestrict.clone(),
+            external_ip: match nat {
+                Nat::ExtIp(ip) => Some(ip),
+                Nat::None => None,
+            },
+            tcp_port,
+            ..discovery::Config::default()
+        };
+        let db = NodeDb::open(datadir.join("nodes.redb"))?;
+        Some(discovery::Service::spawn(socket, key, config, Some(db))?)
+    };
+
+    let mut config = server::Config::new(key);
+    config.max_peers = args.maxpeers.unwrap_or(config.max_peers);
+    config.netrestrict = netrestrict;
+    if let Some(p) = &args.static_nodes {
+        config.static_nodes = read_node_list(p)?;
+    }
+    if let Some(p) = &args.trusted_nodes {
+        config.trusted_nodes = read_node_list(p)?.into_iter().map(|n| n.id).collect();
+    }
+    let server = server::start(config, listener, disc.clone(), Vec::new()).map_err(|source| {
+        Error::Bind {
+            what: "TCP (RLPx)",
+            addr: tcp_addr,
+            source,
+        }
+    })?;
+
+    let enode = match &disc {
+        Some(d) => d.local_node(),
+        None => Node {
+            id: NodeId::from_secret_key(&key),
+            ip: match nat {
+                Nat::ExtIp(ip) => ip,
+                Nat::None if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+                Nat::None => ip,
+            },
+            udp: 0,
+            tcp: tcp_port,
+        },
+    };
+    println!("{enode}");
+    info!(target: "p2p", %enode, datadir = %datadir.display(), "node started");
+
+    let mut events = server.subscribe();
+    let status_every = Duration::from_secs(args.status_interval.unwrap_or(30).max(1));
+    let mut status = tokio::time::interval(status_every);
+    status.tick().await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            ev = events.recv() => match ev {
+                Ok(PeerEvent::Added(p)) => debug!(target: "p2p", peer = %server::short(&p.id), inbound = p.inbound, "peer joined"),
+                Ok(PeerEvent::Dropped { id, reason }) => debug!(target: "p2p", peer = %server::short(&id), ?reason, "peer left"),
+                Err(_) => {}
+            },
+            _ = status.tick() => {
+                let (inbound, outbound) = server.peer_counts();
+                let table = match &disc {
+                    Some(d) => d.table_len().await.unwrap_or(0),
+                    None => 0,
+                };
+                info!(target: "p2p", inbound, outbound, table, head = "none (no chain yet)", "status");
+            }
+        }
+    }
+    info!(target: "p2p", "shutting down");
+    server.shutdown().await;
+    if let Some(d) = disc {
+        d.shutdown().await;
+    }
+    Ok(())
+}
