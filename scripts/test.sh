@@ -16,3 +16,4 @@ cargo test --workspace --locked
 # Benchmarks must keep compiling; the RLPx one also does a quick smoke pass.
 cargo test --workspace --benches --no-run --locked
 cargo test -p rlpx --bench rlpx --locked
+cargo test --bench server --locked
