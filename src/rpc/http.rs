@@ -1,0 +1,275 @@
+//! A small, bounded HTTP/1.1 server on hyper, shared by the admin RPC endpoint
+//! ([`crate::rpc::serve`]) and the Prometheus endpoint ([`crate::metrics::serve`]).
+//!
+//! Both endpoints may face hostile clients (a metrics port is often exposed to a
+//! monitoring network), so every connection is bounded: request line and headers
+//! ([`Limits::max_header_bytes`], answered with 431), time to send them and time between
+//! keep-alive requests ([`Limits::header_timeout`]), body size (413) and body time (408),
+//! concurrent connections ([`Limits::max_connections`]; further clients wait in the
+//! kernel's accept backlog) and total connection age. Handlers see a fully read body.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+/// Bounds applied to every connection and request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most bytes of request line plus headers; more is answered with 431 and the
+    /// connection closed. Default 8 KiB (what common servers accept; our clients send a
+    /// few hundred bytes).
+    pub max_header_bytes: usize,
+    /// Most header fields in a request. Default 32.
+    pub max_headers: usize,
+    /// Most body bytes; more is answered with 413. Default 1 MiB (room for a full
+    /// JSON-RPC batch; geth's default is 5 MiB for much larger requests).
+    pub max_body_bytes: usize,
+    /// Time allowed to send the request line and headers, counted from when the server
+    /// starts waiting for them, so it also closes idle keep-alive connections
+    /// (slowloris). Default 10 s.
+    pub header_timeout: Duration,
+    /// Time allowed to send the body once the headers are in; slower gets 408.
+    /// Default 10 s.
+    pub body_timeout: Duration,
+    /// Connections served at once; further clients wait in the accept backlog until one
+    /// ends. Default 64: far above a scraper or operator's needs, small in memory.
+    pub max_connections: usize,
+    /// A connection is closed after this long whatever it is doing, which also bounds a
+    /// client that stops reading its response. Default 120 s.
+    pub max_connection_age: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 8 * 1024,
+            max_headers: 32,
+            max_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            max_connection_age: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The endpoint a server runs, for its tracing target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `target: "metrics"`.
+    Metrics,
+    /// `target: "rpc"`.
+    Rpc,
+}
+
+/// A request with its body read in full (within [`Limits`]).
+#[derive(Debug)]
+pub(crate) struct Request {
+    /// The method.
+    pub method: Method,
+    /// The path of the request target, without the query.
+    pub path: String,
+    /// The `Content-Type` header, if present and ASCII.
+    pub content_type: Option<String>,
+    /// The `Host` header, if present and ASCII.
+    pub host: Option<String>,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// What a handler answers.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// `Content-Type` of the body.
+    pub content_type: &'static str,
+    /// `Allow` header, for 405.
+    pub allow: Option<&'static str>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A 200 answer.
+    pub fn ok(content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type,
+            allow: None,
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text error answer whose body is the status's reason phrase.
+    pub fn status(status: StatusCode) -> Self {
+        let text = status.canonical_reason().unwrap_or("error");
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            allow: None,
+            body: Bytes::from(format!("{text}\n")),
+        }
+    }
+
+    /// 405 with the allowed method.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::status(StatusCode::METHOD_NOT_ALLOWED)
+        }
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes; then stops accepting and
+/// drops every open connection.
+pub(crate) async fn serve<H, F>(
+    endpoint: Endpoint,
+    listener: TcpListener,
+    limits: Limits,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let limits = Arc::new(limits);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        // Reap finished connections so the set stays as small as the permit count.
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // ok: the semaphore is never closed
+            },
+        };
+        let (stream, addr) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    log_warn(endpoint, &e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (limits, handler) = (limits.clone(), handler.clone());
+        conns.spawn(async move {
+            let _permit = permit;
+            let (header_timeout, max_age) = (limits.header_timeout, limits.max_connection_age);
+            let (max_header_bytes, max_headers) = (limits.max_header_bytes, limits.max_headers);
+            let service = service_fn(move |req| {
+                let (limits, handler) = (limits.clone(), handler.clone());
+                async move { Ok::<_, Infallible>(respond(req, &limits, handler).await) }
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_header_size(max_header_bytes)
+                .max_headers(max_headers)
+                // hyper's minimum; headers are bounded separately above.
+                .max_buf_size(16 * 1024);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(max_age, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log_conn(endpoint, addr, &e.to_string()),
+                Err(_) => log_conn(endpoint, addr, "connection age limit reached"),
+            }
+        });
+    }
+    conns.shutdown().await;
+}
+
+fn log_warn(endpoint: Endpoint, e: &std::io::Error) {
+    match endpoint {
+        Endpoint::Metrics => warn!(target: "metrics", error = %e, "accept failed"),
+        Endpoint::Rpc => warn!(target: "rpc", error = %e, "accept failed"),
+    }
+}
+
+fn log_conn(endpoint: Endpoint, addr: std::net::SocketAddr, error: &str) {
+    // hyper's error texts are its own, not the client's bytes.
+    match endpoint {
+        Endpoint::Metrics => debug!(target: "metrics", %addr, error, "connection ended"),
+        Endpoint::Rpc => debug!(target: "rpc", %addr, error, "connection ended"),
+    }
+}
+
+async fn respond<H, F>(
+    req: hyper::Request<Incoming>,
+    limits: &Limits,
+    handler: H,
+) -> Response<Full<Bytes>>
+where
+    H: Fn(Request) -> F,
+    F: Future<Output = Reply>,
+{
+    let reply = match read(req, limits).await {
+        Ok(req) => handler(req).await,
+        Err(status) => Reply::status(status),
+    };
+    let mut res = Response::new(Full::new(reply.body));
+    *res.status_mut() = reply.status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(reply.content_type),
+    );
+    if let Some(allow) = reply.allow {
+        res.headers_mut()
+            .insert(ALLOW, hyper::header::HeaderValue::from_static(allow));
+    }
+    res
+}
+
+/// Reads the body within the limits, or says which status refuses it.
+async fn read(req: hyper::Request<Incoming>, limits: &Limits) -> Result<Request, StatusCode> {
+    let (parts, body) = req.into_parts();
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // Refuse a declared oversized body before reading any of it.
+    let declared = header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let collect = Limited::new(body, limits.max_body_bytes).collect();
+    let body = match tokio::time::timeout(limits.body_timeout, collect).await {
+        Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Ok(Err(_)) => return Err(StatusCode::BAD_REQUEST),
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    Ok(Request {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        content_type: header(CONTENT_TYPE),
+        host: header(HOST),
+        body,
+    })
+}
