@@ -77,11 +77,11 @@ async fn dialer(args: &[String]) {
                 tasks.push(tokio::spawn(async move {
                     while Instant::now() < deadline {
                         let key = SecretKey::new(&mut rand::rng());
-                        if let Ok(hs) = rlpx::conn::connect_tcp(addr, &key, id, &cfg).await {
-                            if let Ok(est) = hs.hello(&key, &cfg).await {
-                                est.disconnect(rlpx::DisconnectReason::DisconnectRequested)
-                                    .await;
-                            }
+                        if let Ok(hs) = rlpx::conn::connect_tcp(addr, &key, id, &cfg).await
+                            && let Ok(est) = hs.hello(&key, &cfg).await
+                        {
+                            est.disconnect(rlpx::DisconnectReason::DisconnectRequested)
+                                .await;
                         }
                     }
                 }));

@@ -30,10 +30,10 @@ enum Command {
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// Runs `f` on a multi-threaded runtime, handing it a future that completes on Ctrl-C.
-fn run_async<F, E>(
-    f: impl FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
-) -> Result<(), BoxError>
+/// Runs `f` on a multi-threaded runtime, handing it a future that completes on Ctrl-C
+/// (SIGINT) or SIGTERM. The handlers are installed before `f` starts, so a signal during
+/// start-up still shuts down cleanly.
+fn run_async<F, E>(f: impl FnOnce(Stop) -> F) -> Result<(), BoxError>
 where
     F: Future<Output = Result<(), E>>,
     E: Into<BoxError>,
@@ -42,11 +42,31 @@ where
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let ctrl_c = Box::pin(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
-        f(ctrl_c).await.map_err(Into::into)
+        let stop = stop_signal()?;
+        f(stop).await.map_err(Into::into)
     })
+}
+
+type Stop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<Stop> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<Stop> {
+    Ok(Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))
 }
 
 fn main() -> std::process::ExitCode {

@@ -440,16 +440,13 @@ async fn ctrl_c_flushes_node_db() {
 }
 
 /// Kills the very first start in a fresh data directory at 60 moments spread over its first
-/// 6 ms, then starts it again on what is left.
+/// 6 ms, then starts it again on what is left (which must start and print its enode).
 ///
-/// Ignored because it fails today: `NodeDb::open` (`redb::Database::create`) first grows a
-/// new file to ~1 MiB and writes redb's magic number only after an fsync; a kill in between
-/// leaves a file without the magic, which every later `Database::create` rejects with
-/// "I/O error: invalid data", so the bootnode never starts on that data directory again.
-/// (Rarely, the same happens to `nodekey`: it is created empty, then written, so a kill in
-/// between leaves an empty key file and "invalid node key" on every later start.)
+/// This used to brick the data directory: `redb::Database::create` grows a new file and
+/// writes its magic number only after an fsync, so a kill in between left a file no later
+/// start could open, and `nodekey` could be left empty the same way. Both files are now
+/// created under a temporary name and renamed into place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "kill -9 while the node database is being created bricks the data directory"]
 async fn kill_9_during_first_start_leaves_usable_datadir() {
     let scratch = Scratch::new("first");
     let mut failures = Vec::new();

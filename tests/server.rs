@@ -96,7 +96,7 @@ async fn bootnode_and_six_nodes_reach_their_outbound_targets() {
     let mut nodes = Vec::new();
     for _ in 0..6 {
         // 6 peers, 1 in 3 for dynamic dials: each node's outbound target is 2.
-        nodes.push(spawn(|c| c.max_peers = 6, Some(vec![boot_node.clone()])).await);
+        nodes.push(spawn(|c| c.max_peers = 6, Some(vec![boot_node])).await);
     }
     until(30, "every node reaches 2 outbound peers", || {
         nodes.iter().all(|n| n.server.peer_counts().1 >= 2)

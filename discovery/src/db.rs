@@ -27,6 +27,9 @@ pub enum DbError {
     /// redb reported an error (I/O, corruption, lock held by another process).
     #[error("node database error: {0}")]
     Redb(#[from] redb::Error),
+    /// Creating the database file failed.
+    #[error("node database file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 fn err<E: Into<redb::Error>>(e: E) -> DbError {
@@ -61,7 +64,25 @@ pub struct NodeDb {
 impl NodeDb {
     /// Opens or creates the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
-        let db = Database::create(path).map_err(err)?;
+        let path = path.as_ref();
+        if !path.exists() {
+            // A kill while redb initialises a new file can leave it without its header, and
+            // such a file never opens again. Build the file under a temporary name and
+            // rename it into place once it holds a committed transaction: the real path is
+            // then either absent or valid.
+            let tmp = path.with_extension("redb.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            drop(Self::init(Database::create(&tmp).map_err(err)?)?);
+            std::fs::rename(&tmp, path)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                // Make the rename itself durable (best effort: not every platform can).
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        Self::init(Database::create(path).map_err(err)?)
+    }
+
+    fn init(db: Database) -> Result<Self, DbError> {
         let w = db.begin_write().map_err(err)?;
         w.open_table(NODES).map_err(err)?;
         w.open_table(META).map_err(err)?;

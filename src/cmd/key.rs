@@ -102,12 +102,18 @@ pub fn save(path: &Path, key: &SecretKey) -> Result<(), Error> {
         path: path.into(),
         source,
     };
+    // Write a temporary file and rename it into place, so a crash never leaves an empty
+    // or partial key file behind.
+    let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(io)?;
-    std::io::Write::write_all(&mut f, hex::encode(key.secret_bytes()).as_bytes()).map_err(io)
+    let mut f = opts.open(&tmp).map_err(io)?;
+    std::io::Write::write_all(&mut f, hex::encode(key.secret_bytes()).as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// A fresh random key.

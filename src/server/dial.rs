@@ -159,7 +159,7 @@ impl Scheduler {
             .statics
             .values()
             .filter(|s| s.next <= now)
-            .map(|s| s.node.clone())
+            .map(|s| s.node)
             .collect();
         for node in due {
             if self.in_flight.len() >= self.limits.max_dials {

@@ -109,6 +109,6 @@ fn netrestrict_filters_candidates() {
     s.offer(node(1), now); // 127.0.0.1: outside
     let mut inside = node(2);
     inside.ip = [10, 1, 2, 3].into();
-    s.offer(inside.clone(), now);
+    s.offer(inside, now);
     assert_eq!(s.next_dials(now), vec![(inside, Kind::Dynamic)]);
 }

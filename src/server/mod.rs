@@ -266,7 +266,7 @@ pub fn start(
     let mut scheduler =
         dial::Scheduler::new(local_id, config.dial.clone(), config.netrestrict.clone());
     for n in &config.static_nodes {
-        scheduler.add_static(n.clone(), now);
+        scheduler.add_static(*n, now);
     }
     let (cand_tx, cand_rx) = mpsc::channel(16);
     let mut tasks = vec![tokio::spawn(listen(
