@@ -297,49 +297,31 @@ impl Source {
         }
 
         let traffic = self.protocol_traffic();
-        let (msgs, bytes) = (
-            "devp2p_protocol_messages_total",
-            "devp2p_protocol_bytes_total",
-        );
-        family(
-            &mut out,
-            msgs,
-            "counter",
-            "Messages by the peers' negotiated protocols.",
-        );
-        for (p, c) in &traffic {
-            sample(
-                &mut out,
-                msgs,
-                &[("protocol", p), ("direction", "in")],
-                c.messages_in,
-            );
-            sample(
-                &mut out,
-                msgs,
-                &[("protocol", p), ("direction", "out")],
-                c.messages_out,
-            );
-        }
-        family(
-            &mut out,
-            bytes,
-            "counter",
-            "Uncompressed payload bytes by the peers' negotiated protocols.",
-        );
-        for (p, c) in &traffic {
-            sample(
-                &mut out,
-                bytes,
-                &[("protocol", p), ("direction", "in")],
-                c.bytes_in,
-            );
-            sample(
-                &mut out,
-                bytes,
-                &[("protocol", p), ("direction", "out")],
-                c.bytes_out,
-            );
+        type Pick = fn(&Counts) -> (u64, u64);
+        let families: [(&str, &str, Pick); 2] = [
+            (
+                "devp2p_protocol_messages_total",
+                "Messages by the peers' negotiated protocols.",
+                |c| (c.messages_in, c.messages_out),
+            ),
+            (
+                "devp2p_protocol_bytes_total",
+                "Uncompressed payload bytes by the peers' negotiated protocols.",
+                |c| (c.bytes_in, c.bytes_out),
+            ),
+        ];
+        for (name, help, pick) in families {
+            family(&mut out, name, "counter", help);
+            for (p, c) in &traffic {
+                let (inn, outn) = pick(c);
+                sample(&mut out, name, &[("protocol", p), ("direction", "in")], inn);
+                sample(
+                    &mut out,
+                    name,
+                    &[("protocol", p), ("direction", "out")],
+                    outn,
+                );
+            }
         }
 
         if let Some(d) = &self.discovery {
