@@ -22,7 +22,7 @@ use alloy_genesis::{ChainConfig, Genesis};
 use alloy_primitives::B256;
 use protocols::eth::forkid::{Filter, ForkId};
 
-// pub use store::Store;
+pub use store::Store;
 
 /// A block with its transactions decoded (any EIP-2718 type).
 pub type Block = alloy_consensus::Block<TxEnvelope>;
