@@ -303,3 +303,77 @@ async fn garbage_and_stalled_connections_do_not_lock_out_a_good_peer() {
     drop(conns);
     s.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_dropped_for_a_breach_is_refused_for_a_while() {
+    let s = spawn(|_| {}, None).await;
+    let key = SecretKey::new(&mut rand::rng());
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+        ..rlpx::Config::default()
+    };
+    let remote = s.node().id.public_key().unwrap();
+    // Speak frames directly to send a message id no shared protocol owns.
+    let hs = rlpx::conn::connect_tcp(s.server.listen_addr(), &key, remote, &cfg)
+        .await
+        .unwrap();
+    let est = hs.hello(&key, &cfg).await.unwrap();
+    let offsets: u64 = est.shared().iter().map(|c| u64::from(c.messages)).sum();
+    let peer = est.start(&cfg);
+    let mut events = s.server.subscribe();
+    until(5, "peer admitted", || s.server.peers().len() == 1).await;
+    // Dropping the session's last handle ends it (DisconnectRequested).
+    drop(peer);
+    assert_eq!(
+        next_drop(&mut events).await,
+        CloseReason::Remote(DisconnectReason::DisconnectRequested)
+    );
+    // Reconnect raw and send an id past every shared range.
+    let hs = rlpx::conn::connect_tcp(s.server.listen_addr(), &key, remote, &cfg)
+        .await
+        .unwrap();
+    let mut framed = hs.into_framed();
+    use futures::SinkExt;
+    let hello = rlpx::Hello {
+        protocol_version: 5,
+        client_id: "breach".into(),
+        capabilities: vec![rlpx::Capability::new("echo", 1)],
+        listen_port: 0,
+        id: rlpx::handshake::id_bytes(&PublicKey::from_secret_key_global(&key)),
+    };
+    framed
+        .send(rlpx::codec::RawMessage {
+            id: 0,
+            data: hello.encode_to_vec().into(),
+        })
+        .await
+        .unwrap();
+    let body = rlpx::p2p::Snappy::default().compress(&[0xc0]).unwrap();
+    framed
+        .send(rlpx::codec::RawMessage {
+            id: 0x10 + offsets + 5,
+            data: body,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_drop(&mut events).await,
+        CloseReason::Local(DisconnectReason::BreachOfProtocol)
+    );
+    // Now it is refused on sight.
+    assert_eq!(
+        dial_and_wait(&s, Some(key)).await.unwrap(),
+        CloseReason::Remote(DisconnectReason::UselessPeer)
+    );
+    s.server.shutdown().await;
+}
+
+/// The reason of the next `Dropped` event, skipping `Added` ones.
+async fn next_drop(events: &mut tokio::sync::broadcast::Receiver<PeerEvent>) -> CloseReason {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
+        if let PeerEvent::Dropped { reason, .. } = ev.expect("no peer event").expect("events") {
+            return reason;
+        }
+    }
+}

@@ -103,6 +103,18 @@ struct Shutdown {
     state: watch::Sender<Option<CloseReason>>,
 }
 
+/// Held by the [`Peer`] and every [`ProtocolHandle`]: when the last of them is dropped,
+/// nobody can read the session any more, so it is closed (`DisconnectRequested`) instead
+/// of being kept alive by keepalive pings.
+struct Owner(Arc<Shutdown>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0
+            .close(CloseReason::Local(DisconnectReason::DisconnectRequested));
+    }
+}
+
 impl Shutdown {
     /// Records the first reason the session ends for; later ones are ignored.
     fn close(&self, reason: CloseReason) -> bool {
@@ -198,6 +210,7 @@ impl ProtocolSender {
 pub struct ProtocolHandle {
     /// The negotiated capability and its offset.
     pub shared: Shared,
+    _owner: Arc<Owner>,
     info: Arc<Info>,
     rx: mpsc::Receiver<Inbound>,
     sender: ProtocolSender,
@@ -205,8 +218,9 @@ pub struct ProtocolHandle {
 
 impl ProtocolHandle {
     /// The next message as `(code relative to the protocol, payload)`, or `None` once the
-    /// session has ended. Dropping the handle disconnects the peer (`DisconnectRequested`),
-    /// as a protocol that stopped reading can no longer serve it.
+    /// session has ended. A message arriving for a dropped handle disconnects the peer
+    /// (`DisconnectRequested`), as a protocol that stopped reading can no longer serve it;
+    /// so does dropping the [`Peer`] and all its handles.
     pub async fn recv(&mut self) -> Option<(u8, Bytes)> {
         self.rx.recv().await.map(|m| (m.code, m.data))
     }
@@ -234,6 +248,7 @@ impl ProtocolHandle {
 
 /// A running session: its info, one [`ProtocolHandle`] per shared protocol, and its end.
 pub struct Peer {
+    _owner: Arc<Owner>,
     info: Arc<Info>,
     handles: Vec<Option<ProtocolHandle>>,
     shutdown: Arc<Shutdown>,
@@ -299,6 +314,7 @@ impl<S: Io> Established<S> {
         });
         let (state, closed) = watch::channel(None);
         let shutdown = Arc::new(Shutdown { state });
+        let owner = Arc::new(Owner(shutdown.clone()));
         let (queue, out_rx) = mpsc::channel(config.outbound_queue);
         let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
         let out_budget = Arc::new(Semaphore::new(config.outbound_budget));
@@ -318,6 +334,7 @@ impl<S: Io> Established<S> {
             };
             handles.push(Some(ProtocolHandle {
                 shared: s.clone(),
+                _owner: owner.clone(),
                 info: info.clone(),
                 rx,
                 sender,
@@ -351,6 +368,7 @@ impl<S: Io> Established<S> {
         tokio::spawn(reader.run().instrument(span.clone()));
         tokio::spawn(writer.run().instrument(span));
         Peer {
+            _owner: owner,
             info,
             handles,
             shutdown,
