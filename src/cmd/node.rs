@@ -282,6 +282,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     if let Some(p) = &args.trusted_nodes {
         config.trusted_nodes = read_node_list(p)?.into_iter().map(|n| n.id).collect();
     }
+    let client_id = config.rlpx.client_id.clone();
     let server = server::start(config, listener, disc.clone(), Vec::new()).map_err(|source| {
         Error::Bind {
             what: "TCP (RLPx)",
@@ -289,6 +290,43 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             source,
         }
     })?;
+
+    // The HTTP endpoints stop when `stop_http` flips.
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = http_stopped.clone();
+        async move {
+            let _ = rx.changed().await;
+        }
+    };
+    if let Some(addr) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "TCP (metrics)",
+                addr,
+                source,
+            })?;
+        let source = crate::metrics::Source::new(server.clone(), disc.clone());
+        info!(target: "p2p", url = %format!("http://{addr}/metrics"), "metrics");
+        tokio::spawn(crate::metrics::serve(listener, source, stopped()));
+    }
+    if let Some(addr) = args.rpc {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "TCP (JSON-RPC)",
+                addr,
+                source,
+            })?;
+        let cfg = crate::rpc::Config {
+            client_id,
+            ..crate::rpc::Config::default()
+        };
+        let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg);
+        info!(target: "p2p", url = %format!("http://{addr}"), "JSON-RPC");
+        tokio::spawn(crate::rpc::serve(listener, api, stopped()));
+    }
 
     let enode = match &disc {
         Some(d) => d.local_node(),
@@ -330,6 +368,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         }
     }
     info!(target: "p2p", "shutting down");
+    let _ = stop_http.send(true);
     server.shutdown().await;
     if let Some(d) = disc {
         d.shutdown().await;
