@@ -26,6 +26,10 @@ enum Command {
     Bootnode(devp2p::cmd::bootnode::Args),
     /// Generate or inspect node keys.
     Key(devp2p::cmd::key::Args),
+    /// Import blocks from an RLP block file (validated structurally; not executed).
+    Import(devp2p::cmd::import::Args),
+    /// Export canonical blocks to an RLP block file.
+    Export(devp2p::cmd::export::Args),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -82,6 +86,8 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
+        Command::Import(args) => devp2p::cmd::import::run(args).map_err(Into::into),
+        Command::Export(args) => devp2p::cmd::export::run(args).map_err(Into::into),
         Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(args, stop)),
         Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
     };
