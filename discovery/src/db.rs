@@ -36,6 +36,28 @@ fn err<E: Into<redb::Error>>(e: E) -> DbError {
     DbError::Redb(e.into())
 }
 
+/// Opens the redb database at `path`, creating it crash-safely if it does not exist.
+///
+/// A kill while redb initialises a new file can leave it without its header, and such a
+/// file never opens again. So a new database is built under a temporary name, given one
+/// committed transaction, and renamed into place: the real path is either absent or valid.
+pub fn create(path: &Path) -> Result<Database, DbError> {
+    if !path.exists() {
+        let tmp = path.with_extension("redb.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let db = Database::create(&tmp).map_err(err)?;
+            db.begin_write().map_err(err)?.commit().map_err(err)?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Make the rename itself durable (best effort: not every platform can).
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+    }
+    Database::create(path).map_err(err)
+}
+
 /// A stored node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -64,22 +86,7 @@ pub struct NodeDb {
 impl NodeDb {
     /// Opens or creates the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
-        let path = path.as_ref();
-        if !path.exists() {
-            // A kill while redb initialises a new file can leave it without its header, and
-            // such a file never opens again. Build the file under a temporary name and
-            // rename it into place once it holds a committed transaction: the real path is
-            // then either absent or valid.
-            let tmp = path.with_extension("redb.tmp");
-            let _ = std::fs::remove_file(&tmp);
-            drop(Self::init(Database::create(&tmp).map_err(err)?)?);
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // Make the rename itself durable (best effort: not every platform can).
-                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-            }
-        }
-        Self::init(Database::create(path).map_err(err)?)
+        Self::init(create(path.as_ref())?)
     }
 
     fn init(db: Database) -> Result<Self, DbError> {

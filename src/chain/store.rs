@@ -140,7 +140,14 @@ impl Store {
             path: datadir.to_owned(),
             source,
         })?;
-        let db = Database::create(datadir.join(FILE_NAME)).map_err(db)?;
+        let path = datadir.join(FILE_NAME);
+        let db = discovery::db::create(&path).map_err(|e| match e {
+            discovery::db::DbError::Redb(e) => db(e),
+            discovery::db::DbError::Io(source) => Error::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
         let store = Self {
             db,
             spec,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use alloy_rlp::Encodable;
 
-use super::import::{DEFAULT_DATADIR, Error};
+use super::import::Error;
 use crate::chain::{self, Spec, Store, store};
 
 /// Arguments of `devp2p export`.
@@ -15,9 +15,10 @@ use crate::chain::{self, Spec, Store, store};
 pub struct Args {
     /// The file to write.
     pub file: PathBuf,
-    /// Data directory of the chain database.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATADIR)]
-    pub datadir: PathBuf,
+    /// Data directory of the chain database [default: the node's, $XDG_DATA_HOME/devp2p or
+    /// ~/.local/share/devp2p].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
     /// The chain: a preset (ethtest, mainnet, sepolia, holesky, hoodi) or a genesis.json path.
     #[arg(long, value_name = "NAME|FILE", default_value = chain::presets::DEFAULT)]
     pub chain: String,
@@ -72,7 +73,11 @@ pub fn export_file(store: &Store, path: &Path, from: u64, to: u64) -> Result<(u6
 pub fn run(args: Args) -> Result<(), Error> {
     let start = Instant::now();
     let spec = Spec::load(&args.chain)?;
-    let store = Store::open(&args.datadir, spec)?;
+    let datadir = args
+        .datadir
+        .clone()
+        .unwrap_or_else(super::node::default_datadir);
+    let store = Store::open(&datadir, spec)?;
     let to = args.to.unwrap_or(u64::MAX);
     let (blocks, txs) = export_file(&store, &args.file, args.from, to)?;
     let secs = start.elapsed().as_secs_f64();

@@ -17,8 +17,6 @@ pub const BATCH: usize = 256;
 /// Largest accepted encoded block: ten times today's largest mainnet blocks, and a bound on
 /// what a hostile file can make us allocate.
 pub const MAX_BLOCK_BYTES: usize = 32 * 1024 * 1024;
-/// Where `import` and `export` keep the chain when `--datadir` is not given.
-pub const DEFAULT_DATADIR: &str = "devp2p-data";
 
 /// Import and export errors.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +50,10 @@ pub enum Error {
 pub struct Args {
     /// The RLP block file.
     pub file: PathBuf,
-    /// Data directory of the chain database.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATADIR)]
-    pub datadir: PathBuf,
+    /// Data directory of the chain database [default: the node's, $XDG_DATA_HOME/devp2p or
+    /// ~/.local/share/devp2p].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
     /// The chain: a preset (ethtest, mainnet, sepolia, holesky, hoodi) or a genesis.json path.
     #[arg(long, value_name = "NAME|FILE", default_value = chain::presets::DEFAULT)]
     pub chain: String,
@@ -262,7 +261,11 @@ pub fn import_file(store: &Store, path: &Path) -> Result<Summary, Error> {
 /// Runs `devp2p import`.
 pub fn run(args: Args) -> Result<(), Error> {
     let spec = Spec::load(&args.chain)?;
-    let store = Store::open(&args.datadir, spec)?;
+    let datadir = args
+        .datadir
+        .clone()
+        .unwrap_or_else(super::node::default_datadir);
+    let store = Store::open(&datadir, spec)?;
     let file = std::fs::File::open(&args.file).map_err(|source| Error::Io {
         path: args.file.clone(),
         source,
