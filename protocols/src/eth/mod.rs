@@ -1,5 +1,332 @@
 //! The `eth` wire protocol and the chain facts it exchanges.
 //!
 //! - [`forkid`]: EIP-2124/EIP-6122 fork identifiers and the peer filter.
+//! - [`messages`]: eth/68 and eth/69 wire types (wire format only).
+//! - [`chain`]: the [`Chain`] trait the node implements over its store, and
+//!   [`MemoryChain`] for tests.
+//! - [`status`]: the Status handshake checks (sans-IO).
+//! - [`serve`]: answers to header, body, receipt and pooled-transaction queries (sans-IO).
+//! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
+//! - `handler`: the per-peer task tying them together.
+//!
+//! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 and
+//! eth/69), runs one handler per peer, keeps the table of handshaked peers behind
+//! [`Handle`] and reports [`Event`]s. It only uses the public API of `rlpx` and
+//! [`crate::api`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use protocols::eth::{self, Chain, Eth};
+//!
+//! # fn node(chain: Arc<dyn Chain>) {
+//! let (eth, handle, mut events) = Eth::new(chain, eth::Config::default());
+//! // Register `eth` with the server (`Vec<Arc<dyn Subprotocol>>`), keep `handle` for the
+//! // downloader and drain `events` (e.g. to avoid redialling incompatible peers).
+//! let subprotocols: Vec<Arc<dyn protocols::Subprotocol>> = vec![Arc::new(eth)];
+//! # let _ = (subprotocols, handle, events.try_recv());
+//! # }
+//! ```
+//!
+//! # Errors and disconnects
+//!
+//! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
+//! says which reason each case is sent with. In short: malformed, oversized (over
+//! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
+//! `BreachOfProtocol`; another chain, or a peer exceeding its request budget, is
+//! `UselessPeer`; a missing Status is `PingTimeout` (go-ethereum's `DiscReadTimeout`).
 
+pub mod chain;
 pub mod forkid;
+mod handler;
+pub mod messages;
+pub mod requests;
+pub mod serve;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use alloy_consensus::{BlockBody, Header, TxEnvelope};
+use alloy_primitives::B256;
+use tokio::sync::{mpsc, oneshot};
+
+pub use chain::{Chain, Head, MemoryChain};
+pub use handler::Error;
+pub use messages::{BlockId, ETH68, ETH69, GetBlockHeaders};
+pub use status::PeerStatus;
+
+use crate::api::{Handler, Subprotocol};
+
+/// A peer's node id.
+pub type PeerId = secp256k1::PublicKey;
+
+/// Settings of the `eth` protocol.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Versions offered. Default eth/68 and eth/69 (the highest shared one is used).
+    pub versions: Vec<u32>,
+    /// Time for the peer's Status to arrive. Default 5 s (go-ethereum `handshakeTimeout`).
+    pub handshake_timeout: Duration,
+    /// Time for the peer to answer one of our requests. Default 10 s: generous for a
+    /// 2 MiB answer on a slow link; the caller gets [`RequestError::Timeout`] and a late
+    /// answer is dropped quietly.
+    pub request_timeout: Duration,
+    /// Our requests in flight per peer. Default 16: enough to keep a peer busy, few enough
+    /// that one slow peer does not hold much of the downloader's work.
+    pub max_in_flight: usize,
+    /// Requests (headers, bodies, receipts, pooled transactions) a peer may make in a
+    /// burst. Default 256.
+    pub request_burst: u32,
+    /// Requests per second a peer may sustain. Default 64: at 2 MiB per answer that is
+    /// far more than we want to upload to one peer, while an honest syncing client (which
+    /// waits for answers, a few in flight) stays well below. A peer beyond it is
+    /// disconnected with `UselessPeer`.
+    pub requests_per_second: u32,
+    /// How often (eth/69) we check our head and send BlockRangeUpdate if it moved.
+    /// Default 120 s (spec: "about once every two minutes").
+    pub range_update_interval: Duration,
+    /// Events buffered for the node; when full, further events are dropped (the peer
+    /// table behind [`Handle`] stays exact). Default 1024.
+    pub event_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            versions: vec![ETH68, ETH69],
+            handshake_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_in_flight: 16,
+            request_burst: 256,
+            requests_per_second: 64,
+            range_update_interval: Duration::from_secs(120),
+            event_queue: 1024,
+        }
+    }
+}
+
+/// What happened to peers, for the node (e.g. to avoid redialling incompatible ones).
+#[derive(Debug)]
+pub enum Event {
+    /// The Status exchange succeeded; the peer is in the [`Handle`] table.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// What it announced.
+        status: PeerStatus,
+    },
+    /// The Status exchange failed and the peer was disconnected with
+    /// [`status::Error::disconnect_reason`]. [`status::Error::is_incompatible`] says
+    /// whether it is on another chain.
+    StatusFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: status::Error,
+    },
+    /// A handshaked peer left: the session ended (`error` is `None`) or we disconnected
+    /// it for `error`.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+        /// Our reason, if we ended it.
+        error: Option<Error>,
+    },
+}
+
+/// Why a request through [`Handle`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No handshaked peer with that id.
+    #[error("no such eth peer")]
+    UnknownPeer,
+    /// The peer left before answering.
+    #[error("peer disconnected")]
+    Disconnected,
+    /// No answer within [`Config::request_timeout`].
+    #[error("request timed out")]
+    Timeout,
+    /// [`Config::max_in_flight`] requests are already waiting on this peer.
+    #[error("too many requests in flight")]
+    Busy,
+    /// The request is over the serving limits ([`serve::MAX_HEADERS`],
+    /// [`serve::MAX_BODIES`]): no peer would answer it fully.
+    #[error("request too large")]
+    TooLarge,
+}
+
+/// A handshaked peer, as listed by [`Handle::peers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Node id.
+    pub id: PeerId,
+    /// Status (and later BlockRangeUpdate) facts.
+    pub status: PeerStatus,
+}
+
+/// A request from the [`Handle`] to one peer's handler.
+enum Command {
+    Headers {
+        req: GetBlockHeaders,
+        reply: oneshot::Sender<Result<Vec<Header>, RequestError>>,
+    },
+    Bodies {
+        hashes: Vec<B256>,
+        reply: oneshot::Sender<Result<Vec<BlockBody<TxEnvelope>>, RequestError>>,
+    },
+}
+
+/// One handshaked peer in the table.
+struct Entry {
+    session: u64,
+    status: PeerStatus,
+    commands: mpsc::Sender<Command>,
+}
+
+/// State shared by [`Eth`], [`Handle`] and the handlers.
+struct Shared {
+    chain: Arc<dyn Chain>,
+    config: Config,
+    peers: Mutex<HashMap<PeerId, Entry>>,
+    events: mpsc::Sender<Event>,
+    sessions: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn peers(&self) -> MutexGuard<'_, HashMap<PeerId, Entry>> {
+        // A panic while holding the lock cannot leave the map inconsistent (single
+        // insert/remove/assign operations), so a poisoned lock is still usable.
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, event: Event) {
+        if self.events.try_send(event).is_err() {
+            tracing::debug!(target: "eth", "event queue full or closed, event dropped");
+        }
+    }
+}
+
+/// The `eth` subprotocol: register it with the node's server.
+pub struct Eth {
+    shared: Arc<Shared>,
+}
+
+impl Eth {
+    /// The protocol over `chain`, with the [`Handle`] for the node and the event stream.
+    pub fn new(chain: Arc<dyn Chain>, config: Config) -> (Eth, Handle, mpsc::Receiver<Event>) {
+        let (events, rx) = mpsc::channel(config.event_queue.max(1));
+        let shared = Arc::new(Shared {
+            chain,
+            config,
+            peers: Mutex::new(HashMap::new()),
+            events,
+            sessions: Default::default(),
+        });
+        let handle = Handle {
+            shared: shared.clone(),
+        };
+        (Eth { shared }, handle, rx)
+    }
+
+    /// Another handle on the peer table.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Subprotocol for Eth {
+    fn protocols(&self) -> Vec<rlpx::Protocol> {
+        self.shared
+            .config
+            .versions
+            .iter()
+            .filter_map(|&v| match v {
+                ETH68 => Some(rlpx::Protocol::new("eth", v, messages::ETH68_MESSAGES)),
+                ETH69 => Some(rlpx::Protocol::new("eth", v, messages::ETH69_MESSAGES)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn handle(&self, peer: rlpx::ProtocolHandle) -> Handler {
+        Box::pin(handler::run(self.shared.clone(), peer))
+    }
+}
+
+/// The node's view of the `eth` peers: list them, and send them requests (for the
+/// downloader). Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The handshaked peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared
+            .peers()
+            .iter()
+            .map(|(id, e)| PeerInfo {
+                id: *id,
+                status: e.status,
+            })
+            .collect()
+    }
+
+    /// One handshaked peer.
+    pub fn peer(&self, id: &PeerId) -> Option<PeerInfo> {
+        self.shared.peers().get(id).map(|e| PeerInfo {
+            id: *id,
+            status: e.status,
+        })
+    }
+
+    fn commands(&self, id: &PeerId) -> Result<mpsc::Sender<Command>, RequestError> {
+        let peers = self.shared.peers();
+        let entry = peers.get(id).ok_or(RequestError::UnknownPeer)?;
+        Ok(entry.commands.clone())
+    }
+
+    /// Asks `peer` for headers; resolves with its answer (possibly fewer headers than
+    /// asked, or none), unchecked beyond its count: linking them is the caller's job.
+    pub async fn request_headers(
+        &self,
+        peer: &PeerId,
+        req: GetBlockHeaders,
+    ) -> Result<Vec<Header>, RequestError> {
+        if req.amount > serve::MAX_HEADERS {
+            return Err(RequestError::TooLarge);
+        }
+        let commands = self.commands(peer)?;
+        let (reply, rx) = oneshot::channel();
+        commands
+            .send(Command::Headers { req, reply })
+            .await
+            .map_err(|_| RequestError::Disconnected)?;
+        rx.await.unwrap_or(Err(RequestError::Disconnected))
+    }
+
+    /// Asks `peer` for the bodies of `hashes`; resolves with its answer, in request order
+    /// with unknown blocks left out (matching them to headers is the caller's job).
+    pub async fn request_bodies(
+        &self,
+        peer: &PeerId,
+        hashes: Vec<B256>,
+    ) -> Result<Vec<BlockBody<TxEnvelope>>, RequestError> {
+        if hashes.len() > serve::MAX_BODIES {
+            return Err(RequestError::TooLarge);
+        }
+        let commands = self.commands(peer)?;
+        let (reply, rx) = oneshot::channel();
+        commands
+            .send(Command::Bodies { hashes, reply })
+            .await
+            .map_err(|_| RequestError::Disconnected)?;
+        rx.await.unwrap_or(Err(RequestError::Disconnected))
+    }
+}

@@ -1,0 +1,393 @@
+//! The per-peer task: Status handshake, then serving the peer's requests, sending ours
+//! (from the [`super::Handle`]) and matching the answers.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rlpx::{DisconnectReason, ProtocolHandle};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::messages::{self, BlockRangeUpdate, ETH69, Message, RequestPair, code};
+use super::requests::{Budget, Kind, Match, Tracker};
+use super::{Command, Entry, Event, PeerId, PeerStatus, RequestError, Shared, serve, status};
+
+/// Why we disconnected a peer after the handshake. [`Error::disconnect_reason`] gives
+/// the reason sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The Status exchange failed (see [`status::Error::disconnect_reason`]).
+    #[error("status: {0}")]
+    Status(#[from] status::Error),
+    /// A message over [`messages::MAX_MESSAGE_SIZE`]: `BreachOfProtocol`.
+    #[error("message {code:#04x} of {len} bytes is over the eth limit")]
+    TooLarge {
+        /// Message code.
+        code: u8,
+        /// Its size.
+        len: usize,
+    },
+    /// A message that does not decode, or is not part of the version: `BreachOfProtocol`.
+    #[error(transparent)]
+    Decode(#[from] messages::Error),
+    /// A second Status: `BreachOfProtocol`.
+    #[error("status after the handshake")]
+    UnexpectedStatus,
+    /// A response to a request we did not make (unknown id, or an id of another kind, or
+    /// a response type we never request): `BreachOfProtocol`.
+    #[error("unsolicited response {code:#04x}")]
+    Unsolicited {
+        /// Message code.
+        code: u8,
+    },
+    /// A response with more items than asked for: `BreachOfProtocol`.
+    #[error("response {code:#04x} has more items than requested")]
+    TooManyItems {
+        /// Message code.
+        code: u8,
+    },
+    /// A NewPooledTransactionHashes whose three lists differ in length: `BreachOfProtocol`.
+    #[error("inconsistent transaction announcement")]
+    Announcement,
+    /// A BlockRangeUpdate with earliest > latest or a zero hash: `BreachOfProtocol`.
+    #[error("invalid block range update")]
+    Range,
+    /// More requests than [`super::Config::requests_per_second`] allows: `UselessPeer`.
+    #[error("request budget exceeded")]
+    Budget,
+}
+
+impl Error {
+    /// The reason the peer is disconnected with.
+    pub fn disconnect_reason(&self) -> DisconnectReason {
+        match self {
+            Error::Status(e) => e.disconnect_reason(),
+            Error::Budget => DisconnectReason::UselessPeer,
+            _ => DisconnectReason::BreachOfProtocol,
+        }
+    }
+}
+
+/// Commands queued per peer before [`super::Handle`] callers wait.
+const COMMAND_QUEUE: usize = 16;
+
+/// Runs one peer: handshake, register, serve until the session ends, unregister.
+pub(super) async fn run(shared: Arc<Shared>, peer: ProtocolHandle) {
+    let id = peer.info().id;
+    let version = peer.shared.cap.version;
+    let span = tracing::debug_span!(
+        target: "eth",
+        "eth",
+        peer = %rlpx::peer::short_id(&id),
+        version
+    );
+    run_inner(shared, peer, id, version).instrument(span).await
+}
+
+async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, version: u32) {
+    let ours = status::local(&*shared.chain, version);
+    if peer
+        .send(code::STATUS, Message::Status(ours).encode())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let first = tokio::time::timeout(shared.config.handshake_timeout, peer.recv()).await;
+    let checked = match first {
+        Err(_) => Err(status::Error::Timeout),
+        Ok(None) => return,
+        Ok(Some((c, data))) => status::validate(&*shared.chain, version, c, &data),
+    };
+    let status = match checked {
+        Ok(s) => s,
+        Err(reason) => {
+            tracing::debug!(target: "eth", %reason, "status handshake failed");
+            peer.disconnect(reason.disconnect_reason());
+            shared.emit(Event::StatusFailed { peer: id, reason });
+            return;
+        }
+    };
+    tracing::debug!(target: "eth", head = %status.head_hash, number = ?status.head_number, "eth peer connected");
+
+    let session = shared.sessions.fetch_add(1, Ordering::Relaxed);
+    let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    shared.peers().insert(
+        id,
+        Entry {
+            session,
+            status,
+            commands: tx,
+        },
+    );
+    shared.emit(Event::PeerConnected { peer: id, status });
+
+    let now = Instant::now().into_std();
+    let mut s = Session {
+        budget: Budget::new(
+            shared.config.request_burst,
+            shared.config.requests_per_second,
+            now,
+        ),
+        tracker: Tracker::new(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        ),
+        announced: shared.chain.head().hash,
+        shared: shared.clone(),
+        peer,
+        id,
+        session,
+        version,
+    };
+    let error = s.run(commands).await;
+    for reply in s.tracker.drain() {
+        reply.fail(RequestError::Disconnected);
+    }
+    {
+        let mut peers = shared.peers();
+        if peers.get(&id).is_some_and(|e| e.session == session) {
+            peers.remove(&id);
+        }
+    }
+    if let Some(e) = &error {
+        tracing::debug!(target: "eth", error = %e, "disconnecting eth peer");
+        s.peer.disconnect(e.disconnect_reason());
+    }
+    shared.emit(Event::PeerDisconnected { peer: id, error });
+}
+
+/// Where an answer to one of our requests goes.
+#[derive(Debug)]
+enum Reply {
+    Headers(oneshot::Sender<Result<Vec<alloy_consensus::Header>, RequestError>>),
+    Bodies(
+        oneshot::Sender<
+            Result<Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>, RequestError>,
+        >,
+    ),
+}
+
+impl Reply {
+    fn fail(self, e: RequestError) {
+        // The requester may have given up; nothing to do then.
+        match self {
+            Reply::Headers(tx) => drop(tx.send(Err(e))),
+            Reply::Bodies(tx) => drop(tx.send(Err(e))),
+        }
+    }
+}
+
+/// Per-peer state after the handshake.
+struct Session {
+    shared: Arc<Shared>,
+    peer: ProtocolHandle,
+    id: PeerId,
+    session: u64,
+    version: u32,
+    budget: Budget,
+    tracker: Tracker<Reply>,
+    /// Head hash last announced to the peer (eth/69 BlockRangeUpdate).
+    announced: alloy_primitives::B256,
+}
+
+/// The session ended: `None` when the connection closed, `Some` when we end it.
+type Outcome = Option<Error>;
+
+impl Session {
+    async fn run(&mut self, mut commands: mpsc::Receiver<Command>) -> Outcome {
+        let period = self.shared.config.range_update_interval;
+        let mut range_tick = tokio::time::interval_at(Instant::now() + period, period);
+        loop {
+            let deadline = self.tracker.next_deadline().map(Instant::from_std);
+            tokio::select! {
+                msg = self.peer.recv() => {
+                    let (c, data) = msg?;
+                    if let Err(e) = self.on_message(c, data).await {
+                        return Some(e);
+                    }
+                }
+                Some(cmd) = commands.recv() => {
+                    if !self.on_command(cmd).await {
+                        return None;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    for reply in self.tracker.expire(Instant::now().into_std()) {
+                        tracing::debug!(target: "eth", "request timed out");
+                        reply.fail(RequestError::Timeout);
+                    }
+                }
+                _ = range_tick.tick(), if self.version >= ETH69 => {
+                    if !self.announce_range().await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends BlockRangeUpdate if our head moved since the last announcement.
+    async fn announce_range(&mut self) -> bool {
+        let chain = &self.shared.chain;
+        let head = chain.head();
+        if head.hash == self.announced {
+            return true;
+        }
+        self.announced = head.hash;
+        let m = Message::BlockRangeUpdate(BlockRangeUpdate {
+            earliest: chain.earliest().min(head.number),
+            latest: head.number,
+            latest_hash: head.hash,
+        });
+        self.send(m.code(), m.encode()).await
+    }
+
+    async fn send(&self, c: u8, data: bytes::Bytes) -> bool {
+        self.peer.send(c, data).await.is_ok()
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> bool {
+        if self.tracker.in_flight() >= self.shared.config.max_in_flight {
+            match cmd {
+                Command::Headers { reply, .. } => Reply::Headers(reply).fail(RequestError::Busy),
+                Command::Bodies { reply, .. } => Reply::Bodies(reply).fail(RequestError::Busy),
+            }
+            return true;
+        }
+        let now = Instant::now().into_std();
+        let timeout = self.shared.config.request_timeout;
+        let msg = match cmd {
+            Command::Headers { req, reply } => {
+                let kind = Kind::Headers { amount: req.amount };
+                let request_id = self
+                    .tracker
+                    .start(kind, now, timeout, Reply::Headers(reply));
+                Message::GetBlockHeaders(RequestPair {
+                    request_id,
+                    message: req,
+                })
+            }
+            Command::Bodies { hashes, reply } => {
+                let kind = Kind::Bodies {
+                    count: hashes.len(),
+                };
+                let request_id = self.tracker.start(kind, now, timeout, Reply::Bodies(reply));
+                Message::GetBlockBodies(RequestPair {
+                    request_id,
+                    message: hashes,
+                })
+            }
+        };
+        self.send(msg.code(), msg.encode()).await
+    }
+
+    fn take_budget(&mut self) -> Result<(), Error> {
+        if self.budget.try_take(Instant::now().into_std()) {
+            Ok(())
+        } else {
+            Err(Error::Budget)
+        }
+    }
+
+    async fn on_message(&mut self, c: u8, data: bytes::Bytes) -> Result<(), Error> {
+        if data.len() > messages::MAX_MESSAGE_SIZE {
+            return Err(Error::TooLarge {
+                code: c,
+                len: data.len(),
+            });
+        }
+        let msg = Message::decode(self.version, c, &data)?;
+        tracing::trace!(target: "eth", code = c, len = data.len(), "message");
+        let chain = self.shared.chain.clone();
+        match msg {
+            Message::Status(_) => return Err(Error::UnexpectedStatus),
+            Message::GetBlockHeaders(req) => {
+                self.take_budget()?;
+                let headers = serve::headers(&*chain, &req.message);
+                let out = messages::encode_raw_response(req.request_id, &headers);
+                self.send(code::BLOCK_HEADERS, out).await;
+            }
+            Message::GetBlockBodies(req) => {
+                self.take_budget()?;
+                let bodies = serve::bodies(&*chain, &req.message);
+                let out = messages::encode_raw_response(req.request_id, &bodies);
+                self.send(code::BLOCK_BODIES, out).await;
+            }
+            Message::GetReceipts(req) => {
+                self.take_budget()?;
+                let n = serve::receipts(&*chain, &req.message);
+                let out = messages::encode_empty_receipts(req.request_id, n);
+                self.send(code::RECEIPTS, out).await;
+            }
+            Message::GetPooledTransactions(req) => {
+                self.take_budget()?;
+                let txs = serve::pooled_transactions(&*chain, &req.message);
+                let out = messages::encode_raw_response(req.request_id, &txs);
+                self.send(code::POOLED_TRANSACTIONS, out).await;
+            }
+            Message::BlockHeaders(res) => match self.tracker.complete(res.request_id, true) {
+                Match::Answer {
+                    kind: Kind::Headers { amount },
+                    reply: Reply::Headers(tx),
+                } => {
+                    if res.message.len() as u64 > amount {
+                        return Err(Error::TooManyItems { code: c });
+                    }
+                    let _ = tx.send(Ok(res.message));
+                }
+                Match::Late => tracing::debug!(target: "eth", "late headers dropped"),
+                _ => return Err(Error::Unsolicited { code: c }),
+            },
+            Message::BlockBodies(res) => match self.tracker.complete(res.request_id, false) {
+                Match::Answer {
+                    kind: Kind::Bodies { count },
+                    reply: Reply::Bodies(tx),
+                } => {
+                    if res.message.len() > count {
+                        return Err(Error::TooManyItems { code: c });
+                    }
+                    let _ = tx.send(Ok(res.message));
+                }
+                Match::Late => tracing::debug!(target: "eth", "late bodies dropped"),
+                _ => return Err(Error::Unsolicited { code: c }),
+            },
+            // We never ask for these (no receipts download, no transaction pool yet).
+            Message::Receipts68(_) | Message::Receipts69(_) | Message::PooledTransactions(_) => {
+                return Err(Error::Unsolicited { code: c });
+            }
+            Message::NewPooledTransactionHashes(a) => {
+                if !a.is_consistent() {
+                    return Err(Error::Announcement);
+                }
+                // No transaction pool yet: announcements are validated and dropped.
+            }
+            Message::BlockRangeUpdate(r) => {
+                if !r.is_valid() {
+                    return Err(Error::Range);
+                }
+                self.update_range(r);
+            }
+            // Post-merge block propagation is not used; transactions wait for the pool.
+            Message::NewBlockHashes(_) | Message::NewBlock(_) | Message::Transactions(_) => {}
+        }
+        Ok(())
+    }
+
+    fn update_range(&self, r: BlockRangeUpdate) {
+        let mut peers = self.shared.peers();
+        if let Some(e) = peers.get_mut(&self.id)
+            && e.session == self.session
+        {
+            e.status = PeerStatus {
+                head_hash: r.latest_hash,
+                head_number: Some(r.latest),
+                earliest: Some(r.earliest),
+                ..e.status
+            };
+        }
+    }
+}

@@ -1,0 +1,642 @@
+//! eth/68 and eth/69 wire types: message codes, payloads and the [`Message`] enum that
+//! decodes a payload by version and code (spec: `caps/eth.md`; EIP-2481 request ids,
+//! EIP-5793 announcement types, EIP-7642 eth/69).
+//!
+//! Transactions use alloy's network encoding (legacy as a list, typed as a byte string):
+//! [`TxEnvelope`] where blocks carry them, [`PooledTransaction`] (EIP-4844 with its
+//! sidecar) in `PooledTransactions`. Headers and bodies we serve are passed as [`Raw`]
+//! RLP from the store, so the serving path never re-encodes them.
+
+use alloy_consensus::transaction::PooledTransaction;
+use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
+use alloy_primitives::{B256, Bytes, Log, U256};
+use alloy_rlp::{BufMut, Decodable, Encodable, RlpDecodable, RlpEncodable};
+
+use super::forkid::ForkId;
+
+/// `eth/68` (EIP-5793).
+pub const ETH68: u32 = 68;
+/// `eth/69` (EIP-7642).
+pub const ETH69: u32 = 69;
+/// Message codes used by eth/68: `0x00..=0x10` (0x0d/0x0e are retired GetNodeData/NodeData).
+pub const ETH68_MESSAGES: u8 = 17;
+/// Message codes used by eth/69: eth/68's plus BlockRangeUpdate (0x11).
+pub const ETH69_MESSAGES: u8 = 18;
+/// Largest eth message accepted (spec: "the practical limits for the eth protocol are
+/// lower, typically 10 MiB"); a larger one disconnects the peer (`BreachOfProtocol`).
+pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+
+/// Message codes, relative to the protocol's offset.
+pub mod code {
+    /// Status (0x00).
+    pub const STATUS: u8 = 0x00;
+    /// NewBlockHashes (0x01).
+    pub const NEW_BLOCK_HASHES: u8 = 0x01;
+    /// Transactions (0x02).
+    pub const TRANSACTIONS: u8 = 0x02;
+    /// GetBlockHeaders (0x03).
+    pub const GET_BLOCK_HEADERS: u8 = 0x03;
+    /// BlockHeaders (0x04).
+    pub const BLOCK_HEADERS: u8 = 0x04;
+    /// GetBlockBodies (0x05).
+    pub const GET_BLOCK_BODIES: u8 = 0x05;
+    /// BlockBodies (0x06).
+    pub const BLOCK_BODIES: u8 = 0x06;
+    /// NewBlock (0x07), eth/68 only here.
+    pub const NEW_BLOCK: u8 = 0x07;
+    /// NewPooledTransactionHashes (0x08).
+    pub const NEW_POOLED_TRANSACTION_HASHES: u8 = 0x08;
+    /// GetPooledTransactions (0x09).
+    pub const GET_POOLED_TRANSACTIONS: u8 = 0x09;
+    /// PooledTransactions (0x0a).
+    pub const POOLED_TRANSACTIONS: u8 = 0x0a;
+    /// GetReceipts (0x0f).
+    pub const GET_RECEIPTS: u8 = 0x0f;
+    /// Receipts (0x10).
+    pub const RECEIPTS: u8 = 0x10;
+    /// BlockRangeUpdate (0x11), eth/69.
+    pub const BLOCK_RANGE_UPDATE: u8 = 0x11;
+}
+
+/// Why a payload could not be decoded. The peer is disconnected with `BreachOfProtocol`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The RLP was malformed or did not match the message layout.
+    #[error("malformed message {code:#04x}: {source}")]
+    Rlp {
+        /// The message code.
+        code: u8,
+        /// What the decoder found.
+        source: alloy_rlp::Error,
+    },
+    /// The code is not a message of this protocol version.
+    #[error("message code {code:#04x} is not part of eth/{version}")]
+    UnknownCode {
+        /// The message code.
+        code: u8,
+        /// The negotiated version.
+        version: u32,
+    },
+    /// Bytes were left after the message.
+    #[error("trailing bytes after message {0:#04x}")]
+    Trailing(u8),
+}
+
+/// One RLP item kept as its full encoding (header included), e.g. a stored header or
+/// body: encoding writes it back unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Raw(pub Bytes);
+
+impl Encodable for Raw {
+    fn encode(&self, out: &mut dyn BufMut) {
+        out.put_slice(&self.0);
+    }
+    fn length(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Decodable for Raw {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let start = *buf;
+        let header = alloy_rlp::Header::decode(buf)?;
+        let len = header.payload_length;
+        if buf.len() < len {
+            return Err(alloy_rlp::Error::InputTooShort);
+        }
+        *buf = &buf[len..];
+        let total = start.len() - buf.len();
+        Ok(Raw(Bytes::copy_from_slice(&start[..total])))
+    }
+}
+
+/// `[request-id, message]` (EIP-2481): every request and response carries its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestPair<T> {
+    /// Chosen by the requester, mirrored by the responder.
+    pub request_id: u64,
+    /// The request or response body.
+    pub message: T,
+}
+
+impl<T: Encodable> Encodable for RequestPair<T> {
+    fn encode(&self, out: &mut dyn BufMut) {
+        let payload_length = self.request_id.length() + self.message.length();
+        alloy_rlp::Header {
+            list: true,
+            payload_length,
+        }
+        .encode(out);
+        self.request_id.encode(out);
+        self.message.encode(out);
+    }
+    fn length(&self) -> usize {
+        let payload_length = self.request_id.length() + self.message.length();
+        payload_length + alloy_rlp::length_of_length(payload_length)
+    }
+}
+
+impl<T: Decodable> Decodable for RequestPair<T> {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let header = alloy_rlp::Header::decode(buf)?;
+        if !header.list {
+            return Err(alloy_rlp::Error::UnexpectedString);
+        }
+        if buf.len() < header.payload_length {
+            return Err(alloy_rlp::Error::InputTooShort);
+        }
+        let (mut payload, rest) = buf.split_at(header.payload_length);
+        let request_id = u64::decode(&mut payload)?;
+        let message = T::decode(&mut payload)?;
+        if !payload.is_empty() {
+            return Err(alloy_rlp::Error::ListLengthMismatch {
+                expected: header.payload_length,
+                got: header.payload_length - payload.len(),
+            });
+        }
+        *buf = rest;
+        Ok(Self {
+            request_id,
+            message,
+        })
+    }
+}
+
+/// eth/68 Status: `[version, networkid, td, blockhash, genesis, forkid]`.
+#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Status68 {
+    /// Protocol version (68).
+    pub version: u32,
+    /// Network id.
+    pub network_id: u64,
+    /// Total difficulty of the head block.
+    pub total_difficulty: U256,
+    /// Head block hash.
+    pub head: B256,
+    /// Genesis block hash.
+    pub genesis: B256,
+    /// Fork id at the head (EIP-2124).
+    pub fork_id: ForkId,
+}
+
+/// eth/69 Status: `[version, networkid, genesis, forkid, earliest, latest, latestHash]`.
+#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Status69 {
+    /// Protocol version (69).
+    pub version: u32,
+    /// Network id.
+    pub network_id: u64,
+    /// Genesis block hash.
+    pub genesis: B256,
+    /// Fork id at the head (EIP-2124).
+    pub fork_id: ForkId,
+    /// Earliest block whose body and receipts are available.
+    pub earliest: u64,
+    /// Latest available block.
+    pub latest: u64,
+    /// Hash of the latest available block.
+    pub latest_hash: B256,
+}
+
+/// A Status message of either version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// eth/68 layout.
+    V68(Status68),
+    /// eth/69 layout.
+    V69(Status69),
+}
+
+impl Status {
+    /// The announced protocol version.
+    pub fn version(&self) -> u32 {
+        match self {
+            Status::V68(s) => s.version,
+            Status::V69(s) => s.version,
+        }
+    }
+    /// The network id.
+    pub fn network_id(&self) -> u64 {
+        match self {
+            Status::V68(s) => s.network_id,
+            Status::V69(s) => s.network_id,
+        }
+    }
+    /// The genesis hash.
+    pub fn genesis(&self) -> B256 {
+        match self {
+            Status::V68(s) => s.genesis,
+            Status::V69(s) => s.genesis,
+        }
+    }
+    /// The fork id.
+    pub fn fork_id(&self) -> ForkId {
+        match self {
+            Status::V68(s) => s.fork_id,
+            Status::V69(s) => s.fork_id,
+        }
+    }
+    /// The head (eth/68) or latest available block (eth/69) hash.
+    pub fn head_hash(&self) -> B256 {
+        match self {
+            Status::V68(s) => s.head,
+            Status::V69(s) => s.latest_hash,
+        }
+    }
+}
+
+/// One NewBlockHashes entry: `[hash, number]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct BlockHashNumber {
+    /// Block hash.
+    pub hash: B256,
+    /// Block number.
+    pub number: u64,
+}
+
+/// Where a header query starts: a block number or a block hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockId {
+    /// By canonical number.
+    Number(u64),
+    /// By hash.
+    Hash(B256),
+}
+
+impl Encodable for BlockId {
+    fn encode(&self, out: &mut dyn BufMut) {
+        match self {
+            BlockId::Number(n) => n.encode(out),
+            BlockId::Hash(h) => h.encode(out),
+        }
+    }
+    fn length(&self) -> usize {
+        match self {
+            BlockId::Number(n) => n.length(),
+            BlockId::Hash(h) => h.length(),
+        }
+    }
+}
+
+impl Decodable for BlockId {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        // A 32-byte string is a hash; anything else must be a number (at most 8 bytes).
+        let mut peek = *buf;
+        let header = alloy_rlp::Header::decode(&mut peek)?;
+        if !header.list && header.payload_length == 32 {
+            Ok(BlockId::Hash(B256::decode(buf)?))
+        } else {
+            Ok(BlockId::Number(u64::decode(buf)?))
+        }
+    }
+}
+
+/// GetBlockHeaders body: `[origin, amount, skip, reverse]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct GetBlockHeaders {
+    /// First block.
+    pub origin: BlockId,
+    /// Most headers wanted.
+    pub amount: u64,
+    /// Blocks left out between two returned headers.
+    pub skip: u64,
+    /// Falling numbers when set.
+    pub reverse: bool,
+}
+
+/// eth/68 NewPooledTransactionHashes: `[types, [size, ...], [hash, ...]]` (EIP-5793).
+#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct NewPooledTransactionHashes {
+    /// One transaction type byte per announced transaction.
+    pub types: Bytes,
+    /// Consensus-encoding sizes.
+    pub sizes: Vec<u32>,
+    /// Transaction hashes.
+    pub hashes: Vec<B256>,
+}
+
+impl NewPooledTransactionHashes {
+    /// Whether the three lists have the same length (a mismatch is a protocol breach).
+    pub fn is_consistent(&self) -> bool {
+        self.types.len() == self.sizes.len() && self.sizes.len() == self.hashes.len()
+    }
+}
+
+/// NewBlock: `[block, td]` (pre-merge block propagation).
+#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct NewBlock {
+    /// The block.
+    pub block: Block<TxEnvelope>,
+    /// Its total difficulty.
+    pub td: U256,
+}
+
+/// An eth/69 receipt: `[tx-type, post-state-or-status, cumulative-gas, logs]` (EIP-7642,
+/// no bloom).
+#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Receipt69 {
+    /// EIP-2718 type of the transaction (0 for legacy).
+    pub tx_type: u8,
+    /// Pre-Byzantium state root (32 bytes) or status (empty for 0, `0x01` for 1).
+    pub post_state_or_status: Bytes,
+    /// Gas used in the block up to and including this transaction.
+    pub cumulative_gas: u64,
+    /// Logs emitted.
+    pub logs: Vec<Log>,
+}
+
+/// eth/69 BlockRangeUpdate: `[earliest, latest, latestHash]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct BlockRangeUpdate {
+    /// Earliest block with body and receipts available.
+    pub earliest: u64,
+    /// Latest available block.
+    pub latest: u64,
+    /// Its hash.
+    pub latest_hash: B256,
+}
+
+impl BlockRangeUpdate {
+    /// Spec validity: `earliest <= latest` and a non-zero hash (as go-ethereum checks).
+    pub fn is_valid(&self) -> bool {
+        self.earliest <= self.latest && self.latest_hash != B256::ZERO
+    }
+}
+
+/// Every eth/68 and eth/69 message, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Message {
+    /// 0x00.
+    Status(Status),
+    /// 0x01.
+    NewBlockHashes(Vec<BlockHashNumber>),
+    /// 0x02.
+    Transactions(Vec<TxEnvelope>),
+    /// 0x03.
+    GetBlockHeaders(RequestPair<GetBlockHeaders>),
+    /// 0x04.
+    BlockHeaders(RequestPair<Vec<Header>>),
+    /// 0x05.
+    GetBlockBodies(RequestPair<Vec<B256>>),
+    /// 0x06.
+    BlockBodies(RequestPair<Vec<BlockBody<TxEnvelope>>>),
+    /// 0x07 (eth/68 only).
+    NewBlock(Box<NewBlock>),
+    /// 0x08.
+    NewPooledTransactionHashes(NewPooledTransactionHashes),
+    /// 0x09.
+    GetPooledTransactions(RequestPair<Vec<B256>>),
+    /// 0x0a.
+    PooledTransactions(RequestPair<Vec<PooledTransaction>>),
+    /// 0x0f.
+    GetReceipts(RequestPair<Vec<B256>>),
+    /// 0x10, eth/68 layout: consensus-encoded receipts with bloom.
+    Receipts68(RequestPair<Vec<Vec<ReceiptEnvelope>>>),
+    /// 0x10, eth/69 layout: receipts without bloom.
+    Receipts69(RequestPair<Vec<Vec<Receipt69>>>),
+    /// 0x11 (eth/69 only).
+    BlockRangeUpdate(BlockRangeUpdate),
+}
+
+impl Message {
+    /// The message code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Message::Status(_) => code::STATUS,
+            Message::NewBlockHashes(_) => code::NEW_BLOCK_HASHES,
+            Message::Transactions(_) => code::TRANSACTIONS,
+            Message::GetBlockHeaders(_) => code::GET_BLOCK_HEADERS,
+            Message::BlockHeaders(_) => code::BLOCK_HEADERS,
+            Message::GetBlockBodies(_) => code::GET_BLOCK_BODIES,
+            Message::BlockBodies(_) => code::BLOCK_BODIES,
+            Message::NewBlock(_) => code::NEW_BLOCK,
+            Message::NewPooledTransactionHashes(_) => code::NEW_POOLED_TRANSACTION_HASHES,
+            Message::GetPooledTransactions(_) => code::GET_POOLED_TRANSACTIONS,
+            Message::PooledTransactions(_) => code::POOLED_TRANSACTIONS,
+            Message::GetReceipts(_) => code::GET_RECEIPTS,
+            Message::Receipts68(_) | Message::Receipts69(_) => code::RECEIPTS,
+            Message::BlockRangeUpdate(_) => code::BLOCK_RANGE_UPDATE,
+        }
+    }
+
+    /// The RLP payload.
+    pub fn encode(&self) -> bytes::Bytes {
+        let mut out = Vec::new();
+        match self {
+            Message::Status(Status::V68(s)) => s.encode(&mut out),
+            Message::Status(Status::V69(s)) => s.encode(&mut out),
+            Message::NewBlockHashes(m) => m.encode(&mut out),
+            Message::Transactions(m) => m.encode(&mut out),
+            Message::GetBlockHeaders(m) => m.encode(&mut out),
+            Message::BlockHeaders(m) => m.encode(&mut out),
+            Message::GetBlockBodies(m) => m.encode(&mut out),
+            Message::BlockBodies(m) => m.encode(&mut out),
+            Message::NewBlock(m) => m.encode(&mut out),
+            Message::NewPooledTransactionHashes(m) => m.encode(&mut out),
+            Message::GetPooledTransactions(m) => m.encode(&mut out),
+            Message::PooledTransactions(m) => m.encode(&mut out),
+            Message::GetReceipts(m) => m.encode(&mut out),
+            Message::Receipts68(m) => m.encode(&mut out),
+            Message::Receipts69(m) => m.encode(&mut out),
+            Message::BlockRangeUpdate(m) => m.encode(&mut out),
+        }
+        out.into()
+    }
+
+    /// Decodes the payload of message `code` for protocol `version`. Status is decoded in
+    /// the layout of `version`; NewBlock exists only in eth/68 and BlockRangeUpdate only in
+    /// eth/69.
+    pub fn decode(version: u32, code: u8, payload: &[u8]) -> Result<Self, Error> {
+        let mut buf = payload;
+        let msg = Self::decode_inner(version, code, &mut buf)
+            .map_err(|source| Error::Rlp { code, source })?
+            .ok_or(Error::UnknownCode { code, version })?;
+        if !buf.is_empty() {
+            return Err(Error::Trailing(code));
+        }
+        Ok(msg)
+    }
+
+    fn decode_inner(version: u32, c: u8, buf: &mut &[u8]) -> alloy_rlp::Result<Option<Self>> {
+        let v69 = version >= ETH69;
+        Ok(Some(match c {
+            code::STATUS if v69 => Message::Status(Status::V69(Decodable::decode(buf)?)),
+            code::STATUS => Message::Status(Status::V68(Decodable::decode(buf)?)),
+            code::NEW_BLOCK_HASHES => Message::NewBlockHashes(Decodable::decode(buf)?),
+            code::TRANSACTIONS => Message::Transactions(Decodable::decode(buf)?),
+            code::GET_BLOCK_HEADERS => Message::GetBlockHeaders(Decodable::decode(buf)?),
+            code::BLOCK_HEADERS => Message::BlockHeaders(Decodable::decode(buf)?),
+            code::GET_BLOCK_BODIES => Message::GetBlockBodies(Decodable::decode(buf)?),
+            code::BLOCK_BODIES => Message::BlockBodies(Decodable::decode(buf)?),
+            code::NEW_BLOCK if !v69 => Message::NewBlock(Box::new(Decodable::decode(buf)?)),
+            code::NEW_POOLED_TRANSACTION_HASHES => {
+                Message::NewPooledTransactionHashes(Decodable::decode(buf)?)
+            }
+            code::GET_POOLED_TRANSACTIONS => {
+                Message::GetPooledTransactions(Decodable::decode(buf)?)
+            }
+            code::POOLED_TRANSACTIONS => Message::PooledTransactions(Decodable::decode(buf)?),
+            code::GET_RECEIPTS => Message::GetReceipts(Decodable::decode(buf)?),
+            code::RECEIPTS if v69 => Message::Receipts69(Decodable::decode(buf)?),
+            code::RECEIPTS => Message::Receipts68(Decodable::decode(buf)?),
+            code::BLOCK_RANGE_UPDATE if v69 => Message::BlockRangeUpdate(Decodable::decode(buf)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Encodes `[request-id, [item, ...]]` from already-encoded items (the serving path).
+pub fn encode_raw_response(request_id: u64, items: &[Raw]) -> bytes::Bytes {
+    let list_length = alloy_rlp::list_length(items);
+    let payload_length = request_id.length() + list_length;
+    let mut out = Vec::with_capacity(payload_length + alloy_rlp::length_of_length(payload_length));
+    alloy_rlp::Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
+    request_id.encode(&mut out);
+    alloy_rlp::encode_list(items, &mut out);
+    out.into()
+}
+
+/// Encodes a Receipts response with one empty receipt list per block (identical in eth/68
+/// and eth/69: we do not execute, see [`super::Chain`]).
+pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
+    let lists: Vec<Vec<Receipt69>> = vec![Vec::new(); blocks];
+    let pair = RequestPair {
+        request_id,
+        message: lists,
+    };
+    let mut out = Vec::with_capacity(pair.length());
+    pair.encode(&mut out);
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::hex;
+
+    #[test]
+    fn block_id_number_or_hash() {
+        for id in [
+            BlockId::Number(0),
+            BlockId::Number(u64::MAX),
+            BlockId::Hash(B256::repeat_byte(7)),
+        ] {
+            let enc = alloy_rlp::encode(id);
+            assert_eq!(BlockId::decode(&mut enc.as_slice()), Ok(id));
+        }
+        // A 9-byte number overflows u64.
+        let too_big = hex!("89010000000000000000");
+        assert!(BlockId::decode(&mut &too_big[..]).is_err());
+    }
+
+    #[test]
+    fn eip2481_vectors() {
+        let deadc0de = B256::from(hex!(
+            "00000000000000000000000000000000000000000000000000000000deadc0de"
+        ));
+        let feedbeef = B256::from(hex!(
+            "00000000000000000000000000000000000000000000000000000000feedbeef"
+        ));
+        let by_hash = Message::GetBlockHeaders(RequestPair {
+            request_id: 1111,
+            message: GetBlockHeaders {
+                origin: BlockId::Hash(deadc0de),
+                amount: 5,
+                skip: 5,
+                reverse: false,
+            },
+        });
+        let by_number = Message::GetBlockHeaders(RequestPair {
+            request_id: 1111,
+            message: GetBlockHeaders {
+                origin: BlockId::Number(9999),
+                amount: 5,
+                skip: 5,
+                reverse: false,
+            },
+        });
+        let bodies = Message::GetBlockBodies(RequestPair {
+            request_id: 1111,
+            message: vec![deadc0de, feedbeef],
+        });
+        let cases: [(Message, &[u8]); 3] = [
+            (
+                by_hash,
+                &hex!(
+                    "e8820457e4a000000000000000000000000000000000000000000000000000000000deadc0de050580"
+                ),
+            ),
+            (by_number, &hex!("ca820457c682270f050580")),
+            (
+                bodies,
+                &hex!(
+                    "f847820457f842a000000000000000000000000000000000000000000000000000000000deadc0dea000000000000000000000000000000000000000000000000000000000feedbeef"
+                ),
+            ),
+        ];
+        for (m, want) in cases {
+            assert_eq!(m.encode().as_ref(), want);
+            assert_eq!(Message::decode(ETH68, m.code(), want), Ok(m));
+        }
+    }
+
+    #[test]
+    fn unknown_and_version_specific_codes() {
+        let empty_list = [0xc0];
+        for c in [0x0b, 0x0c, 0x0d, 0x0e, 0x12, 0xff] {
+            assert!(matches!(
+                Message::decode(ETH69, c, &empty_list),
+                Err(Error::UnknownCode { .. })
+            ));
+        }
+        let bru = BlockRangeUpdate {
+            earliest: 0,
+            latest: 1,
+            latest_hash: B256::repeat_byte(1),
+        };
+        let enc = alloy_rlp::encode(bru);
+        assert!(Message::decode(ETH68, code::BLOCK_RANGE_UPDATE, &enc).is_err());
+        assert!(Message::decode(ETH69, code::BLOCK_RANGE_UPDATE, &enc).is_ok());
+        assert!(matches!(
+            Message::decode(ETH69, code::NEW_BLOCK, &empty_list),
+            Err(Error::UnknownCode { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_and_garbage_rejected() {
+        let mut enc = alloy_rlp::encode(BlockRangeUpdate {
+            earliest: 0,
+            latest: 1,
+            latest_hash: B256::repeat_byte(1),
+        });
+        enc.push(0x80);
+        assert_eq!(
+            Message::decode(ETH69, code::BLOCK_RANGE_UPDATE, &enc),
+            Err(Error::Trailing(code::BLOCK_RANGE_UPDATE))
+        );
+        for c in 0..=0x11 {
+            assert!(Message::decode(ETH69, c, &[0xff, 0xff, 0xff]).is_err());
+            assert!(Message::decode(ETH68, c, &[]).is_err());
+        }
+    }
+
+    #[test]
+    fn raw_items_pass_through() {
+        let items = [
+            Raw(alloy_rlp::encode(1u64).into()),
+            Raw(alloy_rlp::encode(B256::ZERO).into()),
+        ];
+        let enc = encode_raw_response(9, &items);
+        let back: RequestPair<Vec<Raw>> = Decodable::decode(&mut enc.as_ref()).unwrap();
+        assert_eq!(back.request_id, 9);
+        assert_eq!(back.message, items);
+        let empty = encode_empty_receipts(3, 2);
+        assert_eq!(empty.as_ref(), &[0xc4, 0x03, 0xc2, 0xc0, 0xc0]);
+    }
+}
