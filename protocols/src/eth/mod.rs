@@ -231,8 +231,9 @@ impl Eth {
         (Eth { shared }, handle, rx)
     }
 
-    /// Another handle on the peer table.
-    pub fn handle(&self) -> Handle {
+    /// Another [`Handle`] on the peer table (named so as not to shadow
+    /// [`Subprotocol::handle`]).
+    pub fn node_handle(&self) -> Handle {
         Handle {
             shared: self.shared.clone(),
         }

@@ -1,0 +1,173 @@
+//! Shared harness for the eth integration tests: the ethtest chain, two RLPx peers over an
+//! in-memory duplex, and a scripted raw peer.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use alloy_primitives::{B256, U256};
+use alloy_rlp::Decodable;
+use bytes::Bytes;
+use protocols::Subprotocol;
+use protocols::eth::forkid::Filter;
+use protocols::eth::messages::{Message, Status};
+use protocols::eth::{self, Chain, Eth, MemoryChain};
+use rlpx::{Config, Peer, Protocol, ProtocolHandle, conn};
+use secp256k1::{PublicKey, SecretKey};
+use tokio::sync::mpsc;
+
+/// go-ethereum's hive `ethtest` chain (`testdata/ethtest`, see its `forkenv.json`).
+pub const NETWORK_ID: u64 = 3_503_995_874_084_926;
+
+/// The ethtest chain: blocks 1..=600 from `chain.rlp` (the genesis is not in the file;
+/// its hash is block 1's parent).
+pub fn chain() -> MemoryChain {
+    static CHAIN: OnceLock<MemoryChain> = OnceLock::new();
+    CHAIN
+        .get_or_init(|| {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/ethtest/chain.rlp");
+            let data = std::fs::read(path).expect("testdata/ethtest/chain.rlp");
+            let first =
+                alloy_consensus::Block::<alloy_consensus::TxEnvelope>::decode(&mut data.as_slice())
+                    .expect("first block");
+            let genesis = first.header.parent_hash;
+            // All block forks and Shanghai at genesis; Cancun at time 60, Prague at 120.
+            let filter = Filter::new(genesis, 0, [], [0, 60, 120]);
+            // Genesis difficulty 0x20000 = the terminal total difficulty.
+            MemoryChain::from_rlp(NETWORK_ID, genesis, filter, U256::from(0x20000), &data)
+                .expect("chain.rlp")
+        })
+        .clone()
+}
+
+/// The decoded blocks of `chain.rlp`.
+pub fn blocks() -> Vec<alloy_consensus::Block<alloy_consensus::TxEnvelope>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/ethtest/chain.rlp");
+    let data = std::fs::read(path).expect("chain.rlp");
+    let mut buf = data.as_slice();
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(Decodable::decode(&mut buf).expect("block"));
+    }
+    out
+}
+
+fn key() -> SecretKey {
+    SecretKey::new(&mut rand::rng())
+}
+
+/// Two peers over an in-memory duplex, offering `a` and `b`.
+pub async fn spawn_pair(a: Vec<Protocol>, b: Vec<Protocol>) -> (Peer, Peer) {
+    let a_cfg = Config {
+        protocols: a,
+        ..Config::default()
+    };
+    let b_cfg = Config {
+        protocols: b,
+        ..Config::default()
+    };
+    let (a_io, b_io) = tokio::io::duplex(1 << 20);
+    let (a_key, b_key) = (key(), key());
+    let b_id = PublicKey::from_secret_key_global(&b_key);
+    let (a, b) = tokio::join!(
+        conn::dial(a_io, None, &a_key, b_id, &a_cfg),
+        conn::listen_one(b_io, None, &b_key, &b_cfg),
+    );
+    (a.expect("dial"), b.expect("accept"))
+}
+
+/// A node running `Eth` over `chain` on one side of a connection.
+pub struct Node {
+    pub handle: eth::Handle,
+    pub events: mpsc::Receiver<eth::Event>,
+    pub peer: Peer,
+}
+
+/// Our Eth on side A (over `chain`, `config`) against a raw eth/`version` handle on B.
+pub async fn eth_vs_raw(
+    chain: Arc<dyn Chain>,
+    config: eth::Config,
+    version: u32,
+) -> (Node, Peer, ProtocolHandle) {
+    let (eth, handle, events) = Eth::new(chain, config);
+    let messages = if version >= eth::ETH69 { 18 } else { 17 };
+    let (mut a, mut b) = spawn_pair(
+        eth.protocols(),
+        vec![Protocol::new("eth", version, messages)],
+    )
+    .await;
+    let a_eth = a.take_protocol("eth").expect("eth shared");
+    tokio::spawn(eth.handle(a_eth));
+    let raw = b.take_protocol("eth").expect("eth shared");
+    (
+        Node {
+            handle,
+            events,
+            peer: a,
+        },
+        b,
+        raw,
+    )
+}
+
+/// Our Eth on both sides.
+pub async fn eth_pair(
+    a_chain: Arc<dyn Chain>,
+    a_config: eth::Config,
+    b_chain: Arc<dyn Chain>,
+    b_config: eth::Config,
+) -> (Node, Node) {
+    let (a_eth, a_handle, a_events) = Eth::new(a_chain, a_config);
+    let (b_eth, b_handle, b_events) = Eth::new(b_chain, b_config);
+    let (mut a, mut b) = spawn_pair(a_eth.protocols(), b_eth.protocols()).await;
+    tokio::spawn(a_eth.handle(a.take_protocol("eth").expect("eth")));
+    tokio::spawn(b_eth.handle(b.take_protocol("eth").expect("eth")));
+    (
+        Node {
+            handle: a_handle,
+            events: a_events,
+            peer: a,
+        },
+        Node {
+            handle: b_handle,
+            events: b_events,
+            peer: b,
+        },
+    )
+}
+
+/// Receives the next message within 5 s and decodes it for `version`.
+pub async fn recv(raw: &mut ProtocolHandle, version: u32) -> Message {
+    let (c, data) = tokio::time::timeout(Duration::from_secs(5), raw.recv())
+        .await
+        .expect("message in time")
+        .expect("session open");
+    Message::decode(version, c, &data).expect("valid message")
+}
+
+/// Sends `msg` on the raw handle.
+pub async fn send(raw: &ProtocolHandle, msg: &Message) {
+    raw.send(msg.code(), msg.encode()).await.expect("send");
+}
+
+/// Sends raw bytes with `c`.
+pub async fn send_bytes(raw: &ProtocolHandle, c: u8, data: Vec<u8>) {
+    raw.send(c, Bytes::from(data)).await.expect("send");
+}
+
+/// Completes the Status exchange on the raw side with a correct Status for `version`,
+/// returning the Status our node sent.
+pub async fn handshake(raw: &mut ProtocolHandle, chain: &dyn Chain, version: u32) -> Status {
+    let Message::Status(theirs) = recv(raw, version).await else {
+        panic!("first message is not Status");
+    };
+    let ours = protocols::eth::status::local(chain, version);
+    send(raw, &Message::Status(ours)).await;
+    theirs
+}
+
+/// The hash of the canonical block `n` of the test chain.
+pub fn hash(n: u64) -> B256 {
+    chain().hash_by_number(n).expect("block in chain")
+}
