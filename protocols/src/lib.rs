@@ -2,6 +2,8 @@
 //!
 //! - [`api`]: the public API any subprotocol implements ([`Subprotocol`]); the node runs
 //!   every registered subprotocol on the same connections.
+//! - [`eth`]: the `eth` wire protocol (eth/68, eth/69) as one such subprotocol
+//!   ([`eth::Eth`]), serving the node's chain through the [`eth::Chain`] trait.
 //!
 //! # Example
 //!

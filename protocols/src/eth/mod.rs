@@ -303,13 +303,8 @@ impl Handle {
         if req.amount > serve::MAX_HEADERS {
             return Err(RequestError::TooLarge);
         }
-        let commands = self.commands(peer)?;
-        let (reply, rx) = oneshot::channel();
-        commands
-            .send(Command::Headers { req, reply })
+        self.request(peer, |reply| Command::Headers { req, reply })
             .await
-            .map_err(|_| RequestError::Disconnected)?;
-        rx.await.unwrap_or(Err(RequestError::Disconnected))
     }
 
     /// Asks `peer` for the bodies of `hashes`; resolves with its answer, in request order
@@ -322,10 +317,20 @@ impl Handle {
         if hashes.len() > serve::MAX_BODIES {
             return Err(RequestError::TooLarge);
         }
+        self.request(peer, |reply| Command::Bodies { hashes, reply })
+            .await
+    }
+
+    /// Queues a command for `peer`'s handler and waits for its answer.
+    async fn request<T>(
+        &self,
+        peer: &PeerId,
+        command: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Command,
+    ) -> Result<T, RequestError> {
         let commands = self.commands(peer)?;
         let (reply, rx) = oneshot::channel();
         commands
-            .send(Command::Bodies { hashes, reply })
+            .send(command(reply))
             .await
             .map_err(|_| RequestError::Disconnected)?;
         rx.await.unwrap_or(Err(RequestError::Disconnected))

@@ -66,14 +66,21 @@ pub fn headers(chain: &dyn Chain, req: &GetBlockHeaders) -> Vec<Raw> {
 /// The bodies of the known blocks among the first [`MAX_BODIES`] hashes, in request
 /// order (unknown ones are left out, as in go-ethereum).
 pub fn bodies(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
+    within_limit(
+        hashes
+            .iter()
+            .take(MAX_BODIES)
+            .filter_map(|h| chain.body_by_hash(h)),
+    )
+}
+
+/// Takes items (looked up lazily) until their total size reaches [`SOFT_RESPONSE_LIMIT`].
+fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    for hash in hashes.iter().take(MAX_BODIES) {
-        let Some(body) = chain.body_by_hash(hash) else {
-            continue;
-        };
-        bytes = bytes.saturating_add(body.0.len());
-        out.push(body);
+    for item in items {
+        bytes = bytes.saturating_add(item.0.len());
+        out.push(item);
         if bytes >= SOFT_RESPONSE_LIMIT {
             break;
         }
@@ -97,14 +104,5 @@ pub fn pooled_transactions(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
     let asked = hashes
         .get(..hashes.len().min(MAX_POOLED))
         .unwrap_or_default();
-    let mut bytes = 0usize;
-    let mut out = Vec::new();
-    for tx in chain.pooled_transactions(asked) {
-        bytes = bytes.saturating_add(tx.0.len());
-        out.push(tx);
-        if bytes >= SOFT_RESPONSE_LIMIT {
-            break;
-        }
-    }
-    out
+    within_limit(chain.pooled_transactions(asked).into_iter())
 }
