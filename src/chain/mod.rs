@@ -7,6 +7,7 @@
 //!
 //! Fork ids for the `eth` handshake come from [`Spec::fork_filter`].
 
+pub mod eth;
 pub mod forks;
 pub mod genesis;
 pub mod presets;

@@ -227,6 +227,27 @@ impl Store {
         self.get(BODIES, hash, "body")
     }
 
+    /// A header by hash as stored: its RLP encoding, not decoded (for serving).
+    pub fn header_rlp(&self, hash: &B256) -> Result<Option<Vec<u8>>, Error> {
+        self.get_raw(HEADERS, hash)
+    }
+
+    /// A body by block hash as stored: `[transactions, ommers, withdrawals?]`, RLP.
+    pub fn body_rlp(&self, hash: &B256) -> Result<Option<Vec<u8>>, Error> {
+        self.get_raw(BODIES, hash)
+    }
+
+    fn get_raw(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        hash: &B256,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let r = self.db.begin_read().map_err(db)?;
+        let t = r.open_table(table).map_err(db)?;
+        let v = t.get(hash.as_slice()).map_err(db)?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
     /// The total difficulty up to and including a block.
     pub fn total_difficulty(&self, hash: &B256) -> Result<Option<U256>, Error> {
         let r = self.db.begin_read().map_err(db)?;

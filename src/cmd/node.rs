@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info};
 
@@ -56,6 +57,12 @@ pub enum Error {
     /// Discovery failed to start.
     #[error(transparent)]
     Discovery(#[from] discovery::service::Error),
+    /// The chain could not be loaded or its store opened.
+    #[error(transparent)]
+    Chain(#[from] crate::chain::Error),
+    /// The block store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::chain::store::Error),
 }
 
 /// Arguments of `devp2p node`. Unset flags fall back to `--config`, then to the defaults
@@ -67,6 +74,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// The chain: a preset (ethtest, mainnet, sepolia, holesky, hoodi) or a genesis.json
+    /// path [default: ethtest, bundled].
+    #[arg(long, value_name = "NAME|FILE")]
+    pub chain: Option<String>,
     /// Data directory for the node key and databases [default: $XDG_DATA_HOME/devp2p or
     /// ~/.local/share/devp2p].
     #[arg(long, value_name = "DIR")]
@@ -137,6 +148,7 @@ impl Args {
         })?;
         Ok(Args {
             config: self.config,
+            chain: self.chain.or(file.chain),
             datadir: self.datadir.or(file.datadir),
             port: self.port.or(file.port),
             discport: self.discport.or(file.discport),
@@ -229,8 +241,22 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         ),
         None => None,
     };
-    let bootnodes = args
-        .bootnodes
+    let spec = crate::chain::Spec::load(
+        args.chain
+            .as_deref()
+            .unwrap_or(crate::chain::presets::DEFAULT),
+    )?;
+    // A preset's public bootnodes are used unless --bootnodes names others.
+    let bootnode_list = if args.bootnodes.is_empty() {
+        spec.bootnodes.clone()
+    } else {
+        args.bootnodes.clone()
+    };
+    let store = Arc::new(crate::chain::Store::open(&datadir, spec)?);
+    let chain = Arc::new(crate::chain::eth::EthChain::new(store.clone()));
+    let (eth, eth_handle, mut eth_events) =
+        protocols::eth::Eth::new(chain.clone(), protocols::eth::Config::default());
+    let bootnodes = bootnode_list
         .iter()
         .map(|s| parse_node(s).map_err(|e| Error::Invalid(format!("--bootnodes {s:.40}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
@@ -283,7 +309,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         config.trusted_nodes = read_node_list(p)?.into_iter().map(|n| n.id).collect();
     }
     let client_id = config.rlpx.client_id.clone();
-    let server = server::start(config, listener, disc.clone(), Vec::new()).map_err(|source| {
+    let subprotocols: Vec<Arc<dyn protocols::Subprotocol>> = vec![Arc::new(eth)];
+    let server = server::start(config, listener, disc.clone(), subprotocols).map_err(|source| {
         Error::Bind {
             what: "TCP (RLPx)",
             addr: tcp_addr,
@@ -341,6 +368,13 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             tcp: tcp_port,
         },
     };
+    if let Some(d) = &disc {
+        // The `eth` ENR entry (EIP-2124): `[[fork-hash, fork-next]]`.
+        let entry = alloy_rlp::encode(vec![protocols::eth::Chain::fork_id(chain.as_ref())]);
+        if let Err(e) = d.set_eth_entry(Some(entry)).await {
+            tracing::warn!(target: "p2p", error = %e, "could not set the eth ENR entry");
+        }
+    }
     println!("{enode}");
     info!(target: "p2p", %enode, datadir = %datadir.display(), "node started");
 
@@ -351,21 +385,41 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
-            ev = events.recv() => match ev {
-                Ok(PeerEvent::Added(p)) => debug!(target: "p2p", peer = %server::short(&p.id), inbound = p.inbound, "peer joined"),
-                Ok(PeerEvent::Dropped { id, reason }) => debug!(target: "p2p", peer = %server::short(&id), ?reason, "peer left"),
-                Err(_) => {}
-            },
-            _ = status.tick() => {
-                let (inbound, outbound) = server.peer_counts();
-                let table = match &disc {
-                    Some(d) => d.table_len().await.unwrap_or(0),
-                    None => 0,
-                };
-                info!(target: "p2p", inbound, outbound, table, head = "none (no chain yet)", "status");
-            }
-        }
+                    _ = &mut shutdown => break,
+                    ev = events.recv() => match ev {
+                        Ok(PeerEvent::Added(p)) => debug!(target: "p2p", peer = %server::short(&p.id), inbound = p.inbound, "peer joined"),
+                        Ok(PeerEvent::Dropped { id, reason }) => debug!(target: "p2p", peer = %server::short(&id), ?reason, "peer left"),
+                        Err(_) => {}
+                    },
+                    Some(ev) = eth_events.recv() => match ev {
+                        protocols::eth::Event::PeerConnected { peer, status } => {
+                            debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), version = status.version, "eth peer")
+                        }
+                        protocols::eth::Event::StatusFailed { peer, reason } => {
+                            debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), %reason, "eth status failed")
+                        }
+                        protocols::eth::Event::PeerDisconnected { .. } => {}
+                    },
+                    _ = status.tick() => {
+                        let (inbound, outbound) = server.peer_counts();
+                        let table = match &disc {
+                            Some(d) => d.table_len().await.unwrap_or(0),
+                            None => 0,
+                        };
+        let head = protocols::eth::Chain::head(chain.as_ref());
+                        let eth_peers = eth_handle.peers().len();
+                        info!(
+                            target: "p2p",
+                            inbound,
+                            outbound,
+                            table,
+                            eth_peers,
+                            head = head.number,
+                            hash = %head.hash,
+                            "status"
+                        );
+                    }
+                }
     }
     info!(target: "p2p", "shutting down");
     let _ = stop_http.send(true);

@@ -224,6 +224,12 @@ impl Scheduler {
         }
     }
 
+    /// Keeps `id` from being dialled until `until` (a peer we dropped for misbehaving).
+    pub fn hold(&mut self, id: NodeId, until: Instant) {
+        let slot = self.history.entry(id).or_insert(until);
+        *slot = (*slot).max(until);
+    }
+
     /// Number of dials in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

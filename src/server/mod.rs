@@ -9,7 +9,8 @@
 //!
 //! Admission after Hello, with the `Disconnect` reason sent:
 //! ourselves → `ConnectedToSelf`; already connected → `AlreadyConnected`; recently
-//! disconnected for a protocol breach → `UselessPeer`; no shared capability →
+//! disconnected for a protocol breach or as useless (e.g. `eth` Status on another network)
+//! → `UselessPeer`, and not dialled for `ban_duration`; no shared capability →
 //! `UselessPeer` (in [`rlpx::Handshaked::hello`]); over `max_peers`, or over the inbound
 //! share for an inbound peer → `TooManyPeers` (trusted peers are exempt). Shutdown sends
 //! `ClientQuitting` to every peer.
@@ -514,11 +515,17 @@ impl Server {
                     p.remove(&id);
                 }
                 self.scheduler.peer_removed(&id, e.dynamic_out, now);
+                // A breach, or a peer a protocol found useless (wrong network, fork,
+                // genesis; request floods), is refused and not dialled for a while.
                 if matches!(
                     reason,
-                    CloseReason::Local(DisconnectReason::BreachOfProtocol)
+                    CloseReason::Local(
+                        DisconnectReason::BreachOfProtocol | DisconnectReason::UselessPeer
+                    )
                 ) {
-                    self.banned.insert(id, now + self.config.ban_duration);
+                    let until = now + self.config.ban_duration;
+                    self.banned.insert(id, until);
+                    self.scheduler.hold(id, until);
                 }
                 self.shared.stats.disconnected(&reason);
                 debug!(target: "p2p", node = %short(&id), ?reason, "peer dropped");
