@@ -13,6 +13,7 @@
 //! `corpus/<name>/`.
 
 pub mod discovery;
+pub mod eth;
 pub mod rlpx;
 
 /// One fuzz target: its name (the cargo-fuzz binary), the seed corpus directories under
@@ -40,4 +41,5 @@ pub const TARGETS: &[Target] = &[
     Target { name: "snappy", corpus: &["snappy"], run: rlpx::snappy },
     Target { name: "discv4_packet", corpus: &["discv4_packet"], run: discovery::packet },
     Target { name: "enr", corpus: &["enr"], run: discovery::enr },
+    Target { name: "eth_message", corpus: &["eth_message"], run: eth::message },
 ];
