@@ -8,20 +8,16 @@ use std::time::Instant;
 use alloy_rlp::Encodable;
 
 use super::import::Error;
-use crate::chain::{self, Spec, Store, store};
+use crate::chain::{Store, store};
 
 /// Arguments of `devp2p export`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// The file to write.
     pub file: PathBuf,
-    /// Data directory of the chain database [default: the node's, $XDG_DATA_HOME/devp2p or
-    /// ~/.local/share/devp2p].
-    #[arg(long, value_name = "DIR")]
-    pub datadir: Option<PathBuf>,
-    /// The chain: a preset (ethtest, mainnet, sepolia, holesky, hoodi) or a genesis.json path.
-    #[arg(long, value_name = "NAME|FILE", default_value = chain::presets::DEFAULT)]
-    pub chain: String,
+    /// Where the chain lives.
+    #[command(flatten)]
+    pub store: super::import::StoreArgs,
     /// First block to export. Defaults to 1: the genesis comes from `--chain` on import.
     #[arg(long, default_value_t = 1)]
     pub from: u64,
@@ -72,12 +68,7 @@ pub fn export_file(store: &Store, path: &Path, from: u64, to: u64) -> Result<(u6
 /// Runs `devp2p export`.
 pub fn run(args: Args) -> Result<(), Error> {
     let start = Instant::now();
-    let spec = Spec::load(&args.chain)?;
-    let datadir = args
-        .datadir
-        .clone()
-        .unwrap_or_else(super::node::default_datadir);
-    let store = Store::open(&datadir, spec)?;
+    let store = args.store.open()?;
     let to = args.to.unwrap_or(u64::MAX);
     let (blocks, txs) = export_file(&store, &args.file, args.from, to)?;
     let secs = start.elapsed().as_secs_f64();

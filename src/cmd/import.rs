@@ -45,11 +45,9 @@ pub enum Error {
     Store(#[from] store::Error),
 }
 
-/// Arguments of `devp2p import`.
+/// Where the chain lives: shared by `import` and `export`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// The RLP block file.
-    pub file: PathBuf,
+pub struct StoreArgs {
     /// Data directory of the chain database [default: the node's, $XDG_DATA_HOME/devp2p or
     /// ~/.local/share/devp2p].
     #[arg(long, value_name = "DIR")]
@@ -57,6 +55,28 @@ pub struct Args {
     /// The chain: a preset (ethtest, mainnet, sepolia, holesky, hoodi) or a genesis.json path.
     #[arg(long, value_name = "NAME|FILE", default_value = chain::presets::DEFAULT)]
     pub chain: String,
+}
+
+impl StoreArgs {
+    /// Opens the store these arguments name.
+    pub fn open(&self) -> Result<Store, Error> {
+        let spec = Spec::load(&self.chain)?;
+        let datadir = self
+            .datadir
+            .clone()
+            .unwrap_or_else(super::node::default_datadir);
+        Ok(Store::open(&datadir, spec)?)
+    }
+}
+
+/// Arguments of `devp2p import`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The RLP block file.
+    pub file: PathBuf,
+    /// Where the chain lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// What an import did.
@@ -260,12 +280,7 @@ pub fn import_file(store: &Store, path: &Path) -> Result<Summary, Error> {
 
 /// Runs `devp2p import`.
 pub fn run(args: Args) -> Result<(), Error> {
-    let spec = Spec::load(&args.chain)?;
-    let datadir = args
-        .datadir
-        .clone()
-        .unwrap_or_else(super::node::default_datadir);
-    let store = Store::open(&datadir, spec)?;
+    let store = args.store.open()?;
     let file = std::fs::File::open(&args.file).map_err(|source| Error::Io {
         path: args.file.clone(),
         source,
