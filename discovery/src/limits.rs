@@ -2,10 +2,8 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-
-use crate::node::NodeId;
 
 /// Slots of the rate limiter: memory stays fixed however many sources send.
 const SLOTS: usize = 4096;
@@ -53,10 +51,21 @@ impl RateLimiter {
     }
 }
 
-/// Recent `to` addresses from Pongs, one vote per node.
+/// Recent `to` addresses from Pongs, one vote per source host: a single host with many
+/// node ids gets one vote, so it cannot steer our advertised address. Loopback sources
+/// (local test networks, where every node shares 127.0.0.1) vote per port.
 pub(crate) struct Votes {
-    recent: VecDeque<(NodeId, IpAddr)>,
+    recent: VecDeque<(SocketAddr, IpAddr)>,
     cap: usize,
+}
+
+/// The identity a vote is counted under.
+fn voter(from: SocketAddr) -> SocketAddr {
+    if from.ip().is_loopback() {
+        from
+    } else {
+        SocketAddr::new(from.ip(), 0)
+    }
 }
 
 impl Votes {
@@ -68,7 +77,8 @@ impl Votes {
     }
 
     /// Records a vote and returns the address holding a majority of at least `min` votes.
-    pub(crate) fn add(&mut self, voter: NodeId, ip: IpAddr, min: usize) -> Option<IpAddr> {
+    pub(crate) fn add(&mut self, from: SocketAddr, ip: IpAddr, min: usize) -> Option<IpAddr> {
+        let voter = voter(from);
         self.recent.retain(|(v, _)| *v != voter);
         if self.recent.len() >= self.cap {
             self.recent.pop_front();
@@ -112,10 +122,20 @@ mod tests {
         let mut v = Votes::new(20);
         let a: IpAddr = "1.1.1.1".parse().unwrap();
         let b: IpAddr = "2.2.2.2".parse().unwrap();
-        assert_eq!(v.add(NodeId([1; 64]), a, 2), None);
-        assert_eq!(v.add(NodeId([1; 64]), a, 2), None, "one vote per node");
-        assert_eq!(v.add(NodeId([2; 64]), a, 2), Some(a));
-        assert_eq!(v.add(NodeId([3; 64]), b, 2), Some(a));
-        assert_eq!(v.add(NodeId([4; 64]), b, 2), None, "tie");
+        let from = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        assert_eq!(v.add(from("9.9.9.1:1"), a, 2), None);
+        assert_eq!(
+            v.add(from("9.9.9.1:2"), a, 2),
+            None,
+            "one vote per host, any port or id"
+        );
+        assert_eq!(v.add(from("9.9.9.2:1"), a, 2), Some(a));
+        assert_eq!(v.add(from("9.9.9.3:1"), b, 2), Some(a));
+        assert_eq!(v.add(from("9.9.9.4:1"), b, 2), None, "tie");
+        assert_eq!(
+            v.add(from("127.0.0.1:5"), b, 2),
+            Some(b),
+            "loopback votes per port"
+        );
     }
 }

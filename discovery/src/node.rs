@@ -205,13 +205,55 @@ impl FromStr for Node {
     }
 }
 
-/// Whether `ip` may be told to a node at `to` (not relaying loopback/private/unspecified
-/// addresses to the public internet, as geth's `CheckRelayIP`).
+/// Whether `ip` is in a local-area network range (RFC 1918, link-local, ULA).
+pub fn is_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            let seg = v6.segments()[0];
+            v6.is_loopback() || (seg & 0xffc0) == 0xfe80 || (seg & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+/// Whether `ip` is in a network no node should be announced in: unspecified, multicast,
+/// broadcast, documentation and benchmarking ranges, carrier-grade NAT, `0.0.0.0/8`
+/// (after go-ethereum's `IsSpecialNetwork`).
+pub fn is_special(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10, CGN
+                || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24, IETF
+                || (a == 192 && b == 0 && c == 2) // TEST-NET-1
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || (a == 198 && b == 51 && c == 100) // TEST-NET-2
+                || (a == 203 && b == 0 && c == 113) // TEST-NET-3
+                || a >= 240 // reserved
+        }
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            v6.is_unspecified() || v6.is_multicast() || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+        }
+    }
+}
+
+/// Whether `ip`, learned from (or told to) the node at `to`, may be relayed: never a
+/// special address, a loopback address only between loopback hosts, and a LAN address
+/// only from or to a LAN host (as go-ethereum's `CheckRelayIP`). Stops a public peer from
+/// making us probe private networks.
 pub fn relay_ok(to: IpAddr, ip: IpAddr) -> bool {
-    if ip.is_unspecified() || ip.is_multicast() {
+    if is_special(ip) {
         return false;
     }
     if ip.is_loopback() && !to.is_loopback() {
+        return false;
+    }
+    if is_lan(ip) && !is_lan(to) {
         return false;
     }
     true
@@ -220,6 +262,37 @@ pub fn relay_ok(to: IpAddr, ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_rules() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let public = ip("8.8.4.4");
+        assert!(relay_ok(public, ip("1.2.3.4")));
+        assert!(!relay_ok(public, ip("10.0.0.1")), "LAN from a public node");
+        assert!(!relay_ok(public, ip("192.168.1.1")));
+        assert!(
+            !relay_ok(public, ip("169.254.169.254")),
+            "link-local metadata address"
+        );
+        assert!(relay_ok(ip("10.1.1.1"), ip("10.0.0.1")), "LAN within a LAN");
+        assert!(!relay_ok(public, ip("127.0.0.1")));
+        assert!(relay_ok(ip("127.0.0.1"), ip("127.0.0.2")));
+        for special in [
+            "0.1.2.3",
+            "100.64.0.1",
+            "192.0.2.7",
+            "198.18.0.1",
+            "240.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::",
+        ] {
+            assert!(!relay_ok(ip("10.0.0.1"), ip(special)), "{special}");
+        }
+        assert!(!relay_ok(public, ip("fc00::1")));
+        assert!(relay_ok(ip("fd00::2"), ip("fc00::1")));
+    }
 
     #[test]
     fn enode_roundtrip() {

@@ -519,7 +519,7 @@ impl Protocol {
         self.events.push_back(Event::Bonded(node));
         if self.config.external_ip.is_none()
             && !pong.to.ip.is_unspecified()
-            && let Some(ip) = self.votes.add(id, pong.to.ip, self.config.min_votes)
+            && let Some(ip) = self.votes.add(from, pong.to.ip, self.config.min_votes)
             && Some(ip) != self.local.ip()
         {
             let (udp, tcp) = (self.local.udp(), self.local.tcp());

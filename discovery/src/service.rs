@@ -23,6 +23,9 @@ use crate::proto::{Event, LookupId, Metrics, Protocol};
 
 /// How often buffered database updates are written.
 const DB_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// How often nodes not seen for [`db::SEED_MAX_AGE`] are deleted from the node database
+/// (go-ethereum expires hourly too), so it cannot grow without bound.
+const DB_EXPIRE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Errors of the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +229,7 @@ impl Driver {
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_PACKET_SIZE * 2];
         let mut flush_at = Instant::now() + DB_FLUSH_INTERVAL;
+        let mut expire_at = Instant::now();
         let mut shutdown = None;
         loop {
             self.drain().await;
@@ -252,6 +256,10 @@ impl Driver {
                     if now >= flush_at {
                         self.flush_db();
                         flush_at = now + DB_FLUSH_INTERVAL;
+                        if now >= expire_at {
+                            self.expire_db();
+                            expire_at = now + DB_EXPIRE_INTERVAL;
+                        }
                     }
                 }
                 cmd = self.rx.recv() => match cmd {
@@ -325,6 +333,16 @@ impl Driver {
         }
         if self.pending_db.len() >= 1000 {
             self.flush_db();
+        }
+    }
+
+    fn expire_db(&self) {
+        if let Some(db) = &self.db {
+            match db.expire(unix_now(), db::SEED_MAX_AGE) {
+                Ok(n) if n > 0 => debug!(target: "discv4", removed = n, "expired old nodes"),
+                Ok(_) => {}
+                Err(e) => warn!(target: "discv4", error = %e, "expiring the node database failed"),
+            }
         }
     }
 
