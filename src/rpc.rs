@@ -255,7 +255,14 @@ impl Api {
             debug!(target: "rpc", "refused Host header");
             return Reply::status(StatusCode::FORBIDDEN);
         }
-        let json_type = req.content_type.as_deref().is_none_or(|t| {
+        // A browser page may POST to 127.0.0.1 without a preflight when the request has
+        // no Content-Type (a `Blob` body); requiring JSON, and refusing any cross-site
+        // `Origin`, keeps web pages from driving the admin API (go-ethereum does the same).
+        if req.origin.is_some() {
+            debug!(target: "rpc", "refused request with an Origin header");
+            return Reply::status(StatusCode::FORBIDDEN);
+        }
+        let json_type = req.content_type.as_deref().is_some_and(|t| {
             let media = t.split(';').next().unwrap_or_default().trim();
             media.eq_ignore_ascii_case("application/json")
         });

@@ -341,6 +341,19 @@ async fn metrics_and_admin_api_follow_a_live_pair() {
     assert_eq!(post(a.rpc, evil, note).await.0, 403, "DNS rebinding guard");
     let form = "Host: localhost\r\nContent-Type: text/plain\r\n";
     assert_eq!(post(a.rpc, form, note).await.0, 415);
+    let untyped = "Host: 127.0.0.1\r\n";
+    assert_eq!(
+        post(a.rpc, untyped, note).await.0,
+        415,
+        "no Content-Type: CSRF guard"
+    );
+    let cross_site =
+        "Host: 127.0.0.1\r\nContent-Type: application/json\r\nOrigin: https://evil.example\r\n";
+    assert_eq!(
+        post(a.rpc, cross_site, note).await.0,
+        403,
+        "cross-site Origin"
+    );
     let huge = "Host: localhost\r\nContent-Length: 2000000\r\n\r\n";
     assert_eq!(
         raw(a.rpc, format!("POST / HTTP/1.1\r\n{huge}").as_bytes())

@@ -86,6 +86,8 @@ pub(crate) struct Request {
     pub content_type: Option<String>,
     /// The `Host` header, if present and ASCII.
     pub host: Option<String>,
+    /// The `Origin` header, if present and ASCII (browsers send it on cross-site requests).
+    pub origin: Option<String>,
     /// The body.
     pub body: Bytes,
 }
@@ -270,6 +272,7 @@ async fn read(req: hyper::Request<Incoming>, limits: &Limits) -> Result<Request,
         path: parts.uri.path().to_owned(),
         content_type: header(CONTENT_TYPE),
         host: header(HOST),
+        origin: header(hyper::header::ORIGIN),
         body,
     })
 }
