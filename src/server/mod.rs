@@ -32,6 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, warn};
 
+/// Most source addresses remembered by the inbound throttle.
+const MAX_THROTTLED: usize = 8192;
+
 /// Server settings. Defaults follow go-ethereum.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -315,6 +318,7 @@ async fn listen(
 ) {
     let pending = Arc::new(Semaphore::new(config.max_pending_inbound));
     let mut throttle: HashMap<IpAddr, Instant> = HashMap::new();
+    let mut prune_at = Instant::now();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(c) => c,
@@ -332,9 +336,16 @@ async fn listen(
         }
         if !ip.is_loopback() {
             let now = Instant::now();
-            // Keep the map bounded: forget expired entries when it grows.
-            if throttle.len() > 4096 {
+            // Forget expired entries at most once a second, so a flood from many
+            // addresses costs one scan per second, not one per connection; when the map
+            // is still full, refuse unknown sources until entries expire.
+            if now >= prune_at {
                 throttle.retain(|_, until| *until > now);
+                prune_at = now + Duration::from_secs(1);
+            }
+            if throttle.len() >= MAX_THROTTLED && !throttle.contains_key(&ip) {
+                shared.stats.inbound_rejected("throttled");
+                continue;
             }
             if throttle.get(&ip).is_some_and(|until| *until > now) {
                 shared.stats.inbound_rejected("throttled");
