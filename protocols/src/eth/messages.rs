@@ -80,6 +80,65 @@ pub enum Error {
     /// Bytes were left after the message.
     #[error("trailing bytes after message {0:#04x}")]
     Trailing(u8),
+    /// The message holds more RLP items than any honest message of its kind, checked
+    /// before decoding: tiny items decode to much larger values (a 10-byte transaction to
+    /// a several-hundred-byte `TxEnvelope`), so the item count, not the byte size, bounds
+    /// the memory a message can cost.
+    #[error("message {code:#04x} has over {limit} RLP items")]
+    TooManyItems {
+        /// The message code.
+        code: u8,
+        /// The limit for that message.
+        limit: usize,
+    },
+}
+
+/// Most RLP items (at every depth) a message of `code` may hold. Honest messages stay
+/// far below: 1024 headers are ~20k items; a 2 MiB bodies response is a few hundred
+/// thousand; announcements are capped at 4096 entries by the spec.
+fn item_limit(code: u8) -> usize {
+    match code {
+        code::STATUS | code::BLOCK_RANGE_UPDATE => 64,
+        code::BLOCK_HEADERS => 64 * 1024,
+        code::BLOCK_BODIES | code::NEW_BLOCK | code::RECEIPTS => 1 << 20,
+        code::TRANSACTIONS | code::POOLED_TRANSACTIONS => 128 * 1024,
+        _ => 16 * 1024,
+    }
+}
+
+/// Counts the RLP items in `payload` (an explicit stack, so nesting depth cannot
+/// overflow ours), failing once the count passes `limit`. Malformed input stops the walk;
+/// the decoder then reports it.
+fn within_item_limit(mut payload: &[u8], limit: usize) -> bool {
+    let mut stack: Vec<&[u8]> = Vec::new();
+    let mut count = 0usize;
+    loop {
+        if payload.is_empty() {
+            match stack.pop() {
+                Some(rest) => {
+                    payload = rest;
+                    continue;
+                }
+                None => return true,
+            }
+        }
+        let Ok(h) = alloy_rlp::Header::decode(&mut payload) else {
+            return true;
+        };
+        count += 1;
+        if count > limit {
+            return false;
+        }
+        let Some((inner, rest)) = payload.split_at_checked(h.payload_length) else {
+            return true;
+        };
+        if h.list {
+            stack.push(rest);
+            payload = inner;
+        } else {
+            payload = rest;
+        }
+    }
 }
 
 /// One RLP item kept as its full encoding (header included), e.g. a stored header or
@@ -448,6 +507,10 @@ impl Message {
     /// the layout of `version`; NewBlock exists only in eth/68 and BlockRangeUpdate only in
     /// eth/69.
     pub fn decode(version: u32, code: u8, payload: &[u8]) -> Result<Self, Error> {
+        let limit = item_limit(code);
+        if !within_item_limit(payload, limit) {
+            return Err(Error::TooManyItems { code, limit });
+        }
         let mut buf = payload;
         let msg = Self::decode_inner(version, code, &mut buf)
             .map_err(|source| Error::Rlp { code, source })?
@@ -517,6 +580,40 @@ pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_bombs_are_refused_before_decoding() {
+        // 10 MiB-class payloads of minimal items: refused by count, not decoded.
+        let tiny_tx = [0xc9u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x1b, 0x80, 0x80];
+        let mut txs = Vec::new();
+        for _ in 0..200_000 {
+            txs.extend_from_slice(&tiny_tx);
+        }
+        let mut payload = Vec::new();
+        alloy_rlp::Header {
+            list: true,
+            payload_length: txs.len(),
+        }
+        .encode(&mut payload);
+        payload.extend(txs);
+        assert!(matches!(
+            Message::decode(ETH68, code::TRANSACTIONS, &payload),
+            Err(Error::TooManyItems { .. })
+        ));
+        // Deep nesting cannot overflow the walker's stack.
+        let mut deep = vec![0xc0u8];
+        for _ in 0..3_000 {
+            let mut outer = Vec::new();
+            alloy_rlp::Header {
+                list: true,
+                payload_length: deep.len(),
+            }
+            .encode(&mut outer);
+            outer.extend(deep);
+            deep = outer;
+        }
+        assert!(Message::decode(ETH68, code::BLOCK_HEADERS, &deep).is_err());
+    }
     use alloy_primitives::hex;
 
     #[test]
