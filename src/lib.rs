@@ -18,6 +18,7 @@ pub mod chain;
 pub mod metrics;
 pub mod rpc;
 pub mod server;
+pub mod sync;
 
 /// The CLI subcommands as library functions.
 pub mod cmd {

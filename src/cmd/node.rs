@@ -318,6 +318,13 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         }
     })?;
 
+    // Catch-up sync from the eth peers; stopped before the server on shutdown.
+    let syncer = crate::sync::spawn(
+        eth_handle.clone(),
+        store.clone(),
+        crate::sync::Config::default(),
+    );
+
     // The HTTP endpoints stop when `stop_http` flips.
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -422,6 +429,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 }
     }
     info!(target: "p2p", "shutting down");
+    syncer.shutdown().await;
     let _ = stop_http.send(true);
     server.shutdown().await;
     if let Some(d) = disc {

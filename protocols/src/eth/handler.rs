@@ -251,10 +251,19 @@ impl Session {
     }
 
     async fn on_command(&mut self, cmd: Command) -> bool {
+        let cmd = match cmd {
+            Command::Disconnect(reason) => {
+                tracing::debug!(target: "eth", ?reason, "disconnecting on the node's request");
+                self.peer.disconnect(reason);
+                return false;
+            }
+            other => other,
+        };
         if self.tracker.in_flight() >= self.shared.config.max_in_flight {
             match cmd {
                 Command::Headers { reply, .. } => Reply::Headers(reply).fail(RequestError::Busy),
                 Command::Bodies { reply, .. } => Reply::Bodies(reply).fail(RequestError::Busy),
+                Command::Disconnect(_) => {}
             }
             return true;
         }
@@ -281,6 +290,7 @@ impl Session {
                     message: hashes,
                 })
             }
+            Command::Disconnect(_) => return true,
         };
         self.send(msg.code(), msg.encode()).await
     }

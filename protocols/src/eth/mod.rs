@@ -177,6 +177,8 @@ enum Command {
         hashes: Vec<B256>,
         reply: oneshot::Sender<Result<Vec<BlockBody<TxEnvelope>>, RequestError>>,
     },
+    /// End the session with this reason (the node's downloader penalising the peer).
+    Disconnect(rlpx::DisconnectReason),
 }
 
 /// One handshaked peer in the table.
@@ -319,6 +321,21 @@ impl Handle {
         }
         self.request(peer, |reply| Command::Bodies { hashes, reply })
             .await
+    }
+
+    /// Disconnects `peer` with `reason` (e.g. the downloader dropping a peer that sent bad
+    /// data or timed out: `BreachOfProtocol` and `UselessPeer` make the server ban it for a
+    /// while). Requests waiting on the peer fail with [`RequestError::Disconnected`].
+    pub async fn disconnect(
+        &self,
+        peer: &PeerId,
+        reason: rlpx::DisconnectReason,
+    ) -> Result<(), RequestError> {
+        let commands = self.commands(peer)?;
+        commands
+            .send(Command::Disconnect(reason))
+            .await
+            .map_err(|_| RequestError::Disconnected)
     }
 
     /// Queues a command for `peer`'s handler and waits for its answer.

@@ -1,0 +1,30 @@
+//! Catch-up sync: bringing a node that is behind its peers up to their head.
+//!
+//! - [`downloader`]: the sans-IO state machine (common ancestor, skeleton, parallel header
+//!   and body download, ordered import, penalties), driven by events and `now`;
+//! - [`driver`]: the tokio task running it over the [`protocols::eth::Handle`] and the
+//!   [`crate::chain::Store`].
+//!
+//! Progress is logged as `Imported new chain segment` (target `sync`) and readable as a
+//! [`SyncStatus`] through [`Handle::status`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use devp2p::chain::Store;
+//! use devp2p::sync;
+//!
+//! # async fn node(eth: protocols::eth::Handle, store: Arc<Store>) {
+//! let syncer = sync::spawn(eth, store, sync::Config::default());
+//! let status = syncer.handle().status();
+//! println!("at {} of {}", status.current, status.highest);
+//! syncer.shutdown().await;
+//! # }
+//! ```
+
+pub mod downloader;
+pub mod driver;
+
+pub use downloader::{Config, SyncStatus};
+pub use driver::{Handle, Syncer, spawn};

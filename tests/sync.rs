@@ -1,0 +1,177 @@
+//! Catch-up sync between in-process nodes on loopback: a fresh node downloads the
+//! ethtest chain (600 blocks) from one serving node, and from three where one serves
+//! corrupt bodies (it is dropped and the sync still completes).
+
+use alloy_primitives::B256;
+use devp2p::chain::eth::EthChain;
+use devp2p::chain::{Store, presets};
+use devp2p::protocols::eth::messages::Raw;
+use devp2p::protocols::eth::{self, Chain, Head, forkid::Filter};
+use devp2p::{server, sync};
+use secp256k1::{PublicKey, SecretKey};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a";
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("devp2p-sync-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// An `eth::Chain` serving bodies with one transaction dropped (or an ommer added to
+/// bodies without transactions): they no longer match their headers.
+struct Corrupt(EthChain);
+
+impl Chain for Corrupt {
+    fn network_id(&self) -> u64 {
+        self.0.network_id()
+    }
+    fn genesis_hash(&self) -> B256 {
+        self.0.genesis_hash()
+    }
+    fn fork_filter(&self) -> &Filter {
+        self.0.fork_filter()
+    }
+    fn head(&self) -> Head {
+        self.0.head()
+    }
+    fn earliest(&self) -> u64 {
+        self.0.earliest()
+    }
+    fn header_by_number(&self, number: u64) -> Option<Raw> {
+        self.0.header_by_number(number)
+    }
+    fn canonical_number(&self, hash: &B256) -> Option<u64> {
+        self.0.canonical_number(hash)
+    }
+    fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
+        let raw = self.0.body_by_hash(hash)?;
+        let mut body: devp2p::chain::Body = alloy_rlp::Decodable::decode(&mut &raw.0[..]).ok()?;
+        if body.transactions.pop().is_none() {
+            body.ommers.push(Default::default());
+        }
+        Some(Raw(alloy_rlp::encode(&body).into()))
+    }
+}
+
+struct Node {
+    server: server::Handle,
+    eth: eth::Handle,
+    store: Arc<Store>,
+    id: PublicKey,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn node(&self) -> discovery::Node {
+        discovery::Node {
+            id: discovery::NodeId::from_public_key(&self.id),
+            ip: [127, 0, 0, 1].into(),
+            udp: 0,
+            tcp: self.server.listen_addr().port(),
+        }
+    }
+
+    async fn stop(self) {
+        self.server.shutdown().await;
+        drop(self.store);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A node over a fresh store in `name`; with the ethtest chain imported if `full`,
+/// serving corrupt bodies if `corrupt`.
+async fn node(name: &str, full: bool, corrupt: bool) -> Node {
+    let dir = tempdir(name);
+    let store = Arc::new(Store::open(&dir, presets::ethtest().unwrap()).unwrap());
+    if full {
+        let rlp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp");
+        devp2p::cmd::import::import_file(&store, &rlp).unwrap();
+    }
+    let chain: Arc<dyn Chain> = if corrupt {
+        Arc::new(Corrupt(EthChain::new(store.clone())))
+    } else {
+        Arc::new(EthChain::new(store.clone()))
+    };
+    let (proto, eth, _events) = eth::Eth::new(chain, eth::Config::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let key = SecretKey::new(&mut rand::rng());
+    let server = server::start(
+        server::Config::new(key),
+        listener,
+        None,
+        vec![Arc::new(proto)],
+    )
+    .unwrap();
+    Node {
+        server,
+        eth,
+        store,
+        id: PublicKey::from_secret_key_global(&key),
+        dir,
+    }
+}
+
+async fn wait_synced(s: &sync::Syncer, secs: u64) {
+    let mut h = s.handle();
+    tokio::time::timeout(Duration::from_secs(secs), h.wait_for(|s| s.current >= 600))
+        .await
+        .unwrap_or_else(|_| panic!("not synced in {secs} s: {:?}", s.handle().status()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_node_syncs_from_one_peer() {
+    let a = node("one-a", true, false).await;
+    let b = node("one-b", false, false).await;
+    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    b.server.add_peer(a.node()).await;
+    wait_synced(&syncer, 25).await;
+    let head = b.store.head().unwrap();
+    assert_eq!(head.number, 600);
+    assert_eq!(head.hash_slow().to_string(), HEAD);
+    let status = syncer.handle().status();
+    assert_eq!(
+        (status.starting, status.current, status.highest),
+        (0, 600, 600)
+    );
+    syncer.shutdown().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_body_peer_is_dropped_and_sync_completes() {
+    let good1 = node("three-g1", true, false).await;
+    let good2 = node("three-g2", true, false).await;
+    let bad = node("three-bad", true, true).await;
+    let b = node("three-b", false, false).await;
+    for n in [&good1, &good2, &bad] {
+        b.server.add_peer(n.node()).await;
+    }
+    // All three handshaked first, so the corrupt peer is sure to be given bodies.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while b.eth.peers().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("three eth peers");
+    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    wait_synced(&syncer, 25).await;
+    let head = b.store.head().unwrap();
+    assert_eq!(head.number, 600);
+    assert_eq!(head.hash_slow().to_string(), HEAD);
+    assert!(
+        b.eth.peer(&bad.id).is_none(),
+        "corrupt peer still connected"
+    );
+    assert!(b.eth.peer(&good1.id).is_some() && b.eth.peer(&good2.id).is_some());
+    syncer.shutdown().await;
+    b.stop().await;
+    for n in [good1, good2, bad] {
+        n.stop().await;
+    }
+}
