@@ -43,7 +43,8 @@ use alloy_primitives::B256;
 use protocols::eth::{BlockId, GetBlockHeaders, PeerId};
 use rlpx::DisconnectReason;
 
-use crate::chain::{Block, Body, validate};
+use super::round::{GapState, Phase, Round};
+use crate::chain::{Block, Body};
 
 /// Settings of the downloader.
 #[derive(Clone, Debug)]
@@ -190,14 +191,14 @@ pub struct PeerHead {
 }
 
 #[derive(Debug)]
-struct Peer {
-    head: PeerHead,
+pub(super) struct Peer {
+    pub(super) head: PeerHead,
     /// Pause after an empty answer: the peer lacks what we asked.
-    idle_until: Option<Instant>,
+    pub(super) idle_until: Option<Instant>,
 }
 
 #[derive(Debug)]
-enum Kind {
+pub(super) enum Kind {
     /// The header of a peer's head, by hash, to learn its number (eth/68).
     Probe {
         hash: B256,
@@ -216,85 +217,23 @@ enum Kind {
 }
 
 #[derive(Debug)]
-struct Request {
-    peer: PeerId,
-    deadline: Instant,
-    kind: Kind,
-}
-
-#[derive(Debug)]
-enum Phase {
-    /// Searching `(lo, hi)`: `lo` is shared, `hi` is not (or not yet checked if `first`).
-    Ancestor {
-        lo: u64,
-        hi: u64,
-        first: bool,
-    },
-    Skeleton,
-    Fill,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GapState {
-    Pending,
-    InFlight,
-    Done,
-}
-
-#[derive(Debug)]
-struct Gap {
-    /// First block of the gap.
-    start: u64,
-    /// The point below (`start - 1`).
-    parent: B256,
-    /// The point above (`end`, the last block of the gap).
-    end: u64,
-    end_hash: B256,
-    state: GapState,
-    /// A peer other than the skeleton's whose fill did not link.
-    disputed_by: Option<PeerId>,
-}
-
-#[derive(Debug)]
-struct Slot {
-    header: Header,
-    hash: B256,
-    header_from: PeerId,
-    body: Option<Body>,
-    in_flight: bool,
-}
-
-#[derive(Debug)]
-struct Round {
-    peer: PeerId,
-    target: u64,
-    target_hash: B256,
-    phase: Phase,
-    gaps: Vec<Gap>,
-    blocks: BTreeMap<u64, Slot>,
-    /// Numbers whose header is known and body is needed, not in flight.
-    want_bodies: BTreeSet<u64>,
-    /// Next block to import.
-    cursor: u64,
-    /// Last block of an outstanding import.
-    importing: Option<u64>,
-    /// Last block of the round.
-    end: u64,
-    /// Whether the round goes up to the target (else to the last skeleton point).
-    with_target: bool,
+pub(super) struct Request {
+    pub(super) peer: PeerId,
+    pub(super) deadline: Instant,
+    pub(super) kind: Kind,
 }
 
 /// The downloader (see the module docs).
 pub struct Downloader<L> {
-    config: Config,
-    local: L,
-    peers: HashMap<PeerId, Peer>,
-    requests: HashMap<RequestId, Request>,
-    next_id: RequestId,
-    round: Option<Round>,
-    actions: VecDeque<Action>,
-    status: SyncStatus,
-    retry_at: Option<Instant>,
+    pub(super) config: Config,
+    pub(super) local: L,
+    pub(super) peers: HashMap<PeerId, Peer>,
+    pub(super) requests: HashMap<RequestId, Request>,
+    pub(super) next_id: RequestId,
+    pub(super) round: Option<Round>,
+    pub(super) actions: VecDeque<Action>,
+    pub(super) status: SyncStatus,
+    pub(super) retry_at: Option<Instant>,
 }
 
 impl<L: Local> Downloader<L> {
@@ -481,12 +420,18 @@ impl<L: Local> Downloader<L> {
         self.schedule(now);
     }
 
-    fn next_request_id(&mut self) -> RequestId {
+    pub(super) fn next_request_id(&mut self) -> RequestId {
         self.next_id += 1;
         self.next_id
     }
 
-    fn send_headers(&mut self, peer: PeerId, req: GetBlockHeaders, kind: Kind, now: Instant) {
+    pub(super) fn send_headers(
+        &mut self,
+        peer: PeerId,
+        req: GetBlockHeaders,
+        kind: Kind,
+        now: Instant,
+    ) {
         let id = self.next_request_id();
         let deadline = now + self.config.request_timeout;
         self.requests.insert(
@@ -500,12 +445,12 @@ impl<L: Local> Downloader<L> {
         self.actions.push_back(Action::Headers { id, peer, req });
     }
 
-    fn in_flight(&self, peer: &PeerId) -> usize {
+    pub(super) fn in_flight(&self, peer: &PeerId) -> usize {
         self.requests.values().filter(|r| &r.peer == peer).count()
     }
 
     /// Peers that can take work up to block `need`, least busy first.
-    fn idle_peers(&self, need: u64, now: Instant) -> Vec<PeerId> {
+    pub(super) fn idle_peers(&self, need: u64, now: Instant) -> Vec<PeerId> {
         let mut v: Vec<(usize, PeerId)> = self
             .peers
             .iter()
@@ -518,7 +463,7 @@ impl<L: Local> Downloader<L> {
         v.into_iter().map(|(_, id)| id).collect()
     }
 
-    fn drop_requests_of(&mut self, peer: &PeerId, now: Instant) {
+    pub(super) fn drop_requests_of(&mut self, peer: &PeerId, now: Instant) {
         let ids: Vec<RequestId> = self
             .requests
             .iter()
@@ -533,7 +478,7 @@ impl<L: Local> Downloader<L> {
     }
 
     /// Puts the work of an unanswered request back.
-    fn requeue(&mut self, kind: Kind, now: Instant) {
+    pub(super) fn requeue(&mut self, kind: Kind, now: Instant) {
         let Some(round) = self.round.as_mut() else {
             return;
         };
@@ -564,7 +509,7 @@ impl<L: Local> Downloader<L> {
     }
 
     /// Disconnects `peer` and reassigns its work.
-    fn penalise(&mut self, peer: PeerId, reason: DisconnectReason, now: Instant) {
+    pub(super) fn penalise(&mut self, peer: PeerId, reason: DisconnectReason, now: Instant) {
         if self.peers.remove(&peer).is_none() {
             return;
         }
@@ -578,7 +523,7 @@ impl<L: Local> Downloader<L> {
 
     /// The round's peer is gone: without it, a disputed gap cannot be settled, nor can
     /// the ancestor search or skeleton go on.
-    fn on_round_peer_lost(&mut self, now: Instant) {
+    pub(super) fn on_round_peer_lost(&mut self, now: Instant) {
         let Some(round) = self.round.as_ref() else {
             return;
         };
@@ -590,7 +535,7 @@ impl<L: Local> Downloader<L> {
     }
 
     /// Drops the round (keeping what was imported) and retries after a pause.
-    fn abort(&mut self, now: Instant) {
+    pub(super) fn abort(&mut self, now: Instant) {
         if self.round.take().is_some() {
             tracing::debug!(target: "sync", "sync round abandoned");
             self.requests
@@ -600,7 +545,13 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    fn headers_arrived(&mut self, peer: PeerId, kind: Kind, headers: Vec<Header>, now: Instant) {
+    pub(super) fn headers_arrived(
+        &mut self,
+        peer: PeerId,
+        kind: Kind,
+        headers: Vec<Header>,
+        now: Instant,
+    ) {
         match kind {
             Kind::Probe { hash } => {
                 match headers.first() {
@@ -621,231 +572,8 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    fn ancestor_step(&mut self, peer: PeerId, number: u64, headers: Vec<Header>, now: Instant) {
-        let Some(h) = headers
-            .first()
-            .filter(|h| headers.len() == 1 && h.number == number)
-        else {
-            self.penalise(peer, DisconnectReason::UselessPeer, now);
-            return;
-        };
-        let same = self.local.canonical_hash(number) == Some(h.hash_slow());
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        let Phase::Ancestor { lo, hi, .. } = round.phase else {
-            return;
-        };
-        let (lo, hi) = if same { (number, hi) } else { (lo, number) };
-        if same && number == hi || hi - lo <= 1 {
-            let ancestor = if same && number == hi { hi } else { lo };
-            let hash = if ancestor == number {
-                h.hash_slow()
-            } else {
-                match self.local.canonical_hash(ancestor) {
-                    Some(hash) => hash,
-                    None => return self.abort(now),
-                }
-            };
-            self.start_skeleton(ancestor, hash, now);
-        } else {
-            round.phase = Phase::Ancestor {
-                lo,
-                hi,
-                first: false,
-            };
-        }
-    }
-
-    fn start_skeleton(&mut self, ancestor: u64, ancestor_hash: B256, now: Instant) {
-        let span = self.config.span.max(1);
-        let max = self.config.max_skeleton.max(1);
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        tracing::debug!(target: "sync", ancestor, target = round.target, "common ancestor found");
-        round.cursor = ancestor + 1;
-        round.gaps.push(Gap {
-            start: ancestor + 1,
-            parent: ancestor_hash,
-            end: 0,
-            end_hash: B256::ZERO,
-            state: GapState::Pending,
-            disputed_by: None,
-        });
-        // Points strictly below the target; the target itself is the last point.
-        let below = (round.target - ancestor - 1) / span;
-        let points = below.min(max);
-        round.with_target = below <= max;
-        if points == 0 {
-            self.finish_skeleton(Vec::new(), now);
-            return;
-        }
-        round.phase = Phase::Skeleton;
-        let req = GetBlockHeaders {
-            origin: BlockId::Number(ancestor + span),
-            amount: points,
-            skip: span - 1,
-            reverse: false,
-        };
-        let peer = round.peer;
-        self.send_headers(peer, req, Kind::Skeleton, now);
-    }
-
-    fn skeleton_arrived(&mut self, peer: PeerId, headers: Vec<Header>, now: Instant) {
-        let span = self.config.span.max(1);
-        let Some(round) = self.round.as_ref() else {
-            return;
-        };
-        let first = round.cursor;
-        let ok = !headers.is_empty()
-            && headers
-                .iter()
-                .enumerate()
-                .all(|(i, h)| h.number == first - 1 + span * (i as u64 + 1));
-        if !ok {
-            self.penalise(peer, DisconnectReason::UselessPeer, now);
-            return;
-        }
-        let all = (round.cursor - 1 + span * headers.len() as u64) + span > round.target
-            || headers.len() as u64 == self.config.max_skeleton.max(1);
-        if !all {
-            // A short skeleton: this round ends at its last point, not the target.
-            if let Some(r) = self.round.as_mut() {
-                r.with_target = false;
-            }
-        }
-        let points = headers.iter().map(|h| (h.number, h.hash_slow())).collect();
-        self.finish_skeleton(points, now);
-    }
-
-    /// Lays out the gaps between the ancestor, `points` and the target.
-    fn finish_skeleton(&mut self, mut points: Vec<(u64, B256)>, _now: Instant) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        if round.with_target || points.is_empty() {
-            points.push((round.target, round.target_hash));
-        }
-        let Some(first) = round.gaps.pop() else {
-            return;
-        };
-        let (mut start, mut parent) = (first.start, first.parent);
-        for (end, end_hash) in points {
-            round.gaps.push(Gap {
-                start,
-                parent,
-                end,
-                end_hash,
-                state: GapState::Pending,
-                disputed_by: None,
-            });
-            (start, parent) = (end + 1, end_hash);
-        }
-        round.end = start - 1;
-        round.phase = Phase::Fill;
-    }
-
-    fn fill_arrived(&mut self, peer: PeerId, gap: usize, headers: Vec<Header>, now: Instant) {
-        let retry_delay = self.config.retry_delay;
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        let round_peer = round.peer;
-        let Some(g) = round.gaps.get_mut(gap) else {
-            return;
-        };
-        if headers.is_empty() {
-            // Not necessarily malice (a peer may lack the range): pause it, retry elsewhere.
-            g.state = GapState::Pending;
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.idle_until = Some(now + retry_delay);
-            }
-            return;
-        }
-        let mut hashes = Vec::with_capacity(headers.len());
-        let mut linked = headers.len() as u64 == g.end - g.start + 1;
-        let mut parent = g.parent;
-        for (i, h) in headers.iter().enumerate() {
-            if !linked || h.number != g.start + i as u64 || h.parent_hash != parent {
-                linked = false;
-                break;
-            }
-            parent = h.hash_slow();
-            hashes.push(parent);
-        }
-        linked &= parent == g.end_hash;
-        if !linked {
-            g.state = GapState::Pending;
-            if peer == round_peer {
-                // The round's own peer cannot fill its skeleton: it is the liar.
-                tracing::debug!(target: "sync", gap = g.start, "skeleton peer's gap does not link");
-                self.abort(now);
-                self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
-            } else {
-                g.disputed_by = Some(peer);
-            }
-            return;
-        }
-        let liar = g.disputed_by.take();
-        g.state = GapState::Done;
-        for (header, hash) in headers.into_iter().zip(hashes) {
-            round.want_bodies.insert(header.number);
-            round.blocks.insert(
-                header.number,
-                Slot {
-                    header,
-                    hash,
-                    header_from: peer,
-                    body: None,
-                    in_flight: false,
-                },
-            );
-        }
-        if let Some(liar) = liar {
-            // The skeleton peer filled what `liar` could not: `liar` sent a broken gap.
-            self.penalise(liar, DisconnectReason::BreachOfProtocol, now);
-        }
-    }
-
-    fn bodies_arrived(&mut self, peer: PeerId, numbers: Vec<u64>, bodies: Vec<Body>, now: Instant) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        let mut bad = false;
-        let got = bodies.len();
-        let mut bodies = bodies.into_iter();
-        for n in &numbers {
-            let Some(slot) = round.blocks.get_mut(n) else {
-                continue;
-            };
-            slot.in_flight = false;
-            match bodies.next() {
-                Some(body) if !bad => {
-                    if validate::body(&slot.header, &body).is_ok() {
-                        slot.body = Some(body);
-                    } else {
-                        bad = true;
-                        round.want_bodies.insert(*n);
-                    }
-                }
-                _ => {
-                    round.want_bodies.insert(*n);
-                }
-            }
-        }
-        if bad {
-            tracing::debug!(target: "sync", peer = %rlpx::peer::short_id(&peer), "body does not match its header");
-            self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
-        } else if got == 0
-            && let Some(p) = self.peers.get_mut(&peer)
-        {
-            p.idle_until = Some(now + self.config.retry_delay);
-        }
-    }
-
     /// Issues whatever work can go out now.
-    fn schedule(&mut self, now: Instant) {
+    pub(super) fn schedule(&mut self, now: Instant) {
         if self.round.is_none() {
             self.maybe_start(now);
         }
@@ -875,7 +603,7 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    fn maybe_start(&mut self, now: Instant) {
+    pub(super) fn maybe_start(&mut self, now: Instant) {
         if self.retry_at.is_some_and(|t| t > now) {
             return;
         }
@@ -922,133 +650,6 @@ impl<L: Local> Downloader<L> {
             let genesis = self.local.canonical_hash(0).unwrap_or_default();
             self.start_skeleton(0, genesis, now);
         }
-    }
-
-    fn schedule_fill(&mut self, now: Instant) {
-        self.assign_gaps(now);
-        self.assign_bodies(now);
-        self.import_ready(now);
-    }
-
-    fn assign_gaps(&mut self, now: Instant) {
-        let Some(round) = self.round.as_ref() else {
-            return;
-        };
-        let pending: Vec<(usize, u64, bool)> = round
-            .gaps
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| g.state == GapState::Pending)
-            .map(|(i, g)| (i, g.end, g.disputed_by.is_some()))
-            .collect();
-        let round_peer = round.peer;
-        for (i, end, disputed) in pending {
-            let candidates = self.idle_peers(end, now);
-            let peer = if disputed {
-                candidates.into_iter().find(|p| *p == round_peer)
-            } else {
-                candidates.into_iter().next()
-            };
-            let Some(peer) = peer else {
-                continue;
-            };
-            let Some(g) = self.round.as_mut().and_then(|r| r.gaps.get_mut(i)) else {
-                return;
-            };
-            g.state = GapState::InFlight;
-            let req = GetBlockHeaders {
-                origin: BlockId::Number(g.start),
-                amount: g.end - g.start + 1,
-                skip: 0,
-                reverse: false,
-            };
-            self.send_headers(peer, req, Kind::Fill { gap: i }, now);
-        }
-    }
-
-    fn assign_bodies(&mut self, now: Instant) {
-        loop {
-            let Some(round) = self.round.as_ref() else {
-                return;
-            };
-            let limit = round.cursor.saturating_add(self.config.window);
-            let chunk: Vec<u64> = round
-                .want_bodies
-                .iter()
-                .copied()
-                .take_while(|n| *n < limit)
-                .take(self.config.bodies_per_request.max(1))
-                .collect();
-            let Some(&top) = chunk.last() else {
-                return;
-            };
-            let Some(peer) = self.idle_peers(top, now).into_iter().next() else {
-                return;
-            };
-            let Some(round) = self.round.as_mut() else {
-                return;
-            };
-            let mut hashes = Vec::with_capacity(chunk.len());
-            for n in &chunk {
-                round.want_bodies.remove(n);
-                if let Some(s) = round.blocks.get_mut(n) {
-                    s.in_flight = true;
-                    hashes.push(s.hash);
-                }
-            }
-            let id = self.next_request_id();
-            let deadline = now + self.config.request_timeout;
-            let kind = Kind::Bodies { numbers: chunk };
-            self.requests.insert(
-                id,
-                Request {
-                    peer,
-                    deadline,
-                    kind,
-                },
-            );
-            self.actions.push_back(Action::Bodies { id, peer, hashes });
-        }
-    }
-
-    fn import_ready(&mut self, now: Instant) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        if round.importing.is_some() {
-            return;
-        }
-        if round.cursor > round.end {
-            tracing::debug!(target: "sync", head = round.end, "sync round done");
-            self.round = None;
-            self.status.syncing = false;
-            // The next round, if a peer is still ahead.
-            self.maybe_start(now);
-            if self.round.is_some() {
-                self.schedule(now);
-            }
-            return;
-        }
-        let mut blocks = Vec::new();
-        let mut n = round.cursor;
-        while blocks.len() < self.config.import_batch.max(1) {
-            let Some(slot) = round.blocks.get_mut(&n) else {
-                break;
-            };
-            let Some(body) = slot.body.clone() else {
-                break;
-            };
-            blocks.push(Block {
-                header: slot.header.clone(),
-                body,
-            });
-            n += 1;
-        }
-        if blocks.is_empty() {
-            return;
-        }
-        round.importing = Some(n - 1);
-        self.actions.push_back(Action::Import { blocks });
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod downloader;
 pub mod driver;
+mod round;
 
 pub use downloader::{Config, SyncStatus};
 pub use driver::{Handle, Syncer, spawn};
