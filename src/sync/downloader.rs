@@ -317,7 +317,7 @@ impl<L: Local> Downloader<L> {
             return;
         }
         self.drop_requests_of(peer, now);
-        if self.round.as_ref().is_some_and(|r| &r.peer == peer) {
+        if self.round.as_ref().is_some_and(|r| &r.peer == peer) || self.peers.is_empty() {
             self.on_round_peer_lost(now);
         }
         self.schedule(now);
@@ -516,18 +516,20 @@ impl<L: Local> Downloader<L> {
         tracing::info!(target: "sync", peer = %rlpx::peer::short_id(&peer), ?reason, "dropping peer");
         self.actions.push_back(Action::Penalise { peer, reason });
         self.drop_requests_of(&peer, now);
-        if self.round.as_ref().is_some_and(|r| r.peer == peer) {
+        if self.round.as_ref().is_some_and(|r| r.peer == peer) || self.peers.is_empty() {
             self.on_round_peer_lost(now);
         }
     }
 
-    /// The round's peer is gone: without it, a disputed gap cannot be settled, nor can
-    /// the ancestor search or skeleton go on.
+    /// The round's peer (or every peer) is gone: without it, a disputed gap cannot be
+    /// settled, nor can the ancestor search or skeleton go on.
     pub(super) fn on_round_peer_lost(&mut self, now: Instant) {
         let Some(round) = self.round.as_ref() else {
             return;
         };
-        let needed = !matches!(round.phase, Phase::Fill)
+        // With no peers at all the round cannot go on either (and is not "syncing").
+        let needed = self.peers.is_empty()
+            || !matches!(round.phase, Phase::Fill)
             || round.gaps.iter().any(|g| g.disputed_by.is_some());
         if needed {
             self.abort(now);
