@@ -346,10 +346,19 @@ impl Handle {
     ) -> Result<T, RequestError> {
         let commands = self.commands(peer)?;
         let (reply, rx) = oneshot::channel();
-        commands
-            .send(command(reply))
+        // The peer's handler enforces `request_timeout` itself, but only while it is not
+        // blocked sending to a slow-reading peer; this outer deadline (twice that, for the
+        // queueing) bounds the caller's wait either way.
+        let deadline = self.shared.config.request_timeout.saturating_mul(2);
+        let run = async {
+            commands
+                .send(command(reply))
+                .await
+                .map_err(|_| RequestError::Disconnected)?;
+            rx.await.unwrap_or(Err(RequestError::Disconnected))
+        };
+        tokio::time::timeout(deadline, run)
             .await
-            .map_err(|_| RequestError::Disconnected)?;
-        rx.await.unwrap_or(Err(RequestError::Disconnected))
+            .unwrap_or(Err(RequestError::Timeout))
     }
 }
