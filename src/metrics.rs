@@ -26,6 +26,10 @@
 //! | `devp2p_discovery_table_nodes` | gauge | |
 //! | `devp2p_discovery_packets_total` | counter | `direction` = `in` / `out` |
 //! | `devp2p_discovery_dropped_total` | counter | `reason` |
+//! | `devp2p_chain_head_block` | gauge | (with a chain, [`Source::with_chain`]) |
+//! | `devp2p_sync_syncing` | gauge | 0 or 1 (with a sync task) |
+//! | `devp2p_sync_current_block` | gauge | |
+//! | `devp2p_sync_highest_block` | gauge | |
 //!
 //! ## Protocol traffic
 //!
@@ -58,8 +62,10 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
+use crate::chain::Store;
 use crate::rpc::http::{self, Endpoint, Limits, Reply};
 use crate::server::{self, PeerEvent, PeerSummary};
+use crate::sync;
 
 /// The Prometheus text format content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -72,6 +78,8 @@ pub struct Source {
     server: server::Handle,
     discovery: Option<discovery::Handle>,
     traffic: Mutex<Traffic>,
+    store: Option<Arc<Store>>,
+    sync: Option<sync::Handle>,
 }
 
 /// Per-protocol traffic of one set of peers.
@@ -179,7 +187,16 @@ impl Source {
             server,
             discovery,
             traffic: Mutex::new(Traffic::default()),
+            store: None,
+            sync: None,
         }
+    }
+
+    /// Adds the chain head and, when it runs, the sync task's progress.
+    pub fn with_chain(mut self, store: Arc<Store>, sync: Option<sync::Handle>) -> Self {
+        self.store = Some(store);
+        self.sync = sync;
+        self
     }
 
     /// Follows peer events until the server's event channel closes, keeping departed
@@ -327,7 +344,44 @@ impl Source {
         if let Some(d) = &self.discovery {
             self.render_discovery(&mut out, d).await;
         }
+        self.render_chain(&mut out);
         out
+    }
+
+    fn render_chain(&self, out: &mut String) {
+        if let Some(store) = &self.store {
+            match store.head() {
+                Ok(head) => {
+                    let name = "devp2p_chain_head_block";
+                    family(out, name, "gauge", "Number of the chain head in the store.");
+                    sample(out, name, &[], head.number);
+                }
+                Err(e) => debug!(target: "metrics", error = %e, "chain head unavailable"),
+            }
+        }
+        if let Some(sync) = &self.sync {
+            let s = sync.status();
+            for (name, help, v) in [
+                (
+                    "devp2p_sync_syncing",
+                    "1 while a sync round is under way.",
+                    u64::from(s.syncing),
+                ),
+                (
+                    "devp2p_sync_current_block",
+                    "Head number as the sync task last saw it.",
+                    s.current,
+                ),
+                (
+                    "devp2p_sync_highest_block",
+                    "Highest head a peer announced.",
+                    s.highest,
+                ),
+            ] {
+                family(out, name, "gauge", help);
+                sample(out, name, &[], v);
+            }
+        }
     }
 
     async fn render_discovery(&self, out: &mut String, d: &discovery::Handle) {

@@ -10,7 +10,17 @@
 //! | `net_peerCount` | | hex quantity, e.g. `"0x3"` |
 //! | `net_listening` | | `true` |
 //! | `web3_clientVersion` | | the Hello client id |
-//! | `rpc_modules` | | `{admin, net, rpc, web3}` with versions |
+//! | `rpc_modules` | | `{admin, net, rpc, web3}` with versions, and `eth` with a chain |
+//! | `eth_blockNumber` | | the store head's number, hex quantity |
+//! | `eth_chainId` | | the chain spec's chain id, hex quantity |
+//! | `eth_syncing` | | `false`, or `{startingBlock, currentBlock, highestBlock}` |
+//! | `eth_getBlockByNumber` | quantity or `latest`/`earliest`, `fullTx` | block or null |
+//! | `eth_getBlockByHash` | hash, `fullTx` | block or null |
+//!
+//! The `eth_*` methods need a chain ([`Api::with_chain`]); without one they are unknown
+//! (-32601). Blocks have go-ethereum's header fields, `size`, `totalDifficulty`,
+//! `uncles` and `withdrawals`; `transactions` are hashes even with `fullTx` set (the
+//! store keeps no senders or receipts).
 //!
 //! Errors are JSON-RPC error objects ([`Error::code`]): -32700 unparsable JSON, -32600 a
 //! malformed request or batch (empty, over [`Config::max_batch`]), -32601 unknown method,
@@ -27,6 +37,7 @@
 //! about 110 s to a clean build on two cores (hyper alone adds 12 s), for nine methods.
 
 mod admin;
+mod eth;
 pub mod http;
 
 use std::future::Future;
@@ -38,7 +49,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::server;
+use crate::chain::Store;
+use crate::{server, sync};
 use http::{Endpoint, Limits, Reply};
 
 /// JSON-RPC error codes (JSON-RPC 2.0 spec, section 5.1).
@@ -61,6 +73,11 @@ const METHODS: &[&str] = &[
     "net_listening",
     "web3_clientVersion",
     "rpc_modules",
+    "eth_blockNumber",
+    "eth_chainId",
+    "eth_syncing",
+    "eth_getBlockByNumber",
+    "eth_getBlockByHash",
 ];
 
 /// A failed call, answered as a JSON-RPC error object.
@@ -128,6 +145,8 @@ pub struct Api {
     server: server::Handle,
     discovery: Option<discovery::Handle>,
     config: Config,
+    store: Option<Arc<Store>>,
+    sync: Option<sync::Handle>,
 }
 
 impl Api {
@@ -141,11 +160,23 @@ impl Api {
             server,
             discovery,
             config,
+            store: None,
+            sync: None,
         }
+    }
+
+    /// Adds the chain methods (`eth_*`) over `store` and, when it runs, the sync task.
+    pub fn with_chain(mut self, store: Arc<Store>, sync: Option<sync::Handle>) -> Self {
+        self.store = Some(store);
+        self.sync = sync;
+        self
     }
 
     /// Runs one method; `params` is the request's `params` member, if any.
     pub async fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, Error> {
+        if let Some(answer) = eth::call(self, method, params) {
+            return answer;
+        }
         admin::call(self, method, params).await
     }
 

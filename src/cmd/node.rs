@@ -341,7 +341,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 addr,
                 source,
             })?;
-        let source = crate::metrics::Source::new(server.clone(), disc.clone());
+        let source = crate::metrics::Source::new(server.clone(), disc.clone())
+            .with_chain(store.clone(), Some(syncer.handle()));
         info!(target: "p2p", url = %format!("http://{addr}/metrics"), "metrics");
         tokio::spawn(crate::metrics::serve(listener, source, stopped()));
     }
@@ -357,7 +358,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             client_id,
             ..crate::rpc::Config::default()
         };
-        let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg);
+        let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg)
+            .with_chain(store.clone(), Some(syncer.handle()));
         info!(target: "p2p", url = %format!("http://{addr}"), "JSON-RPC");
         tokio::spawn(crate::rpc::serve(listener, api, stopped()));
     }
@@ -415,6 +417,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                         };
         let head = protocols::eth::Chain::head(chain.as_ref());
                         let eth_peers = eth_handle.peers().len();
+                        let progress = syncer.handle().status();
                         info!(
                             target: "p2p",
                             inbound,
@@ -423,6 +426,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                             eth_peers,
                             head = head.number,
                             hash = %head.hash,
+                            syncing = progress.syncing,
+                            highest = progress.highest,
                             "status"
                         );
                     }

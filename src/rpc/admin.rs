@@ -54,14 +54,18 @@ pub(super) async fn call(api: &Api, method: &str, params: Option<&Value>) -> Res
         }
         "rpc_modules" => {
             no_params(params)?;
-            Ok(json!({ "admin": "1.0", "net": "1.0", "rpc": "1.0", "web3": "1.0" }))
+            let mut modules = json!({ "admin": "1.0", "net": "1.0", "rpc": "1.0", "web3": "1.0" });
+            if api.store.is_some() {
+                modules["eth"] = json!("1.0");
+            }
+            Ok(modules)
         }
         _ => Err(Error::MethodNotFound),
     }
 }
 
 /// Positional params, at most `max` of them.
-fn positional(params: Option<&Value>, max: usize) -> Result<&[Value], Error> {
+pub(super) fn positional(params: Option<&Value>, max: usize) -> Result<&[Value], Error> {
     let list = match params {
         None => &[][..],
         Some(Value::Array(a)) => a.as_slice(),
