@@ -24,6 +24,10 @@ use crate::packet::{
 };
 use crate::table::Table;
 
+/// How long bonding state of a node that has not answered our ping (or pinged us
+/// without bonding) is kept when the state map is full.
+const UNVERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
@@ -687,11 +691,26 @@ impl Protocol {
     fn peer_mut(&mut self, id: NodeId, now: Instant) -> Option<&mut PeerState> {
         if !self.peers.contains_key(&id) && self.peers.len() >= self.config.max_peers {
             let exp = self.config.bond_expiration;
-            let live = |t: Option<Instant>| t.is_some_and(|t| now < t + exp);
-            self.peers
-                .retain(|_, p| live(p.last_pong) || live(p.last_ping));
+            let bonded = |p: &PeerState| p.last_pong.is_some_and(|t| now < t + exp);
+            // A ping-only entry matters only while its round trip can complete: keep it a
+            // minute, so a flood of unanswered pings from fresh ids cannot hold the map
+            // (and keep newcomers from bonding) for the 12-hour bond lifetime.
+            let pinging = |p: &PeerState| p.last_ping.is_some_and(|t| now < t + UNVERIFIED_TTL);
+            self.peers.retain(|_, p| bonded(p) || pinging(p));
             if self.peers.len() >= self.config.max_peers {
-                return None;
+                // Still full: make room by dropping the oldest unverified entry, never a bond.
+                let oldest = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| !bonded(p))
+                    .min_by_key(|(_, p)| p.last_ping)
+                    .map(|(k, _)| *k);
+                match oldest {
+                    Some(k) => {
+                        self.peers.remove(&k);
+                    }
+                    None => return None,
+                }
             }
         }
         Some(self.peers.entry(id).or_default())
