@@ -16,6 +16,7 @@ pub use rlpx;
 
 pub mod chain;
 pub mod metrics;
+pub mod propagate;
 pub mod rpc;
 pub mod server;
 pub mod sync;

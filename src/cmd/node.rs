@@ -129,7 +129,37 @@ pub struct Args {
     pub rpc: Option<SocketAddr>,
     /// Seconds between the status lines logged at info level [default: 30].
     #[arg(long, value_name = "SECS")]
-    pub status_interval: Option<u64>,
+    pub status_interval: Option<u32>,
+    /// Import the blocks of this RLP file one at a time (skipping known ones) and
+    /// propagate them like new blocks.
+    // Boxed, and the interval kept in milliseconds, so `Args` stays small (clippy's
+    // large_enum_variant on the CLI's command enum).
+    #[arg(long, value_name = "FILE", value_parser = parse_boxed_path)]
+    pub replay: Option<Box<PathBuf>>,
+    /// Pause between replayed blocks, e.g. `2s` or `500ms` [default: 1s].
+    #[arg(long, value_name = "DUR", value_parser = parse_interval_ms)]
+    #[serde(default, deserialize_with = "deserialize_interval_ms")]
+    pub interval: Option<u32>,
+}
+
+fn parse_boxed_path(s: &str) -> Result<Box<PathBuf>, String> {
+    Ok(Box::new(PathBuf::from(s)))
+}
+
+/// `--interval`: a duration like `2s` or `500ms`, in milliseconds.
+fn parse_interval_ms(s: &str) -> Result<u32, String> {
+    crate::propagate::parse_duration(s)
+        .and_then(|d| u32::try_from(d.as_millis()).ok())
+        .ok_or_else(|| format!("{s:.20}: expected a duration such as 2s or 500ms"))
+}
+
+fn deserialize_interval_ms<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u32>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_interval_ms(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl Args {
@@ -169,6 +199,8 @@ impl Args {
             metrics: self.metrics.or(file.metrics),
             rpc: self.rpc.or(file.rpc),
             status_interval: self.status_interval.or(file.status_interval),
+            replay: self.replay.or(file.replay),
+            interval: self.interval.or(file.interval),
         })
     }
 }
@@ -241,6 +273,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         ),
         None => None,
     };
+    let interval = Duration::from_millis(args.interval.map_or(1000, u64::from));
     let spec = crate::chain::Spec::load(
         args.chain
             .as_deref()
@@ -325,6 +358,20 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         crate::sync::Config::default(),
     );
 
+    // Block propagation, fed the block events below; and the replay source, if any.
+    let (block_events, block_rx) = tokio::sync::mpsc::channel(256);
+    let (propagator, propagation) =
+        crate::propagate::Propagator::spawn(eth_handle.clone(), store.clone(), block_rx);
+    let replay = args.replay.clone().map(|path| {
+        let p = propagator.clone();
+        tokio::spawn(async move {
+            match crate::propagate::replay(&p, &path, interval).await {
+                Ok(n) => info!(target: "sync", blocks = n, "replay done"),
+                Err(e) => tracing::warn!(target: "sync", error = %e, "replay failed"),
+            }
+        })
+    });
+
     // The HTTP endpoints stop when `stop_http` flips.
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -388,7 +435,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     info!(target: "p2p", %enode, datadir = %datadir.display(), "node started");
 
     let mut events = server.subscribe();
-    let status_every = Duration::from_secs(args.status_interval.unwrap_or(30).max(1));
+    let status_every = Duration::from_secs(u64::from(args.status_interval.unwrap_or(30).max(1)));
     let mut status = tokio::time::interval(status_every);
     status.tick().await;
     tokio::pin!(shutdown);
@@ -408,6 +455,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                             debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), %reason, "eth status failed")
                         }
                         protocols::eth::Event::PeerDisconnected { .. } => {}
+                        ev @ (protocols::eth::Event::NewBlock { .. } | protocols::eth::Event::NewBlockHashes { .. }) => {
+                            if block_events.try_send(ev).is_err() {
+                                debug!(target: "eth", "block event dropped (propagation busy)");
+                            }
+                        }
                     },
                     _ = status.tick() => {
                         let (inbound, outbound) = server.peer_counts();
@@ -434,6 +486,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 }
     }
     info!(target: "p2p", "shutting down");
+    if let Some(r) = replay {
+        r.abort();
+    }
+    drop(block_events);
+    propagation.abort();
     syncer.shutdown().await;
     let _ = stop_http.send(true);
     server.shutdown().await;

@@ -119,7 +119,9 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
         Entry {
             session,
             status,
+            version,
             commands: tx,
+            known: Default::default(),
         },
     );
     shared.emit(Event::PeerConnected { peer: id, status });
@@ -257,13 +259,14 @@ impl Session {
                 self.peer.disconnect(reason);
                 return false;
             }
+            Command::Send(c, data) => return self.send(c, data).await,
             other => other,
         };
         if self.tracker.in_flight() >= self.shared.config.max_in_flight {
             match cmd {
                 Command::Headers { reply, .. } => Reply::Headers(reply).fail(RequestError::Busy),
                 Command::Bodies { reply, .. } => Reply::Bodies(reply).fail(RequestError::Busy),
-                Command::Disconnect(_) => {}
+                Command::Disconnect(_) | Command::Send(..) => {}
             }
             return true;
         }
@@ -290,7 +293,7 @@ impl Session {
                     message: hashes,
                 })
             }
-            Command::Disconnect(_) => return true,
+            Command::Disconnect(_) | Command::Send(..) => return true,
         };
         self.send(msg.code(), msg.encode()).await
     }
@@ -381,10 +384,38 @@ impl Session {
                 }
                 self.update_range(r);
             }
-            // Post-merge block propagation is not used; transactions wait for the pool.
-            Message::NewBlockHashes(_) | Message::NewBlock(_) | Message::Transactions(_) => {}
+            Message::NewBlockHashes(a) => {
+                let hashes: Vec<_> = a.iter().map(|h| (h.hash, h.number)).collect();
+                self.mark_known(hashes.iter().map(|h| h.0));
+                self.shared.emit(Event::NewBlockHashes {
+                    peer: self.id,
+                    hashes,
+                });
+            }
+            Message::NewBlock(nb) => {
+                let nb = *nb;
+                self.mark_known([nb.block.header.hash_slow()]);
+                self.shared.emit(Event::NewBlock {
+                    peer: self.id,
+                    block: Box::new(nb.block),
+                    td: nb.td,
+                });
+            }
+            // Transactions wait for the pool.
+            Message::Transactions(_) => {}
         }
         Ok(())
+    }
+
+    fn mark_known(&self, hashes: impl IntoIterator<Item = alloy_primitives::B256>) {
+        let mut peers = self.shared.peers();
+        if let Some(e) = peers.get_mut(&self.id)
+            && e.session == self.session
+        {
+            for h in hashes {
+                e.known.insert(h);
+            }
+        }
     }
 
     fn update_range(&self, r: BlockRangeUpdate) {

@@ -45,7 +45,7 @@ pub mod requests;
 pub mod serve;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -135,6 +135,23 @@ pub enum Event {
         /// Our reason, if we ended it.
         error: Option<Error>,
     },
+    /// A peer sent a full block (NewBlock, eth/68). The handler checked only its
+    /// encoding: validating and importing it is the node's job.
+    NewBlock {
+        /// The sender.
+        peer: PeerId,
+        /// The block.
+        block: Box<alloy_consensus::Block<TxEnvelope>>,
+        /// The total difficulty the peer claims for it.
+        td: alloy_primitives::U256,
+    },
+    /// A peer announced blocks (NewBlockHashes): `(hash, number)` pairs.
+    NewBlockHashes {
+        /// The announcer.
+        peer: PeerId,
+        /// The announced blocks.
+        hashes: Vec<(B256, u64)>,
+    },
 }
 
 /// Why a request through [`Handle`] failed.
@@ -179,13 +196,44 @@ enum Command {
     },
     /// End the session with this reason (the node's downloader penalising the peer).
     Disconnect(rlpx::DisconnectReason),
+    /// Send an encoded message (block propagation).
+    Send(u8, bytes::Bytes),
+}
+
+/// Block hashes remembered per peer as known to it.
+pub const KNOWN_BLOCKS: usize = 1024;
+
+/// A bounded set of block hashes (oldest forgotten first).
+#[derive(Default)]
+struct KnownBlocks {
+    order: VecDeque<B256>,
+    set: HashSet<B256>,
+}
+
+impl KnownBlocks {
+    fn insert(&mut self, hash: B256) {
+        if self.set.insert(hash) {
+            self.order.push_back(hash);
+            while self.order.len() > KNOWN_BLOCKS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, hash: &B256) -> bool {
+        self.set.contains(hash)
+    }
 }
 
 /// One handshaked peer in the table.
 struct Entry {
     session: u64,
     status: PeerStatus,
+    version: u32,
     commands: mpsc::Sender<Command>,
+    known: KnownBlocks,
 }
 
 /// State shared by [`Eth`], [`Handle`] and the handlers.
@@ -336,6 +384,74 @@ impl Handle {
             .send(Command::Disconnect(reason))
             .await
             .map_err(|_| RequestError::Disconnected)
+    }
+
+    /// The negotiated eth version of `peer`.
+    pub fn version(&self, peer: &PeerId) -> Option<u32> {
+        self.shared.peers().get(peer).map(|e| e.version)
+    }
+
+    /// Whether `peer` is known to have block `hash` (it sent or announced it, or we sent
+    /// it; the last [`KNOWN_BLOCKS`] per peer are remembered).
+    pub fn knows_block(&self, peer: &PeerId, hash: &B256) -> bool {
+        self.shared
+            .peers()
+            .get(peer)
+            .is_some_and(|e| e.known.contains(hash))
+    }
+
+    /// Remembers that `peer` has block `hash`.
+    pub fn mark_block_known(&self, peer: &PeerId, hash: B256) {
+        if let Some(e) = self.shared.peers().get_mut(peer) {
+            e.known.insert(hash);
+        }
+    }
+
+    /// Queues a message to `peer` unless it already knows `hash`, marking it known.
+    /// Returns whether it was queued (a full command queue drops it: propagation is best
+    /// effort).
+    fn send_block_message(&self, peer: &PeerId, hash: B256, msg: messages::Message) -> bool {
+        let mut peers = self.shared.peers();
+        let Some(e) = peers.get_mut(peer) else {
+            return false;
+        };
+        if e.known.contains(&hash)
+            || (msg.code() == messages::code::NEW_BLOCK && e.version >= ETH69)
+        {
+            return false;
+        }
+        if e.commands
+            .try_send(Command::Send(msg.code(), msg.encode()))
+            .is_err()
+        {
+            return false;
+        }
+        e.known.insert(hash);
+        true
+    }
+
+    /// Sends NewBlock to `peer` (eth/68 only) unless it knows the block. Returns whether
+    /// it was queued.
+    pub fn send_new_block(
+        &self,
+        peer: &PeerId,
+        block: &alloy_consensus::Block<TxEnvelope>,
+        td: alloy_primitives::U256,
+    ) -> bool {
+        let hash = block.header.hash_slow();
+        let msg = messages::Message::NewBlock(Box::new(messages::NewBlock {
+            block: block.clone(),
+            td,
+        }));
+        self.send_block_message(peer, hash, msg)
+    }
+
+    /// Announces block `hash` number `number` to `peer` with NewBlockHashes unless it
+    /// knows it. Returns whether it was queued.
+    pub fn send_new_block_hashes(&self, peer: &PeerId, hash: B256, number: u64) -> bool {
+        let msg =
+            messages::Message::NewBlockHashes(vec![messages::BlockHashNumber { hash, number }]);
+        self.send_block_message(peer, hash, msg)
     }
 
     /// Queues a command for `peer`'s handler and waits for its answer.

@@ -1,0 +1,330 @@
+//! Block propagation (eth/68 NewBlock and NewBlockHashes): blocks that arrive from peers,
+//! or that the node imports itself (`devp2p node --replay`), are validated, imported and
+//! passed on: the full block to sqrt(n) random eth/68 peers that do not know it, the hash
+//! to the others. Blocks whose parent we lack are ignored (the downloader catches up);
+//! announcements of blocks a few ahead of our head are fetched from the announcer.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{B256, U256};
+use protocols::eth::{self, BlockId, ETH69, GetBlockHeaders, PeerId};
+use tokio::sync::mpsc;
+
+use crate::chain::{Block, Store, store};
+
+/// How far ahead of our head an announced block may be for us to fetch it.
+pub const MAX_FETCH_AHEAD: u64 = 4;
+
+/// Blocks remembered in the received counter (oldest forgotten).
+const COUNTER_LIMIT: usize = 4096;
+
+/// The propagation component. Cheap to clone.
+#[derive(Clone)]
+pub struct Propagator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    eth: eth::Handle,
+    store: Arc<Store>,
+    /// NewBlock messages received per block hash.
+    received: Mutex<HashMap<B256, u32>>,
+    /// Announced blocks being fetched.
+    fetching: Mutex<HashSet<B256>>,
+    /// Serialises imports, so a block and its child are handled in order.
+    import: tokio::sync::Mutex<()>,
+}
+
+/// What happened to a block handed to [`Propagator::import_local`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Imported and propagated.
+    Imported,
+    /// Already stored.
+    Known,
+    /// Its parent is not stored.
+    UnknownParent,
+}
+
+fn random() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+impl Propagator {
+    /// A propagator importing into `store` and sending through `eth`.
+    pub fn new(eth: eth::Handle, store: Arc<Store>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                eth,
+                store,
+                received: Mutex::new(HashMap::new()),
+                fetching: Mutex::new(HashSet::new()),
+                import: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Runs a task handling the block events of `events` (other events are dropped);
+    /// ends when the stream closes.
+    pub fn spawn(
+        eth: eth::Handle,
+        store: Arc<Store>,
+        mut events: mpsc::Receiver<eth::Event>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let p = Self::new(eth, store);
+        let q = p.clone();
+        let task = tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                q.on_event(ev).await;
+            }
+        });
+        (p, task)
+    }
+
+    /// How many NewBlock messages carrying `hash` arrived.
+    pub fn full_blocks_received(&self, hash: &B256) -> u32 {
+        let received = self
+            .inner
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        received.get(hash).copied().unwrap_or(0)
+    }
+
+    /// Handles one eth event: NewBlock is imported and propagated before this returns;
+    /// NewBlockHashes of near blocks start a fetch in the background.
+    pub async fn on_event(&self, ev: eth::Event) {
+        match ev {
+            eth::Event::NewBlock { peer, block, .. } => {
+                let hash = block.header.hash_slow();
+                {
+                    let mut r = self
+                        .inner
+                        .received
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if r.len() >= COUNTER_LIMIT && !r.contains_key(&hash) {
+                        r.clear();
+                    }
+                    *r.entry(hash).or_default() += 1;
+                }
+                self.on_block(Some(peer), *block).await;
+            }
+            eth::Event::NewBlockHashes { peer, hashes } => {
+                for (hash, number) in hashes {
+                    self.on_announcement(peer, hash, number);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Imports and propagates a block the node produced or replayed.
+    pub async fn import_local(&self, block: Block) -> Result<Outcome, store::Error> {
+        self.import_and_propagate(None, block).await
+    }
+
+    async fn on_block(&self, from: Option<PeerId>, block: Block) {
+        let number = block.header.number;
+        match self.import_and_propagate(from, block).await {
+            Ok(_) => {}
+            Err(store::Error::BadBlock { hash, reason, .. }) => {
+                tracing::debug!(target: "sync", number, %hash, %reason, "bad propagated block");
+                if let Some(peer) = from {
+                    let _ = self
+                        .inner
+                        .eth
+                        .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
+                        .await;
+                }
+            }
+            Err(e) => tracing::warn!(target: "sync", number, error = %e, "block import failed"),
+        }
+    }
+
+    async fn import_and_propagate(
+        &self,
+        from: Option<PeerId>,
+        block: Block,
+    ) -> Result<Outcome, store::Error> {
+        let inner = &self.inner;
+        let _guard = inner.import.lock().await;
+        let hash = block.header.hash_slow();
+        if inner.store.header_by_hash(&hash)?.is_some() {
+            return Ok(Outcome::Known);
+        }
+        if inner
+            .store
+            .header_by_hash(&block.header.parent_hash)?
+            .is_none()
+        {
+            return Ok(Outcome::UnknownParent);
+        }
+        // Validated and imported before anything is sent (simpler than relaying after the
+        // header check alone; the blocks are small and the import is one transaction).
+        let number = block.header.number;
+        inner.store.insert_blocks(std::slice::from_ref(&block))?;
+        let td = inner.store.total_difficulty(&hash)?.unwrap_or(U256::ZERO);
+        let peers: Vec<_> = inner
+            .eth
+            .peers()
+            .into_iter()
+            .map(|p| p.id)
+            .filter(|id| Some(*id) != from && !inner.eth.knows_block(id, &hash))
+            .collect();
+        let mut full: Vec<PeerId> = peers
+            .iter()
+            .copied()
+            .filter(|id| inner.eth.version(id).is_some_and(|v| v < ETH69))
+            .collect();
+        let fan_out = (peers.len() as f64).sqrt().ceil() as usize;
+        // Partial Fisher-Yates: the first `fan_out` are a random choice.
+        for i in 0..full.len().min(fan_out) {
+            let j = i + (random() as usize) % (full.len() - i);
+            full.swap(i, j);
+        }
+        full.truncate(fan_out);
+        for id in &full {
+            inner.eth.send_new_block(id, &block, td);
+        }
+        for id in peers.iter().filter(|id| !full.contains(id)) {
+            inner.eth.send_new_block_hashes(id, hash, number);
+        }
+        tracing::debug!(target: "sync", number, %hash, full = full.len(), peers = peers.len(), "block propagated");
+        Ok(Outcome::Imported)
+    }
+
+    fn on_announcement(&self, peer: PeerId, hash: B256, number: u64) {
+        let Ok(head) = self.inner.store.head() else {
+            return;
+        };
+        if number <= head.number || number > head.number + MAX_FETCH_AHEAD {
+            return;
+        }
+        if !self
+            .inner
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash)
+        {
+            return;
+        }
+        let p = self.clone();
+        tokio::spawn(async move {
+            p.fetch(peer, hash).await;
+            p.inner
+                .fetching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&hash);
+        });
+    }
+
+    async fn fetch(&self, peer: PeerId, hash: B256) {
+        let inner = &self.inner;
+        if matches!(inner.store.header_by_hash(&hash), Ok(Some(_))) {
+            return;
+        }
+        let req = GetBlockHeaders {
+            origin: BlockId::Hash(hash),
+            amount: 1,
+            skip: 0,
+            reverse: false,
+        };
+        let Ok(headers) = inner.eth.request_headers(&peer, req).await else {
+            return;
+        };
+        let Some(header) = headers.into_iter().next() else {
+            return;
+        };
+        if header.hash_slow() != hash {
+            let _ = inner
+                .eth
+                .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
+                .await;
+            return;
+        }
+        let Ok(bodies) = inner.eth.request_bodies(&peer, vec![hash]).await else {
+            return;
+        };
+        let Some(body) = bodies.into_iter().next() else {
+            return;
+        };
+        let block = Block { header, body };
+        self.on_block(Some(peer), block).await;
+    }
+}
+
+/// Parses a duration like `2s`, `500ms`, `1m` or `1.5s`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// Imports the blocks of the RLP file `path` one at a time, `interval` apart, through
+/// `p` (so they propagate); blocks already stored are skipped without waiting. Returns
+/// the number imported.
+pub async fn replay(
+    p: &Propagator,
+    path: &Path,
+    interval: Duration,
+) -> Result<usize, crate::cmd::import::Error> {
+    let file = std::fs::File::open(path).map_err(|source| crate::cmd::import::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = crate::cmd::import::BlockReader::new(BufReader::new(file));
+    let mut imported = 0;
+    while let Some(block) = reader.next_block()? {
+        let number = block.header.number;
+        match p.import_local(block).await {
+            Ok(Outcome::Imported) => {
+                imported += 1;
+                tracing::info!(target: "sync", number, "replayed block");
+                tokio::time::sleep(interval).await;
+            }
+            Ok(Outcome::Known) => {}
+            Ok(Outcome::UnknownParent) => {
+                tracing::warn!(target: "sync", number, "replay: parent unknown, skipped")
+            }
+            Err(e) => {
+                tracing::warn!(target: "sync", number, error = %e, "replay: block rejected")
+            }
+        }
+    }
+    Ok(imported)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("3x"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! Block propagation along a line of four in-process eth/68 nodes (A-B-C-D), all at
+//! block 400 of the ethtest chain: A replays blocks 401..600 and every node reaches the
+//! head through NewBlock relays, none receiving a full block from both of its neighbours.
+
+use devp2p::chain::{Store, presets};
+use devp2p::cmd::import::BlockReader;
+use devp2p::propagate::{self, Propagator};
+use devp2p::protocols::eth::{self, Chain, ETH68};
+use devp2p::server;
+use secp256k1::{PublicKey, SecretKey};
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a";
+
+fn chain_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp")
+}
+
+/// Blocks 1..=n of the ethtest chain.
+fn first_blocks(n: u64) -> Vec<devp2p::chain::Block> {
+    let file = std::fs::File::open(chain_file()).unwrap();
+    let mut reader = BlockReader::new(BufReader::new(file));
+    let mut blocks = Vec::new();
+    while let Some(b) = reader.next_block().unwrap() {
+        if b.header.number > n {
+            break;
+        }
+        blocks.push(b);
+    }
+    blocks
+}
+
+struct Node {
+    server: server::Handle,
+    eth: eth::Handle,
+    store: Arc<Store>,
+    propagator: Propagator,
+    task: tokio::task::JoinHandle<()>,
+    id: PublicKey,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn node(&self) -> discovery::Node {
+        discovery::Node {
+            id: discovery::NodeId::from_public_key(&self.id),
+            ip: [127, 0, 0, 1].into(),
+            udp: 0,
+            tcp: self.server.listen_addr().port(),
+        }
+    }
+
+    async fn stop(self) {
+        self.task.abort();
+        self.server.shutdown().await;
+        drop(self.propagator);
+        drop(self.store);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Node {
+    let dir = std::env::temp_dir().join(format!("devp2p-prop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(Store::open(&dir, presets::ethtest().unwrap()).unwrap());
+    store.insert_blocks(blocks).unwrap();
+    let chain: Arc<dyn Chain> = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
+    let config = eth::Config {
+        versions: vec![ETH68],
+        ..eth::Config::default()
+    };
+    let (proto, eth, events) = eth::Eth::new(chain, config);
+    let (propagator, task) = Propagator::spawn(eth.clone(), store.clone(), events);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let key = SecretKey::new(&mut rand::rng());
+    let server = server::start(
+        server::Config::new(key),
+        listener,
+        None,
+        vec![Arc::new(proto)],
+    )
+    .unwrap();
+    Node {
+        server,
+        eth,
+        store,
+        propagator,
+        task,
+        id: PublicKey::from_secret_key_global(&key),
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_propagate_along_a_line() {
+    let blocks = first_blocks(400);
+    assert_eq!(blocks.len(), 400);
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        nodes.push(node(name, &blocks).await);
+    }
+    for i in 0..3 {
+        nodes[i].server.add_peer(nodes[i + 1].node()).await;
+    }
+    let neighbours = [1usize, 2, 2, 1];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while nodes
+            .iter()
+            .zip(neighbours)
+            .any(|(n, k)| n.eth.peers().len() < k)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("line connected");
+
+    let started = Instant::now();
+    let imported = propagate::replay(
+        &nodes[0].propagator,
+        &chain_file(),
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported, 200);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while nodes.iter().any(|n| n.store.head().unwrap().number < 600) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let heads: Vec<_> = nodes
+            .iter()
+            .map(|n| n.store.head().unwrap().number)
+            .collect();
+        panic!("not all at 600: {heads:?}")
+    });
+    eprintln!("propagated 200 blocks in {:?}", started.elapsed());
+
+    let all = first_blocks(600);
+    for (i, n) in nodes.iter().enumerate() {
+        let head = n.store.head().unwrap();
+        assert_eq!(head.number, 600);
+        assert_eq!(head.hash_slow().to_string(), HEAD);
+        let limit = (neighbours[i] as f64).sqrt().ceil() as u32;
+        let mut full = 0;
+        for b in &all[400..] {
+            let got = n.propagator.full_blocks_received(&b.header.hash_slow());
+            // At most sqrt(neighbours), and never from both sides of the line: the sender
+            // is not echoed to and the other side already knows the block.
+            assert!(
+                got <= limit && got <= 1,
+                "node {i} block {}: {got}",
+                b.header.number
+            );
+            full += got;
+        }
+        if i > 0 {
+            // Each block reached B, C and D as a full block (one candidate: sqrt(1) = 1).
+            assert_eq!(full, 200, "node {i} full blocks");
+        } else {
+            assert_eq!(full, 0);
+        }
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
