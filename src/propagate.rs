@@ -133,7 +133,15 @@ impl Propagator {
 
     async fn on_block(&self, from: Option<PeerId>, block: Block) {
         let number = block.header.number;
+        let hash = block.header.hash_slow();
         match self.import_and_propagate(from, block).await {
+            // A gap of a few blocks is fetched from the sender, a bigger one left to the
+            // downloader.
+            Ok(Outcome::UnknownParent) => {
+                if let Some(peer) = from {
+                    self.on_announcement(peer, hash, number);
+                }
+            }
             Ok(_) => {}
             Err(store::Error::BadBlock { hash, reason, .. }) => {
                 tracing::debug!(target: "sync", number, %hash, %reason, "bad propagated block");
@@ -219,7 +227,7 @@ impl Propagator {
         }
         let p = self.clone();
         tokio::spawn(async move {
-            p.fetch(peer, hash).await;
+            p.fetch(peer, hash, number).await;
             p.inner
                 .fetching
                 .lock()
@@ -228,38 +236,52 @@ impl Propagator {
         });
     }
 
-    async fn fetch(&self, peer: PeerId, hash: B256) {
+    /// Fetches block `hash` (number `number`) and the missing blocks before it (at most
+    /// [`MAX_FETCH_AHEAD`]) from `peer`, and imports them in order.
+    async fn fetch(&self, peer: PeerId, hash: B256, number: u64) {
         let inner = &self.inner;
-        if matches!(inner.store.header_by_hash(&hash), Ok(Some(_))) {
+        let Ok(head) = inner.store.head() else {
+            return;
+        };
+        if number <= head.number || matches!(inner.store.header_by_hash(&hash), Ok(Some(_))) {
             return;
         }
         let req = GetBlockHeaders {
             origin: BlockId::Hash(hash),
-            amount: 1,
+            amount: (number - head.number).min(MAX_FETCH_AHEAD),
             skip: 0,
-            reverse: false,
+            reverse: true,
         };
-        let Ok(headers) = inner.eth.request_headers(&peer, req).await else {
+        let Ok(mut headers) = inner.eth.request_headers(&peer, req).await else {
             return;
         };
-        let Some(header) = headers.into_iter().next() else {
+        // Newest first: the announced block, then each one's parent.
+        let mut expected = hash;
+        for h in &headers {
+            if h.hash_slow() != expected {
+                let _ = inner
+                    .eth
+                    .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
+                    .await;
+                return;
+            }
+            expected = h.parent_hash;
+        }
+        headers.reverse();
+        let hashes: Vec<B256> = headers.iter().map(|h| h.hash_slow()).collect();
+        let Ok(bodies) = inner.eth.request_bodies(&peer, hashes).await else {
             return;
         };
-        if header.hash_slow() != hash {
-            let _ = inner
-                .eth
-                .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
-                .await;
+        if bodies.len() != headers.len() {
             return;
         }
-        let Ok(bodies) = inner.eth.request_bodies(&peer, vec![hash]).await else {
-            return;
-        };
-        let Some(body) = bodies.into_iter().next() else {
-            return;
-        };
-        let block = Block { header, body };
-        self.on_block(Some(peer), block).await;
+        for (header, body) in headers.into_iter().zip(bodies) {
+            let known = matches!(inner.store.header_by_hash(&header.hash_slow()), Ok(Some(_)));
+            if !known {
+                let block = Block { header, body };
+                self.on_block(Some(peer), block).await;
+            }
+        }
     }
 }
 

@@ -171,3 +171,65 @@ async fn blocks_propagate_along_a_line() {
         n.stop().await;
     }
 }
+
+/// A star: A with four leaves. Each block goes in full to ceil(sqrt(4)) = 2 of them and
+/// as a hash to the other two, which fetch it from A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_blocks_are_fetched() {
+    let blocks = first_blocks(400);
+    let mut nodes = Vec::new();
+    for name in ["s-a", "s-b", "s-c", "s-d", "s-e"] {
+        nodes.push(node(name, &blocks).await);
+    }
+    for i in 1..5 {
+        nodes[0].server.add_peer(nodes[i].node()).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while nodes[0].eth.peers().len() < 4 || nodes[1..].iter().any(|n| n.eth.peers().is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("star connected");
+    let imported = propagate::replay(
+        &nodes[0].propagator,
+        &chain_file(),
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported, 200);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while nodes.iter().any(|n| n.store.head().unwrap().number < 600) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let heads: Vec<_> = nodes
+            .iter()
+            .map(|n| n.store.head().unwrap().number)
+            .collect();
+        panic!("not all at 600: {heads:?}")
+    });
+    let all = first_blocks(600);
+    for b in &all[400..] {
+        let hash = b.header.hash_slow();
+        let full: u32 = nodes[1..]
+            .iter()
+            .map(|n| n.propagator.full_blocks_received(&hash))
+            .sum();
+        assert_eq!(
+            full, 2,
+            "block {} sent in full to {full} leaves",
+            b.header.number
+        );
+    }
+    for n in &nodes {
+        assert_eq!(n.store.head().unwrap().hash_slow().to_string(), HEAD);
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
