@@ -20,7 +20,7 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 fn help_lists_every_command() {
     let out = bin().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["node", "bootnode", "key"] {
+    for cmd in ["node", "bootnode", "key", "import", "export"] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
     let out = bin().args(["node", "--help"]).output().unwrap();
