@@ -6,66 +6,30 @@
 mod support;
 
 use devp2p::chain::eth::EthChain;
-use devp2p::chain::{Spec, Store, presets};
-use devp2p::server;
 use protocols::eth::{self, BlockId, GetBlockHeaders};
 use secp256k1::{PublicKey, SecretKey};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{JsPeer, id_hex, key_hex};
+use support::{EthNode, JsPeer, chain_rlp, ethtest_store, id_hex, key_hex, tempdir};
 
 const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a";
 
-fn chain_rlp() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp")
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("devp2p-eth-interop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-struct Node {
-    server: server::Handle,
-    eth: eth::Handle,
-    events: tokio::sync::mpsc::Receiver<eth::Event>,
-    store: Arc<Store>,
-    key: SecretKey,
-}
-
-async fn node(store: Arc<Store>) -> Node {
-    let chain = Arc::new(EthChain::new(store.clone()));
-    let (proto, eth, events) = eth::Eth::new(chain, eth::Config::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let key = SecretKey::new(&mut rand::rng());
-    let server = server::start(
-        server::Config::new(key),
-        listener,
-        None,
-        vec![Arc::new(proto)],
+/// Our node serving (and storing into) `store`.
+async fn node(store: &Arc<devp2p::chain::Store>) -> EthNode {
+    EthNode::start(
+        Arc::new(EthChain::new(store.clone())),
+        eth::Config::default(),
     )
-    .unwrap();
-    Node {
-        server,
-        eth,
-        events,
-        store,
-        key,
-    }
-}
-
-fn spec() -> Spec {
-    presets::ethtest().unwrap()
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ethereumjs_fetches_the_chain_from_us() {
     let dir = tempdir("serve");
-    let store = Arc::new(Store::open(&dir, spec()).unwrap());
+    let store = ethtest_store(&dir);
     devp2p::cmd::import::import_file(&store, &chain_rlp()).unwrap();
-    let n = node(store).await;
+    let n = node(&store).await;
     let enode = format!(
         "enode://{}@{}",
         id_hex(&PublicKey::from_secret_key_global(&n.key)),
@@ -125,8 +89,8 @@ async fn we_fetch_the_chain_from_ethereumjs() {
     let listening = js.event("listening").await;
     let port = listening["port"].as_u64().unwrap() as u16;
     let dir = tempdir("fetch");
-    let store = Arc::new(Store::open(&dir, spec()).unwrap());
-    let mut n = node(store).await;
+    let store = ethtest_store(&dir);
+    let mut n = node(&store).await;
     let js_id = discovery::NodeId::from_public_key(&PublicKey::from_secret_key_global(&js_key));
     n.server
         .add_peer(discovery::Node {
@@ -169,9 +133,9 @@ async fn we_fetch_the_chain_from_ethereumjs() {
             .map(|(header, body)| devp2p::chain::Block { header, body })
             .collect();
         next += blocks.len() as u64;
-        n.store.insert_blocks(&blocks).unwrap();
+        store.insert_blocks(&blocks).unwrap();
     }
-    let head = n.store.head().unwrap();
+    let head = store.head().unwrap();
     assert_eq!(head.number, 600);
     assert_eq!(head.hash_slow().to_string(), HEAD);
     js.stop().await;

@@ -2,12 +2,11 @@
 //! block 400 of the ethtest chain: A replays blocks 401..600 and every node reaches the
 //! head through NewBlock relays, none receiving a full block from both of its neighbours.
 
-use devp2p::chain::{Store, presets};
+use devp2p::chain::Store;
 use devp2p::cmd::import::BlockReader;
 use devp2p::propagate::{self, Propagator};
 use devp2p::protocols::eth::{self, Chain, ETH68};
 use devp2p::server;
-use secp256k1::{PublicKey, SecretKey};
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +14,9 @@ use std::time::{Duration, Instant};
 
 const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a";
 
-fn chain_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp")
-}
+mod support;
+
+use support::{EthNode, chain_rlp as chain_file, ethtest_store, tempdir};
 
 /// Blocks 1..=n of the ethtest chain.
 fn first_blocks(n: u64) -> Vec<devp2p::chain::Block> {
@@ -39,18 +38,13 @@ struct Node {
     store: Arc<Store>,
     propagator: Propagator,
     task: tokio::task::JoinHandle<()>,
-    id: PublicKey,
+    net: EthNode,
     dir: PathBuf,
 }
 
 impl Node {
     fn node(&self) -> discovery::Node {
-        discovery::Node {
-            id: discovery::NodeId::from_public_key(&self.id),
-            ip: [127, 0, 0, 1].into(),
-            udp: 0,
-            tcp: self.server.listen_addr().port(),
-        }
+        self.net.node()
     }
 
     async fn stop(self) {
@@ -63,33 +57,25 @@ impl Node {
 }
 
 async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Node {
-    let dir = std::env::temp_dir().join(format!("devp2p-prop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(Store::open(&dir, presets::ethtest().unwrap()).unwrap());
+    let dir = tempdir(&format!("prop-{name}"));
+    let store = ethtest_store(&dir);
     store.insert_blocks(blocks).unwrap();
     let chain: Arc<dyn Chain> = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
     let config = eth::Config {
         versions: vec![ETH68],
         ..eth::Config::default()
     };
-    let (proto, eth, events) = eth::Eth::new(chain, config);
-    let (propagator, task) = Propagator::spawn(eth.clone(), store.clone(), events);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let key = SecretKey::new(&mut rand::rng());
-    let server = server::start(
-        server::Config::new(key),
-        listener,
-        None,
-        vec![Arc::new(proto)],
-    )
-    .unwrap();
+    let mut net = EthNode::start(chain, config).await;
+    let (_, idle) = tokio::sync::mpsc::channel(1);
+    let events = std::mem::replace(&mut net.events, idle);
+    let (propagator, task) = Propagator::spawn(net.eth.clone(), store.clone(), events);
     Node {
-        server,
-        eth,
+        server: net.server.clone(),
+        eth: net.eth.clone(),
         store,
         propagator,
         task,
-        id: PublicKey::from_secret_key_global(&key),
+        net,
         dir,
     }
 }

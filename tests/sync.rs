@@ -3,23 +3,21 @@
 //! corrupt bodies (it is dropped and the sync still completes).
 
 use alloy_primitives::B256;
+use devp2p::chain::Store;
 use devp2p::chain::eth::EthChain;
-use devp2p::chain::{Store, presets};
 use devp2p::protocols::eth::messages::Raw;
 use devp2p::protocols::eth::{self, Chain, Head, forkid::Filter};
 use devp2p::{server, sync};
-use secp256k1::{PublicKey, SecretKey};
+use secp256k1::PublicKey;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a";
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("devp2p-sync-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod support;
+
+use support::{EthNode, chain_rlp, ethtest_store, tempdir};
 
 /// An `eth::Chain` serving bodies with one transaction dropped (or an ommer added to
 /// bodies without transactions): they no longer match their headers.
@@ -58,8 +56,9 @@ impl Chain for Corrupt {
 }
 
 struct Node {
-    server: server::Handle,
+    net: EthNode,
     eth: eth::Handle,
+    server: server::Handle,
     store: Arc<Store>,
     id: PublicKey,
     dir: PathBuf,
@@ -67,12 +66,7 @@ struct Node {
 
 impl Node {
     fn node(&self) -> discovery::Node {
-        discovery::Node {
-            id: discovery::NodeId::from_public_key(&self.id),
-            ip: [127, 0, 0, 1].into(),
-            udp: 0,
-            tcp: self.server.listen_addr().port(),
-        }
+        self.net.node()
     }
 
     async fn stop(self) {
@@ -85,32 +79,23 @@ impl Node {
 /// A node over a fresh store in `name`; with the ethtest chain imported if `full`,
 /// serving corrupt bodies if `corrupt`.
 async fn node(name: &str, full: bool, corrupt: bool) -> Node {
-    let dir = tempdir(name);
-    let store = Arc::new(Store::open(&dir, presets::ethtest().unwrap()).unwrap());
+    let dir = tempdir(&format!("sync-{name}"));
+    let store = ethtest_store(&dir);
     if full {
-        let rlp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp");
-        devp2p::cmd::import::import_file(&store, &rlp).unwrap();
+        devp2p::cmd::import::import_file(&store, &chain_rlp()).unwrap();
     }
     let chain: Arc<dyn Chain> = if corrupt {
         Arc::new(Corrupt(EthChain::new(store.clone())))
     } else {
         Arc::new(EthChain::new(store.clone()))
     };
-    let (proto, eth, _events) = eth::Eth::new(chain, eth::Config::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let key = SecretKey::new(&mut rand::rng());
-    let server = server::start(
-        server::Config::new(key),
-        listener,
-        None,
-        vec![Arc::new(proto)],
-    )
-    .unwrap();
+    let net = EthNode::start(chain, eth::Config::default()).await;
     Node {
-        server,
-        eth,
+        eth: net.eth.clone(),
+        server: net.server.clone(),
+        id: net.id(),
+        net,
         store,
-        id: PublicKey::from_secret_key_global(&key),
         dir,
     }
 }

@@ -135,3 +135,74 @@ pub fn key_hex(key: &secp256k1::SecretKey) -> String {
 pub fn id_hex(key: &secp256k1::PublicKey) -> String {
     hex::encode(rlpx::handshake::id_bytes(key))
 }
+
+/// A node on 127.0.0.1 running `eth` over some chain, without discovery: the shared
+/// harness of the eth, sync, propagation and RPC tests.
+pub struct EthNode {
+    /// The p2p server.
+    pub server: devp2p::server::Handle,
+    /// The eth protocol's handle.
+    pub eth: protocols::eth::Handle,
+    /// The eth events, until a test takes them (e.g. for a propagator).
+    pub events: tokio::sync::mpsc::Receiver<protocols::eth::Event>,
+    /// The node key.
+    pub key: secp256k1::SecretKey,
+}
+
+impl EthNode {
+    /// Starts a node serving `chain` with `config`.
+    pub async fn start(
+        chain: std::sync::Arc<dyn protocols::eth::Chain>,
+        config: protocols::eth::Config,
+    ) -> Self {
+        let (proto, eth, events) = protocols::eth::Eth::new(chain, config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let key = secp256k1::SecretKey::new(&mut rand::rng());
+        let server = devp2p::server::start(
+            devp2p::server::Config::new(key),
+            listener,
+            None,
+            vec![std::sync::Arc::new(proto)],
+        )
+        .unwrap();
+        Self {
+            server,
+            eth,
+            events,
+            key,
+        }
+    }
+
+    /// The node's public key.
+    pub fn id(&self) -> secp256k1::PublicKey {
+        secp256k1::PublicKey::from_secret_key_global(&self.key)
+    }
+
+    /// The node record other nodes dial.
+    pub fn node(&self) -> discovery::Node {
+        discovery::Node {
+            id: discovery::NodeId::from_secret_key(&self.key),
+            ip: [127, 0, 0, 1].into(),
+            udp: 0,
+            tcp: self.server.listen_addr().port(),
+        }
+    }
+}
+
+/// A fresh, empty directory for one test's data.
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("devp2p-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The bundled ethtest chain file.
+pub fn chain_rlp() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp")
+}
+
+/// A block store for the ethtest chain in `dir`.
+pub fn ethtest_store(dir: &std::path::Path) -> std::sync::Arc<devp2p::chain::Store> {
+    let spec = devp2p::chain::presets::ethtest().unwrap();
+    std::sync::Arc::new(devp2p::chain::Store::open(dir, spec).unwrap())
+}
