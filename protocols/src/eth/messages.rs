@@ -163,7 +163,7 @@ impl Decodable for Raw {
         if buf.len() < len {
             return Err(alloy_rlp::Error::InputTooShort);
         }
-        *buf = &buf[len..];
+        *buf = &buf[len..]; // ok: len <= buf.len() checked above
         let total = start.len() - buf.len();
         Ok(Raw(Bytes::copy_from_slice(&start[..total])))
     }
