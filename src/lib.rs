@@ -24,7 +24,9 @@ pub mod sync;
 /// The CLI subcommands as library functions.
 pub mod cmd {
     pub mod bootnode;
+    pub mod devnet;
     pub mod export;
+    pub mod gen_chain;
     pub mod import;
     pub mod key;
     pub mod node;

@@ -30,6 +30,11 @@ enum Command {
     Import(devp2p::cmd::import::Args),
     /// Export canonical blocks to an RLP block file.
     Export(devp2p::cmd::export::Args),
+    /// Generate a synthetic chain (valid under our structural rules) as an RLP block file.
+    GenChain(devp2p::cmd::gen_chain::Args),
+    /// Run a local network on loopback: a bootnode and N nodes, one replaying the bundled
+    /// chain, with a live status table.
+    Devnet(devp2p::cmd::devnet::Args),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -88,6 +93,8 @@ fn main() -> std::process::ExitCode {
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
         Command::Import(args) => devp2p::cmd::import::run(args).map_err(Into::into),
         Command::Export(args) => devp2p::cmd::export::run(args).map_err(Into::into),
+        Command::GenChain(args) => devp2p::cmd::gen_chain::run(args),
+        Command::Devnet(args) => run_async(|stop| devp2p::cmd::devnet::run(args, stop)),
         Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(args, stop)),
         Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
     };
