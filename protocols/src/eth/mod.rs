@@ -41,6 +41,7 @@ pub mod chain;
 pub mod forkid;
 mod handler;
 pub mod messages;
+pub mod pool;
 pub mod requests;
 pub mod serve;
 pub mod status;
