@@ -45,6 +45,7 @@ pub mod pool;
 pub mod requests;
 pub mod serve;
 pub mod status;
+pub mod txfetch;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

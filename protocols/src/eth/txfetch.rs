@@ -1,0 +1,297 @@
+//! The pooled-transaction fetcher, sans-IO: which announced transactions to ask which
+//! peer for, and when (time is passed in as `now`).
+//!
+//! An announced hash (NewPooledTransactionHashes) we do not have waits
+//! [`Config::arrival_wait`] for the full transaction to arrive by broadcast (sqrt(n) peers
+//! get it in full, so it often does), then is requested from one of the peers that
+//! announced it, at most one request in flight per peer, [`Config::max_hashes`] hashes or
+//! [`Config::max_bytes`] announced bytes per request. A request that times out or comes
+//! back without some hashes drops that peer from those hashes' announcers; the hashes go
+//! to another announcer, or are forgotten when none is left. Everything is bounded: hashes
+//! per announcing peer, announcers per hash and hashes tracked in all.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::B256;
+
+use super::PeerId;
+
+/// Fetcher limits.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long an announced transaction waits for a broadcast copy before we ask for
+    /// it. Default 500 ms (go-ethereum `txArriveTimeout`).
+    pub arrival_wait: Duration,
+    /// How long a peer has to answer. Default 5 s (go-ethereum `txFetchTimeout`).
+    pub timeout: Duration,
+    /// Hashes per GetPooledTransactions. Default 256 (spec's recommended request limit).
+    pub max_hashes: usize,
+    /// Announced bytes per request. Default 128 KiB (go-ethereum `maxTxRetrievalSize`).
+    pub max_bytes: usize,
+    /// Hashes tracked per announcing peer. Default 4096 (go-ethereum `maxTxAnnounces`).
+    pub max_per_peer: usize,
+    /// Hashes tracked in all. Default 32768.
+    pub max_tracked: usize,
+    /// Announcers remembered per hash. Default 8: enough alternatives for retries.
+    pub max_announcers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            arrival_wait: Duration::from_millis(500),
+            timeout: Duration::from_secs(5),
+            max_hashes: 256,
+            max_bytes: 128 * 1024,
+            max_per_peer: 4096,
+            max_tracked: 32768,
+            max_announcers: 8,
+        }
+    }
+}
+
+/// What an announcement said about a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// EIP-2718 type.
+    pub kind: u8,
+    /// Encoded size.
+    pub size: u32,
+}
+
+/// One tracked hash.
+#[derive(Debug)]
+struct Tracked {
+    meta: Meta,
+    first_seen: Instant,
+    /// Peers that announced it and have not failed to deliver it.
+    announcers: Vec<PeerId>,
+    /// The peer it is requested from.
+    fetching: Option<PeerId>,
+}
+
+/// A request in flight to one peer.
+#[derive(Debug)]
+struct Request {
+    hashes: Vec<B256>,
+    deadline: Instant,
+}
+
+/// A request to send: ask `peer` for `hashes` (with what they were announced as, to
+/// check the answer).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fetch {
+    /// The peer.
+    pub peer: PeerId,
+    /// The hashes and their announced type and size.
+    pub hashes: Vec<(B256, Meta)>,
+}
+
+/// The fetcher's state.
+#[derive(Debug, Default)]
+pub struct Fetcher {
+    config: Config,
+    tracked: HashMap<B256, Tracked>,
+    /// Hashes each peer announced that are still tracked.
+    by_peer: HashMap<PeerId, HashSet<B256>>,
+    requests: HashMap<PeerId, Request>,
+}
+
+impl Fetcher {
+    /// An empty fetcher.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// Hashes tracked.
+    pub fn len(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// Whether nothing is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.tracked.is_empty()
+    }
+
+    /// `peer` announced `items`; `have` says which we already hold (they are skipped).
+    pub fn announce(
+        &mut self,
+        peer: PeerId,
+        items: impl IntoIterator<Item = (B256, Meta)>,
+        have: impl Fn(&B256) -> bool,
+        now: Instant,
+    ) {
+        let mine = self.by_peer.entry(peer).or_default();
+        for (hash, meta) in items {
+            if mine.len() >= self.config.max_per_peer {
+                break;
+            }
+            if mine.contains(&hash) || have(&hash) {
+                continue;
+            }
+            let room = self.tracked.len() < self.config.max_tracked;
+            match self.tracked.get_mut(&hash) {
+                Some(t) => {
+                    if t.announcers.len() < self.config.max_announcers {
+                        t.announcers.push(peer);
+                        mine.insert(hash);
+                    }
+                }
+                None if room => {
+                    self.tracked.insert(
+                        hash,
+                        Tracked {
+                            meta,
+                            first_seen: now,
+                            announcers: vec![peer],
+                            fetching: None,
+                        },
+                    );
+                    mine.insert(hash);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The transactions of `hashes` arrived (broadcast, or any answer) and were handled:
+    /// stop tracking them.
+    pub fn arrived(&mut self, hashes: impl IntoIterator<Item = B256>) {
+        for h in hashes {
+            if let Some(t) = self.tracked.remove(&h) {
+                for p in t.announcers {
+                    if let Some(set) = self.by_peer.get_mut(&p) {
+                        set.remove(&h);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `peer` answered its request; `delivered` are the hashes it sent. Hashes it left out
+    /// are no longer expected from it.
+    pub fn delivered(&mut self, peer: PeerId, delivered: &[B256]) {
+        let Some(req) = self.requests.remove(&peer) else {
+            return;
+        };
+        self.arrived(delivered.iter().copied());
+        for h in req.hashes {
+            self.drop_announcer(&h, &peer);
+        }
+    }
+
+    /// `peer` disconnected: its request and announcements are void.
+    pub fn peer_left(&mut self, peer: &PeerId) {
+        self.requests.remove(peer);
+        for h in self.by_peer.remove(peer).unwrap_or_default() {
+            self.drop_announcer(&h, peer);
+        }
+    }
+
+    fn drop_announcer(&mut self, hash: &B256, peer: &PeerId) {
+        if let Some(set) = self.by_peer.get_mut(peer) {
+            set.remove(hash);
+        }
+        let Some(t) = self.tracked.get_mut(hash) else {
+            return;
+        };
+        t.announcers.retain(|p| p != peer);
+        if t.fetching == Some(*peer) {
+            t.fetching = None;
+        }
+        if t.announcers.is_empty() {
+            self.tracked.remove(hash);
+        }
+    }
+
+    /// Expires requests past their deadline (as answered with nothing); returns the peers
+    /// that timed out.
+    pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
+        let late: Vec<PeerId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &late {
+            self.delivered(*p, &[]);
+        }
+        late
+    }
+
+    /// When [`Fetcher::poll`] or [`Fetcher::expire`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let waiting = self
+            .tracked
+            .values()
+            .filter(|t| t.fetching.is_none())
+            .map(|t| t.first_seen + self.config.arrival_wait);
+        let requests = self.requests.values().map(|r| r.deadline);
+        waiting.chain(requests).min()
+    }
+
+    /// The requests to send now: for each idle peer, the hashes that waited long enough
+    /// and that it announced, within the request limits.
+    pub fn poll(&mut self, now: Instant) -> Vec<Fetch> {
+        let wait = self.config.arrival_wait;
+        let mut out: Vec<Fetch> = Vec::new();
+        let mut bytes: HashMap<PeerId, usize> = HashMap::new();
+        // Oldest first, so no hash starves behind newer ones.
+        let mut ready: Vec<(Instant, B256)> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.fetching.is_none() && t.first_seen + wait <= now)
+            .map(|(h, t)| (t.first_seen, *h))
+            .collect();
+        ready.sort_unstable();
+        for (_, hash) in ready {
+            let Some(t) = self.tracked.get_mut(&hash) else {
+                continue;
+            };
+            // The first announcer that is idle, or whose new request still has room.
+            let pick = t.announcers.iter().copied().find(|p| {
+                if self.requests.contains_key(p) {
+                    return false;
+                }
+                match out.iter().find(|f| f.peer == *p) {
+                    None => true,
+                    Some(f) => {
+                        f.hashes.len() < self.config.max_hashes
+                            && bytes.get(p).copied().unwrap_or(0) + t.meta.size as usize
+                                <= self.config.max_bytes
+                    }
+                }
+            });
+            let Some(peer) = pick else {
+                continue;
+            };
+            t.fetching = Some(peer);
+            *bytes.entry(peer).or_default() += t.meta.size as usize;
+            match out.iter_mut().find(|f| f.peer == peer) {
+                Some(f) => f.hashes.push((hash, t.meta)),
+                None => out.push(Fetch {
+                    peer,
+                    hashes: vec![(hash, t.meta)],
+                }),
+            }
+        }
+        for f in &out {
+            self.requests.insert(
+                f.peer,
+                Request {
+                    hashes: f.hashes.iter().map(|h| h.0).collect(),
+                    deadline: now + self.config.timeout,
+                },
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "txfetch_tests.rs"]
+mod tests;

@@ -1,0 +1,134 @@
+use super::*;
+
+fn peer(i: u8) -> PeerId {
+    let k = secp256k1::SecretKey::from_byte_array([i.max(1); 32]).unwrap();
+    secp256k1::PublicKey::from_secret_key(secp256k1::SECP256K1, &k)
+}
+
+fn h(i: u16) -> B256 {
+    B256::left_padding_from(&i.to_be_bytes())
+}
+
+const M: Meta = Meta {
+    kind: 2,
+    size: 100,
+};
+
+fn items(range: std::ops::Range<u16>) -> Vec<(B256, Meta)> {
+    range.map(|i| (h(i), M)).collect()
+}
+
+fn hashes(f: &Fetch) -> Vec<B256> {
+    f.hashes.iter().map(|x| x.0).collect()
+}
+
+#[test]
+fn waits_for_broadcast_then_fetches_once() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config::default());
+    f.announce(peer(1), items(0..3), |x| *x == h(2), t0);
+    f.announce(peer(2), items(0..3), |_| false, t0);
+    assert_eq!(f.len(), 3);
+    // Nothing before the arrival wait; h(1) arrives by broadcast meanwhile.
+    assert!(f.poll(t0).is_empty());
+    assert_eq!(f.next_deadline(), Some(t0 + Duration::from_millis(500)));
+    f.arrived([h(1)]);
+    let t1 = t0 + Duration::from_millis(500);
+    let reqs = f.poll(t1);
+    // One request, to the first announcer; h(2) (which peer 1 had) from peer 2 only.
+    assert_eq!(reqs.len(), 2);
+    let by = |p| reqs.iter().find(|r| r.peer == p).map(hashes).unwrap();
+    assert_eq!(by(peer(1)), vec![h(0)]);
+    assert_eq!(by(peer(2)), vec![h(2)]);
+    // Nothing is asked twice while in flight.
+    assert!(f.poll(t1).is_empty());
+    f.delivered(peer(1), &[h(0)]);
+    f.delivered(peer(2), &[h(2)]);
+    assert!(f.is_empty());
+    assert!(f.poll(t1 + Duration::from_secs(1)).is_empty());
+}
+
+#[test]
+fn timeout_retries_another_announcer() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config::default());
+    f.announce(peer(1), items(0..2), |_| false, t0);
+    f.announce(peer(2), items(0..2), |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let reqs = f.poll(t1);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].peer, peer(1));
+    assert_eq!(f.next_deadline(), Some(t1 + Duration::from_secs(5)));
+    // Peer 1 never answers.
+    assert!(f.expire(t1 + Duration::from_secs(4)).is_empty());
+    let t2 = t1 + Duration::from_secs(5);
+    assert_eq!(f.expire(t2), vec![peer(1)]);
+    let reqs = f.poll(t2);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].peer, peer(2));
+    assert_eq!(hashes(&reqs[0]), vec![h(0), h(1)]);
+    // Peer 2 delivers one and lacks the other: nobody else has it, it is forgotten.
+    f.delivered(peer(2), &[h(0)]);
+    assert!(f.is_empty());
+}
+
+#[test]
+fn partial_answer_and_disconnect_move_work() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config::default());
+    f.announce(peer(1), items(0..2), |_| false, t0);
+    f.announce(peer(2), items(0..2), |_| false, t0);
+    f.announce(peer(3), items(0..2), |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert_eq!(f.poll(t1)[0].peer, peer(1));
+    f.delivered(peer(1), &[h(0)]);
+    let r = f.poll(t1);
+    assert_eq!((r[0].peer, hashes(&r[0])), (peer(2), vec![h(1)]));
+    f.peer_left(&peer(2));
+    let r = f.poll(t1);
+    assert_eq!((r[0].peer, hashes(&r[0])), (peer(3), vec![h(1)]));
+    f.peer_left(&peer(3));
+    assert!(f.is_empty());
+    assert!(f.by_peer.values().all(|s| s.is_empty()));
+}
+
+#[test]
+fn requests_are_bounded() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config {
+        max_hashes: 10,
+        max_bytes: 550,
+        ..Config::default()
+    });
+    f.announce(peer(1), items(0..20), |_| false, t0);
+    let r = f.poll(t0 + Duration::from_secs(1));
+    assert_eq!(r.len(), 1);
+    // 5 x 100 bytes fit in 550, a sixth does not.
+    assert_eq!(r[0].hashes.len(), 5);
+    // An oversized transaction still goes, alone.
+    let mut f = Fetcher::new(Config {
+        max_bytes: 50,
+        ..Config::default()
+    });
+    f.announce(peer(1), items(0..2), |_| false, t0);
+    assert_eq!(f.poll(t0 + Duration::from_secs(1))[0].hashes.len(), 1);
+}
+
+#[test]
+fn tracking_is_bounded() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config {
+        max_per_peer: 100,
+        max_tracked: 150,
+        max_announcers: 2,
+        ..Config::default()
+    });
+    f.announce(peer(1), items(0..1000), |_| false, t0);
+    assert_eq!(f.len(), 100);
+    f.announce(peer(2), items(500..1000), |_| false, t0);
+    assert_eq!(f.len(), 150);
+    f.announce(peer(3), items(0..100), |_| false, t0);
+    f.announce(peer(4), items(0..100), |_| false, t0);
+    assert!(f.tracked.values().all(|t| t.announcers.len() <= 2));
+    assert_eq!(f.by_peer[&peer(4)].len(), 0);
+}
