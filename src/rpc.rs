@@ -56,6 +56,8 @@ use http::{Endpoint, Limits, Reply};
 /// JSON-RPC error codes (JSON-RPC 2.0 spec, section 5.1).
 mod code {
     pub const PARSE: i64 = -32700;
+    /// Implementation-defined server error (JSON-RPC 2.0 reserves -32000..-32099).
+    pub const SERVER: i64 = -32000;
     pub const INVALID_REQUEST: i64 = -32600;
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
@@ -98,6 +100,10 @@ pub enum Error {
     /// A service the call needs has stopped.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The call was understood but refused (e.g. a transaction the pool rejects): code
+    /// -32000, go-ethereum's generic server error, with the reason as the message.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {
@@ -109,6 +115,7 @@ impl Error {
             Error::MethodNotFound => code::METHOD_NOT_FOUND,
             Error::InvalidParams(_) => code::INVALID_PARAMS,
             Error::Internal(_) => code::INTERNAL,
+            Error::Refused(_) => code::SERVER,
         }
     }
 }
@@ -147,6 +154,7 @@ pub struct Api {
     config: Config,
     store: Option<Arc<Store>>,
     sync: Option<sync::Handle>,
+    eth: Option<protocols::eth::Handle>,
 }
 
 impl Api {
@@ -162,6 +170,7 @@ impl Api {
             config,
             store: None,
             sync: None,
+            eth: None,
         }
     }
 
@@ -172,9 +181,19 @@ impl Api {
         self
     }
 
+    /// Adds the transaction methods (`eth_sendRawTransaction`, `txpool_status`) over the
+    /// eth protocol's pool.
+    pub fn with_eth(mut self, eth: protocols::eth::Handle) -> Self {
+        self.eth = Some(eth);
+        self
+    }
+
     /// Runs one method; `params` is the request's `params` member, if any.
     pub async fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, Error> {
         if let Some(answer) = eth::call(self, method, params) {
+            return answer;
+        }
+        if let Some(answer) = eth::call_pool(self, method, params) {
             return answer;
         }
         admin::call(self, method, params).await

@@ -285,10 +285,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     } else {
         args.bootnodes.clone()
     };
+    let mut eth_config = protocols::eth::Config::default();
+    eth_config.pool.chain_id = Some(spec.config.chain_id);
     let store = Arc::new(crate::chain::Store::open(&datadir, spec)?);
     let chain = Arc::new(crate::chain::eth::EthChain::new(store.clone()));
-    let (eth, eth_handle, mut eth_events) =
-        protocols::eth::Eth::new(chain.clone(), protocols::eth::Config::default());
+    let (eth, eth_handle, mut eth_events) = protocols::eth::Eth::new(chain.clone(), eth_config);
     let bootnodes = bootnode_list
         .iter()
         .map(|s| parse_node(s).map_err(|e| Error::Invalid(format!("--bootnodes {s:.40}: {e}"))))
@@ -406,7 +407,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             ..crate::rpc::Config::default()
         };
         let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg)
-            .with_chain(store.clone(), Some(syncer.handle()));
+            .with_chain(store.clone(), Some(syncer.handle()))
+            .with_eth(eth_handle.clone());
         info!(target: "p2p", url = %format!("http://{addr}"), "JSON-RPC");
         tokio::spawn(crate::rpc::serve(listener, api, stopped()));
     }

@@ -1,6 +1,7 @@
 //! The chain methods: `eth_blockNumber`, `eth_chainId`, `eth_syncing`,
 //! `eth_getBlockByNumber` and `eth_getBlockByHash` over the block store and the sync task,
-//! in go-ethereum's shapes.
+//! and the pool methods `eth_sendRawTransaction` and `txpool_status`, in go-ethereum's
+//! shapes.
 //!
 //! Blocks list their transactions by hash whether or not `fullTx` is set: the store has no
 //! receipts or senders, so go-ethereum's full transaction objects (`from`, …) cannot be
@@ -81,6 +82,54 @@ fn dispatch(
         }
         _ => Err(Error::MethodNotFound),
     }
+}
+
+/// Largest raw transaction accepted over RPC, as hex characters: a blob transaction with
+/// its sidecar (6 blobs of 128 KiB plus commitments and proofs) and the 128 KiB of the rest.
+const MAX_RAW_TX_HEX: usize = 2 * (7 * 128 * 1024 + 64 * 1024);
+
+/// Dispatches a transaction-pool method; `None` when `method` is not one.
+pub(super) fn call_pool(
+    api: &Api,
+    method: &str,
+    params: Option<&Value>,
+) -> Option<Result<Value, Error>> {
+    if !["eth_sendRawTransaction", "txpool_status"].contains(&method) {
+        return None;
+    }
+    let Some(eth) = api.eth.as_ref() else {
+        return Some(Err(Error::MethodNotFound));
+    };
+    Some(match method {
+        "eth_sendRawTransaction" => send_raw(eth, params),
+        _ => positional(params, 0).map(|_| {
+            // Without state every pooled transaction counts as pending (go-ethereum splits
+            // pending and queued by account nonce, which we do not know).
+            let stats = eth.pool().stats();
+            json!({ "pending": quantity(stats.count), "queued": quantity(0) })
+        }),
+    })
+}
+
+/// `eth_sendRawTransaction(data)`: decodes an EIP-2718 transaction (blob transactions in
+/// their network form with the sidecar), pools it and sends it to peers; answers its hash.
+fn send_raw(eth: &protocols::eth::Handle, params: Option<&Value>) -> Result<Value, Error> {
+    let args = positional(params, 1)?;
+    let hex_data = args
+        .first()
+        .and_then(Value::as_str)
+        .and_then(|s| s.strip_prefix("0x"))
+        .ok_or_else(|| invalid("argument 0 must be 0x-prefixed hex data"))?;
+    if hex_data.len() > MAX_RAW_TX_HEX {
+        return Err(Error::Refused("oversized data".into()));
+    }
+    let bytes = hex::decode(hex_data).map_err(|_| invalid("argument 0 is not hex"))?;
+    let tx = <alloy_consensus::transaction::PooledTransaction as alloy_eips::eip2718::Decodable2718>::decode_2718_exact(&bytes)
+        .map_err(|e| Error::Refused(format!("invalid transaction: {e}")))?;
+    let pooled = eth
+        .submit_transaction(tx)
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    Ok(Value::String(pooled.hash.to_string()))
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {

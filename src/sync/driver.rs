@@ -233,12 +233,26 @@ fn execute(
                     .last()
                     .map(|b| (b.header.number, b.header.hash_slow()))
                     .unwrap_or_default();
+                // Pooled transactions these blocks include are dropped after the import
+                // (hashing them only when the pool holds something).
+                let included: Vec<B256> = if eth.pool().stats().count > 0 {
+                    blocks
+                        .iter()
+                        .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let r = tokio::task::spawn_blocking(move || store.insert_blocks(&blocks)).await;
                 let result = match r {
-                    Ok(Ok(i)) => Imported::Ok {
-                        number: i.head_number,
-                        hash: i.head_hash,
-                    },
+                    Ok(Ok(i)) => {
+                        eth.remove_transactions(included);
+                        announce_head(&eth, i.head_hash, i.head_number);
+                        Imported::Ok {
+                            number: i.head_number,
+                            hash: i.head_hash,
+                        }
+                    }
                     Ok(Err(store::Error::BadBlock { hash, .. })) => Imported::Bad { hash },
                     Ok(Err(e)) => {
                         tracing::warn!(target: "sync", error = %e, "import failed");
@@ -256,6 +270,16 @@ fn execute(
                     elapsed: started.elapsed(),
                 });
             });
+        }
+    }
+}
+
+/// Announces our new head by hash to the peers that do not know it (go-ethereum does the
+/// same after a sync), so peers behind us learn of it without waiting for a new block.
+fn announce_head(eth: &eth::Handle, hash: B256, number: u64) {
+    for p in eth.peers() {
+        if p.status.head_number.is_none_or(|n| n < number) {
+            eth.send_new_block_hashes(&p.id, hash, number);
         }
     }
 }

@@ -56,12 +56,6 @@ pub trait Chain: Send + Sync + 'static {
     fn has_receipts(&self, hash: &B256) -> bool {
         self.body_by_hash(hash).is_some()
     }
-    /// Pooled transactions by hash, network-encoded, in request order with unknown ones
-    /// left out. There is no transaction pool yet: the default serves none.
-    fn pooled_transactions(&self, hashes: &[B256]) -> Vec<Raw> {
-        let _ = hashes;
-        Vec::new()
-    }
 
     /// Our fork id at the current head.
     fn fork_id(&self) -> ForkId {

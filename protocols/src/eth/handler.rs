@@ -12,6 +12,9 @@ use tracing::Instrument;
 
 use super::messages::{self, BlockRangeUpdate, ETH69, Message, RequestPair, code};
 use super::requests::{Budget, Kind, Match, Tracker};
+use super::pool::{self, Pooled};
+use super::txfetch::Meta;
+use super::txs::{self, FetchInput};
 use super::{Command, Entry, Event, PeerId, PeerStatus, RequestError, Shared, serve, status};
 
 /// Why we disconnected a peer after the handshake. [`Error::disconnect_reason`] gives
@@ -51,6 +54,17 @@ pub enum Error {
     /// A NewPooledTransactionHashes whose three lists differ in length: `BreachOfProtocol`.
     #[error("inconsistent transaction announcement")]
     Announcement,
+    /// A blob transaction broadcast in Transactions (EIP-4844: they are only announced):
+    /// `BreachOfProtocol`.
+    #[error("blob transaction broadcast")]
+    BlobBroadcast,
+    /// A PooledTransactions answer with a transaction we did not ask for, or out of
+    /// order: `BreachOfProtocol`.
+    #[error("unrequested pooled transaction")]
+    Unrequested,
+    /// A pooled transaction of another type than announced (EIP-5793): `BreachOfProtocol`.
+    #[error("pooled transaction type differs from its announcement")]
+    AnnouncedType,
     /// A BlockRangeUpdate with earliest > latest or a zero hash: `BreachOfProtocol`.
     #[error("invalid block range update")]
     Range,
@@ -114,6 +128,10 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
 
     let session = shared.sessions.fetch_add(1, Ordering::Relaxed);
     let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    let txq = Arc::new(txs::TxQueue::default());
+    shared
+        .fetch
+        .get_or_init(|| txs::spawn_fetcher(Arc::downgrade(&shared), shared.config.fetch.clone()));
     shared.peers().insert(
         id,
         Entry {
@@ -122,6 +140,8 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
             version,
             commands: tx,
             known: Default::default(),
+            known_txs: Default::default(),
+            txq: txq.clone(),
         },
     );
     shared.emit(Event::PeerConnected { peer: id, status });
@@ -145,10 +165,11 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
         session,
         version,
     };
-    let error = s.run(commands).await;
+    let error = s.run(commands, &txq).await;
     for reply in s.tracker.drain() {
         reply.fail(RequestError::Disconnected);
     }
+    shared.fetcher(FetchInput::PeerLeft(id));
     {
         let mut peers = shared.peers();
         if peers.get(&id).is_some_and(|e| e.session == session) {
@@ -171,6 +192,8 @@ enum Reply {
             Result<Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>, RequestError>,
         >,
     ),
+    /// The fetcher's request `id` for these announced transactions.
+    Pooled(u64, Vec<(alloy_primitives::B256, Meta)>),
 }
 
 impl Reply {
@@ -179,6 +202,8 @@ impl Reply {
         match self {
             Reply::Headers(tx) => drop(tx.send(Err(e))),
             Reply::Bodies(tx) => drop(tx.send(Err(e))),
+            // The fetcher has its own (shorter) timeout and hears of disconnects.
+            Reply::Pooled(..) => {}
         }
     }
 }
@@ -200,7 +225,7 @@ struct Session {
 type Outcome = Option<Error>;
 
 impl Session {
-    async fn run(&mut self, mut commands: mpsc::Receiver<Command>) -> Outcome {
+    async fn run(&mut self, mut commands: mpsc::Receiver<Command>, txq: &txs::TxQueue) -> Outcome {
         let period = self.shared.config.range_update_interval;
         let mut range_tick = tokio::time::interval_at(Instant::now() + period, period);
         loop {
@@ -221,6 +246,13 @@ impl Session {
                     for reply in self.tracker.expire(Instant::now().into_std()) {
                         tracing::debug!(target: "eth", "request timed out");
                         reply.fail(RequestError::Timeout);
+                    }
+                }
+                _ = txq.notify.notified() => {
+                    for (c, data) in txq.drain() {
+                        if !self.send(c, data).await {
+                            return None;
+                        }
                     }
                 }
                 _ = range_tick.tick(), if self.version >= ETH69 => {
@@ -260,13 +292,14 @@ impl Session {
                 return false;
             }
             Command::Send(c, data) => return self.send(c, data).await,
+            Command::FetchPooled { id, hashes } => return self.fetch_pooled(id, hashes).await,
             other => other,
         };
         if self.tracker.in_flight() >= self.shared.config.max_in_flight {
             match cmd {
                 Command::Headers { reply, .. } => Reply::Headers(reply).fail(RequestError::Busy),
                 Command::Bodies { reply, .. } => Reply::Bodies(reply).fail(RequestError::Busy),
-                Command::Disconnect(_) | Command::Send(..) => {}
+                Command::Disconnect(_) | Command::Send(..) | Command::FetchPooled { .. } => {}
             }
             return true;
         }
@@ -293,9 +326,82 @@ impl Session {
                     message: hashes,
                 })
             }
-            Command::Disconnect(_) | Command::Send(..) => return true,
+            Command::Disconnect(_) | Command::Send(..) | Command::FetchPooled { .. } => return true,
         };
         self.send(msg.code(), msg.encode()).await
+    }
+
+    /// Sends the fetcher's GetPooledTransactions (not counted against `max_in_flight`:
+    /// the fetcher keeps at most one per peer).
+    async fn fetch_pooled(&mut self, id: u64, hashes: Vec<(alloy_primitives::B256, Meta)>) -> bool {
+        let now = Instant::now().into_std();
+        let kind = Kind::Pooled {
+            count: hashes.len(),
+        };
+        let list: Vec<_> = hashes.iter().map(|h| h.0).collect();
+        let timeout = self.shared.config.request_timeout;
+        let request_id = self
+            .tracker
+            .start(kind, now, timeout, Reply::Pooled(id, hashes));
+        let msg = Message::GetPooledTransactions(RequestPair {
+            request_id,
+            message: list,
+        });
+        self.send(msg.code(), msg.encode()).await
+    }
+
+    /// Handles the answer to the fetcher's request `id` for `asked`.
+    fn on_pooled(
+        &self,
+        id: u64,
+        asked: &[(alloy_primitives::B256, Meta)],
+        txs: Vec<alloy_consensus::transaction::PooledTransaction>,
+    ) -> Result<(), Error> {
+        let mut next = asked.iter();
+        let mut delivered = Vec::with_capacity(txs.len());
+        let mut accepted = Vec::new();
+        for tx in txs {
+            let hash = *tx.hash();
+            // In request order, a subset of it (spec: unknown ones are left out).
+            let meta = next
+                .find(|(h, _)| *h == hash)
+                .map(|(_, m)| *m)
+                .ok_or(Error::Unrequested)?;
+            if alloy_eips::Typed2718::ty(&tx) != meta.kind {
+                return Err(Error::AnnouncedType);
+            }
+            delivered.push(hash);
+            self.mark_known_txs([hash]);
+            let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&tx);
+            if size != meta.size as usize {
+                // Not worth a disconnect (encodings of sidecars vary); not worth pooling.
+                tracing::debug!(target: "eth", %hash, size, announced = meta.size, "pooled transaction size differs from announcement");
+                continue;
+            }
+            if let Some(p) = self.pool_add(self.shared.pool.add(tx, pool::Origin::Remote)) {
+                accepted.push(p);
+            }
+        }
+        self.shared.fetcher(FetchInput::Delivered {
+            peer: self.id,
+            id,
+            hashes: delivered,
+        });
+        txs::broadcast(&self.shared, Some(self.id), &accepted);
+        Ok(())
+    }
+
+    /// The pool's verdict on a peer's transaction: pooled, or dropped (with the reason at
+    /// trace level: peers relay transactions that became invalid, which is no offence).
+    fn pool_add(&self, result: Result<Pooled, pool::Error>) -> Option<Pooled> {
+        match result {
+            Ok(p) => Some(p),
+            Err(pool::Error::Known) => None,
+            Err(e) => {
+                tracing::trace!(target: "eth", error = %e, "transaction not pooled");
+                None
+            }
+        }
     }
 
     fn take_budget(&mut self) -> Result<(), Error> {
@@ -338,7 +444,7 @@ impl Session {
             }
             Message::GetPooledTransactions(req) => {
                 self.take_budget()?;
-                let txs = serve::pooled_transactions(&*chain, &req.message);
+                let txs = serve::pooled_transactions(&self.shared.pool, &req.message);
                 let out = messages::encode_raw_response(req.request_id, &txs);
                 self.send(code::POOLED_TRANSACTIONS, out).await;
             }
@@ -368,15 +474,38 @@ impl Session {
                 Match::Late => tracing::debug!(target: "eth", "late bodies dropped"),
                 _ => return Err(Error::Unsolicited { code: c }),
             },
-            // We never ask for these (no receipts download, no transaction pool yet).
-            Message::Receipts68(_) | Message::Receipts69(_) | Message::PooledTransactions(_) => {
+            Message::PooledTransactions(res) => match self.tracker.complete(res.request_id, false) {
+                Match::Answer {
+                    kind: Kind::Pooled { count },
+                    reply: Reply::Pooled(id, asked),
+                } => {
+                    if res.message.len() > count {
+                        return Err(Error::TooManyItems { code: c });
+                    }
+                    self.on_pooled(id, &asked, res.message)?;
+                }
+                Match::Late => tracing::debug!(target: "eth", "late pooled transactions dropped"),
+                _ => return Err(Error::Unsolicited { code: c }),
+            },
+            // We never ask for receipts (we do not execute, so could not check them).
+            Message::Receipts68(_) | Message::Receipts69(_) => {
                 return Err(Error::Unsolicited { code: c });
             }
             Message::NewPooledTransactionHashes(a) => {
                 if !a.is_consistent() {
                     return Err(Error::Announcement);
                 }
-                // No transaction pool yet: announcements are validated and dropped.
+                self.mark_known_txs(a.hashes.iter().copied());
+                let items = a
+                    .hashes
+                    .iter()
+                    .zip(a.types.iter().zip(&a.sizes))
+                    .map(|(h, (&kind, &size))| (*h, Meta { kind, size }))
+                    .collect();
+                self.shared.fetcher(FetchInput::Announce {
+                    peer: self.id,
+                    items,
+                });
             }
             Message::BlockRangeUpdate(r) => {
                 if !r.is_valid() {
@@ -401,10 +530,36 @@ impl Session {
                     td: nb.td,
                 });
             }
-            // Transactions wait for the pool.
-            Message::Transactions(_) => {}
+            Message::Transactions(list) => self.on_transactions(list)?,
         }
         Ok(())
+    }
+
+    /// A broadcast: pool what validates and pass it on.
+    fn on_transactions(&self, list: Vec<alloy_consensus::TxEnvelope>) -> Result<(), Error> {
+        let hashes: Vec<_> = list.iter().map(|t| *t.tx_hash()).collect();
+        self.mark_known_txs(hashes.iter().copied());
+        let mut accepted = Vec::new();
+        for tx in list {
+            match self.shared.pool.add_envelope(tx, pool::Origin::Remote) {
+                Err(pool::Error::NoSidecar) => return Err(Error::BlobBroadcast),
+                r => accepted.extend(self.pool_add(r)),
+            }
+        }
+        self.shared.fetcher(FetchInput::Arrived(hashes));
+        txs::broadcast(&self.shared, Some(self.id), &accepted);
+        Ok(())
+    }
+
+    fn mark_known_txs(&self, hashes: impl IntoIterator<Item = alloy_primitives::B256>) {
+        let mut peers = self.shared.peers();
+        if let Some(e) = peers.get_mut(&self.id)
+            && e.session == self.session
+        {
+            for h in hashes {
+                e.known_txs.insert(h);
+            }
+        }
     }
 
     fn mark_known(&self, hashes: impl IntoIterator<Item = alloy_primitives::B256>) {

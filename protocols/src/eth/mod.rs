@@ -46,9 +46,10 @@ pub mod requests;
 pub mod serve;
 pub mod status;
 pub mod txfetch;
+mod txs;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use alloy_consensus::{BlockBody, Header, TxEnvelope};
@@ -93,6 +94,11 @@ pub struct Config {
     /// Events buffered for the node; when full, further events are dropped (the peer
     /// table behind [`Handle`] stays exact). Default 1024.
     pub event_queue: usize,
+    /// The transaction pool's limits and chain id (set `chain_id`: the default checks
+    /// none).
+    pub pool: pool::Config,
+    /// The pooled-transaction fetcher's limits.
+    pub fetch: txfetch::Config,
 }
 
 impl Default for Config {
@@ -106,6 +112,8 @@ impl Default for Config {
             requests_per_second: 64,
             range_update_interval: Duration::from_secs(120),
             event_queue: 1024,
+            pool: pool::Config::default(),
+            fetch: txfetch::Config::default(),
         }
     }
 }
@@ -200,23 +208,30 @@ enum Command {
     Disconnect(rlpx::DisconnectReason),
     /// Send an encoded message (block propagation).
     Send(u8, bytes::Bytes),
+    /// Ask for announced pooled transactions (the fetcher's request `id`).
+    FetchPooled {
+        id: u64,
+        hashes: Vec<(B256, txfetch::Meta)>,
+    },
 }
 
 /// Block hashes remembered per peer as known to it.
 pub const KNOWN_BLOCKS: usize = 1024;
+/// Transaction hashes remembered per peer as known to it (go-ethereum `maxKnownTxs`).
+pub const KNOWN_TXS: usize = 32768;
 
-/// A bounded set of block hashes (oldest forgotten first).
+/// A bounded set of hashes (oldest forgotten first).
 #[derive(Default)]
-struct KnownBlocks {
+struct Known<const N: usize> {
     order: VecDeque<B256>,
     set: HashSet<B256>,
 }
 
-impl KnownBlocks {
+impl<const N: usize> Known<N> {
     fn insert(&mut self, hash: B256) {
         if self.set.insert(hash) {
             self.order.push_back(hash);
-            while self.order.len() > KNOWN_BLOCKS {
+            while self.order.len() > N {
                 if let Some(old) = self.order.pop_front() {
                     self.set.remove(&old);
                 }
@@ -235,7 +250,9 @@ struct Entry {
     status: PeerStatus,
     version: u32,
     commands: mpsc::Sender<Command>,
-    known: KnownBlocks,
+    known: Known<KNOWN_BLOCKS>,
+    known_txs: Known<KNOWN_TXS>,
+    txq: Arc<txs::TxQueue>,
 }
 
 /// State shared by [`Eth`], [`Handle`] and the handlers.
@@ -245,6 +262,9 @@ struct Shared {
     peers: Mutex<HashMap<PeerId, Entry>>,
     events: mpsc::Sender<Event>,
     sessions: std::sync::atomic::AtomicU64,
+    pool: Arc<pool::Pool>,
+    /// The fetcher task's input, started with the first peer (it needs a runtime).
+    fetch: OnceLock<mpsc::Sender<txs::FetchInput>>,
 }
 
 impl Shared {
@@ -252,6 +272,14 @@ impl Shared {
         // A panic while holding the lock cannot leave the map inconsistent (single
         // insert/remove/assign operations), so a poisoned lock is still usable.
         self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the fetcher task something (dropped if its queue is full: inputs are hints,
+    /// and its requests have their own timeouts).
+    fn fetcher(&self, input: txs::FetchInput) {
+        if let Some(tx) = self.fetch.get() {
+            let _ = tx.try_send(input);
+        }
     }
 
     fn emit(&self, event: Event) {
@@ -272,6 +300,8 @@ impl Eth {
         let (events, rx) = mpsc::channel(config.event_queue.max(1));
         let shared = Arc::new(Shared {
             chain,
+            pool: Arc::new(pool::Pool::new(config.pool.clone())),
+            fetch: OnceLock::new(),
             config,
             peers: Mutex::new(HashMap::new()),
             events,
@@ -454,6 +484,37 @@ impl Handle {
         let msg =
             messages::Message::NewBlockHashes(vec![messages::BlockHashNumber { hash, number }]);
         self.send_block_message(peer, hash, msg)
+    }
+
+    /// The transaction pool.
+    pub fn pool(&self) -> &Arc<pool::Pool> {
+        &self.shared.pool
+    }
+
+    /// Validates a local transaction (`eth_sendRawTransaction`), pools it and sends it to
+    /// the peers (in full to sqrt(n), announced to the rest).
+    pub fn submit_transaction(
+        &self,
+        tx: alloy_consensus::transaction::PooledTransaction,
+    ) -> Result<pool::Pooled, pool::Error> {
+        let pooled = self.shared.pool.add(tx, pool::Origin::Local)?;
+        txs::broadcast(&self.shared, None, std::slice::from_ref(&pooled));
+        Ok(pooled)
+    }
+
+    /// Drops the transactions of an imported block from the pool; returns how many were
+    /// pooled.
+    pub fn remove_transactions(&self, hashes: impl IntoIterator<Item = B256>) -> usize {
+        self.shared.pool.remove(hashes)
+    }
+
+    /// Whether `peer` is known to have transaction `hash` (it sent or announced it, or
+    /// we did; the last [`KNOWN_TXS`] per peer are remembered).
+    pub fn knows_transaction(&self, peer: &PeerId, hash: &B256) -> bool {
+        self.shared
+            .peers()
+            .get(peer)
+            .is_some_and(|e| e.known_txs.contains(hash))
     }
 
     /// Queues a command for `peer`'s handler and waits for its answer.

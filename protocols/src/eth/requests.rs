@@ -23,6 +23,11 @@ pub enum Kind {
         /// Bodies requested.
         count: usize,
     },
+    /// GetPooledTransactions for `count` hashes.
+    Pooled {
+        /// Transactions requested.
+        count: usize,
+    },
 }
 
 /// Timed-out request ids remembered, so their late answers are not taken for unsolicited

@@ -99,10 +99,16 @@ pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> usize {
         .count()
 }
 
-/// The pooled transactions answering a GetPooledTransactions, within the soft limit.
-pub fn pooled_transactions(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
+/// The pooled transactions answering a GetPooledTransactions, in request order with
+/// unknown ones left out, within the soft limit.
+pub fn pooled_transactions(pool: &super::pool::Pool, hashes: &[B256]) -> Vec<Raw> {
     let asked = hashes
         .get(..hashes.len().min(MAX_POOLED))
         .unwrap_or_default();
-    within_limit(chain.pooled_transactions(asked).into_iter())
+    within_limit(
+        asked
+            .iter()
+            .filter_map(|h| pool.get(h))
+            .map(|p| Raw(p.encoded)),
+    )
 }

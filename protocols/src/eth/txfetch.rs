@@ -74,6 +74,7 @@ struct Tracked {
 /// A request in flight to one peer.
 #[derive(Debug)]
 struct Request {
+    id: u64,
     hashes: Vec<B256>,
     deadline: Instant,
 }
@@ -82,6 +83,8 @@ struct Request {
 /// check the answer).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fetch {
+    /// Identifies the request in [`Fetcher::delivered`].
+    pub id: u64,
     /// The peer.
     pub peer: PeerId,
     /// The hashes and their announced type and size.
@@ -96,6 +99,7 @@ pub struct Fetcher {
     /// Hashes each peer announced that are still tracked.
     by_peer: HashMap<PeerId, HashSet<B256>>,
     requests: HashMap<PeerId, Request>,
+    next_id: u64,
 }
 
 impl Fetcher {
@@ -135,12 +139,11 @@ impl Fetcher {
             }
             let room = self.tracked.len() < self.config.max_tracked;
             match self.tracked.get_mut(&hash) {
-                Some(t) => {
-                    if t.announcers.len() < self.config.max_announcers {
-                        t.announcers.push(peer);
-                        mine.insert(hash);
-                    }
+                Some(t) if t.announcers.len() < self.config.max_announcers => {
+                    t.announcers.push(peer);
+                    mine.insert(hash);
                 }
+                Some(_) => {}
                 None if room => {
                     self.tracked.insert(
                         hash,
@@ -172,9 +175,14 @@ impl Fetcher {
         }
     }
 
-    /// `peer` answered its request; `delivered` are the hashes it sent. Hashes it left out
-    /// are no longer expected from it.
-    pub fn delivered(&mut self, peer: PeerId, delivered: &[B256]) {
+    /// `peer` answered request `id`; `delivered` are the hashes it sent. Hashes it left out
+    /// are no longer expected from it. An answer to an expired request is ignored (the
+    /// transactions themselves were pooled by the handler all the same).
+    pub fn delivered(&mut self, peer: PeerId, id: u64, delivered: &[B256]) {
+        if self.requests.get(&peer).is_none_or(|r| r.id != id) {
+            self.arrived(delivered.iter().copied());
+            return;
+        }
         let Some(req) = self.requests.remove(&peer) else {
             return;
         };
@@ -211,16 +219,16 @@ impl Fetcher {
     /// Expires requests past their deadline (as answered with nothing); returns the peers
     /// that timed out.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
-        let late: Vec<PeerId> = self
+        let late: Vec<(PeerId, u64)> = self
             .requests
             .iter()
             .filter(|(_, r)| r.deadline <= now)
-            .map(|(p, _)| *p)
+            .map(|(p, r)| (*p, r.id))
             .collect();
-        for p in &late {
-            self.delivered(*p, &[]);
+        for &(p, id) in &late {
+            self.delivered(p, id, &[]);
         }
-        late
+        late.into_iter().map(|(p, _)| p).collect()
     }
 
     /// When [`Fetcher::poll`] or [`Fetcher::expire`] next has something to do.
@@ -274,15 +282,19 @@ impl Fetcher {
             match out.iter_mut().find(|f| f.peer == peer) {
                 Some(f) => f.hashes.push((hash, t.meta)),
                 None => out.push(Fetch {
+                    id: 0,
                     peer,
                     hashes: vec![(hash, t.meta)],
                 }),
             }
         }
-        for f in &out {
+        for f in &mut out {
+            self.next_id += 1;
+            f.id = self.next_id;
             self.requests.insert(
                 f.peer,
                 Request {
+                    id: f.id,
                     hashes: f.hashes.iter().map(|h| h.0).collect(),
                     deadline: now + self.config.timeout,
                 },

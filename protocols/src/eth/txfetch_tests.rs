@@ -42,8 +42,9 @@ fn waits_for_broadcast_then_fetches_once() {
     assert_eq!(by(peer(2)), vec![h(2)]);
     // Nothing is asked twice while in flight.
     assert!(f.poll(t1).is_empty());
-    f.delivered(peer(1), &[h(0)]);
-    f.delivered(peer(2), &[h(2)]);
+    let id = |p| reqs.iter().find(|r| r.peer == p).unwrap().id;
+    f.delivered(peer(1), id(peer(1)), &[h(0)]);
+    f.delivered(peer(2), id(peer(2)), &[h(2)]);
     assert!(f.is_empty());
     assert!(f.poll(t1 + Duration::from_secs(1)).is_empty());
 }
@@ -68,7 +69,10 @@ fn timeout_retries_another_announcer() {
     assert_eq!(reqs[0].peer, peer(2));
     assert_eq!(hashes(&reqs[0]), vec![h(0), h(1)]);
     // Peer 2 delivers one and lacks the other: nobody else has it, it is forgotten.
-    f.delivered(peer(2), &[h(0)]);
+    // An answer to the expired request does not end the new one.
+    f.delivered(peer(2), reqs[0].id - 1, &[]);
+    assert_eq!(f.requests.len(), 1);
+    f.delivered(peer(2), reqs[0].id, &[h(0)]);
     assert!(f.is_empty());
 }
 
@@ -80,8 +84,9 @@ fn partial_answer_and_disconnect_move_work() {
     f.announce(peer(2), items(0..2), |_| false, t0);
     f.announce(peer(3), items(0..2), |_| false, t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert_eq!(f.poll(t1)[0].peer, peer(1));
-    f.delivered(peer(1), &[h(0)]);
+    let r = f.poll(t1);
+    assert_eq!(r[0].peer, peer(1));
+    f.delivered(peer(1), r[0].id, &[h(0)]);
     let r = f.poll(t1);
     assert_eq!((r[0].peer, hashes(&r[0])), (peer(2), vec![h(1)]));
     f.peer_left(&peer(2));

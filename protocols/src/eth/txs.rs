@@ -1,0 +1,247 @@
+//! Transaction propagation and the task driving the [`txfetch::Fetcher`].
+//!
+//! A transaction newly pooled (from a peer, an answer to our request, or
+//! [`super::Handle::submit_transaction`]) is sent in full (`Transactions`) to ceil(sqrt(n))
+//! random peers that do not know it and announced (`NewPooledTransactionHashes`) to the
+//! others; blob transactions are only announced (EIP-4844). It is never sent back to the
+//! peer it came from. Sends go through a bounded per-peer queue the peer's handler drains
+//! in batches, so a burst of transactions costs a few messages, and a slow peer loses
+//! transactions rather than holding memory.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, Weak};
+
+use alloy_primitives::{B256, Bytes};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use super::messages::{self, Message, NewPooledTransactionHashes, Raw};
+use super::pool::Pooled;
+use super::txfetch::{self, Fetcher, Meta};
+use super::{Command, PeerId, Shared};
+
+/// Transactions queued for one peer in full, at most (go-ethereum `maxQueuedTxs`).
+pub const MAX_QUEUED_TXS: usize = 4096;
+/// Bytes of transactions queued for one peer in full, at most.
+pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+/// Announcements queued for one peer, at most (go-ethereum `maxQueuedTxAnns`).
+pub const MAX_QUEUED_ANNOUNCES: usize = 4096;
+/// Soft size of one Transactions message (go-ethereum `maxTxPacketSize`, 100 KiB).
+pub const MAX_TX_PACKET: usize = 100 * 1024;
+/// Hashes per NewPooledTransactionHashes message (go-ethereum `maxTxAnnounces`... per packet).
+pub const MAX_ANNOUNCE_PACKET: usize = 4096;
+/// Fetcher inputs buffered; beyond it announcements are dropped (they are hints).
+pub const FETCH_QUEUE: usize = 1024;
+
+/// What is waiting to go to one peer.
+#[derive(Default)]
+struct Out {
+    full: Vec<Bytes>,
+    full_bytes: usize,
+    announce: Vec<(B256, Meta)>,
+}
+
+/// One peer's outbound transaction queue; its handler waits on `notify`.
+#[derive(Default)]
+pub(super) struct TxQueue {
+    out: Mutex<Out>,
+    pub(super) notify: Notify,
+}
+
+impl TxQueue {
+    fn out(&self) -> std::sync::MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `tx` in full; false when the queue is full (the transaction is dropped).
+    fn push_full(&self, tx: &Pooled) -> bool {
+        let mut out = self.out();
+        if out.full.len() >= MAX_QUEUED_TXS || out.full_bytes + tx.encoded.len() > MAX_QUEUED_BYTES
+        {
+            return false;
+        }
+        out.full_bytes += tx.encoded.len();
+        out.full.push(tx.encoded.clone());
+        true
+    }
+
+    /// Queues an announcement of `tx`; false when the queue is full.
+    fn push_announce(&self, tx: &Pooled) -> bool {
+        let mut out = self.out();
+        if out.announce.len() >= MAX_QUEUED_ANNOUNCES {
+            return false;
+        }
+        out.announce.push((
+            tx.hash,
+            Meta {
+                kind: tx.kind,
+                size: u32::try_from(tx.size).unwrap_or(u32::MAX),
+            },
+        ));
+        true
+    }
+
+    /// Takes what is queued, as encoded messages `(code, payload)`.
+    pub(super) fn drain(&self) -> Vec<(u8, bytes::Bytes)> {
+        let Out { full, announce, .. } = std::mem::take(&mut *self.out());
+        let mut msgs = Vec::new();
+        let mut batch: Vec<Raw> = Vec::new();
+        let mut size = 0;
+        for tx in full {
+            if size + tx.len() > MAX_TX_PACKET && !batch.is_empty() {
+                msgs.push(transactions(&batch));
+                batch.clear();
+                size = 0;
+            }
+            size += tx.len();
+            batch.push(Raw(tx));
+        }
+        if !batch.is_empty() {
+            msgs.push(transactions(&batch));
+        }
+        for chunk in announce.chunks(MAX_ANNOUNCE_PACKET) {
+            let m = Message::NewPooledTransactionHashes(NewPooledTransactionHashes {
+                types: chunk.iter().map(|(_, m)| m.kind).collect::<Vec<_>>().into(),
+                sizes: chunk.iter().map(|(_, m)| m.size).collect(),
+                hashes: chunk.iter().map(|(h, _)| *h).collect(),
+            });
+            msgs.push((m.code(), m.encode()));
+        }
+        msgs
+    }
+}
+
+/// A Transactions message of already-encoded transactions.
+fn transactions(txs: &[Raw]) -> (u8, bytes::Bytes) {
+    let mut out = Vec::with_capacity(alloy_rlp::list_length(txs));
+    alloy_rlp::encode_list(txs, &mut out);
+    (messages::code::TRANSACTIONS, out.into())
+}
+
+fn random() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// Sends newly pooled `txs` on: in full to sqrt(n) random peers, announced to the rest,
+/// never to `from` nor to a peer known to have them.
+pub(super) fn broadcast(shared: &Shared, from: Option<PeerId>, txs: &[Pooled]) {
+    if txs.is_empty() {
+        return;
+    }
+    let mut peers = shared.peers();
+    let mut ids: Vec<PeerId> = peers.keys().copied().filter(|p| Some(*p) != from).collect();
+    let fan_out = (ids.len() as f64).sqrt().ceil() as usize;
+    // Partial Fisher-Yates: the first `fan_out` are a random choice.
+    for i in 0..ids.len().min(fan_out) {
+        let j = i + (random() as usize) % (ids.len() - i);
+        ids.swap(i, j);
+    }
+    let mut woken = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let Some(e) = peers.get_mut(id) else {
+            continue;
+        };
+        let mut queued = false;
+        for tx in txs {
+            if e.known_txs.contains(&tx.hash) {
+                continue;
+            }
+            let ok = if i < fan_out && !tx.blob {
+                e.txq.push_full(tx)
+            } else {
+                e.txq.push_announce(tx)
+            };
+            if ok {
+                e.known_txs.insert(tx.hash);
+                queued = true;
+            }
+        }
+        if queued {
+            woken.push(e.txq.clone());
+        }
+    }
+    drop(peers);
+    for q in woken {
+        q.notify.notify_one();
+    }
+}
+
+/// What the fetcher task is told.
+pub(super) enum FetchInput {
+    /// A peer announced transactions.
+    Announce {
+        peer: PeerId,
+        items: Vec<(B256, Meta)>,
+    },
+    /// A peer answered request `id` with these hashes (empty: timed out or failed).
+    Delivered {
+        peer: PeerId,
+        id: u64,
+        hashes: Vec<B256>,
+    },
+    /// Transactions arrived by broadcast.
+    Arrived(Vec<B256>),
+    /// A peer left.
+    PeerLeft(PeerId),
+}
+
+/// Starts the fetcher task; it ends when every sender is gone (the [`Shared`] state that
+/// holds it was dropped).
+pub(super) fn spawn_fetcher(shared: Weak<Shared>, config: txfetch::Config) -> mpsc::Sender<FetchInput> {
+    let (tx, rx) = mpsc::channel(FETCH_QUEUE);
+    tokio::spawn(drive(shared, rx, config));
+    tx
+}
+
+async fn drive(shared: Weak<Shared>, mut rx: mpsc::Receiver<FetchInput>, config: txfetch::Config) {
+    let mut f = Fetcher::new(config);
+    loop {
+        let deadline = f.next_deadline().map(Instant::from_std);
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { return };
+                let Some(shared) = shared.upgrade() else { return };
+                apply(&mut f, &shared, input);
+                // Take whatever else is queued before scheduling, so one poll sees it all.
+                while let Ok(input) = rx.try_recv() {
+                    apply(&mut f, &shared, input);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = Instant::now().into_std();
+        for peer in f.expire(now) {
+            tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), "pooled transactions request timed out");
+        }
+        for fetch in f.poll(now) {
+            let sent = shared.peers().get(&fetch.peer).is_some_and(|e| {
+                e.commands
+                    .try_send(Command::FetchPooled {
+                        id: fetch.id,
+                        hashes: fetch.hashes.clone(),
+                    })
+                    .is_ok()
+            });
+            if !sent {
+                f.delivered(fetch.peer, fetch.id, &[]);
+            }
+        }
+    }
+}
+
+fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
+    let now = Instant::now().into_std();
+    match input {
+        FetchInput::Announce { peer, items } => {
+            f.announce(peer, items, |h| shared.pool.contains(h), now)
+        }
+        FetchInput::Delivered { peer, id, hashes } => f.delivered(peer, id, &hashes),
+        FetchInput::Arrived(hashes) => f.arrived(hashes),
+        FetchInput::PeerLeft(peer) => f.peer_left(&peer),
+    }
+}
