@@ -1,10 +1,13 @@
 //! Block propagation (eth/68 NewBlock and NewBlockHashes): blocks that arrive from peers,
 //! or that the node imports itself (`devp2p node --replay`), are validated, imported and
 //! passed on: the full block to sqrt(n) random eth/68 peers that do not know it, the hash
-//! to the others. Blocks whose parent we lack are ignored (the downloader catches up);
-//! announcements of blocks a few ahead of our head are fetched from the announcer.
+//! to the others. A block whose parent we lack is queued (at most [`MAX_QUEUED`], up to
+//! [`MAX_QUEUE_DIST`] ahead of our head) until its parent arrives or our head passes it;
+//! the missing blocks of a block or announcement up to [`MAX_FETCH_AHEAD`] ahead are
+//! fetched from its sender. Farther gaps are the downloader's. Transactions an imported
+//! block includes leave the pool.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::BufReader;
 use std::path::Path;
@@ -19,6 +22,13 @@ use crate::chain::{Block, Store, store};
 
 /// How far ahead of our head an announced block may be for us to fetch it.
 pub const MAX_FETCH_AHEAD: u64 = 4;
+
+/// How far ahead of our head a block whose parent we lack may be to be queued
+/// (go-ethereum's fetcher `maxQueueDist`).
+pub const MAX_QUEUE_DIST: u64 = 32;
+/// Blocks queued waiting for their parent, at most: bounds memory against a peer sending
+/// orphans (go-ethereum allows 64 per peer; this is for all peers).
+pub const MAX_QUEUED: usize = 64;
 
 /// Blocks remembered in the received counter (oldest forgotten).
 const COUNTER_LIMIT: usize = 4096;
@@ -36,6 +46,8 @@ struct Inner {
     received: Mutex<HashMap<B256, u32>>,
     /// Announced blocks being fetched.
     fetching: Mutex<HashSet<B256>>,
+    /// Blocks waiting for their parent, by (number, hash), with their sender.
+    queued: Mutex<BTreeMap<(u64, B256), (Option<PeerId>, Block)>>,
     /// Serialises imports, so a block and its child are handled in order.
     import: tokio::sync::Mutex<()>,
 }
@@ -66,6 +78,7 @@ impl Propagator {
                 store,
                 received: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashSet::new()),
+                queued: Mutex::new(BTreeMap::new()),
                 import: tokio::sync::Mutex::new(()),
             }),
         }
@@ -127,22 +140,82 @@ impl Propagator {
     }
 
     /// Imports and propagates a block the node produced or replayed.
+    /// Queued blocks waiting for it are imported after it.
     pub async fn import_local(&self, block: Block) -> Result<Outcome, store::Error> {
-        self.import_and_propagate(None, block).await
+        let (number, hash) = (block.header.number, block.header.hash_slow());
+        let outcome = self.import_and_propagate(None, block).await?;
+        if outcome == Outcome::Imported {
+            for (from, child) in self.take_children(hash, number) {
+                self.on_block(from, child).await;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Blocks waiting for their parent.
+    pub fn queued(&self) -> usize {
+        self.queue().len()
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, BTreeMap<(u64, B256), (Option<PeerId>, Block)>> {
+        self.inner.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a block whose parent we lack, if it is near enough ahead; drops stale ones.
+    fn enqueue(&self, from: Option<PeerId>, hash: B256, block: Block) {
+        let Ok(head) = self.inner.store.head() else {
+            return;
+        };
+        let number = block.header.number;
+        if number <= head.number || number > head.number + MAX_QUEUE_DIST {
+            return;
+        }
+        let mut q = self.queue();
+        q.retain(|(n, _), _| *n > head.number);
+        q.insert((number, hash), (from, block));
+        // Full: forget the farthest ahead (the least likely to connect soon).
+        while q.len() > MAX_QUEUED {
+            q.pop_last();
+        }
+    }
+
+    /// The queued children of `parent`, taken out of the queue.
+    fn take_children(&self, parent: B256, number: u64) -> Vec<(Option<PeerId>, Block)> {
+        let mut q = self.queue();
+        let keys: Vec<_> = q
+            .range((number + 1, B256::ZERO)..=(number + 1, B256::repeat_byte(0xff)))
+            .filter(|(_, (_, b))| b.header.parent_hash == parent)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.iter().filter_map(|k| q.remove(k)).collect()
     }
 
     async fn on_block(&self, from: Option<PeerId>, block: Block) {
+        // Imported blocks release their queued children, in order.
+        let mut work = vec![(from, block)];
+        while let Some((from, block)) = work.pop() {
+            let number = block.header.number;
+            let hash = block.header.hash_slow();
+            if self.on_one_block(from, hash, block).await {
+                work.extend(self.take_children(hash, number));
+            }
+        }
+    }
+
+    /// Imports one block; true when it is now stored.
+    async fn on_one_block(&self, from: Option<PeerId>, hash: B256, block: Block) -> bool {
         let number = block.header.number;
-        let hash = block.header.hash_slow();
-        match self.import_and_propagate(from, block).await {
-            // A gap of a few blocks is fetched from the sender, a bigger one left to the
-            // downloader.
+        match self.import_and_propagate(from, block.clone()).await {
+            // Queued; a gap of a few blocks is fetched from the sender, a bigger one left
+            // to the downloader.
             Ok(Outcome::UnknownParent) => {
+                self.enqueue(from, hash, block);
                 if let Some(peer) = from {
                     self.on_announcement(peer, hash, number);
                 }
+                false
             }
-            Ok(_) => {}
+            Ok(_) => true,
             Err(store::Error::BadBlock { hash, reason, .. }) => {
                 tracing::debug!(target: "sync", number, %hash, %reason, "bad propagated block");
                 if let Some(peer) = from {
@@ -152,8 +225,12 @@ impl Propagator {
                         .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
                         .await;
                 }
+                false
             }
-            Err(e) => tracing::warn!(target: "sync", number, error = %e, "block import failed"),
+            Err(e) => {
+                tracing::warn!(target: "sync", number, error = %e, "block import failed");
+                false
+            }
         }
     }
 
@@ -179,6 +256,9 @@ impl Propagator {
         // header check alone; the blocks are small and the import is one transaction).
         let number = block.header.number;
         inner.store.insert_blocks(std::slice::from_ref(&block))?;
+        inner
+            .eth
+            .remove_transactions(block.body.transactions.iter().map(|t| *t.tx_hash()));
         let td = inner.store.total_difficulty(&hash)?.unwrap_or(U256::ZERO);
         let peers: Vec<_> = inner
             .eth

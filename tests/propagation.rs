@@ -1,6 +1,7 @@
-//! Block propagation along a line of four in-process eth/68 nodes (A-B-C-D), all at
-//! block 400 of the ethtest chain: A replays blocks 401..600 and every node reaches the
-//! head through NewBlock relays, none receiving a full block from both of its neighbours.
+//! Block propagation between in-process eth/68 nodes at block 400 of the ethtest chain:
+//! a line of six where the first replays blocks 401..600 and every node reaches the head
+//! through NewBlock relays, none receiving a full block from both of its neighbours; a
+//! star where announced blocks are fetched; and the queue of blocks ahead of their parent.
 
 use devp2p::chain::Store;
 use devp2p::cmd::import::BlockReader;
@@ -85,13 +86,13 @@ async fn blocks_propagate_along_a_line() {
     let blocks = first_blocks(400);
     assert_eq!(blocks.len(), 400);
     let mut nodes = Vec::new();
-    for name in ["a", "b", "c", "d"] {
+    for name in ["a", "b", "c", "d", "e", "f"] {
         nodes.push(node(name, &blocks).await);
     }
-    for i in 0..3 {
+    for i in 0..5 {
         nodes[i].server.add_peer(nodes[i + 1].node()).await;
     }
-    let neighbours = [1usize, 2, 2, 1];
+    let neighbours = [1usize, 2, 2, 2, 2, 1];
     tokio::time::timeout(Duration::from_secs(10), async {
         while nodes
             .iter()
@@ -147,7 +148,7 @@ async fn blocks_propagate_along_a_line() {
             full += got;
         }
         if i > 0 {
-            // Each block reached B, C and D as a full block (one candidate: sqrt(1) = 1).
+            // Each block reached every other node as a full block (one candidate: sqrt(1)).
             assert_eq!(full, 200, "node {i} full blocks");
         } else {
             assert_eq!(full, 0);
@@ -218,4 +219,40 @@ async fn announced_blocks_are_fetched() {
     for n in nodes {
         n.stop().await;
     }
+}
+
+/// A NewBlock whose parent we lack waits in the queue (bounded, near blocks only) and is
+/// imported when the parent arrives; one far ahead or behind is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_ahead_wait_for_their_parent() {
+    let all = first_blocks(600);
+    let n = node("queue", &all[..400]).await;
+    let sender = EthNode::start(
+        Arc::new(devp2p::chain::eth::EthChain::new(n.store.clone())),
+        eth::Config::default(),
+    )
+    .await
+    .id();
+    let new_block = |i: usize| eth::Event::NewBlock {
+        peer: sender,
+        block: Box::new(all[i].clone()),
+        td: Default::default(),
+    };
+    // Blocks 405 and 403 arrive before 401, 402 and 404; 500 is too far ahead and 300
+    // is behind.
+    for i in [404, 402, 499, 299] {
+        n.propagator.on_event(new_block(i)).await;
+    }
+    assert_eq!(n.propagator.queued(), 2);
+    assert_eq!(n.store.head().unwrap().number, 400);
+    for i in [400, 401] {
+        n.propagator.import_local(all[i].clone()).await.unwrap();
+    }
+    // 403 came out of the queue with its parent 402; 405 still waits for 404.
+    assert_eq!(n.store.head().unwrap().number, 403);
+    assert_eq!(n.propagator.queued(), 1);
+    n.propagator.on_event(new_block(403)).await;
+    assert_eq!(n.store.head().unwrap().number, 405);
+    assert_eq!(n.propagator.queued(), 0);
+    n.stop().await;
 }
