@@ -17,3 +17,4 @@ cargo test --workspace --locked
 cargo test --workspace --benches --no-run --locked
 cargo test -p rlpx --bench rlpx --locked
 cargo test --bench server --locked
+cargo test --bench sync --locked
