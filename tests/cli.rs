@@ -1,5 +1,6 @@
 //! The `devp2p` binary as a user runs it: help, `node` with a TOML config file, key tools,
-//! and a clean exit on SIGINT.
+//! a clean exit on SIGINT, and `devnet`'s checks of its settings (its run is in
+//! `tests/devnet.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -20,7 +21,15 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 fn help_lists_every_command() {
     let out = bin().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["node", "bootnode", "key", "import", "export"] {
+    for cmd in [
+        "node",
+        "bootnode",
+        "key",
+        "import",
+        "export",
+        "gen-chain",
+        "devnet",
+    ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
     let out = bin().args(["node", "--help"]).output().unwrap();
@@ -46,6 +55,45 @@ fn help_lists_every_command() {
     ] {
         assert!(text.contains(flag), "node --help lacks {flag}");
     }
+    let out = bin().args(["devnet", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--nodes",
+        "--interval",
+        "--preload",
+        "--chain-file",
+        "--dir",
+        "--keep",
+        "--node-log",
+    ] {
+        assert!(text.contains(flag), "devnet --help lacks {flag}");
+    }
+}
+
+#[test]
+fn devnet_refuses_bad_settings_before_starting_anything() {
+    for args in [
+        &["--nodes", "0"][..],
+        &["--nodes", "33"],
+        &["--interval", "fast"],
+    ] {
+        let out = bin().arg("devnet").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+    }
+    let dir = tempdir("devnet");
+    let out = bin()
+        .args(["devnet", "--chain-file"])
+        .arg(dir.join("missing.rlp"))
+        .arg("--dir")
+        .arg(dir.join("net"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.rlp"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
