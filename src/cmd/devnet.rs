@@ -218,13 +218,22 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     };
     let outcome = match outcome {
         Ok(true) => {
+            let replay = if preload < total {
+                format!(
+                    "node 0 replays blocks {}..{total} of {} every {:?}",
+                    preload + 1,
+                    net.chain_file.display(),
+                    args.interval,
+                )
+            } else {
+                format!(
+                    "node 0 has all {total} blocks of {}",
+                    net.chain_file.display()
+                )
+            };
             let intro = format!(
-                "devnet: bootnode + {} nodes on 127.0.0.1; node 0 replays blocks {}..{} of {} every {:?}; data and logs in {}{}",
+                "devnet: bootnode + {} nodes on 127.0.0.1; {replay}; data and logs in {}{}",
                 args.nodes,
-                preload + 1,
-                total,
-                net.chain_file.display(),
-                args.interval,
                 dir.display(),
                 if remove_dir { " (removed on exit)" } else { "" },
             );
