@@ -133,9 +133,13 @@ async fn transactions_reach_every_pool_and_leave_with_their_blocks() {
     // The blocks that include them empty every pool as they propagate.
     // 50 ms: the eth/69 links fetch each announced block (two requests), which at 20
     // blocks a second stays within a peer's request budget (64 requests/s).
-    let imported = propagate::replay(&nodes[0].propagator, &chain_rlp(), Duration::from_millis(50))
-        .await
-        .unwrap();
+    let imported = propagate::replay(
+        &nodes[0].propagator,
+        &chain_rlp(),
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
     assert_eq!(imported, 200);
     tokio::time::timeout(Duration::from_secs(30), async {
         while nodes

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::messages::{self, BlockRangeUpdate, ETH69, Message, RequestPair, code};
-use super::requests::{Budget, Kind, Match, Tracker};
 use super::pool::{self, Pooled};
+use super::requests::{Budget, Kind, Match, Tracker};
 use super::txfetch::Meta;
 use super::txs::{self, FetchInput};
 use super::{Command, Entry, Event, PeerId, PeerStatus, RequestError, Shared, serve, status};
@@ -326,7 +326,9 @@ impl Session {
                     message: hashes,
                 })
             }
-            Command::Disconnect(_) | Command::Send(..) | Command::FetchPooled { .. } => return true,
+            Command::Disconnect(_) | Command::Send(..) | Command::FetchPooled { .. } => {
+                return true;
+            }
         };
         self.send(msg.code(), msg.encode()).await
     }
@@ -474,19 +476,23 @@ impl Session {
                 Match::Late => tracing::debug!(target: "eth", "late bodies dropped"),
                 _ => return Err(Error::Unsolicited { code: c }),
             },
-            Message::PooledTransactions(res) => match self.tracker.complete(res.request_id, false) {
-                Match::Answer {
-                    kind: Kind::Pooled { count },
-                    reply: Reply::Pooled(id, asked),
-                } => {
-                    if res.message.len() > count {
-                        return Err(Error::TooManyItems { code: c });
+            Message::PooledTransactions(res) => {
+                match self.tracker.complete(res.request_id, false) {
+                    Match::Answer {
+                        kind: Kind::Pooled { count },
+                        reply: Reply::Pooled(id, asked),
+                    } => {
+                        if res.message.len() > count {
+                            return Err(Error::TooManyItems { code: c });
+                        }
+                        self.on_pooled(id, &asked, res.message)?;
                     }
-                    self.on_pooled(id, &asked, res.message)?;
+                    Match::Late => {
+                        tracing::debug!(target: "eth", "late pooled transactions dropped")
+                    }
+                    _ => return Err(Error::Unsolicited { code: c }),
                 }
-                Match::Late => tracing::debug!(target: "eth", "late pooled transactions dropped"),
-                _ => return Err(Error::Unsolicited { code: c }),
-            },
+            }
             // We never ask for receipts (we do not execute, so could not check them).
             Message::Receipts68(_) | Message::Receipts69(_) => {
                 return Err(Error::Unsolicited { code: c });

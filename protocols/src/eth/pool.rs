@@ -367,7 +367,9 @@ pub fn validate(config: &Config, tx: &PooledTransaction, origin: Origin) -> Resu
                 return Err(Error::Blob("too many blobs"));
             }
             if sidecar.commitments().len() != hashes.len() {
-                return Err(Error::Blob("commitment count differs from versioned hashes"));
+                return Err(Error::Blob(
+                    "commitment count differs from versioned hashes",
+                ));
             }
             if !sidecar.versioned_hashes().eq(hashes.iter().copied()) {
                 return Err(Error::Blob("commitments do not match versioned hashes"));

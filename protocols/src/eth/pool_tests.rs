@@ -8,8 +8,8 @@ fn key(i: u8) -> secp256k1::SecretKey {
 }
 
 fn sign(hash: B256, k: &secp256k1::SecretKey) -> Signature {
-    let sig = secp256k1::SECP256K1
-        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(hash.0), k);
+    let sig =
+        secp256k1::SECP256K1.sign_ecdsa_recoverable(secp256k1::Message::from_digest(hash.0), k);
     let (id, bytes) = sig.serialize_compact();
     Signature::new(
         U256::from_be_slice(&bytes[..32]),
@@ -130,7 +130,10 @@ fn rejects_invalid() {
         pool.add(legacy(4, None, 21_000, vec![]), Origin::Local),
         Err(Error::Unprotected)
     );
-    assert!(pool.add(legacy(4, None, 21_000, vec![]), Origin::Remote).is_ok());
+    assert!(
+        pool.add(legacy(4, None, 21_000, vec![]), Origin::Remote)
+            .is_ok()
+    );
 }
 
 #[test]

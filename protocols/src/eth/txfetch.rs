@@ -65,6 +65,8 @@ pub struct Meta {
 struct Tracked {
     meta: Meta,
     first_seen: Instant,
+    /// Announcement order, to request in the order announced.
+    seq: u64,
     /// Peers that announced it and have not failed to deliver it.
     announcers: Vec<PeerId>,
     /// The peer it is requested from.
@@ -100,6 +102,7 @@ pub struct Fetcher {
     by_peer: HashMap<PeerId, HashSet<B256>>,
     requests: HashMap<PeerId, Request>,
     next_id: u64,
+    next_seq: u64,
 }
 
 impl Fetcher {
@@ -145,11 +148,13 @@ impl Fetcher {
                 }
                 Some(_) => {}
                 None if room => {
+                    self.next_seq += 1;
                     self.tracked.insert(
                         hash,
                         Tracked {
                             meta,
                             first_seen: now,
+                            seq: self.next_seq,
                             announcers: vec![peer],
                             fetching: None,
                         },
@@ -248,12 +253,12 @@ impl Fetcher {
         let wait = self.config.arrival_wait;
         let mut out: Vec<Fetch> = Vec::new();
         let mut bytes: HashMap<PeerId, usize> = HashMap::new();
-        // Oldest first, so no hash starves behind newer ones.
-        let mut ready: Vec<(Instant, B256)> = self
+        // In announcement order: oldest first, so no hash starves behind newer ones.
+        let mut ready: Vec<(u64, B256)> = self
             .tracked
             .iter()
             .filter(|(_, t)| t.fetching.is_none() && t.first_seen + wait <= now)
-            .map(|(h, t)| (t.first_seen, *h))
+            .map(|(h, t)| (t.seq, *h))
             .collect();
         ready.sort_unstable();
         for (_, hash) in ready {

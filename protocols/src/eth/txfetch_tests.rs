@@ -9,10 +9,7 @@ fn h(i: u16) -> B256 {
     B256::left_padding_from(&i.to_be_bytes())
 }
 
-const M: Meta = Meta {
-    kind: 2,
-    size: 100,
-};
+const M: Meta = Meta { kind: 2, size: 100 };
 
 fn items(range: std::ops::Range<u16>) -> Vec<(B256, Meta)> {
     range.map(|i| (h(i), M)).collect()

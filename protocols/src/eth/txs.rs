@@ -189,7 +189,10 @@ pub(super) enum FetchInput {
 
 /// Starts the fetcher task; it ends when every sender is gone (the [`Shared`] state that
 /// holds it was dropped).
-pub(super) fn spawn_fetcher(shared: Weak<Shared>, config: txfetch::Config) -> mpsc::Sender<FetchInput> {
+pub(super) fn spawn_fetcher(
+    shared: Weak<Shared>,
+    config: txfetch::Config,
+) -> mpsc::Sender<FetchInput> {
     let (tx, rx) = mpsc::channel(FETCH_QUEUE);
     tokio::spawn(drive(shared, rx, config));
     tx
