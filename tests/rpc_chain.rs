@@ -81,7 +81,10 @@ async fn eth_methods_and_chain_metrics_over_an_imported_store() {
     let chain_id = store.spec().config.chain_id;
 
     let chain = Arc::new(EthChain::new(store.clone()));
-    let (proto, eth, _events) = eth::Eth::new(chain, eth::Config::default());
+    let mut config = eth::Config::default();
+    config.pool.chain_id = Some(chain_id);
+    let (proto, eth, _events) = eth::Eth::new(chain, config);
+    let eth_handle = eth.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let key = SecretKey::new(&mut rand::rng());
     let subs: Vec<Arc<dyn Subprotocol>> = vec![Arc::new(proto)];
@@ -101,7 +104,8 @@ async fn eth_methods_and_chain_metrics_over_an_imported_store() {
         let _ = s.await;
     }));
     let api = rpc::Api::new(server.clone(), None, rpc::Config::default())
-        .with_chain(store.clone(), Some(syncer.handle()));
+        .with_chain(store.clone(), Some(syncer.handle()))
+        .with_eth(eth_handle.clone());
     tokio::spawn(rpc::serve(r, api, async move {
         let _ = stopped.await;
     }));
@@ -162,6 +166,35 @@ async fn eth_methods_and_chain_metrics_over_an_imported_store() {
         .map(|t| t.tx_hash().to_string())
         .collect();
     assert_eq!(b["transactions"], json!(hashes));
+
+    // Transactions: one of the chain's, in its EIP-2718 form, is pooled and its hash
+    // answered; again, it is known; garbage and another chain's are refused (-32000).
+    let modules = result(raddr, "rpc_modules", json!([])).await;
+    assert_eq!(modules["txpool"], "1.0");
+    let tx = with_txs.body.transactions[0].clone();
+    let raw_tx = format!(
+        "0x{}",
+        hex::encode(alloy_eips::eip2718::Encodable2718::encoded_2718(&tx))
+    );
+    let sent = result(raddr, "eth_sendRawTransaction", json!([raw_tx])).await;
+    assert_eq!(sent, tx.tx_hash().to_string());
+    assert!(eth_handle.pool().contains(tx.tx_hash()));
+    let status = result(raddr, "txpool_status", json!([])).await;
+    assert_eq!(status, json!({ "pending": "0x1", "queued": "0x0" }));
+    let again = call(raddr, "eth_sendRawTransaction", json!([raw_tx])).await;
+    assert_eq!(again["error"]["code"], -32000, "{again}");
+    assert_eq!(again["error"]["message"], "already known", "{again}");
+    for bad in ["0x01", "0xzz", "0x"] {
+        let answer = call(raddr, "eth_sendRawTransaction", json!([bad])).await;
+        assert!(
+            answer["error"]["code"].as_i64().is_some(),
+            "{bad}: {answer}"
+        );
+    }
+    assert_eq!(
+        error_code(raddr, "eth_sendRawTransaction", json!([])).await,
+        -32602
+    );
 
     // Unknown blocks are null.
     let unknown = result(raddr, "eth_getBlockByNumber", json!(["0x259", false])).await;

@@ -55,8 +55,11 @@ pub(super) async fn call(api: &Api, method: &str, params: Option<&Value>) -> Res
         "rpc_modules" => {
             no_params(params)?;
             let mut modules = json!({ "admin": "1.0", "net": "1.0", "rpc": "1.0", "web3": "1.0" });
-            if api.store.is_some() {
+            if api.store.is_some() || api.eth.is_some() {
                 modules["eth"] = json!("1.0");
+            }
+            if api.eth.is_some() {
+                modules["txpool"] = json!("1.0");
             }
             Ok(modules)
         }

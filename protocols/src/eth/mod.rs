@@ -7,6 +7,10 @@
 //! - [`status`]: the Status handshake checks (sans-IO).
 //! - [`serve`]: answers to header, body, receipt and pooled-transaction queries (sans-IO).
 //! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
+//! - [`pool`]: the transaction pool (stateless validation, bounded, lowest tip evicted).
+//! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
+//! - `txs`: transaction propagation (sqrt(n) peers in full, the rest by announcement)
+//!   and the task driving the fetcher.
 //! - `handler`: the per-peer task tying them together.
 //!
 //! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 and
@@ -34,8 +38,12 @@
 //! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
 //! says which reason each case is sent with. In short: malformed, oversized (over
 //! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
-//! `BreachOfProtocol`; another chain, or a peer exceeding its request budget, is
-//! `UselessPeer`; a missing Status is `PingTimeout` (go-ethereum's `DiscReadTimeout`).
+//! `BreachOfProtocol`, and so are a blob transaction broadcast in full, a pooled
+//! transaction we did not ask for or of another type than announced; another chain, or a
+//! peer exceeding its request budget, is `UselessPeer`; a missing Status is `PingTimeout`
+//! (go-ethereum's `DiscReadTimeout`). Transactions the pool refuses (invalid, underpriced,
+//! another chain's) are dropped without a disconnect: a peer may relay what became
+//! invalid.
 
 pub mod chain;
 pub mod forkid;
