@@ -35,31 +35,31 @@
 //! - **Isolation.** One node failing or hanging does not take the table with it; its row
 //!   says it exited and its log says why.
 //!
-//! The price is a free-port race for the RPC port (handled by a retry) and a little HTTP
-//! client below; `node::run` hands back no handles, so an in-process table would have
+//! The price is a free-port race for the RPC port (handled by a retry) and a small HTTP
+//! client (`rpc.rs`); `node::run` hands back no handles, so an in-process table would have
 //! needed the RPC (and its port) anyway.
 
+mod proc;
+mod rpc;
+
 use std::future::Future;
-use std::io::{BufRead, BufReader as StdBufReader, IsTerminal, Write};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use super::import;
 use crate::chain::{Spec, Store};
+use proc::{Proc, free_port, stop_all};
+use rpc::Rpc;
 
 /// How often each node is polled; the resolution of the delay column.
 pub const POLL: Duration = Duration::from_millis(100);
 /// How long a child has to stop after SIGINT before it is killed: a node flushes its
 /// databases on the way out, which takes well under a second.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
-/// How long a child has to print its enode URL after it is started.
-const START_WAIT: Duration = Duration::from_secs(30);
 /// Most nodes: each is a process with a few threads and databases; 32 already loads a
 /// laptop, and the table stops fitting a screen.
 pub const MAX_NODES: usize = 32;
@@ -399,151 +399,6 @@ impl Devnet {
     }
 }
 
-async fn stop_all(procs: &mut [&mut Proc]) {
-    for p in procs.iter_mut() {
-        p.interrupt();
-    }
-    let deadline = tokio::time::Instant::now() + STOP_WAIT;
-    for p in procs.iter_mut() {
-        while p.exited().is_none() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Whatever still runs is killed by `Proc`'s drop; do it now so it is reaped.
-        p.kill();
-    }
-}
-
-/// Picks a free TCP port on 127.0.0.1 (the OS's choice for port 0) and releases it.
-fn free_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
-}
-
-/// A child process of the devnet, killed if dropped while it still runs.
-struct Proc {
-    child: Child,
-    exit: Option<String>,
-}
-
-impl Proc {
-    /// Starts `exe argv` with stderr to `log`, and waits for the enode URL it prints
-    /// first on stdout.
-    async fn start(
-        exe: &Path,
-        what: String,
-        log: PathBuf,
-        argv: Vec<std::ffi::OsString>,
-    ) -> Result<(Proc, String), Error> {
-        let file = std::fs::File::create(&log).map_err(|source| Error::Io {
-            path: log.clone(),
-            source,
-        })?;
-        let child = Command::new(exe)
-            .args(&argv)
-            // Plain text logs: the files are for reading, not for a terminal.
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .spawn()
-            .map_err(|source| Error::Io {
-                path: exe.into(),
-                source,
-            })?;
-        let mut proc = Proc { child, exit: None };
-        let first = proc.first_line();
-        let fail = |reason: String| Error::Start {
-            what: what.clone(),
-            reason,
-            log: log.clone(),
-        };
-        match tokio::time::timeout(START_WAIT, first).await {
-            Ok(Ok(line)) if line.starts_with("enode://") => Ok((proc, line)),
-            Ok(Ok(line)) => Err(fail(format!("printed {line:.80} instead of an enode URL"))),
-            Ok(Err(_)) => {
-                // It closed stdout: it is exiting. Its log's last line says why.
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while proc.exited().is_none() && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                let status = proc.exited().unwrap_or_else(|| "closed stdout".into());
-                let last = std::fs::read_to_string(&log)
-                    .ok()
-                    .and_then(|t| {
-                        t.lines()
-                            .rev()
-                            .find(|l| !l.trim().is_empty())
-                            .map(String::from)
-                    })
-                    .unwrap_or_default();
-                Err(fail(format!("{status}: {last:.300}")))
-            }
-            Err(_) => Err(fail(format!("no enode URL within {START_WAIT:?}"))),
-        }
-    }
-
-    /// The first line of the child's stdout, read on a thread that then drains the rest
-    /// (a bootnode also prints its ENR), so the child never writes to a closed pipe.
-    fn first_line(&mut self) -> tokio::sync::oneshot::Receiver<String> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Some(out) = self.child.stdout.take() {
-            std::thread::spawn(move || {
-                let mut lines = StdBufReader::new(out).lines();
-                if let Some(Ok(line)) = lines.next() {
-                    let _ = tx.send(line.trim().to_string());
-                }
-                for _ in lines.by_ref() {}
-            });
-        }
-        rx
-    }
-
-    /// How the child exited, once it has (`None` while it runs).
-    fn exited(&mut self) -> Option<String> {
-        if self.exit.is_none() {
-            match self.child.try_wait() {
-                Ok(Some(status)) => self.exit = Some(status.to_string()),
-                Ok(None) => {}
-                Err(e) => self.exit = Some(e.to_string()),
-            }
-        }
-        self.exit.clone()
-    }
-
-    /// Asks the child to stop as Ctrl-C would.
-    fn interrupt(&mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        // std has no way to send a signal, and the crate has no libc dependency; kill(1)
-        // is on every Unix. Elsewhere there is only the hard stop.
-        #[cfg(unix)]
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        #[cfg(not(unix))]
-        self.kill();
-    }
-
-    /// Kills the child if it still runs, and reaps it.
-    fn kill(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            if let Ok(status) = self.child.wait() {
-                self.exit = Some(format!("killed ({status})"));
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// One node's row: its process, RPC connection and what was last seen of it.
 struct NodeView {
     proc: Proc,
@@ -697,91 +552,6 @@ fn delay(
     })
 }
 
-/// A JSON-RPC client for one node's HTTP endpoint, on one kept-alive connection.
-///
-/// Kept alive because a connection per poll would leave thousands of sockets in
-/// TIME_WAIT (32 nodes, 10 polls a second); the server closes idle or old connections,
-/// and the next call reconnects.
-struct Rpc {
-    addr: SocketAddr,
-    conn: Option<BufReader<TcpStream>>,
-}
-
-/// Most bytes of a response body accepted: a block with its transaction hashes is a few
-/// kilobytes.
-const MAX_BODY: usize = 1 << 20;
-
-impl Rpc {
-    fn new(addr: SocketAddr) -> Self {
-        Rpc { addr, conn: None }
-    }
-
-    async fn call(&mut self, body: &Value) -> std::io::Result<Value> {
-        let r = tokio::time::timeout(Duration::from_secs(2), self.call_once(body)).await;
-        match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(std::io::ErrorKind::TimedOut.into())
-            }
-        }
-    }
-
-    async fn call_once(&mut self, body: &Value) -> std::io::Result<Value> {
-        use std::io::{Error as IoError, ErrorKind};
-        let bad = |what: &str| IoError::new(ErrorKind::InvalidData, what.to_string());
-        if self.conn.is_none() {
-            self.conn = Some(BufReader::new(TcpStream::connect(self.addr).await?));
-        }
-        let conn = self.conn.as_mut().ok_or_else(|| bad("no connection"))?;
-        let body = body.to_string();
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        conn.get_mut().write_all(request.as_bytes()).await?;
-        let mut line = String::new();
-        conn.read_line(&mut line).await?;
-        if line.split_whitespace().nth(1) != Some("200") {
-            return Err(bad("status not 200"));
-        }
-        let mut length = None;
-        let mut close = false;
-        loop {
-            line.clear();
-            if conn.read_line(&mut line).await? == 0 {
-                return Err(ErrorKind::UnexpectedEof.into());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = l.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse::<usize>().ok();
-                } else if name.eq_ignore_ascii_case("connection") {
-                    close = value.eq_ignore_ascii_case("close");
-                }
-            }
-        }
-        let length = length
-            .filter(|&n| n <= MAX_BODY)
-            .ok_or_else(|| bad("no or too large Content-Length"))?;
-        let mut buf = vec![0; length];
-        conn.read_exact(&mut buf).await?;
-        if close {
-            self.conn = None;
-        }
-        serde_json::from_slice(&buf).map_err(|_| bad("not JSON"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,7 +581,7 @@ mod tests {
 
     /// A view of a node that never ran: `true` exits at once.
     fn view(port: u16) -> NodeView {
-        let child = Command::new("true").spawn().unwrap();
+        let child = std::process::Command::new("true").spawn().unwrap();
         let proc = Proc { child, exit: None };
         NodeView::new(
             proc,
