@@ -33,6 +33,9 @@ pub const MAX_QUEUED: usize = 64;
 /// Blocks remembered in the received counter (oldest forgotten).
 const COUNTER_LIMIT: usize = 4096;
 
+/// Blocks waiting for their parent: (number, hash) → (sender, block).
+type Queue = BTreeMap<(u64, B256), (Option<PeerId>, Block)>;
+
 /// The propagation component. Cheap to clone.
 #[derive(Clone)]
 pub struct Propagator {
@@ -47,7 +50,7 @@ struct Inner {
     /// Announced blocks being fetched.
     fetching: Mutex<HashSet<B256>>,
     /// Blocks waiting for their parent, by (number, hash), with their sender.
-    queued: Mutex<BTreeMap<(u64, B256), (Option<PeerId>, Block)>>,
+    queued: Mutex<Queue>,
     /// Serialises imports, so a block and its child are handled in order.
     import: tokio::sync::Mutex<()>,
 }
@@ -157,7 +160,7 @@ impl Propagator {
         self.queue().len()
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, BTreeMap<(u64, B256), (Option<PeerId>, Block)>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.inner.queued.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -49,10 +49,13 @@ use crate::chain::{Block, Body};
 /// Settings of the downloader.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// A round starts when a peer's head is more than this many blocks above ours.
-    /// Default 0: any peer ahead of us (post-merge there is no block propagation to
-    /// wait for).
+    /// A round starts at once when a peer's head is more than this many blocks above
+    /// ours. Default [`crate::propagate::MAX_FETCH_AHEAD`]: nearer blocks are what block
+    /// propagation fetches and imports, and a round racing it would ask twice.
     pub threshold: u64,
+    /// A peer ahead by 1..=`threshold` for this long starts a round all the same (a block
+    /// announcement was missed). Default 5 s (go-ethereum forces a sync every 10 s).
+    pub grace: Duration,
     /// Distance between skeleton headers. Default 192 (go-ethereum `MaxHeaderFetch`):
     /// one gap is one header request.
     pub span: u64,
@@ -79,7 +82,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            threshold: 0,
+            threshold: crate::propagate::MAX_FETCH_AHEAD,
+            grace: Duration::from_secs(5),
             span: 192,
             max_skeleton: 128,
             bodies_per_request: 128,
@@ -234,6 +238,8 @@ pub struct Downloader<L> {
     pub(super) actions: VecDeque<Action>,
     pub(super) status: SyncStatus,
     pub(super) retry_at: Option<Instant>,
+    /// Since when a peer has been a little ahead of us (within the threshold).
+    behind_since: Option<Instant>,
 }
 
 impl<L: Local> Downloader<L> {
@@ -255,6 +261,7 @@ impl<L: Local> Downloader<L> {
                 syncing: false,
             },
             retry_at: None,
+            behind_since: None,
         }
     }
 
@@ -277,7 +284,11 @@ impl<L: Local> Downloader<L> {
     pub fn next_timeout(&self) -> Option<Instant> {
         let requests = self.requests.values().map(|r| r.deadline);
         let idle = self.peers.values().filter_map(|p| p.idle_until);
-        requests.chain(idle).chain(self.retry_at).min()
+        let grace = self
+            .behind_since
+            .filter(|_| self.round.is_none())
+            .map(|t| t + self.config.grace);
+        requests.chain(idle).chain(self.retry_at).chain(grace).min()
     }
 
     /// A peer joined, or announced a new head.
@@ -619,12 +630,19 @@ impl<L: Local> Downloader<L> {
         let Some((target, peer, target_hash)) = best else {
             return;
         };
-        if target <= head.saturating_add(self.config.threshold) {
-            if self.status.syncing {
-                self.status.syncing = false;
-            }
+        if target <= head {
+            self.behind_since = None;
+            self.status.syncing = false;
             return;
         }
+        if target <= head.saturating_add(self.config.threshold) {
+            let since = *self.behind_since.get_or_insert(now);
+            if now < since + self.config.grace {
+                self.status.syncing = false;
+                return;
+            }
+        }
+        self.behind_since = None;
         if !self.status.syncing {
             self.status.starting = head;
         }

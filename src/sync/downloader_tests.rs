@@ -349,3 +349,23 @@ fn not_behind_no_sync() {
     assert!(!h.dl.status().syncing);
     assert_eq!(h.imports, 0);
 }
+
+#[test]
+fn a_little_behind_waits_for_propagation_then_syncs() {
+    // Three blocks behind: within the threshold, block propagation's to fetch. Nothing is
+    // asked until the grace period has passed; then a round catches up.
+    let theirs = chain(403, 0, 0);
+    let mut h = Harness::new(&theirs[..401]);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    assert!(
+        h.dl.poll_action().is_none(),
+        "no request during the grace period"
+    );
+    assert!(!h.dl.status().syncing);
+    assert_eq!(h.dl.next_timeout(), Some(h.start + Config::default().grace));
+    h.run();
+    assert_eq!(h.head(), top(&theirs));
+    assert_eq!(h.now, h.start + Config::default().grace);
+    // Caught up: no timer left.
+    assert_eq!(h.dl.next_timeout(), None);
+}

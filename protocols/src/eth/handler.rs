@@ -522,6 +522,9 @@ impl Session {
             Message::NewBlockHashes(a) => {
                 let hashes: Vec<_> = a.iter().map(|h| (h.hash, h.number)).collect();
                 self.mark_known(hashes.iter().map(|h| h.0));
+                if let Some(&(hash, number)) = hashes.iter().max_by_key(|h| h.1) {
+                    self.update_head(hash, number, None);
+                }
                 self.shared.emit(Event::NewBlockHashes {
                     peer: self.id,
                     hashes,
@@ -529,7 +532,9 @@ impl Session {
             }
             Message::NewBlock(nb) => {
                 let nb = *nb;
-                self.mark_known([nb.block.header.hash_slow()]);
+                let hash = nb.block.header.hash_slow();
+                self.mark_known([hash]);
+                self.update_head(hash, nb.block.header.number, Some(nb.td));
                 self.shared.emit(Event::NewBlock {
                     peer: self.id,
                     block: Box::new(nb.block),
@@ -575,6 +580,28 @@ impl Session {
         {
             for h in hashes {
                 e.known.insert(h);
+            }
+        }
+    }
+
+    /// The peer announced (or sent) block `hash` number `number`: if it is beyond the
+    /// head we knew of, it is the peer's new head (go-ethereum's `SetHead` on NewBlock),
+    /// which the downloader follows.
+    fn update_head(
+        &self,
+        hash: alloy_primitives::B256,
+        number: u64,
+        td: Option<alloy_primitives::U256>,
+    ) {
+        let mut peers = self.shared.peers();
+        if let Some(e) = peers.get_mut(&self.id)
+            && e.session == self.session
+            && e.status.head_number.is_none_or(|n| n < number)
+        {
+            e.status.head_hash = hash;
+            e.status.head_number = Some(number);
+            if td.is_some() {
+                e.status.total_difficulty = td;
             }
         }
     }
