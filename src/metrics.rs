@@ -30,6 +30,8 @@
 //! | `devp2p_sync_syncing` | gauge | 0 or 1 (with a sync task) |
 //! | `devp2p_sync_current_block` | gauge | |
 //! | `devp2p_sync_highest_block` | gauge | |
+//! | `devp2p_txpool_transactions` | gauge | (with the pool, [`Source::with_pool`]) |
+//! | `devp2p_txpool_bytes` | gauge | network encoding held |
 //!
 //! ## Protocol traffic
 //!
@@ -80,6 +82,7 @@ pub struct Source {
     traffic: Mutex<Traffic>,
     store: Option<Arc<Store>>,
     sync: Option<sync::Handle>,
+    pool: Option<Arc<protocols::eth::pool::Pool>>,
 }
 
 /// Per-protocol traffic of one set of peers.
@@ -189,6 +192,7 @@ impl Source {
             traffic: Mutex::new(Traffic::default()),
             store: None,
             sync: None,
+            pool: None,
         }
     }
 
@@ -196,6 +200,12 @@ impl Source {
     pub fn with_chain(mut self, store: Arc<Store>, sync: Option<sync::Handle>) -> Self {
         self.store = Some(store);
         self.sync = sync;
+        self
+    }
+
+    /// Adds the transaction pool gauges.
+    pub fn with_pool(mut self, pool: Arc<protocols::eth::pool::Pool>) -> Self {
+        self.pool = Some(pool);
         self
     }
 
@@ -380,6 +390,24 @@ impl Source {
             ] {
                 family(out, name, "gauge", help);
                 sample(out, name, &[], v);
+            }
+        }
+        if let Some(pool) = &self.pool {
+            let stats = pool.stats();
+            for (name, help, v) in [
+                (
+                    "devp2p_txpool_transactions",
+                    "Transactions in the pool.",
+                    stats.count,
+                ),
+                (
+                    "devp2p_txpool_bytes",
+                    "Bytes of transactions in the pool.",
+                    stats.bytes,
+                ),
+            ] {
+                family(out, name, "gauge", help);
+                sample(out, name, &[], v as u64);
             }
         }
     }

@@ -97,8 +97,9 @@ async fn eth_methods_and_chain_metrics_over_an_imported_store() {
     let m = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let r = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (maddr, raddr) = (m.local_addr().unwrap(), r.local_addr().unwrap());
-    let source =
-        metrics::Source::new(server.clone(), None).with_chain(store.clone(), Some(syncer.handle()));
+    let source = metrics::Source::new(server.clone(), None)
+        .with_chain(store.clone(), Some(syncer.handle()))
+        .with_pool(eth_handle.pool().clone());
     let s = stopped.clone();
     tokio::spawn(metrics::serve(m, source, async move {
         let _ = s.await;
@@ -233,6 +234,12 @@ async fn eth_methods_and_chain_metrics_over_an_imported_store() {
     assert_eq!(value("devp2p_sync_syncing"), Some(0), "{text}");
     assert_eq!(value("devp2p_sync_current_block"), Some(600), "{text}");
     assert!(value("devp2p_sync_highest_block").is_some(), "{text}");
+    // The transaction sent above.
+    assert_eq!(value("devp2p_txpool_transactions"), Some(1), "{text}");
+    assert!(
+        value("devp2p_txpool_bytes").is_some_and(|b| b > 100),
+        "{text}"
+    );
 
     drop(stop);
     syncer.shutdown().await;

@@ -390,7 +390,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 source,
             })?;
         let source = crate::metrics::Source::new(server.clone(), disc.clone())
-            .with_chain(store.clone(), Some(syncer.handle()));
+            .with_chain(store.clone(), Some(syncer.handle()))
+            .with_pool(eth_handle.pool().clone());
         info!(target: "p2p", url = %format!("http://{addr}/metrics"), "metrics");
         tokio::spawn(crate::metrics::serve(listener, source, stopped()));
     }
