@@ -1,14 +1,22 @@
 //! `eth` interop with real code written by others: a peer built on `@ethereumjs/devp2p`
 //! (`tests/interop/eth_peer.mjs`) with the ethtest genesis completes the Status handshake
 //! with our node and fetches all headers and bodies from it, checking hashes and roots;
-//! and our node fetches the whole chain from such a peer, validating every block.
+//! and our node syncs blocks 1..599 from such a peer with the downloader, then takes
+//! block 600 announced by it (as a NewBlock, or as a NewBlockHashes it fetches) and
+//! propagates it to a second node of ours, without sending it back to the JS peer.
 
 mod support;
 
+use alloy_primitives::B256;
 use devp2p::chain::eth::EthChain;
-use protocols::eth::{self, BlockId, GetBlockHeaders};
+use devp2p::chain::{Block, Store};
+use devp2p::cmd::import::BlockReader;
+use devp2p::propagate::Propagator;
+use protocols::eth::{self, ETH68};
 use secp256k1::{PublicKey, SecretKey};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::io::BufReader;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{EthNode, JsPeer, chain_rlp, ethtest_store, id_hex, key_hex, tempdir};
@@ -71,8 +79,121 @@ async fn ethereumjs_fetches_the_chain_from_us() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn we_fetch_the_chain_from_ethereumjs() {
+/// Blocks 1..=n of the ethtest chain file.
+fn first_blocks(n: u64) -> Vec<Block> {
+    let file = std::fs::File::open(chain_rlp()).unwrap();
+    let mut reader = BlockReader::new(BufReader::new(file));
+    let mut blocks = Vec::new();
+    while let Some(b) = reader.next_block().unwrap() {
+        if b.header.number > n {
+            break;
+        }
+        blocks.push(b);
+    }
+    blocks
+}
+
+/// `0x`-less lower-case hex of a hash, as the JS peer prints them.
+fn bare(h: &B256) -> String {
+    hex::encode(h.as_slice())
+}
+
+/// Polls `cond` every 20 ms for up to `secs`; panics with `what()` if it never holds.
+async fn until(secs: u64, cond: impl Fn() -> bool, what: impl FnOnce() -> String) {
+    let ok = tokio::time::timeout(Duration::from_secs(secs), async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .is_ok();
+    assert!(ok, "after {secs} s: {}", what());
+}
+
+/// An eth/68-only node of ours whose eth events feed a block propagator.
+struct Propagating {
+    net: EthNode,
+    store: Arc<Store>,
+    propagator: Propagator,
+    task: tokio::task::JoinHandle<()>,
+    dir: PathBuf,
+}
+
+impl Propagating {
+    async fn start(name: &str, blocks: &[Block]) -> Self {
+        let dir = tempdir(&format!("eth-interop-{name}"));
+        let store = ethtest_store(&dir);
+        if !blocks.is_empty() {
+            store.insert_blocks(blocks).unwrap();
+        }
+        let config = eth::Config {
+            versions: vec![ETH68],
+            ..eth::Config::default()
+        };
+        let mut net = EthNode::start(Arc::new(EthChain::new(store.clone())), config).await;
+        let (_, idle) = tokio::sync::mpsc::channel(1);
+        let events = std::mem::replace(&mut net.events, idle);
+        let (propagator, task) = Propagator::spawn(net.eth.clone(), store.clone(), events);
+        Self {
+            net,
+            store,
+            propagator,
+            task,
+            dir,
+        }
+    }
+
+    fn head(&self) -> (u64, B256) {
+        let h = self.store.head().unwrap();
+        (h.number, h.hash_slow())
+    }
+
+    async fn stop(self) {
+        self.task.abort();
+        self.net.server.shutdown().await;
+        drop(self.propagator);
+        drop(self.store);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads every event the JS peer printed before this call into `js.seen`: sends
+/// `{"cmd":"peers"}` and waits for the `peers` event it answers with (stdout is in
+/// order). Returns that event.
+async fn barrier(js: &mut JsPeer) -> Value {
+    let before = js.seen.iter().filter(|v| v["event"] == "peers").count();
+    js.cmd(json!({"cmd": "peers"})).await;
+    let count = std::cell::Cell::new(0);
+    js.wait(10, "peers (barrier)", |v| {
+        if v["event"] != "peers" {
+            return false;
+        }
+        count.set(count.get() + 1);
+        count.get() > before
+    })
+    .await
+}
+
+/// Whether a JS event reports receiving block `number` (NewBlock or NewBlockHashes).
+fn js_got_block(v: &Value, number: u64) -> bool {
+    (v["event"] == "new-block" && v["number"].as_u64() == Some(number))
+        || (v["event"] == "new-block-hashes"
+            && v["hashes"]
+                .as_array()
+                .is_some_and(|hs| hs.iter().any(|h| h["number"].as_u64() == Some(number))))
+}
+
+/// Node A syncs 1..599 with the downloader from a JS peer serving up to 599; the JS peer
+/// then announces block 600 (`full`: NewBlock, else NewBlockHashes which A fetches from
+/// it) and A's propagator passes it on to node B (ours, at 599, connected only to A).
+async fn sync_then_propagate(name: &str, full: bool) {
+    let started = std::time::Instant::now();
+    let chain = first_blocks(600);
+    assert_eq!(chain.len(), 600);
+    let hash_599 = chain[598].header.hash_slow();
+    let hash_600 = chain[599].header.hash_slow();
+    assert_eq!(hash_600.to_string(), HEAD);
+
     let js_key = SecretKey::new(&mut rand::rng());
     let mut js = JsPeer::spawn(
         "eth_peer.mjs",
@@ -82,63 +203,172 @@ async fn we_fetch_the_chain_from_ethereumjs() {
             "--listen".into(),
             "--mode".into(),
             "serve".into(),
+            "--serve-upto".into(),
+            "599".into(),
             "--timeout-ms".into(),
-            "40000".into(),
+            "90000".into(),
         ],
     );
     let listening = js.event("listening").await;
-    let port = listening["port"].as_u64().unwrap() as u16;
-    let dir = tempdir("fetch");
-    let store = ethtest_store(&dir);
-    let mut n = node(&store).await;
-    let js_id = discovery::NodeId::from_public_key(&PublicKey::from_secret_key_global(&js_key));
-    n.server
-        .add_peer(discovery::Node {
-            id: js_id,
-            ip: [127, 0, 0, 1].into(),
-            udp: 0,
-            tcp: port,
+    let js_node = discovery::Node {
+        id: discovery::NodeId::from_public_key(&PublicKey::from_secret_key_global(&js_key)),
+        ip: [127, 0, 0, 1].into(),
+        udp: 0,
+        tcp: listening["port"].as_u64().unwrap() as u16,
+    };
+
+    // 1. A syncs from the JS peer with the real downloader.
+    let a = Propagating::start(&format!("{name}-a"), &[]).await;
+    let a_id = id_hex(&a.net.id());
+    let syncer = devp2p::sync::spawn(
+        a.net.eth.clone(),
+        a.store.clone(),
+        devp2p::sync::Config::default(),
+    );
+    a.net.server.add_peer(js_node).await;
+    let status = js.wait(20, "status", |v| v["event"] == "status").await;
+    assert_eq!(status["id"], a_id.as_str(), "{status}");
+    let mut progress = syncer.handle();
+    let synced = tokio::time::timeout(
+        Duration::from_secs(60),
+        progress.wait_for(|s| s.current >= 599),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "A not synced to 599 in 60 s: {:?}, head {:?}",
+            syncer.handle().status(),
+            a.head()
+        )
+    });
+    assert_eq!(a.head(), (599, hash_599), "{synced:?}");
+    let sync_time = started.elapsed();
+    // The blocks came from the JS peer (the only peer A has had so far).
+    barrier(&mut js).await;
+    let bodies: u64 = js
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "served" && v["what"] == "bodies")
+        .map(|v| v["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(bodies >= 599, "JS served {bodies} bodies");
+
+    // 2. B at 599, connected only to A.
+    let b = Propagating::start(&format!("{name}-b"), &chain[..599]).await;
+    assert_eq!(b.head(), (599, hash_599));
+    a.net.server.add_peer(b.net.node()).await;
+    until(
+        20,
+        || a.net.eth.peers().len() == 2 && b.net.eth.peers().len() == 1,
+        || {
+            format!(
+                "A has {} peers, B {} (want 2 and 1)",
+                a.net.eth.peers().len(),
+                b.net.eth.peers().len()
+            )
+        },
+    )
+    .await;
+
+    // 3. The JS peer announces block 600.
+    js.cmd(json!({"cmd": "announce", "number": 600, "full": full}))
+        .await;
+    let announced = js
+        .wait(10, "announced", |v| {
+            v["event"] == "announced" || v["event"] == "error"
         })
         .await;
-    let peer = loop {
-        match tokio::time::timeout(Duration::from_secs(20), n.events.recv())
-            .await
-            .unwrap()
-        {
-            Some(eth::Event::PeerConnected { peer, status }) => {
-                assert_eq!(status.head_hash.to_string(), HEAD);
-                break peer;
-            }
-            Some(eth::Event::StatusFailed { reason, .. }) => panic!("status failed: {reason}"),
-            _ => {}
-        }
-    };
-    // Headers in batches by number, then bodies by hash; every block validated on insert.
-    let mut next = 1u64;
-    while next <= 600 {
-        let req = GetBlockHeaders {
-            origin: BlockId::Number(next),
-            amount: 128,
-            skip: 0,
-            reverse: false,
-        };
-        let headers = n.eth.request_headers(&peer, req).await.unwrap();
-        assert!(!headers.is_empty(), "no headers from {next}");
-        let hashes: Vec<_> = headers.iter().map(|h| h.hash_slow()).collect();
-        let bodies = n.eth.request_bodies(&peer, hashes).await.unwrap();
-        assert_eq!(bodies.len(), headers.len());
-        let blocks: Vec<devp2p::chain::Block> = headers
-            .into_iter()
-            .zip(bodies)
-            .map(|(header, body)| devp2p::chain::Block { header, body })
-            .collect();
-        next += blocks.len() as u64;
-        store.insert_blocks(&blocks).unwrap();
+    assert_eq!(announced["event"], "announced", "{announced}");
+    assert_eq!(announced["hash"], bare(&hash_600).as_str(), "{announced}");
+    assert_eq!(announced["sent"], json!([a_id]), "{announced}");
+
+    until(
+        20,
+        || b.head().0 >= 600,
+        || format!("B at {:?}, A at {:?}", b.head(), a.head()),
+    )
+    .await;
+    assert_eq!(b.head(), (600, hash_600));
+    assert_eq!(a.head(), (600, hash_600));
+    if full {
+        assert_eq!(a.propagator.full_blocks_received(&hash_600), 1);
+    } else {
+        assert_eq!(a.propagator.full_blocks_received(&hash_600), 0);
+        // A fetched the announced block from the JS peer: its header by hash, then its body.
+        let header = js
+            .wait(5, "served header 600", |v| {
+                v["event"] == "served" && v["what"] == "headers" && v["origin"] == bare(&hash_600)
+            })
+            .await;
+        assert_eq!(header["count"], 1, "{header}");
+        js.wait(5, "served body 600", |v| {
+            v["event"] == "served"
+                && v["what"] == "bodies"
+                && v["count"].as_u64() == Some(1)
+                && v["requested"].as_u64() == Some(1)
+        })
+        .await;
     }
-    let head = store.head().unwrap();
-    assert_eq!(head.number, 600);
-    assert_eq!(head.hash_slow().to_string(), HEAD);
+    let b_full = b.propagator.full_blocks_received(&hash_600);
+
+    // 4. No echo: A does not send block 600 back to the JS peer. A queued its messages to
+    // all its peers at once, before B had the block; give them time to arrive, then use a
+    // command round trip as a barrier on the JS peer's event stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let peers = barrier(&mut js).await;
+    assert_eq!(peers["peers"], json!([a_id]), "{peers}");
+    let trouble: Vec<&Value> = js
+        .seen
+        .iter()
+        .filter(|v| {
+            [
+                "protocol-error",
+                "status-mismatch",
+                "peer-error",
+                "disconnect",
+                "unsolicited",
+                "error",
+            ]
+            .iter()
+            .any(|e| v["event"] == *e)
+        })
+        .collect();
+    assert!(trouble.is_empty(), "JS peer reported {trouble:?}");
+    let echoed: Vec<&Value> = js.seen.iter().filter(|v| js_got_block(v, 600)).collect();
+    assert!(
+        echoed.is_empty(),
+        "block 600 sent back to the JS peer: {echoed:?}"
+    );
+    let announced_to_js: Vec<String> = js
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "new-block" || v["event"] == "new-block-hashes")
+        .map(|v| {
+            if v["event"] == "new-block" {
+                format!("NewBlock {}", v["number"])
+            } else {
+                format!("NewBlockHashes {}", v["hashes"])
+            }
+        })
+        .collect();
+    eprintln!(
+        "{name}: synced 599 blocks in {sync_time:?}; B got block 600 in full {b_full} time(s); \
+         the JS peer received from A: {announced_to_js:?}; total {:?}",
+        started.elapsed()
+    );
+
+    syncer.shutdown().await;
     js.stop().await;
-    n.server.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_sync_from_ethereumjs_and_relay_its_new_block() {
+    sync_then_propagate("full", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_sync_from_ethereumjs_and_fetch_and_relay_its_announced_block() {
+    sync_then_propagate("hashes", false).await;
 }

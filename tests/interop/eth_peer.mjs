@@ -69,21 +69,31 @@ if (BATCH < 1 || BATCH > 1024) die('--batch must be 1..1024')
 const REQ_TIMEOUT = args['request-timeout-ms'] ?? 10000
 
 // ---------------------------------------------------------------- chain
+// Serve mode loads the whole file but serves and advertises only blocks 0..HEAD; HEAD starts at
+// --serve-upto and moves up with the `announce` command. Fetch mode: HEAD = 0 (genesis).
 let chain
 try {
-  chain = loadChain(args['chain-dir'] ?? join(here, '../../testdata/ethtest'), mode === 'serve' ? (args['serve-upto'] ?? Infinity) : 0)
+  chain = loadChain(args['chain-dir'] ?? join(here, '../../testdata/ethtest'), mode === 'serve' ? Infinity : 0)
 } catch (e) {
   die(`cannot load chain: ${e.message}`)
 }
-if (mode === 'serve' && args['serve-upto'] !== undefined && chain.head !== args['serve-upto'])
+if (mode === 'serve' && args['serve-upto'] !== undefined && (args['serve-upto'] < 0 || args['serve-upto'] > chain.head))
   die(`--serve-upto ${args['serve-upto']} but chain.rlp only has blocks up to ${chain.head}`)
 if (!chain.genesisComputed) log('warning: computed genesis header hash != parentHash of block 1; genesis header will not be served')
-const HEAD = chain.head // fetch mode: 0 (genesis)
-const ourForkId = chain.forkId.forHead(HEAD, chain.timeOf(HEAD))
-log(
-  `chain: network ${chain.networkId}, genesis ${chain.hashes[0]}, head ${HEAD} ${chain.hashes[HEAD]}, td ${chain.tds[HEAD]}, ` +
-    `forkid [${ourForkId.hash.toString(16)}, ${ourForkId.next}]`,
-)
+let HEAD = mode === 'serve' ? (args['serve-upto'] ?? chain.head) : 0
+const forkIdAt = (n) => chain.forkId.forHead(n, chain.timeOf(n))
+/** Block number of a hash we serve (0..HEAD), else undefined. */
+const servedNumber = (hash) => {
+  const n = chain.byHash.get(hash)
+  return n !== undefined && n <= HEAD ? n : undefined
+}
+{
+  const f = forkIdAt(HEAD)
+  log(
+    `chain: network ${chain.networkId}, genesis ${chain.hashes[0]}, head ${HEAD} ${chain.hashes[HEAD]}, td ${chain.tds[HEAD]}, ` +
+      `forkid [${f.hash.toString(16)}, ${f.next}], blocks in file ${chain.head}`,
+  )
+}
 
 // eth message codes (relative to the eth offset)
 const C = {
@@ -96,6 +106,7 @@ const MAX_BODIES = 1024
 const SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024 // like geth: stop adding bodies once the reply exceeds 2 MiB
 
 function ourStatus(version) {
+  const ourForkId = forkIdAt(HEAD)
   const forkId = [fromBig(ourForkId.hash), fromBig(ourForkId.next)]
   if (version >= 69)
     return [fromBig(version), fromBig(chain.networkId), chain.genesisHash, forkId, fromBig(0), fromBig(HEAD), hexToBytesStrict(chain.hashes[HEAD], 'head')]
@@ -167,12 +178,17 @@ class EthPeer extends ETH {
         case C.RECEIPTS:
         case C.POOLED:
           return this.onResponse(code, msg)
+        case C.NEW_BLOCK_HASHES:
+          if (this._version >= 69) break // not an eth/69 message: reported as eth-message below
+          return this.onNewBlockHashes(msg)
+        case C.NEW_BLOCK:
+          if (this._version >= 69) break
+          return this.onNewBlock(msg)
         case C.BLOCK_RANGE_UPDATE:
           emit({ event: 'block-range-update', earliest: toBig(msg[0]).toString(), latest: toBig(msg[1]).toString(), latestHash: hex(msg[2]), id: this.id })
           return
-        default:
-          emit({ event: 'eth-message', code, len: data.length, id: this.id })
       }
+      emit({ event: 'eth-message', code, len: data.length, id: this.id })
     } catch (e) {
       log(`handling eth code ${code}: ${e.stack ?? e}`)
       this.fail('protocol-error', 0x10, { message: `malformed eth code ${code}: ${e.message}` })
@@ -201,6 +217,7 @@ class EthPeer extends ETH {
       return this.fail('status-mismatch', 0x10, { message: `malformed Status: ${e.message}` })
     }
     const remoteFork = { hash: Number(toBig(info.forkId[0])), next: toBig(info.forkId[1]) }
+    const ourForkId = forkIdAt(HEAD)
     const fc = chain.forkId.validate(remoteFork, HEAD, chain.timeOf(HEAD))
     const ev = {
       event: 'status',
@@ -228,6 +245,27 @@ class EthPeer extends ETH {
     if (mode === 'fetch') fetchChain(this).catch((e) => log(`fetch crashed: ${e.stack ?? e}`))
   }
 
+  // ------------------------------------------------ block announcements
+  onNewBlockHashes(msg) {
+    if (!Array.isArray(msg) || msg.some((e) => !Array.isArray(e) || e.length < 2 || !(e[0] instanceof Uint8Array) || e[0].length !== 32))
+      throw new Error('NewBlockHashes is not [[hash, number], ...]')
+    const hashes = msg.map(([h, n]) => ({ hash: hex(h), number: Number(toBig(n)) }))
+    emit({ event: 'new-block-hashes', hashes, id: this.id })
+  }
+  onNewBlock(msg) {
+    if (!Array.isArray(msg) || msg.length < 2 || !Array.isArray(msg[0]) || msg[0].length < 3 || !Array.isArray(msg[0][0]))
+      throw new Error('NewBlock is not [[header, txs, ommers, ...], td]')
+    const [block, td] = msg
+    const header = block[0]
+    const hash = hex(headerHash(header))
+    const bodyError = checkBody(header, block.slice(1))
+    emit({
+      event: 'new-block', number: Number(toBig(header[H.number])), hash, td: toBig(td).toString(),
+      txs: Array.isArray(block[1]) ? block[1].length : null, inChainFile: chain.byHash.get(hash) !== undefined,
+      bodyError, id: this.id,
+    })
+  }
+
   // ------------------------------------------------ serving
   onGetHeaders(msg) {
     const [reqId, q] = msg
@@ -236,13 +274,13 @@ class EthPeer extends ETH {
     const skip = toBig(skipB)
     const reverse = toBig(reverseB) !== 0n
     let start
-    if (origin.length === 32) start = chain.byHash.get(hex(origin))
-    else start = toBig(origin) <= BigInt(chain.head) ? Number(toBig(origin)) : undefined
+    if (origin.length === 32) start = servedNumber(hex(origin))
+    else start = toBig(origin) <= BigInt(HEAD) ? Number(toBig(origin)) : undefined
     const out = []
     if (start !== undefined && chain.headers[start] !== null) {
       let n = BigInt(start)
       const max = amount < BigInt(MAX_HEADERS) ? Number(amount) : MAX_HEADERS
-      while (out.length < max && n >= 0n && n <= BigInt(chain.head) && chain.headers[Number(n)] !== null) {
+      while (out.length < max && n >= 0n && n <= BigInt(HEAD) && chain.headers[Number(n)] !== null) {
         out.push(chain.headers[Number(n)])
         n = reverse ? n - skip - 1n : n + skip + 1n
       }
@@ -262,7 +300,7 @@ class EthPeer extends ETH {
     let size = 0
     for (const h of hashes) {
       if (out.length >= MAX_BODIES || size >= SOFT_RESPONSE_LIMIT) break
-      const n = chain.byHash.get(hex(h))
+      const n = servedNumber(hex(h))
       if (n === undefined) continue // unknown hashes are skipped, like geth
       const enc = RLP.encode(chain.bodies[n])
       size += enc.length
@@ -278,7 +316,7 @@ class EthPeer extends ETH {
     // We have no receipts: an empty receipt list for every known block (stops at the first unknown).
     const out = []
     for (const h of hashes) {
-      if (chain.byHash.get(hex(h)) === undefined || out.length >= MAX_BODIES) break
+      if (servedNumber(hex(h)) === undefined || out.length >= MAX_BODIES) break
       out.push([])
     }
     this.send(C.RECEIPTS, [reqId, out])
@@ -457,6 +495,43 @@ rlpx.events.on('peer:added', (peer) => {
   if (eth) eth.sendStatus()
 })
 
+/**
+ * `{"cmd":"announce","number":N,"full":true|false[,"id":..]}` (serve mode): serve and advertise
+ * blocks up to N from now on (HEAD = max(HEAD, N); N must be in chain.rlp), then send block N to
+ * every ready eth/68 peer: NewBlock [block, td] if full, else NewBlockHashes [[hash, N]]. eth/69
+ * has neither message: its peers get BlockRangeUpdate [0, HEAD, hash(HEAD)] instead.
+ */
+function announce(cmd) {
+  if (mode !== 'serve') throw new Error('announce needs --mode serve')
+  const n = Number(cmd.number)
+  if (!Number.isInteger(n) || n < 1 || n > chain.head) throw new Error(`announce: number must be 1..${chain.head}`)
+  const full = cmd.full !== false
+  const peers = cmd.id === undefined ? rlpx.getPeers() : targetPeers(cmd) // no peers is fine without an id
+  const from = HEAD
+  if (n > HEAD) HEAD = n
+  const hash = chain.hashes[n]
+  const sent = []
+  const rangeUpdates = []
+  for (const peer of peers) {
+    const eth = peer.getProtocols().find((p) => p instanceof EthPeer)
+    if (!eth || !eth.ready) continue
+    if (eth._version >= 69) {
+      eth.send(C.BLOCK_RANGE_UPDATE, [fromBig(0), fromBig(HEAD), hexToBytesStrict(chain.hashes[HEAD], 'head')])
+      rangeUpdates.push(eth.id)
+    } else if (full) {
+      eth.send(C.NEW_BLOCK, [[chain.headers[n], ...chain.bodies[n]], fromBig(chain.tds[n])])
+      sent.push(eth.id)
+    } else {
+      eth.send(C.NEW_BLOCK_HASHES, [[hexToBytesStrict(hash, 'hash'), fromBig(n)]])
+      sent.push(eth.id)
+    }
+  }
+  emit({
+    event: 'announced', number: n, hash, full, td: chain.tds[n].toString(), head: HEAD, previousHead: from,
+    sent, rangeUpdates,
+  })
+}
+
 function targetPeers(cmd) {
   let peers = rlpx.getPeers()
   if (cmd.id !== undefined) peers = peers.filter((p) => peerIdHex(p) === String(cmd.id).toLowerCase())
@@ -471,6 +546,9 @@ readCommands(
         break
       case 'peers':
         emit({ event: 'peers', peers: rlpx.getPeers().map(peerIdHex) })
+        break
+      case 'announce':
+        announce(cmd)
         break
       case 'disconnect': {
         const reason = cmd.reason === undefined ? 0 : Number(cmd.reason)
