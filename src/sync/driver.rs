@@ -185,7 +185,13 @@ async fn run(
                                 "Imported new chain segment"
                             );
                         }
+                        let caught_up = matches!(result, Imported::Ok { .. });
                         dl.on_imported(result, now);
+                        // Once the round is over, tell peers behind us (go-ethereum
+                        // announces the head at the end of a sync, not per batch).
+                        if caught_up && !dl.status().syncing {
+                            announce_head(&eth, last.1, last.0);
+                        }
                     }
                 }
             }
@@ -247,7 +253,6 @@ fn execute(
                 let result = match r {
                     Ok(Ok(i)) => {
                         eth.remove_transactions(included);
-                        announce_head(&eth, i.head_hash, i.head_number);
                         Imported::Ok {
                             number: i.head_number,
                             hash: i.head_hash,
@@ -274,11 +279,14 @@ fn execute(
     }
 }
 
-/// Announces our new head by hash to the peers that do not know it (go-ethereum does the
-/// same after a sync), so peers behind us learn of it without waiting for a new block.
+/// Announces our new head by hash to the peers that are not known to have it (go-ethereum
+/// does the same after a sync), so peers behind us learn of it without waiting for a new
+/// block. The peers we synced from have it as their head, or announced beyond it.
 fn announce_head(eth: &eth::Handle, hash: B256, number: u64) {
     for p in eth.peers() {
-        if p.status.head_number.is_none_or(|n| n < number) {
+        let has_it =
+            p.status.head_hash == hash || p.status.head_number.is_some_and(|n| n >= number);
+        if !has_it {
             eth.send_new_block_hashes(&p.id, hash, number);
         }
     }
