@@ -392,7 +392,9 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         let source = crate::metrics::Source::new(server.clone(), disc.clone())
             .with_chain(store.clone(), Some(syncer.handle()))
             .with_pool(eth_handle.pool().clone());
-        info!(target: "p2p", url = %format!("http://{addr}/metrics"), "metrics");
+        // The bound address: `--metrics 127.0.0.1:0` picks a free port.
+        let bound = listener.local_addr().unwrap_or(addr);
+        info!(target: "p2p", url = %format!("http://{bound}/metrics"), "metrics");
         tokio::spawn(crate::metrics::serve(listener, source, stopped()));
     }
     if let Some(addr) = args.rpc {
@@ -410,7 +412,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg)
             .with_chain(store.clone(), Some(syncer.handle()))
             .with_eth(eth_handle.clone());
-        info!(target: "p2p", url = %format!("http://{addr}"), "JSON-RPC");
+        let bound = listener.local_addr().unwrap_or(addr);
+        info!(target: "p2p", url = %format!("http://{bound}"), "JSON-RPC");
         tokio::spawn(crate::rpc::serve(listener, api, stopped()));
     }
 
