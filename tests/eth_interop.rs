@@ -8,18 +8,16 @@
 mod support;
 
 use alloy_primitives::B256;
+use devp2p::chain::Block;
 use devp2p::chain::eth::EthChain;
-use devp2p::chain::{Block, Store};
-use devp2p::cmd::import::BlockReader;
-use devp2p::propagate::Propagator;
 use protocols::eth::{self, ETH68};
 use secp256k1::{PublicKey, SecretKey};
 use serde_json::{Value, json};
-use std::io::BufReader;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{EthNode, JsPeer, chain_rlp, ethtest_store, id_hex, key_hex, tempdir};
+use support::{
+    EthNode, JsPeer, Propagating, chain_blocks, chain_rlp, ethtest_store, id_hex, key_hex, tempdir,
+};
 
 const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a";
 
@@ -79,20 +77,6 @@ async fn ethereumjs_fetches_the_chain_from_us() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Blocks 1..=n of the ethtest chain file.
-fn first_blocks(n: u64) -> Vec<Block> {
-    let file = std::fs::File::open(chain_rlp()).unwrap();
-    let mut reader = BlockReader::new(BufReader::new(file));
-    let mut blocks = Vec::new();
-    while let Some(b) = reader.next_block().unwrap() {
-        if b.header.number > n {
-            break;
-        }
-        blocks.push(b);
-    }
-    blocks
-}
-
 /// `0x`-less lower-case hex of a hash, as the JS peer prints them.
 fn bare(h: &B256) -> String {
     hex::encode(h.as_slice())
@@ -111,50 +95,12 @@ async fn until(secs: u64, cond: impl Fn() -> bool, what: impl FnOnce() -> String
 }
 
 /// An eth/68-only node of ours whose eth events feed a block propagator.
-struct Propagating {
-    net: EthNode,
-    store: Arc<Store>,
-    propagator: Propagator,
-    task: tokio::task::JoinHandle<()>,
-    dir: PathBuf,
-}
-
-impl Propagating {
-    async fn start(name: &str, blocks: &[Block]) -> Self {
-        let dir = tempdir(&format!("eth-interop-{name}"));
-        let store = ethtest_store(&dir);
-        if !blocks.is_empty() {
-            store.insert_blocks(blocks).unwrap();
-        }
-        let config = eth::Config {
-            versions: vec![ETH68],
-            ..eth::Config::default()
-        };
-        let mut net = EthNode::start(Arc::new(EthChain::new(store.clone())), config).await;
-        let (_, idle) = tokio::sync::mpsc::channel(1);
-        let events = std::mem::replace(&mut net.events, idle);
-        let (propagator, task) = Propagator::spawn(net.eth.clone(), store.clone(), events);
-        Self {
-            net,
-            store,
-            propagator,
-            task,
-            dir,
-        }
-    }
-
-    fn head(&self) -> (u64, B256) {
-        let h = self.store.head().unwrap();
-        (h.number, h.hash_slow())
-    }
-
-    async fn stop(self) {
-        self.task.abort();
-        self.net.server.shutdown().await;
-        drop(self.propagator);
-        drop(self.store);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+async fn propagating(name: &str, blocks: &[Block]) -> Propagating {
+    let config = eth::Config {
+        versions: vec![ETH68],
+        ..eth::Config::default()
+    };
+    Propagating::start(&format!("eth-interop-{name}"), blocks, config).await
 }
 
 /// Reads every event the JS peer printed before this call into `js.seen`: sends
@@ -188,7 +134,7 @@ fn js_got_block(v: &Value, number: u64) -> bool {
 /// it) and A's propagator passes it on to node B (ours, at 599, connected only to A).
 async fn sync_then_propagate(name: &str, full: bool) {
     let started = std::time::Instant::now();
-    let chain = first_blocks(600);
+    let chain = chain_blocks(600);
     assert_eq!(chain.len(), 600);
     let hash_599 = chain[598].header.hash_slow();
     let hash_600 = chain[599].header.hash_slow();
@@ -218,7 +164,7 @@ async fn sync_then_propagate(name: &str, full: bool) {
     };
 
     // 1. A syncs from the JS peer with the real downloader.
-    let a = Propagating::start(&format!("{name}-a"), &[]).await;
+    let a = propagating(&format!("{name}-a"), &[]).await;
     let a_id = id_hex(&a.net.id());
     let syncer = devp2p::sync::spawn(
         a.net.eth.clone(),
@@ -254,7 +200,7 @@ async fn sync_then_propagate(name: &str, full: bool) {
     assert!(bodies >= 599, "JS served {bodies} bodies");
 
     // 2. B at 599, connected only to A.
-    let b = Propagating::start(&format!("{name}-b"), &chain[..599]).await;
+    let b = propagating(&format!("{name}-b"), &chain[..599]).await;
     assert_eq!(b.head(), (599, hash_599));
     a.net.server.add_peer(b.net.node()).await;
     until(

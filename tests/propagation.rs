@@ -3,13 +3,8 @@
 //! through NewBlock relays, none receiving a full block from both of its neighbours; a
 //! star where announced blocks are fetched; and the queue of blocks ahead of their parent.
 
-use devp2p::chain::Store;
-use devp2p::cmd::import::BlockReader;
-use devp2p::propagate::{self, Propagator};
-use devp2p::protocols::eth::{self, Chain, ETH68};
-use devp2p::server;
-use std::io::BufReader;
-use std::path::PathBuf;
+use devp2p::propagate;
+use devp2p::protocols::eth::{self, ETH68};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,73 +12,19 @@ const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8
 
 mod support;
 
-use support::{EthNode, chain_rlp as chain_file, ethtest_store, tempdir};
+use support::{EthNode, Propagating, chain_blocks, chain_rlp as chain_file};
 
-/// Blocks 1..=n of the ethtest chain.
-fn first_blocks(n: u64) -> Vec<devp2p::chain::Block> {
-    let file = std::fs::File::open(chain_file()).unwrap();
-    let mut reader = BlockReader::new(BufReader::new(file));
-    let mut blocks = Vec::new();
-    while let Some(b) = reader.next_block().unwrap() {
-        if b.header.number > n {
-            break;
-        }
-        blocks.push(b);
-    }
-    blocks
-}
-
-struct Node {
-    server: server::Handle,
-    eth: eth::Handle,
-    store: Arc<Store>,
-    propagator: Propagator,
-    task: tokio::task::JoinHandle<()>,
-    net: EthNode,
-    dir: PathBuf,
-}
-
-impl Node {
-    fn node(&self) -> discovery::Node {
-        self.net.node()
-    }
-
-    async fn stop(self) {
-        self.task.abort();
-        self.server.shutdown().await;
-        drop(self.propagator);
-        drop(self.store);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Node {
-    let dir = tempdir(&format!("prop-{name}"));
-    let store = ethtest_store(&dir);
-    store.insert_blocks(blocks).unwrap();
-    let chain: Arc<dyn Chain> = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
+async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Propagating {
     let config = eth::Config {
         versions: vec![ETH68],
         ..eth::Config::default()
     };
-    let mut net = EthNode::start(chain, config).await;
-    let (_, idle) = tokio::sync::mpsc::channel(1);
-    let events = std::mem::replace(&mut net.events, idle);
-    let (propagator, task) = Propagator::spawn(net.eth.clone(), store.clone(), events);
-    Node {
-        server: net.server.clone(),
-        eth: net.eth.clone(),
-        store,
-        propagator,
-        task,
-        net,
-        dir,
-    }
+    Propagating::start(name, blocks, config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_propagate_along_a_line() {
-    let blocks = first_blocks(400);
+    let blocks = chain_blocks(400);
     assert_eq!(blocks.len(), 400);
     let mut nodes = Vec::new();
     for name in ["a", "b", "c", "d", "e", "f"] {
@@ -129,7 +70,7 @@ async fn blocks_propagate_along_a_line() {
     });
     eprintln!("propagated 200 blocks in {:?}", started.elapsed());
 
-    let all = first_blocks(600);
+    let all = chain_blocks(600);
     for (i, n) in nodes.iter().enumerate() {
         let head = n.store.head().unwrap();
         assert_eq!(head.number, 600);
@@ -163,7 +104,7 @@ async fn blocks_propagate_along_a_line() {
 /// as a hash to the other two, which fetch it from A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announced_blocks_are_fetched() {
-    let blocks = first_blocks(400);
+    let blocks = chain_blocks(400);
     let mut nodes = Vec::new();
     for name in ["s-a", "s-b", "s-c", "s-d", "s-e"] {
         nodes.push(node(name, &blocks).await);
@@ -200,7 +141,7 @@ async fn announced_blocks_are_fetched() {
             .collect();
         panic!("not all at 600: {heads:?}")
     });
-    let all = first_blocks(600);
+    let all = chain_blocks(600);
     for b in &all[400..] {
         let hash = b.header.hash_slow();
         let full: u32 = nodes[1..]
@@ -225,7 +166,7 @@ async fn announced_blocks_are_fetched() {
 /// imported when the parent arrives; one far ahead or behind is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_ahead_wait_for_their_parent() {
-    let all = first_blocks(600);
+    let all = chain_blocks(600);
     let n = node("queue", &all[..400]).await;
     let sender = EthNode::start(
         Arc::new(devp2p::chain::eth::EthChain::new(n.store.clone())),

@@ -3,68 +3,17 @@
 //! every node's pool (in full to sqrt(n) peers, announced to the others and fetched); the
 //! pools are emptied when the blocks including them are imported.
 
-use devp2p::chain::Store;
-use devp2p::cmd::import::BlockReader;
-use devp2p::propagate::{self, Propagator};
-use devp2p::protocols::eth::{self, Chain};
-use std::io::BufReader;
-use std::path::PathBuf;
-use std::sync::Arc;
+use devp2p::propagate;
+use devp2p::protocols::eth;
 use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{EthNode, chain_rlp, ethtest_store, tempdir};
-
-fn blocks() -> Vec<devp2p::chain::Block> {
-    let file = std::fs::File::open(chain_rlp()).unwrap();
-    let mut reader = BlockReader::new(BufReader::new(file));
-    let mut blocks = Vec::new();
-    while let Some(b) = reader.next_block().unwrap() {
-        blocks.push(b);
-    }
-    blocks
-}
-
-struct Node {
-    server: devp2p::server::Handle,
-    eth: eth::Handle,
-    store: Arc<Store>,
-    propagator: Propagator,
-    task: tokio::task::JoinHandle<()>,
-    net: EthNode,
-    dir: PathBuf,
-}
-
-async fn node(name: &str, blocks: &[devp2p::chain::Block], versions: Vec<u32>) -> Node {
-    let dir = tempdir(&format!("txpool-{name}"));
-    let store = ethtest_store(&dir);
-    store.insert_blocks(blocks).unwrap();
-    let chain_id = store.spec().config.chain_id;
-    let chain: Arc<dyn Chain> = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
-    let mut config = eth::Config {
-        versions,
-        ..eth::Config::default()
-    };
-    config.pool.chain_id = Some(chain_id);
-    let mut net = EthNode::start(chain, config).await;
-    let (_, idle) = tokio::sync::mpsc::channel(1);
-    let events = std::mem::replace(&mut net.events, idle);
-    let (propagator, task) = Propagator::spawn(net.eth.clone(), store.clone(), events);
-    Node {
-        server: net.server.clone(),
-        eth: net.eth.clone(),
-        store,
-        propagator,
-        task,
-        net,
-        dir,
-    }
-}
+use support::{Propagating, chain_blocks, chain_rlp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_reach_every_pool_and_leave_with_their_blocks() {
-    let all = blocks();
+    let all = chain_blocks(u64::MAX);
     let mut nodes = Vec::new();
     // Mixed versions: transactions travel the same way on eth/68 and eth/69 links
     // (a-b and d-e speak eth/69, the rest eth/68).
@@ -74,13 +23,17 @@ async fn transactions_reach_every_pool_and_leave_with_their_blocks() {
         } else {
             vec![eth::ETH68, eth::ETH69]
         };
-        nodes.push(node(name, &all[..400], versions).await);
+        let config = eth::Config {
+            versions,
+            ..eth::Config::default()
+        };
+        nodes.push(Propagating::start(&format!("tx-{name}"), &all[..400], config).await);
     }
     // A line, plus a chord from a to c, so that b has a choice of full and announced.
     for i in 0..5 {
-        nodes[i].server.add_peer(nodes[i + 1].net.node()).await;
+        nodes[i].server.add_peer(nodes[i + 1].node()).await;
     }
-    nodes[0].server.add_peer(nodes[2].net.node()).await;
+    nodes[0].server.add_peer(nodes[2].node()).await;
     let want = [2usize, 2, 3, 2, 2, 1];
     tokio::time::timeout(Duration::from_secs(10), async {
         while nodes.iter().zip(want).any(|(n, k)| n.eth.peers().len() < k) {
@@ -158,10 +111,6 @@ async fn transactions_reach_every_pool_and_leave_with_their_blocks() {
         panic!("(head, pool) per node: {state:?}")
     });
     for n in nodes {
-        n.task.abort();
-        n.server.shutdown().await;
-        drop(n.propagator);
-        drop(n.store);
-        let _ = std::fs::remove_dir_all(&n.dir);
+        n.stop().await;
     }
 }

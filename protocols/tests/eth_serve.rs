@@ -15,7 +15,7 @@ use common::*;
 use protocols::eth::forkid::Filter;
 use protocols::eth::messages::{BlockId, GetBlockHeaders, Message, Raw, RequestPair, code};
 use protocols::eth::{self, Chain, ETH68, ETH69, Event, Head, serve};
-use rlpx::{CloseReason, DisconnectReason, ProtocolHandle};
+use rlpx::{DisconnectReason, ProtocolHandle};
 
 /// A node serving the test chain and a raw peer past the handshake.
 async fn served(version: u32, config: eth::Config) -> (Node, rlpx::Peer, ProtocolHandle) {
@@ -371,30 +371,6 @@ async fn soft_response_limit_of_2_mib() {
     let r: RequestPair<Vec<Raw>> = Decodable::decode(&mut data.as_ref()).expect("list");
     assert_eq!(r.message.len(), limit_items);
     assert_eq!(huge.lookups.load(Ordering::Relaxed), limit_items as u64);
-}
-
-async fn expect_disconnect(
-    node: &mut Node,
-    raw_peer: &rlpx::Peer,
-    want: DisconnectReason,
-) -> eth::Error {
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), raw_peer.closed())
-            .await
-            .expect("closed in time"),
-        CloseReason::Remote(want)
-    );
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), node.events.recv())
-            .await
-            .expect("event")
-            .expect("open")
-        {
-            Event::PeerDisconnected { error: Some(e), .. } => return e,
-            Event::PeerConnected { .. } => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 #[tokio::test]

@@ -13,8 +13,8 @@ use alloy_eips::eip2718::{Encodable2718, Typed2718};
 use alloy_primitives::{B256, Bytes};
 use common::*;
 use protocols::eth::messages::{Message, NewPooledTransactionHashes, RequestPair};
-use protocols::eth::{self, ETH68, ETH69, Event};
-use rlpx::{CloseReason, DisconnectReason, ProtocolHandle};
+use protocols::eth::{self, ETH68, ETH69};
+use rlpx::{DisconnectReason, ProtocolHandle};
 
 /// The chain's transactions: (non-blob, blob-without-sidecar).
 fn chain_txs() -> (Vec<TxEnvelope>, Vec<TxEnvelope>) {
@@ -75,29 +75,6 @@ fn pooled(txs: &[TxEnvelope]) -> Vec<PooledTransaction> {
     txs.iter()
         .map(|t| t.clone().try_into_pooled().unwrap())
         .collect()
-}
-
-async fn expect_disconnect(
-    node: &mut Node,
-    raw_peer: &rlpx::Peer,
-    want: DisconnectReason,
-) -> eth::Error {
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), raw_peer.closed())
-            .await
-            .expect("closed in time"),
-        CloseReason::Remote(want)
-    );
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), node.events.recv())
-            .await
-            .expect("event")
-            .expect("open")
-        {
-            Event::PeerDisconnected { error: Some(e), .. } => return e,
-            _ => continue,
-        }
-    }
 }
 
 #[tokio::test]

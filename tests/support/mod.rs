@@ -206,3 +206,86 @@ pub fn ethtest_store(dir: &std::path::Path) -> std::sync::Arc<devp2p::chain::Sto
     let spec = devp2p::chain::presets::ethtest().unwrap();
     std::sync::Arc::new(devp2p::chain::Store::open(dir, spec).unwrap())
 }
+
+/// Blocks 1..=n of the bundled ethtest chain (all 600 with `u64::MAX`).
+pub fn chain_blocks(n: u64) -> Vec<devp2p::chain::Block> {
+    let file = std::fs::File::open(chain_rlp()).unwrap();
+    let mut reader = devp2p::cmd::import::BlockReader::new(std::io::BufReader::new(file));
+    let mut blocks = Vec::new();
+    while let Some(b) = reader.next_block().unwrap() {
+        if b.header.number > n {
+            break;
+        }
+        blocks.push(b);
+    }
+    blocks
+}
+
+/// A node of ours over a block store in its own directory (holding `blocks` of the
+/// ethtest chain) whose eth events feed a block propagator.
+pub struct Propagating {
+    /// The p2p node.
+    pub net: EthNode,
+    /// Its server (a clone of `net.server`).
+    pub server: devp2p::server::Handle,
+    /// Its eth handle (a clone of `net.eth`).
+    pub eth: protocols::eth::Handle,
+    /// Its block store.
+    pub store: std::sync::Arc<devp2p::chain::Store>,
+    /// The propagator fed its events.
+    pub propagator: devp2p::propagate::Propagator,
+    task: tokio::task::JoinHandle<()>,
+    dir: PathBuf,
+}
+
+impl Propagating {
+    /// Starts node `name` with `blocks` imported and eth `config` (its pool's chain id
+    /// set to the ethtest chain's).
+    pub async fn start(
+        name: &str,
+        blocks: &[devp2p::chain::Block],
+        mut config: protocols::eth::Config,
+    ) -> Self {
+        let dir = tempdir(&format!("prop-{name}"));
+        let store = ethtest_store(&dir);
+        if !blocks.is_empty() {
+            store.insert_blocks(blocks).unwrap();
+        }
+        config.pool.chain_id = Some(store.spec().config.chain_id);
+        let chain = std::sync::Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
+        let mut net = EthNode::start(chain, config).await;
+        let (_, idle) = tokio::sync::mpsc::channel(1);
+        let events = std::mem::replace(&mut net.events, idle);
+        let (propagator, task) =
+            devp2p::propagate::Propagator::spawn(net.eth.clone(), store.clone(), events);
+        Self {
+            server: net.server.clone(),
+            eth: net.eth.clone(),
+            net,
+            store,
+            propagator,
+            task,
+            dir,
+        }
+    }
+
+    /// The node record other nodes dial.
+    pub fn node(&self) -> discovery::Node {
+        self.net.node()
+    }
+
+    /// Head number and hash.
+    pub fn head(&self) -> (u64, alloy_primitives::B256) {
+        let h = self.store.head().unwrap();
+        (h.number, h.hash_slow())
+    }
+
+    /// Stops the node and removes its directory.
+    pub async fn stop(self) {
+        self.task.abort();
+        self.server.shutdown().await;
+        drop(self.propagator);
+        drop(self.store);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -171,3 +171,29 @@ pub async fn handshake(raw: &mut ProtocolHandle, chain: &dyn Chain, version: u32
 pub fn hash(n: u64) -> B256 {
     chain().hash_by_number(n).expect("block in chain")
 }
+
+/// Waits for our node to disconnect `raw_peer` with `want`, and returns the error its
+/// `PeerDisconnected` event reports.
+pub async fn expect_disconnect(
+    node: &mut Node,
+    raw_peer: &rlpx::Peer,
+    want: rlpx::DisconnectReason,
+) -> eth::Error {
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), raw_peer.closed())
+            .await
+            .expect("closed in time"),
+        rlpx::CloseReason::Remote(want)
+    );
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), node.events.recv())
+            .await
+            .expect("event")
+            .expect("open")
+        {
+            eth::Event::PeerDisconnected { error: Some(e), .. } => return e,
+            eth::Event::PeerConnected { .. } => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
