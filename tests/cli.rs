@@ -2,9 +2,10 @@
 //! a clean exit on SIGINT, and `devnet`'s checks of its settings (its run is in
 //! `tests/devnet.rs`).
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_devp2p"))
@@ -142,22 +143,7 @@ fn node_reads_a_toml_config_prints_its_enode_and_stops_on_sigint() {
         line.starts_with(&format!("enode://{id}@127.0.0.1:")),
         "{line}"
     );
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "node did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::interrupt_and_wait(&mut child, 10);
     assert!(status.success(), "{status:?}");
     // A bad config file is a clear error, not a panic.
     std::fs::write(&config, "maxpeers = \"many\"\n").unwrap();

@@ -2,6 +2,8 @@
 //! 127.0.0.1, its table shows every node following node 0's replay, and SIGINT stops it
 //! all cleanly and removes its directory.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -83,26 +85,8 @@ fn devnet_follows_the_replay_and_stops_on_sigint() {
     let dir = dir.expect("the table names its directory");
     assert!(dir.join("node0.log").exists());
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
     // Nodes get SIGINT and up to 10 s each; on loopback they stop in well under one.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("devnet did not stop on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::interrupt_and_wait(&mut child, 15);
     assert!(status.success(), "{status:?}");
     assert!(!dir.exists(), "{} was not removed", dir.display());
 }

@@ -289,3 +289,27 @@ impl Propagating {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Sends SIGINT to `child` and waits up to `secs` for it to exit (killing it and
+/// panicking if it does not); returns its exit status.
+pub fn interrupt_and_wait(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not stop within {secs} s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
