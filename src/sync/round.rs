@@ -402,6 +402,7 @@ impl<L: Local> Downloader<L> {
                     kind,
                 },
             );
+            self.pace(&peer, now);
             self.actions.push_back(Action::Bodies { id, peer, hashes });
         }
     }
