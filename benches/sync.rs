@@ -120,12 +120,6 @@ fn case(name: String, spec: &Spec, file: PathBuf) -> Case {
     }
 }
 
-/// The serving nodes' request budget. eth's default (64 requests/s sustained, burst 256)
-/// disconnects our own downloader as `UselessPeer` once its burst is spent, tens of
-/// thousands of blocks into a sync at loopback speed (see docs/benchmarks.md), so the bench
-/// lifts it to measure the sync itself.
-const SERVE_REQUESTS_PER_SECOND: u32 = 100_000;
-
 /// A node on 127.0.0.1 running eth over `store`, without discovery.
 struct Node {
     server: server::Handle,
@@ -135,12 +129,9 @@ struct Node {
 
 impl Node {
     async fn start(store: Arc<Store>) -> Self {
-        let config = eth::Config {
-            requests_per_second: SERVE_REQUESTS_PER_SECOND,
-            request_burst: SERVE_REQUESTS_PER_SECOND,
-            ..eth::Config::default()
-        };
-        let (proto, eth, mut events) = eth::Eth::new(Arc::new(EthChain::new(store)), config);
+        // eth's defaults, request budget included: the downloader paces itself under it.
+        let (proto, eth, mut events) =
+            eth::Eth::new(Arc::new(EthChain::new(store)), eth::Config::default());
         // Nobody here consumes eth events (announcements, transactions): drain them.
         tokio::spawn(async move { while events.recv().await.is_some() {} });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
