@@ -62,7 +62,10 @@ pub struct Config {
     /// Skeleton points per round. Default 128 (go-ethereum `MaxSkeletonSize`): a round
     /// covers at most 24 576 blocks, and then the next one starts from the new head.
     pub max_skeleton: u64,
-    /// Bodies per request. Default 128 (go-ethereum `MaxBlockFetch`).
+    /// Bodies per request. Default 256: twice go-ethereum's `MaxBlockFetch`, a quarter of
+    /// what peers serve (1024); large blocks are cut by the peer's 2 MiB soft limit and
+    /// the rest asked again. With requests paced, bigger requests are what speeds up a
+    /// sync from one peer (the sync benchmark: 3,640 → see docs/benchmarks.md).
     pub bodies_per_request: usize,
     /// Requests in flight per peer. Default 2: keeps a peer busy while bounding what one
     /// slow peer holds up.
@@ -92,7 +95,7 @@ impl Default for Config {
             min_request_interval: Duration::from_millis(20),
             span: 192,
             max_skeleton: 128,
-            bodies_per_request: 128,
+            bodies_per_request: 256,
             max_in_flight: 2,
             window: 2048,
             import_batch: 256,
