@@ -4,10 +4,11 @@
 //! to the others. A block whose parent we lack is queued (at most [`MAX_QUEUED`], up to
 //! [`MAX_QUEUE_DIST`] ahead of our head) until its parent arrives or our head passes it;
 //! the missing blocks of a block or announcement up to [`MAX_FETCH_AHEAD`] ahead are
-//! fetched from its sender. Farther gaps are the downloader's. Transactions an imported
+//! fetched from its sender, and if that fails from the next peer that announced it (at
+//! most [`MAX_FETCHING`] fetches at once). Farther gaps are the downloader's. Transactions an imported
 //! block includes leave the pool.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::io::BufReader;
 use std::path::Path;
@@ -30,6 +31,12 @@ pub const MAX_QUEUE_DIST: u64 = 32;
 /// orphans (go-ethereum allows 64 per peer; this is for all peers).
 pub const MAX_QUEUED: usize = 64;
 
+/// Announced blocks fetched at once, at most: bounds the tasks a peer announcing made-up
+/// hashes can start.
+pub const MAX_FETCHING: usize = 64;
+/// Announcers remembered per block being fetched (alternatives if the first fails).
+const MAX_ANNOUNCERS: usize = 8;
+
 /// Blocks remembered in the received counter (oldest forgotten).
 const COUNTER_LIMIT: usize = 4096;
 
@@ -47,8 +54,9 @@ struct Inner {
     store: Arc<Store>,
     /// NewBlock messages received per block hash.
     received: Mutex<HashMap<B256, u32>>,
-    /// Announced blocks being fetched.
-    fetching: Mutex<HashSet<B256>>,
+    /// Announced blocks being fetched, with the other peers that announced them (tried
+    /// in turn if the first fails).
+    fetching: Mutex<HashMap<B256, Vec<PeerId>>>,
     /// Blocks waiting for their parent, by (number, hash), with their sender.
     queued: Mutex<Queue>,
     /// Serialises imports, so a block and its child are handled in order.
@@ -80,7 +88,7 @@ impl Propagator {
                 eth,
                 store,
                 received: Mutex::new(HashMap::new()),
-                fetching: Mutex::new(HashSet::new()),
+                fetching: Mutex::new(HashMap::new()),
                 queued: Mutex::new(BTreeMap::new()),
                 import: tokio::sync::Mutex::new(()),
             }),
@@ -299,18 +307,40 @@ impl Propagator {
         if number <= head.number || number > head.number + MAX_FETCH_AHEAD {
             return;
         }
-        if !self
-            .inner
-            .fetching
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash)
         {
-            return;
+            let mut fetching = self
+                .inner
+                .fetching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let full = fetching.len() >= MAX_FETCHING;
+            match fetching.get_mut(&hash) {
+                // Already being fetched: remember this announcer as an alternative.
+                Some(others) => {
+                    if others.len() < MAX_ANNOUNCERS && !others.contains(&peer) {
+                        others.push(peer);
+                    }
+                    return;
+                }
+                None if full => return,
+                None => {
+                    fetching.insert(hash, Vec::new());
+                }
+            }
         }
         let p = self.clone();
         tokio::spawn(async move {
-            p.fetch(peer, hash, number).await;
+            let mut next = Some(peer);
+            while let Some(peer) = next {
+                if p.fetch(peer, hash, number).await {
+                    break;
+                }
+                // Failed (timeout, missing, bad data): the next announcer, if any.
+                let mut fetching = p.inner.fetching.lock().unwrap_or_else(|e| e.into_inner());
+                next = fetching
+                    .get_mut(&hash)
+                    .and_then(|o| (!o.is_empty()).then(|| o.remove(0)));
+            }
             p.inner
                 .fetching
                 .lock()
@@ -320,14 +350,15 @@ impl Propagator {
     }
 
     /// Fetches block `hash` (number `number`) and the missing blocks before it (at most
-    /// [`MAX_FETCH_AHEAD`]) from `peer`, and imports them in order.
-    async fn fetch(&self, peer: PeerId, hash: B256, number: u64) {
+    /// [`MAX_FETCH_AHEAD`]) from `peer`, and imports them in order. Returns whether
+    /// nothing is left to do (the block is stored, or our head passed it).
+    async fn fetch(&self, peer: PeerId, hash: B256, number: u64) -> bool {
         let inner = &self.inner;
         let Ok(head) = inner.store.head() else {
-            return;
+            return true;
         };
         if number <= head.number || matches!(inner.store.header_by_hash(&hash), Ok(Some(_))) {
-            return;
+            return true;
         }
         let req = GetBlockHeaders {
             origin: BlockId::Hash(hash),
@@ -336,7 +367,7 @@ impl Propagator {
             reverse: true,
         };
         let Ok(mut headers) = inner.eth.request_headers(&peer, req).await else {
-            return;
+            return false;
         };
         // Newest first: the announced block, then each one's parent.
         let mut expected = hash;
@@ -346,17 +377,17 @@ impl Propagator {
                     .eth
                     .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
                     .await;
-                return;
+                return false;
             }
             expected = h.parent_hash;
         }
         headers.reverse();
         let hashes: Vec<B256> = headers.iter().map(|h| h.hash_slow()).collect();
         let Ok(bodies) = inner.eth.request_bodies(&peer, hashes).await else {
-            return;
+            return false;
         };
-        if bodies.len() != headers.len() {
-            return;
+        if headers.is_empty() || bodies.len() != headers.len() {
+            return false;
         }
         for (header, body) in headers.into_iter().zip(bodies) {
             let known = matches!(inner.store.header_by_hash(&header.hash_slow()), Ok(Some(_)));
@@ -365,6 +396,7 @@ impl Propagator {
                 self.on_block(Some(peer), block).await;
             }
         }
+        matches!(inner.store.header_by_hash(&hash), Ok(Some(_)))
     }
 }
 

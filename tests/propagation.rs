@@ -197,3 +197,45 @@ async fn blocks_ahead_wait_for_their_parent() {
     assert_eq!(n.propagator.queued(), 0);
     n.stop().await;
 }
+
+/// An announced block that its first announcer cannot deliver is fetched from the next
+/// peer that announced it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fetch_tries_the_next_announcer() {
+    let all = chain_blocks(401);
+    let a = node("retry-a", &all[..400]).await;
+    // B lacks block 401 (it answers with nothing); C has it.
+    let b = node("retry-b", &all[..400]).await;
+    let c = node("retry-c", &all).await;
+    a.server.add_peer(b.node()).await;
+    a.server.add_peer(c.node()).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.eth.peers().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("connected");
+    let hash = all[400].header.hash_slow();
+    // Both announcements arrive before B's (empty) answer can: C's waits as the
+    // alternative.
+    for peer in [b.net.id(), c.net.id()] {
+        a.propagator
+            .on_event(eth::Event::NewBlockHashes {
+                peer,
+                hashes: vec![(hash, 401)],
+            })
+            .await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.store.head().unwrap().number < 401 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("401 fetched from C after B had nothing");
+    assert_eq!(a.head().1, hash);
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+}
