@@ -40,6 +40,15 @@ const MAX_ANNOUNCERS: usize = 8;
 /// Blocks remembered in the received counter (oldest forgotten).
 const COUNTER_LIMIT: usize = 4096;
 
+/// The peers that announced a block being fetched.
+#[derive(Default)]
+struct Announcers {
+    /// Not asked yet, in order of announcement.
+    waiting: Vec<PeerId>,
+    /// Asked already (first the one being asked).
+    tried: Vec<PeerId>,
+}
+
 /// Blocks waiting for their parent: (number, hash) → (sender, block).
 type Queue = BTreeMap<(u64, B256), (Option<PeerId>, Block)>;
 
@@ -54,9 +63,9 @@ struct Inner {
     store: Arc<Store>,
     /// NewBlock messages received per block hash.
     received: Mutex<HashMap<B256, u32>>,
-    /// Announced blocks being fetched, with the other peers that announced them (tried
-    /// in turn if the first fails).
-    fetching: Mutex<HashMap<B256, Vec<PeerId>>>,
+    /// Announced blocks being fetched: the peers that announced them, tried in turn
+    /// until one delivers, each at most once.
+    fetching: Mutex<HashMap<B256, Announcers>>,
     /// Blocks waiting for their parent, by (number, hash), with their sender.
     queued: Mutex<Queue>,
     /// Serialises imports, so a block and its child are handled in order.
@@ -139,7 +148,7 @@ impl Propagator {
                     }
                     *r.entry(hash).or_default() += 1;
                 }
-                self.on_block(Some(peer), *block).await;
+                self.on_block(Some(peer), *block, true).await;
             }
             eth::Event::NewBlockHashes { peer, hashes } => {
                 for (hash, number) in hashes {
@@ -157,10 +166,30 @@ impl Propagator {
         let outcome = self.import_and_propagate(None, block).await?;
         if outcome == Outcome::Imported {
             for (from, child) in self.take_children(hash, number) {
-                self.on_block(from, child).await;
+                self.on_block(from, child, true).await;
             }
         }
         Ok(outcome)
+    }
+
+    /// Disconnects `peer` for sending a bad block or headers, in the background: the
+    /// peer's command queue may be full, and the event loop must not wait on it.
+    fn penalise(&self, peer: PeerId) {
+        let eth = self.inner.eth.clone();
+        tokio::spawn(async move {
+            let _ = eth
+                .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
+                .await;
+        });
+    }
+
+    /// Announced blocks being fetched.
+    pub fn fetching(&self) -> usize {
+        self.inner
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Blocks waiting for their parent.
@@ -201,27 +230,36 @@ impl Propagator {
         keys.iter().filter_map(|k| q.remove(k)).collect()
     }
 
-    async fn on_block(&self, from: Option<PeerId>, block: Block) {
+    /// Imports `block` (and the queued blocks it unblocks). `fetch_missing`: a missing
+    /// parent is fetched from the sender (not for blocks that are themselves a fetch's
+    /// result: that fetch failed, and asking again would loop).
+    async fn on_block(&self, from: Option<PeerId>, block: Block, fetch_missing: bool) {
         // Imported blocks release their queued children, in order.
         let mut work = vec![(from, block)];
         while let Some((from, block)) = work.pop() {
             let number = block.header.number;
             let hash = block.header.hash_slow();
-            if self.on_one_block(from, hash, block).await {
+            if self.on_one_block(from, hash, block, fetch_missing).await {
                 work.extend(self.take_children(hash, number));
             }
         }
     }
 
     /// Imports one block; true when it is now stored.
-    async fn on_one_block(&self, from: Option<PeerId>, hash: B256, block: Block) -> bool {
+    async fn on_one_block(
+        &self,
+        from: Option<PeerId>,
+        hash: B256,
+        block: Block,
+        fetch_missing: bool,
+    ) -> bool {
         let number = block.header.number;
         match self.import_and_propagate(from, block.clone()).await {
             // Queued; a gap of a few blocks is fetched from the sender, a bigger one left
             // to the downloader.
             Ok(Outcome::UnknownParent) => {
                 self.enqueue(from, hash, block);
-                if let Some(peer) = from {
+                if let Some(peer) = from.filter(|_| fetch_missing) {
                     self.on_announcement(peer, hash, number);
                 }
                 false
@@ -230,11 +268,7 @@ impl Propagator {
             Err(store::Error::BadBlock { hash, reason, .. }) => {
                 tracing::debug!(target: "sync", number, %hash, %reason, "bad propagated block");
                 if let Some(peer) = from {
-                    let _ = self
-                        .inner
-                        .eth
-                        .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
-                        .await;
+                    self.penalise(peer);
                 }
                 false
             }
@@ -316,15 +350,22 @@ impl Propagator {
             let full = fetching.len() >= MAX_FETCHING;
             match fetching.get_mut(&hash) {
                 // Already being fetched: remember this announcer as an alternative.
-                Some(others) => {
-                    if others.len() < MAX_ANNOUNCERS && !others.contains(&peer) {
-                        others.push(peer);
+                Some(a) => {
+                    let known = a.waiting.contains(&peer) || a.tried.contains(&peer);
+                    if !known && a.waiting.len() + a.tried.len() < MAX_ANNOUNCERS {
+                        a.waiting.push(peer);
                     }
                     return;
                 }
                 None if full => return,
                 None => {
-                    fetching.insert(hash, Vec::new());
+                    fetching.insert(
+                        hash,
+                        Announcers {
+                            waiting: Vec::new(),
+                            tried: vec![peer],
+                        },
+                    );
                 }
             }
         }
@@ -335,11 +376,13 @@ impl Propagator {
                 if p.fetch(peer, hash, number).await {
                     break;
                 }
-                // Failed (timeout, missing, bad data): the next announcer, if any.
+                // Failed (timeout, missing, bad data): the next announcer not yet asked.
                 let mut fetching = p.inner.fetching.lock().unwrap_or_else(|e| e.into_inner());
-                next = fetching
-                    .get_mut(&hash)
-                    .and_then(|o| (!o.is_empty()).then(|| o.remove(0)));
+                next = fetching.get_mut(&hash).and_then(|a| {
+                    let n = (!a.waiting.is_empty()).then(|| a.waiting.remove(0))?;
+                    a.tried.push(n);
+                    Some(n)
+                });
             }
             p.inner
                 .fetching
@@ -370,16 +413,13 @@ impl Propagator {
             return false;
         };
         // Newest first: the announced block, then each one's parent.
-        let mut expected = hash;
+        let mut expected = (hash, number);
         for h in &headers {
-            if h.hash_slow() != expected {
-                let _ = inner
-                    .eth
-                    .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
-                    .await;
+            if (h.hash_slow(), h.number) != expected {
+                self.penalise(peer);
                 return false;
             }
-            expected = h.parent_hash;
+            expected = (h.parent_hash, h.number.saturating_sub(1));
         }
         headers.reverse();
         let hashes: Vec<B256> = headers.iter().map(|h| h.hash_slow()).collect();
@@ -393,7 +433,7 @@ impl Propagator {
             let known = matches!(inner.store.header_by_hash(&header.hash_slow()), Ok(Some(_)));
             if !known {
                 let block = Block { header, body };
-                self.on_block(Some(peer), block).await;
+                self.on_block(Some(peer), block, false).await;
             }
         }
         matches!(inner.store.header_by_hash(&hash), Ok(Some(_)))

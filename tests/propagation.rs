@@ -239,3 +239,54 @@ async fn a_failed_fetch_tries_the_next_announcer() {
         n.stop().await;
     }
 }
+
+/// A peer whose announced block does not connect to our chain within the fetch window
+/// (a fork below our head) costs one fetch, not a loop of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconnected_announcement_is_fetched_once() {
+    let all = chain_blocks(400);
+    let a = node("fork-a", &all).await;
+    // B's chain leaves ours after block 396: 397'..402'.
+    let b = node("fork-b", &all[..396]).await;
+    let spec = devp2p::chain::presets::ethtest().unwrap();
+    let params = devp2p::cmd::gen_chain::Params {
+        blocks: 6,
+        txs_per_block: 1,
+        senders: 1,
+        seed: 7,
+    };
+    let mut generator =
+        devp2p::cmd::gen_chain::Generator::new(spec, all[395].header.clone(), params);
+    let fork: Vec<_> = (0..6).map(|_| generator.next_block()).collect();
+    b.store.insert_blocks(&fork).unwrap();
+    assert_eq!(b.head().0, 402);
+    a.server.add_peer(b.node()).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.eth.peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("connected");
+    let tip = fork[5].header.hash_slow();
+    a.propagator
+        .on_event(eth::Event::NewBlockHashes {
+            peer: b.net.id(),
+            hashes: vec![(tip, 402)],
+        })
+        .await;
+    // The fetch gets 401' and 402', whose parents we lack: it gives up, once.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.propagator.fetching() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the fetch ended");
+    assert_eq!(a.head().0, 400);
+    assert_eq!(a.propagator.queued(), 2, "401' and 402' wait for their parents");
+    assert_eq!(a.eth.peers().len(), 1, "an honest fork is no offence");
+    for n in [a, b] {
+        n.stop().await;
+    }
+}
