@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_consensus::TxEnvelope;
 use alloy_consensus::transaction::PooledTransaction;
+use alloy_consensus::{SignableTransaction, TxEnvelope};
 use alloy_eips::eip2718::{Encodable2718, Typed2718};
 use alloy_primitives::{B256, Bytes};
 use common::*;
@@ -210,6 +210,27 @@ async fn hostile_transaction_exchanges_disconnect() {
     .await;
     let e = expect_disconnect(&mut node, &raw_peer, DisconnectReason::BreachOfProtocol).await;
     assert_eq!(e, eth::Error::AnnouncedType);
+
+    // A transaction whose signature is not canonical (EIP-2 high s): never valid.
+    let (mut node, raw_peer, raw) = served(ETH68).await;
+    let n = alloy_primitives::U256::from_be_slice(&secp256k1::constants::CURVE_ORDER);
+    let high = |sig: &alloy_primitives::Signature| {
+        alloy_primitives::Signature::new(sig.r(), n - sig.s(), !sig.v())
+    };
+    let bad = match txs[0].clone() {
+        TxEnvelope::Eip1559(t) => {
+            let sig = high(t.signature());
+            TxEnvelope::Eip1559(t.strip_signature().into_signed(sig))
+        }
+        TxEnvelope::Legacy(t) => {
+            let sig = high(t.signature());
+            TxEnvelope::Legacy(t.strip_signature().into_signed(sig))
+        }
+        other => panic!("unexpected first transaction type {}", other.ty()),
+    };
+    send(&raw, &Message::Transactions(vec![bad])).await;
+    let e = expect_disconnect(&mut node, &raw_peer, DisconnectReason::BreachOfProtocol).await;
+    assert_eq!(e, eth::Error::BadSignature);
 
     // Inconsistent announcement lists.
     let (mut node, raw_peer, raw) = served(ETH68).await;

@@ -249,8 +249,9 @@ pub struct Downloader<L> {
     pub(super) actions: VecDeque<Action>,
     pub(super) status: SyncStatus,
     pub(super) retry_at: Option<Instant>,
-    /// Since when a peer has been a little ahead of us (within the threshold).
-    behind_since: Option<Instant>,
+    /// Since when a peer has been a little ahead of us (within the threshold), and our
+    /// head then: a head that moves means propagation is working, and restarts the wait.
+    behind_since: Option<(Instant, u64)>,
 }
 
 impl<L: Local> Downloader<L> {
@@ -302,7 +303,7 @@ impl<L: Local> Downloader<L> {
         let grace = self
             .behind_since
             .filter(|_| self.round.is_none())
-            .map(|t| t + self.config.grace);
+            .map(|(t, _)| t + self.config.grace);
         requests.chain(idle).chain(self.retry_at).chain(grace).min()
     }
 
@@ -667,7 +668,13 @@ impl<L: Local> Downloader<L> {
             return;
         }
         if target <= head.saturating_add(self.config.threshold) {
-            let since = *self.behind_since.get_or_insert(now);
+            let since = match self.behind_since {
+                Some((t, h)) if h == head => t,
+                _ => {
+                    self.behind_since = Some((now, head));
+                    now
+                }
+            };
             if now < since + self.config.grace {
                 self.status.syncing = false;
                 return;

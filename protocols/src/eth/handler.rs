@@ -62,6 +62,9 @@ pub enum Error {
     /// order: `BreachOfProtocol`.
     #[error("unrequested pooled transaction")]
     Unrequested,
+    /// A transaction with an invalid signature: `BreachOfProtocol`.
+    #[error("transaction with an invalid signature")]
+    BadSignature,
     /// A pooled transaction of another type than announced (EIP-5793): `BreachOfProtocol`.
     #[error("pooled transaction type differs from its announcement")]
     AnnouncedType,
@@ -372,15 +375,16 @@ impl Session {
             if alloy_eips::Typed2718::ty(&tx) != meta.kind {
                 return Err(Error::AnnouncedType);
             }
-            delivered.push(hash);
             self.mark_known_txs([hash]);
             let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&tx);
             if size != meta.size as usize {
-                // Not worth a disconnect (encodings of sidecars vary); not worth pooling.
+                // Not worth a disconnect (encodings of sidecars vary), nor pooling; not
+                // counted as delivered, so another announcer is asked.
                 tracing::debug!(target: "eth", %hash, size, announced = meta.size, "pooled transaction size differs from announcement");
                 continue;
             }
-            if let Some(p) = self.pool_add(self.shared.pool.add(tx, pool::Origin::Remote)) {
+            delivered.push(hash);
+            if let Some(p) = self.pool_add(self.shared.pool.add(tx, pool::Origin::Remote))? {
                 accepted.push(p);
             }
         }
@@ -394,14 +398,17 @@ impl Session {
     }
 
     /// The pool's verdict on a peer's transaction: pooled, or dropped (with the reason at
-    /// trace level: peers relay transactions that became invalid, which is no offence).
-    fn pool_add(&self, result: Result<Pooled, pool::Error>) -> Option<Pooled> {
+    /// trace level: peers relay transactions that became invalid, which is no offence),
+    /// except a bad signature, which no transaction ever recovers from: an honest peer,
+    /// having checked it, never relays one.
+    fn pool_add(&self, result: Result<Pooled, pool::Error>) -> Result<Option<Pooled>, Error> {
         match result {
-            Ok(p) => Some(p),
-            Err(pool::Error::Known) => None,
+            Ok(p) => Ok(Some(p)),
+            Err(pool::Error::Signature) => Err(Error::BadSignature),
+            Err(pool::Error::Known) => Ok(None),
             Err(e) => {
                 tracing::trace!(target: "eth", error = %e, "transaction not pooled");
-                None
+                Ok(None)
             }
         }
     }
@@ -501,10 +508,14 @@ impl Session {
                 if !a.is_consistent() {
                     return Err(Error::Announcement);
                 }
-                self.mark_known_txs(a.hashes.iter().copied());
+                // Beyond the spec's soft limit of 4096 hashes per message the rest is
+                // ignored: it would only cost time under the peer-table lock.
+                let n = a.hashes.len().min(txs::MAX_ANNOUNCE_PACKET);
+                self.mark_known_txs(a.hashes.iter().take(n).copied());
                 let items = a
                     .hashes
                     .iter()
+                    .take(n)
                     .zip(a.types.iter().zip(&a.sizes))
                     .map(|(h, (&kind, &size))| (*h, Meta { kind, size }))
                     .collect();
@@ -554,7 +565,7 @@ impl Session {
         for tx in list {
             match self.shared.pool.add_envelope(tx, pool::Origin::Remote) {
                 Err(pool::Error::NoSidecar) => return Err(Error::BlobBroadcast),
-                r => accepted.extend(self.pool_add(r)),
+                r => accepted.extend(self.pool_add(r)?),
             }
         }
         self.shared.fetcher(FetchInput::Arrived(hashes));

@@ -38,8 +38,9 @@
 //! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
 //! says which reason each case is sent with. In short: malformed, oversized (over
 //! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
-//! `BreachOfProtocol`, and so are a blob transaction broadcast in full, a pooled
-//! transaction we did not ask for or of another type than announced; another chain, or a
+//! `BreachOfProtocol`, and so are a blob transaction broadcast in full, a transaction
+//! with an invalid signature, a pooled transaction we did not ask for or of another type
+//! than its sender announced; another chain, or a
 //! peer exceeding its request budget, is `UselessPeer`; a missing Status is `PingTimeout`
 //! (go-ethereum's `DiscReadTimeout`). Transactions the pool refuses (invalid, underpriced,
 //! another chain's) are dropped without a disconnect: a peer may relay what became
@@ -272,7 +273,7 @@ struct Shared {
     sessions: std::sync::atomic::AtomicU64,
     pool: Arc<pool::Pool>,
     /// The fetcher task's input, started with the first peer (it needs a runtime).
-    fetch: OnceLock<mpsc::Sender<txs::FetchInput>>,
+    fetch: OnceLock<txs::FetchTx>,
 }
 
 impl Shared {
@@ -282,11 +283,10 @@ impl Shared {
         self.peers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Tells the fetcher task something (dropped if its queue is full: inputs are hints,
-    /// and its requests have their own timeouts).
+    /// Tells the fetcher task something (hints are dropped if its queue is full).
     fn fetcher(&self, input: txs::FetchInput) {
         if let Some(tx) = self.fetch.get() {
-            let _ = tx.try_send(input);
+            tx.send(input);
         }
     }
 

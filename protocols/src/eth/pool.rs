@@ -135,7 +135,16 @@ pub enum Error {
     /// The pool is full of transactions paying at least as much.
     #[error("pool full")]
     Full,
+    /// Refused a moment ago (one of the errors above); not checked again while it is
+    /// among the last [`REJECTED_MEMORY`] refused, so a repeated transaction costs no
+    /// signature recovery.
+    #[error("recently rejected")]
+    Rejected,
 }
+
+/// Refused transaction hashes remembered (go-ethereum keeps a similar cache of underpriced
+/// ones).
+pub const REJECTED_MEMORY: usize = 4096;
 
 /// A pooled transaction, with what the pool and the announcements need.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,6 +187,9 @@ pub struct Pool {
 
 #[derive(Default)]
 struct Inner {
+    /// Recently refused hashes, oldest first.
+    rejected: std::collections::VecDeque<B256>,
+    rejected_set: std::collections::HashSet<B256>,
     by_hash: HashMap<B256, Pooled>,
     by_sender: HashMap<Address, BTreeMap<u64, B256>>,
     /// Eviction order: lowest tip first, then oldest.
@@ -201,6 +213,17 @@ impl Inner {
         }
         self.bytes -= tx.encoded.len();
         Some(tx)
+    }
+
+    fn reject(&mut self, hash: B256) {
+        if self.rejected_set.insert(hash) {
+            self.rejected.push_back(hash);
+            if self.rejected.len() > REJECTED_MEMORY
+                && let Some(old) = self.rejected.pop_front()
+            {
+                self.rejected_set.remove(&old);
+            }
+        }
     }
 
     fn insert(&mut self, tx: Pooled) {
@@ -272,11 +295,28 @@ impl Pool {
     /// full. Returns what was pooled.
     pub fn add(&self, tx: PooledTransaction, origin: Origin) -> Result<Pooled, Error> {
         let hash = *tx.hash();
-        if self.contains(&hash) {
-            return Err(Error::Known);
+        {
+            let inner = self.inner();
+            if inner.by_hash.contains_key(&hash) {
+                return Err(Error::Known);
+            }
+            if inner.rejected_set.contains(&hash) {
+                return Err(Error::Rejected);
+            }
         }
+        let result = self.add_new(hash, &tx, origin);
+        // Not remembered: duplicates, and what depends on who submits it.
+        if let Err(e) = &result
+            && !matches!(e, Error::Known | Error::Unprotected)
+        {
+            self.inner().reject(hash);
+        }
+        result
+    }
+
+    fn add_new(&self, hash: B256, tx: &PooledTransaction, origin: Origin) -> Result<Pooled, Error> {
         // The expensive checks (signature recovery) run outside the lock.
-        let pooled = validate(&self.config, &tx, origin)?;
+        let pooled = validate(&self.config, tx, origin)?;
         let mut inner = self.inner();
         if inner.by_hash.contains_key(&hash) {
             return Err(Error::Known);
@@ -382,7 +422,10 @@ pub fn validate(config: &Config, tx: &PooledTransaction, origin: Origin) -> Resu
                     s.blobs.len()
                 }
                 alloy_eips::eip7594::BlobTransactionSidecarVariant::Eip7594(s) => {
-                    if s.blobs.len() != hashes.len() {
+                    if s.blobs.len() != hashes.len()
+                        || s.cell_proofs.len()
+                            != hashes.len() * alloy_eips::eip7594::CELLS_PER_EXT_BLOB
+                    {
                         return Err(Error::Blob("sidecar lengths differ"));
                     }
                     s.blobs.len()

@@ -246,3 +246,23 @@ fn envelope_without_sidecar_is_refused() {
         Err(Error::NoSidecar)
     );
 }
+
+#[test]
+fn refused_transactions_are_remembered() {
+    let pool = Pool::new(config());
+    let tx = tx1559(1, 0, 11, 10);
+    assert_eq!(
+        pool.add(tx.clone(), Origin::Remote),
+        Err(Error::TipAboveFeeCap)
+    );
+    // Again: refused without being checked.
+    assert_eq!(pool.add(tx, Origin::Remote), Err(Error::Rejected));
+    // The memory is bounded.
+    for i in 0..REJECTED_MEMORY as u64 + 1 {
+        let _ = pool.add(tx1559(2, i, 11, 10), Origin::Remote);
+    }
+    assert_eq!(
+        pool.add(tx1559(1, 0, 11, 10), Origin::Remote),
+        Err(Error::TipAboveFeeCap)
+    );
+}

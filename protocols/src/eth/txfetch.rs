@@ -63,12 +63,13 @@ pub struct Meta {
 /// One tracked hash.
 #[derive(Debug)]
 struct Tracked {
-    meta: Meta,
     first_seen: Instant,
     /// Announcement order, to request in the order announced.
     seq: u64,
-    /// Peers that announced it and have not failed to deliver it.
-    announcers: Vec<PeerId>,
+    /// Peers that announced it and have not failed to deliver it, with what each said it
+    /// is (an answer is checked against its own sender's announcement: one peer's wrong
+    /// type must not get an honest one disconnected).
+    announcers: Vec<(PeerId, Meta)>,
     /// The peer it is requested from.
     fetching: Option<PeerId>,
 }
@@ -143,7 +144,7 @@ impl Fetcher {
             let room = self.tracked.len() < self.config.max_tracked;
             match self.tracked.get_mut(&hash) {
                 Some(t) if t.announcers.len() < self.config.max_announcers => {
-                    t.announcers.push(peer);
+                    t.announcers.push((peer, meta));
                     mine.insert(hash);
                 }
                 Some(_) => {}
@@ -152,10 +153,9 @@ impl Fetcher {
                     self.tracked.insert(
                         hash,
                         Tracked {
-                            meta,
                             first_seen: now,
                             seq: self.next_seq,
-                            announcers: vec![peer],
+                            announcers: vec![(peer, meta)],
                             fetching: None,
                         },
                     );
@@ -171,7 +171,7 @@ impl Fetcher {
     pub fn arrived(&mut self, hashes: impl IntoIterator<Item = B256>) {
         for h in hashes {
             if let Some(t) = self.tracked.remove(&h) {
-                for p in t.announcers {
+                for (p, _) in t.announcers {
                     if let Some(set) = self.by_peer.get_mut(&p) {
                         set.remove(&h);
                     }
@@ -212,7 +212,7 @@ impl Fetcher {
         let Some(t) = self.tracked.get_mut(hash) else {
             return;
         };
-        t.announcers.retain(|p| p != peer);
+        t.announcers.retain(|(p, _)| p != peer);
         if t.fetching == Some(*peer) {
             t.fetching = None;
         }
@@ -238,10 +238,18 @@ impl Fetcher {
 
     /// When [`Fetcher::poll`] or [`Fetcher::expire`] next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
+        // Only hashes that an idle peer could be asked for: the others wait for a request
+        // to end, which is an input or a request deadline anyway (counting them would wake
+        // the driver in a loop while their announcers are busy).
         let waiting = self
             .tracked
             .values()
-            .filter(|t| t.fetching.is_none())
+            .filter(|t| {
+                t.fetching.is_none()
+                    && t.announcers
+                        .iter()
+                        .any(|(p, _)| !self.requests.contains_key(p))
+            })
             .map(|t| t.first_seen + self.config.arrival_wait);
         let requests = self.requests.values().map(|r| r.deadline);
         waiting.chain(requests).min()
@@ -266,7 +274,7 @@ impl Fetcher {
                 continue;
             };
             // The first announcer that is idle, or whose new request still has room.
-            let pick = t.announcers.iter().copied().find(|p| {
+            let pick = t.announcers.iter().copied().find(|(p, meta)| {
                 if self.requests.contains_key(p) {
                     return false;
                 }
@@ -274,22 +282,22 @@ impl Fetcher {
                     None => true,
                     Some(f) => {
                         f.hashes.len() < self.config.max_hashes
-                            && bytes.get(p).copied().unwrap_or(0) + t.meta.size as usize
+                            && bytes.get(p).copied().unwrap_or(0) + meta.size as usize
                                 <= self.config.max_bytes
                     }
                 }
             });
-            let Some(peer) = pick else {
+            let Some((peer, meta)) = pick else {
                 continue;
             };
             t.fetching = Some(peer);
-            *bytes.entry(peer).or_default() += t.meta.size as usize;
+            *bytes.entry(peer).or_default() += meta.size as usize;
             match out.iter_mut().find(|f| f.peer == peer) {
-                Some(f) => f.hashes.push((hash, t.meta)),
+                Some(f) => f.hashes.push((hash, meta)),
                 None => out.push(Fetch {
                     id: 0,
                     peer,
-                    hashes: vec![(hash, t.meta)],
+                    hashes: vec![(hash, meta)],
                 }),
             }
         }

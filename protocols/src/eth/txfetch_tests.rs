@@ -132,5 +132,42 @@ fn tracking_is_bounded() {
     f.announce(peer(3), items(0..100), |_| false, t0);
     f.announce(peer(4), items(0..100), |_| false, t0);
     assert!(f.tracked.values().all(|t| t.announcers.len() <= 2));
+    assert_eq!(f.by_peer[&peer(3)].len(), 100);
     assert_eq!(f.by_peer[&peer(4)].len(), 0);
+}
+
+#[test]
+fn busy_announcers_set_no_deadline() {
+    // 20 hashes, requests of at most 10: after the first request nothing else can go to
+    // the only (busy) announcer, so the next deadline is the request's, not the past
+    // arrival time of the waiting hashes (which would wake the driver in a loop).
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config {
+        max_hashes: 10,
+        ..Config::default()
+    });
+    f.announce(peer(1), items(0..20), |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let r = f.poll(t1);
+    assert_eq!(r[0].hashes.len(), 10);
+    assert_eq!(f.next_deadline(), Some(t1 + Duration::from_secs(5)));
+    // Answered: the other ten are due at once.
+    f.delivered(peer(1), r[0].id, &hashes(&r[0]));
+    assert_eq!(f.next_deadline(), Some(t0 + Duration::from_millis(500)));
+    assert_eq!(f.poll(t1)[0].hashes.len(), 10);
+}
+
+#[test]
+fn each_announcer_is_checked_against_its_own_announcement() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config::default());
+    let liar = Meta { kind: 0, size: 1 };
+    f.announce(peer(1), [(h(0), liar)], |_| false, t0);
+    f.announce(peer(2), [(h(0), M)], |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let r = f.poll(t1);
+    assert_eq!(r[0].hashes, vec![(h(0), liar)]);
+    f.delivered(peer(1), r[0].id, &[]);
+    let r = f.poll(t1);
+    assert_eq!((r[0].peer, r[0].hashes.clone()), (peer(2), vec![(h(0), M)]));
 }

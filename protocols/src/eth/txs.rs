@@ -187,41 +187,84 @@ pub(super) enum FetchInput {
     PeerLeft(PeerId),
 }
 
-/// Starts the fetcher task; it ends when every sender is gone (the [`Shared`] state that
-/// holds it was dropped).
-pub(super) fn spawn_fetcher(
-    shared: Weak<Shared>,
-    config: txfetch::Config,
-) -> mpsc::Sender<FetchInput> {
-    let (tx, rx) = mpsc::channel(FETCH_QUEUE);
-    tokio::spawn(drive(shared, rx, config));
-    tx
+/// The fetcher task's inputs: hints (announcements, arrivals) on a bounded queue that
+/// drops when full, and the ends of requests and sessions, which must not be lost (they
+/// are at most one per request in flight and one per peer), on an unbounded one.
+pub(super) struct FetchTx {
+    hints: mpsc::Sender<FetchInput>,
+    control: mpsc::UnboundedSender<FetchInput>,
 }
 
-async fn drive(shared: Weak<Shared>, mut rx: mpsc::Receiver<FetchInput>, config: txfetch::Config) {
+impl FetchTx {
+    /// Queues `input` for the fetcher task.
+    pub(super) fn send(&self, input: FetchInput) {
+        match input {
+            FetchInput::Announce { .. } | FetchInput::Arrived(_) => {
+                let _ = self.hints.try_send(input);
+            }
+            FetchInput::Delivered { .. } | FetchInput::PeerLeft(_) => {
+                let _ = self.control.send(input);
+            }
+        }
+    }
+}
+
+/// Starts the fetcher task; it ends when every sender is gone (the [`Shared`] state that
+/// holds them was dropped).
+pub(super) fn spawn_fetcher(shared: Weak<Shared>, config: txfetch::Config) -> FetchTx {
+    let (hints, hints_rx) = mpsc::channel(FETCH_QUEUE);
+    let (control, control_rx) = mpsc::unbounded_channel();
+    tokio::spawn(drive(shared, hints_rx, control_rx, config));
+    FetchTx { hints, control }
+}
+
+async fn drive(
+    shared: Weak<Shared>,
+    mut hints: mpsc::Receiver<FetchInput>,
+    mut control: mpsc::UnboundedReceiver<FetchInput>,
+    config: txfetch::Config,
+) {
     let mut f = Fetcher::new(config);
     loop {
         let deadline = f.next_deadline().map(Instant::from_std);
         tokio::select! {
-            input = rx.recv() => {
+            input = control.recv() => {
                 let Some(input) = input else { return };
                 let Some(shared) = shared.upgrade() else { return };
                 apply(&mut f, &shared, input);
-                // Take whatever else is queued before scheduling, so one poll sees it all.
-                while let Ok(input) = rx.try_recv() {
-                    apply(&mut f, &shared, input);
-                }
+            }
+            input = hints.recv() => {
+                let Some(input) = input else { return };
+                let Some(shared) = shared.upgrade() else { return };
+                apply(&mut f, &shared, input);
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
         }
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        // Take whatever else is queued before scheduling, so one poll sees it all.
+        while let Ok(input) = control.try_recv().or_else(|_| hints.try_recv()) {
+            apply(&mut f, &shared, input);
+        }
         let now = Instant::now().into_std();
         for peer in f.expire(now) {
             tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), "pooled transactions request timed out");
         }
-        for fetch in f.poll(now) {
+        for mut fetch in f.poll(now) {
+            // Some may have been pooled meanwhile (an arrival hint can be dropped).
+            let (held, wanted): (Vec<_>, Vec<_>) = fetch
+                .hashes
+                .into_iter()
+                .partition(|(h, _)| shared.pool.contains(h));
+            fetch.hashes = wanted;
+            if !held.is_empty() {
+                f.arrived(held.into_iter().map(|(h, _)| h));
+            }
+            if fetch.hashes.is_empty() {
+                f.delivered(fetch.peer, fetch.id, &[]);
+                continue;
+            }
             let sent = shared.peers().get(&fetch.peer).is_some_and(|e| {
                 e.commands
                     .try_send(Command::FetchPooled {
