@@ -284,7 +284,11 @@ async fn an_unconnected_announcement_is_fetched_once() {
     .await
     .expect("the fetch ended");
     assert_eq!(a.head().0, 400);
-    assert_eq!(a.propagator.queued(), 2, "401' and 402' wait for their parents");
+    assert_eq!(
+        a.propagator.queued(),
+        2,
+        "401' and 402' wait for their parents"
+    );
     assert_eq!(a.eth.peers().len(), 1, "an honest fork is no offence");
     for n in [a, b] {
         n.stop().await;
