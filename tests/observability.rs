@@ -354,7 +354,7 @@ async fn metrics_and_admin_api_follow_a_live_pair() {
         403,
         "cross-site Origin"
     );
-    let huge = "Host: localhost\r\nContent-Length: 2000000\r\n\r\n";
+    let huge = "Host: localhost\r\nContent-Length: 3000000\r\n\r\n";
     assert_eq!(
         raw(a.rpc, format!("POST / HTTP/1.1\r\n{huge}").as_bytes())
             .await

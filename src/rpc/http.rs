@@ -34,8 +34,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most header fields in a request. Default 32.
     pub max_headers: usize,
-    /// Most body bytes; more is answered with 413. Default 1 MiB (room for a full
-    /// JSON-RPC batch; geth's default is 5 MiB for much larger requests).
+    /// Most body bytes; more is answered with 413. Default 2 MiB: room for a full JSON-RPC
+    /// batch, and for `eth_sendRawTransaction` of a blob transaction with 6 blobs in hex
+    /// (about 1.6 MB); geth's default is 5 MiB.
     pub max_body_bytes: usize,
     /// Time allowed to send the request line and headers, counted from when the server
     /// starts waiting for them, so it also closes idle keep-alive connections
@@ -57,7 +58,7 @@ impl Default for Limits {
         Self {
             max_header_bytes: 8 * 1024,
             max_headers: 32,
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 2 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 64,
