@@ -22,6 +22,29 @@ async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Propagating {
     Propagating::start(name, blocks, config).await
 }
 
+/// The first node replays blocks 401..600, 20 ms apart; waits (30 s at most) until every
+/// node is at 600.
+async fn replay_until_all_at_600(nodes: &[Propagating]) {
+    let imported = propagate::replay(
+        &nodes[0].propagator,
+        &chain_file(),
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported, 200);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while nodes.iter().any(|n| n.head().0 < 600) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let heads: Vec<_> = nodes.iter().map(|n| n.head().0).collect();
+        panic!("not all at 600: {heads:?}")
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_propagate_along_a_line() {
     let blocks = chain_blocks(400);
@@ -47,27 +70,7 @@ async fn blocks_propagate_along_a_line() {
     .expect("line connected");
 
     let started = Instant::now();
-    let imported = propagate::replay(
-        &nodes[0].propagator,
-        &chain_file(),
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
-    assert_eq!(imported, 200);
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while nodes.iter().any(|n| n.store.head().unwrap().number < 600) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        let heads: Vec<_> = nodes
-            .iter()
-            .map(|n| n.store.head().unwrap().number)
-            .collect();
-        panic!("not all at 600: {heads:?}")
-    });
+    replay_until_all_at_600(&nodes).await;
     eprintln!("propagated 200 blocks in {:?}", started.elapsed());
 
     let all = chain_blocks(600);
@@ -120,27 +123,7 @@ async fn announced_blocks_are_fetched() {
     })
     .await
     .expect("star connected");
-    let imported = propagate::replay(
-        &nodes[0].propagator,
-        &chain_file(),
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
-    assert_eq!(imported, 200);
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while nodes.iter().any(|n| n.store.head().unwrap().number < 600) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        let heads: Vec<_> = nodes
-            .iter()
-            .map(|n| n.store.head().unwrap().number)
-            .collect();
-        panic!("not all at 600: {heads:?}")
-    });
+    replay_until_all_at_600(&nodes).await;
     let all = chain_blocks(600);
     for b in &all[400..] {
         let hash = b.header.hash_slow();

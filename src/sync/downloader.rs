@@ -463,6 +463,13 @@ impl<L: Local> Downloader<L> {
         kind: Kind,
         now: Instant,
     ) {
+        let id = self.start_request(peer, kind, now);
+        self.actions.push_back(Action::Headers { id, peer, req });
+    }
+
+    /// Records a request of `kind` to `peer` at `now`: its deadline, and the pacing of
+    /// the next one ([`Config::min_request_interval`]). Returns its id.
+    pub(super) fn start_request(&mut self, peer: PeerId, kind: Kind, now: Instant) -> RequestId {
         let id = self.next_request_id();
         let deadline = now + self.config.request_timeout;
         self.requests.insert(
@@ -473,18 +480,13 @@ impl<L: Local> Downloader<L> {
                 kind,
             },
         );
-        self.pace(&peer, now);
-        self.actions.push_back(Action::Headers { id, peer, req });
-    }
-
-    /// Records a request to `peer` at `now` for [`Config::min_request_interval`].
-    pub(super) fn pace(&mut self, peer: &PeerId, now: Instant) {
         let interval = self.config.min_request_interval;
-        if let Some(p) = self.peers.get_mut(peer)
+        if let Some(p) = self.peers.get_mut(&peer)
             && !interval.is_zero()
         {
             p.paced_until = Some(now + interval);
         }
+        id
     }
 
     pub(super) fn in_flight(&self, peer: &PeerId) -> usize {

@@ -11,7 +11,7 @@ use alloy_primitives::B256;
 use protocols::eth::{BlockId, GetBlockHeaders, PeerId};
 use rlpx::DisconnectReason;
 
-use super::downloader::{Action, Downloader, Kind, Local, Request};
+use super::downloader::{Action, Downloader, Kind, Local};
 use crate::chain::{Block, Body, validate};
 
 #[derive(Debug)]
@@ -391,18 +391,7 @@ impl<L: Local> Downloader<L> {
                     hashes.push(s.hash);
                 }
             }
-            let id = self.next_request_id();
-            let deadline = now + self.config.request_timeout;
-            let kind = Kind::Bodies { numbers: chunk };
-            self.requests.insert(
-                id,
-                Request {
-                    peer,
-                    deadline,
-                    kind,
-                },
-            );
-            self.pace(&peer, now);
+            let id = self.start_request(peer, Kind::Bodies { numbers: chunk }, now);
             self.actions.push_back(Action::Bodies { id, peer, hashes });
         }
     }
