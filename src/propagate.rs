@@ -254,16 +254,21 @@ impl Propagator {
         fetch_missing: bool,
     ) -> bool {
         let number = block.header.number;
-        match self.import_and_propagate(from, block.clone()).await {
-            // Queued; a gap of a few blocks is fetched from the sender, a bigger one left
-            // to the downloader.
-            Ok(Outcome::UnknownParent) => {
-                self.enqueue(from, hash, block);
-                if let Some(peer) = from.filter(|_| fetch_missing) {
-                    self.on_announcement(peer, hash, number);
-                }
-                false
+        // Queued when the parent is missing; a gap of a few blocks is fetched from the
+        // sender, a bigger one left to the downloader.
+        if matches!(
+            self.inner.store.header_by_hash(&block.header.parent_hash),
+            Ok(None)
+        ) {
+            self.enqueue(from, hash, block);
+            if let Some(peer) = from.filter(|_| fetch_missing) {
+                self.on_announcement(peer, hash, number);
             }
+            return false;
+        }
+        match self.import_and_propagate(from, block).await {
+            // Not reached: the parent was just found, and stored blocks are never removed.
+            Ok(Outcome::UnknownParent) => false,
             Ok(_) => true,
             Err(store::Error::BadBlock { hash, reason, .. }) => {
                 tracing::debug!(target: "sync", number, %hash, %reason, "bad propagated block");
