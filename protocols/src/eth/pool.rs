@@ -492,18 +492,22 @@ pub fn recover(sig: &alloy_primitives::Signature, hash: B256) -> Option<Address>
     if sig.s() > SECP256K1N_HALF {
         return None;
     }
+    // r || s, without slicing (no index to get wrong on network input).
+    let (r, s) = (sig.r().to_be_bytes::<32>(), sig.s().to_be_bytes::<32>());
     let mut compact = [0u8; 64];
-    compact[..32].copy_from_slice(&sig.r().to_be_bytes::<32>());
-    compact[32..].copy_from_slice(&sig.s().to_be_bytes::<32>());
+    for (d, b) in compact.iter_mut().zip(r.iter().chain(s.iter())) {
+        *d = *b;
+    }
     let id = secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.v())).ok()?;
     let sig = secp256k1::ecdsa::RecoverableSignature::from_compact(&compact, id).ok()?;
     let key = secp256k1::SECP256K1
         .recover_ecdsa(secp256k1::Message::from_digest(hash.0), &sig)
         .ok()?;
+    // The address is the last 20 bytes of keccak256(x || y), the point without its
+    // 0x04 prefix.
     let point = key.serialize_uncompressed();
-    Some(Address::from_slice(
-        &alloy_primitives::keccak256(&point[1..])[12..],
-    ))
+    let (_, xy) = point.split_first()?;
+    Some(Address::from_word(alloy_primitives::keccak256(xy)))
 }
 
 /// Intrinsic gas (Yellow Paper g0 with EIP-2028 calldata, EIP-2930 access lists, EIP-3860
