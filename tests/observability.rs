@@ -1,6 +1,8 @@
 //! The metrics endpoint and the admin JSON-RPC API over real HTTP on loopback, against a
 //! live pair of servers, and their resilience to hostile HTTP clients.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,23 +107,7 @@ fn rpc_config() -> rpc::Config {
 
 /// Sends raw bytes, reads until the server closes (bounded), returns (status, body).
 async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .expect("server answered and closed in time");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    support::http_raw(addr, request).await
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

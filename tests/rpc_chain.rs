@@ -1,9 +1,10 @@
 //! The chain methods of the JSON-RPC API (`eth_*`) and the chain and sync metrics, over
 //! real HTTP on loopback, against a node whose store imported the ethtest chain.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use devp2p::chain::eth::EthChain;
 use devp2p::chain::{Store, presets};
@@ -12,8 +13,7 @@ use devp2p::{metrics, rpc, server, sync};
 use protocols::{Subprotocol, eth};
 use secp256k1::SecretKey;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const CHAIN_RLP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
@@ -27,23 +27,7 @@ fn tempdir(name: &str) -> PathBuf {
 
 /// Sends raw bytes, reads until the server closes (bounded), returns (status, body).
 async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .expect("server answered and closed in time");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    support::http_raw(addr, request).await
 }
 
 async fn call(addr: std::net::SocketAddr, method: &str, params: Value) -> Value {

@@ -313,3 +313,26 @@ pub fn interrupt_and_wait(child: &mut std::process::Child, secs: u64) -> std::pr
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Sends raw bytes to an HTTP server, reads until it closes (bounded), returns (status,
+/// body).
+pub async fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("server answered and closed in time");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
