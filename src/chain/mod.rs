@@ -56,6 +56,15 @@ pub struct Spec {
     pub genesis_hash: B256,
     /// Public bootstrap nodes as enode URLs (empty for private chains).
     pub bootnodes: Vec<String>,
+    /// Whether this is a public network preset (mainnet, sepolia, holesky, hoodi): post-merge
+    /// networks where blocks come from the consensus layer, so `eth` block gossip
+    /// (NewBlock, NewBlockHashes) is refused as go-ethereum refuses it
+    /// (`docs/fork-choice.md`).
+    pub public: bool,
+    /// Blocks every chain we accept must contain (`--required-blocks`, go-ethereum's
+    /// `--eth.requiredblocks`): number → hash. The store refuses a block at such a height
+    /// with another hash, and peers that disagree are dropped on connect.
+    pub required_blocks: std::collections::BTreeMap<u64, B256>,
     /// Blob parameters per fork, from the config's `blobSchedule` over the defaults.
     blob_schedule: BlobScheduleBlobParams,
 }
@@ -88,6 +97,8 @@ impl Spec {
             config,
             genesis_header,
             bootnodes,
+            public: false,
+            required_blocks: Default::default(),
             blob_schedule,
         }
     }

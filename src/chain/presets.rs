@@ -143,7 +143,9 @@ fn public(
     let header = genesis::header_with_state_root(&genesis, state_root);
     let network_id = genesis.config.chain_id;
     let bootnodes = bootnodes.iter().map(|s| (*s).to_owned()).collect();
-    Spec::with_header(name, network_id, genesis.config, header, bootnodes)
+    let mut spec = Spec::with_header(name, network_id, genesis.config, header, bootnodes);
+    spec.public = true;
+    spec
 }
 
 /// Ethereum mainnet (network id 1).

@@ -9,6 +9,13 @@
 //! the head, reorganising the canonical index back to the common ancestor. Post-merge that is
 //! what importing a file or following a single peer needs; the consensus client's fork choice
 //! is not modelled.
+//!
+//! Acceptance rules bound what anyone can make us store (`docs/fork-choice.md`), for every
+//! path that writes (sync, propagation, import): a block may fork off the canonical chain at
+//! most [`MAX_REORG_DEPTH`] blocks below the head; blocks off the canonical chain ("side
+//! blocks") take at most [`MAX_SIDE_BYTES`] and are deleted once they fall out of the reorg
+//! window; a timestamp more than [`MAX_FUTURE_SECS`] ahead of our clock is refused; and a
+//! block contradicting [`Spec::required_blocks`] is refused.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -23,6 +30,17 @@ use super::{Block, Body, Spec, validate};
 
 /// File name of the database inside the data directory.
 pub const FILE_NAME: &str = "chain.redb";
+/// How far below our head a block may fork off the canonical chain. The beacon chain
+/// finalises after two epochs (64 slots, so at most 64 blocks) when healthy: a deeper reorg
+/// of a post-merge chain means the peer is on another fork. Twice that for slack. Nothing
+/// executes here and no consensus client bounds the fork choice, so this bound is ours.
+pub const MAX_REORG_DEPTH: u64 = 128;
+/// Bytes of side blocks (stored, not canonical) kept at most. An honest network makes a
+/// few one- or two-block forks per day; 128 MiB holds a full reorg window of 1 MiB blocks.
+pub const MAX_SIDE_BYTES: u64 = 128 << 20;
+/// How far ahead of our clock a block's timestamp may be (go-ethereum's
+/// `allowedFutureBlockTimeSeconds`).
+pub const MAX_FUTURE_SECS: u64 = 15;
 /// How many bad block hashes (with their reasons) are remembered.
 pub const BAD_BLOCK_CACHE: usize = 256;
 
@@ -34,8 +52,11 @@ const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
 const TD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("td");
 /// Block number → canonical block hash.
 const CANONICAL: TableDefinition<u64, &[u8]> = TableDefinition::new("canonical");
-/// `genesis` and `head` → block hash.
+/// `genesis` and `head` → block hash; `side_bytes` → 8 bytes big-endian.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Side blocks: number (8 bytes big-endian) ‖ hash → stored size (header + body bytes).
+/// Ordered by number, so the ones below the reorg window are a prefix.
+const SIDE: TableDefinition<&[u8], u64> = TableDefinition::new("side");
 
 /// Block store errors.
 #[derive(Debug, thiserror::Error)]
@@ -125,17 +146,42 @@ impl BadBlocks {
     }
 }
 
+/// The acceptance bounds of a [`Store`] (defaults: [`MAX_REORG_DEPTH`],
+/// [`MAX_SIDE_BYTES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How far below the head a block may fork off the canonical chain.
+    pub reorg_depth: u64,
+    /// Bytes of side blocks kept at most.
+    pub side_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            reorg_depth: MAX_REORG_DEPTH,
+            side_bytes: MAX_SIDE_BYTES,
+        }
+    }
+}
+
 /// The block store of one chain.
 #[derive(Debug)]
 pub struct Store {
     db: Database,
     spec: Spec,
+    limits: Limits,
     bad: Mutex<BadBlocks>,
 }
 
 impl Store {
     /// Opens (or creates, with the genesis block) the store in `datadir` for `spec`'s chain.
     pub fn open(datadir: &Path, spec: Spec) -> Result<Self, Error> {
+        Self::open_with(datadir, spec, Limits::default())
+    }
+
+    /// [`Store::open`] with other acceptance bounds.
+    pub fn open_with(datadir: &Path, spec: Spec, limits: Limits) -> Result<Self, Error> {
         std::fs::create_dir_all(datadir).map_err(|source| Error::Io {
             path: datadir.to_owned(),
             source,
@@ -151,6 +197,7 @@ impl Store {
         let store = Self {
             db,
             spec,
+            limits,
             bad: Mutex::new(BadBlocks::default()),
         };
         store.init_genesis()?;
@@ -338,15 +385,38 @@ impl Store {
         }
     }
 
-    /// Validates and stores blocks in one transaction. Each block's parent must be stored or
-    /// earlier in `blocks`. On the first invalid block the blocks before it are committed and
-    /// [`Error::BadBlock`] returned; the bad block is remembered ([`Store::bad_block`]).
+    /// Bytes of side blocks stored (see [`MAX_SIDE_BYTES`]).
+    pub fn side_bytes(&self) -> Result<u64, Error> {
+        let r = self.db.begin_read().map_err(db)?;
+        let meta = r.open_table(META).map_err(db)?;
+        let v = meta.get("side_bytes").map_err(db)?;
+        Ok(v.map_or(0, |v| side_bytes_from(v.value())))
+    }
+
+    /// Validates and stores blocks in one transaction (see [`Store::insert_blocks_at`]),
+    /// judging timestamps by the system clock.
     pub fn insert_blocks(&self, blocks: &[Block]) -> Result<Inserted, Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.insert_blocks_at(blocks, now)
+    }
+
+    /// Validates and stores blocks in one transaction. Each block's parent must be stored or
+    /// earlier in `blocks`. On the first invalid or refused block the blocks before it are
+    /// committed and [`Error::BadBlock`] returned; a block that can never become valid
+    /// ([`validate::Error::is_permanent`]) is remembered ([`Store::bad_block`]). `now` is
+    /// the clock (seconds since the epoch) that timestamps are judged by.
+    pub fn insert_blocks_at(&self, blocks: &[Block], now: u64) -> Result<Inserted, Error> {
         let w = self.db.begin_write().map_err(db)?;
         let mut failure = None;
         let inserted = {
             let mut t = Tables::open(&w)?;
             let mut meta = w.open_table(META).map_err(db)?;
+            t.side_bytes = meta
+                .get("side_bytes")
+                .map_err(db)?
+                .map_or(0, |v| side_bytes_from(v.value()));
             let head_hash = hash_from(
                 meta.get("head")
                     .map_err(db)?
@@ -366,9 +436,10 @@ impl Store {
             let mut last: Option<(B256, Header, U256)> = None;
             for block in blocks {
                 let hash = block.header.hash_slow();
+                let number = block.header.number;
                 if let Some(reason) = self.bad_block(&hash) {
                     failure = Some(Error::BadBlock {
-                        number: block.header.number,
+                        number,
                         hash,
                         reason,
                     });
@@ -379,28 +450,33 @@ impl Store {
                     continue;
                 }
                 let parent_hash = block.header.parent_hash;
-                let (parent, parent_td) = match last.take() {
-                    Some((h, header, td)) if h == parent_hash => (header, td),
+                let parent = match last.take() {
+                    Some((h, header, td)) if h == parent_hash => Some((header, td)),
                     _ => match t.header(&parent_hash)? {
-                        Some(header) => (header, t.td(&parent_hash)?),
-                        None => {
-                            let reason = validate::Error::UnknownParent(parent_hash);
-                            let number = block.header.number;
-                            failure = Some(Error::BadBlock {
-                                number,
-                                hash,
-                                reason,
-                            });
-                            break;
-                        }
+                        Some(header) => Some((header, t.td(&parent_hash)?)),
+                        None => None,
                     },
                 };
-                let checked = validate::header(&self.spec, &parent, &block.header)
+                let Some((parent, parent_td)) = parent else {
+                    let reason = validate::Error::UnknownParent(parent_hash);
+                    failure = Some(Error::BadBlock {
+                        number,
+                        hash,
+                        reason,
+                    });
+                    break;
+                };
+                let size = (block.header.length() + block.body.length()) as u64;
+                let checked = self
+                    .refusal(&t, block, hash, &parent, head.number, size, now)
+                    .and_then(|()| validate::header(&self.spec, &parent, &block.header))
                     .and_then(|()| validate::body(&block.header, &block.body));
                 if let Err(reason) = checked {
-                    self.mark_bad(hash, reason.clone());
+                    if reason.is_permanent() {
+                        self.mark_bad(hash, reason.clone());
+                    }
                     failure = Some(Error::BadBlock {
-                        number: block.header.number,
+                        number,
                         hash,
                         reason,
                     });
@@ -408,16 +484,21 @@ impl Store {
                 }
                 let td = parent_td.saturating_add(block.header.difficulty);
                 t.put(hash, &block.header, &block.body, td)?;
+                last = Some((hash, block.header.clone(), td));
                 inserted.imported += 1;
-                if block.header.number > head.number {
+                if number > head.number {
                     t.set_canonical(hash, &block.header, head.number)?;
                     meta.insert("head", hash.as_slice()).map_err(db)?;
                     head = block.header.clone();
                     inserted.head_number = head.number;
                     inserted.head_hash = hash;
+                } else {
+                    t.add_side(number, hash, size)?;
                 }
-                last = Some((hash, block.header.clone(), td));
             }
+            t.prune_side(head.number.saturating_sub(self.limits.reorg_depth))?;
+            meta.insert("side_bytes", t.side_bytes.to_be_bytes().as_slice())
+                .map_err(db)?;
             inserted
         };
         w.commit().map_err(db)?;
@@ -428,12 +509,67 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The acceptance rules of the module docs, checked before validation. `size` is the
+    /// block's stored size; `head` our head's number.
+    #[allow(clippy::too_many_arguments)]
+    fn refusal(
+        &self,
+        t: &Tables<'_>,
+        block: &Block,
+        hash: B256,
+        parent: &Header,
+        head: u64,
+        size: u64,
+        now: u64,
+    ) -> Result<(), validate::Error> {
+        let number = block.header.number;
+        if let Some(&expected) = self.spec.required_blocks.get(&number)
+            && expected != hash
+        {
+            return Err(validate::Error::RequiredBlock { number, expected });
+        }
+        let timestamp = block.header.timestamp;
+        if timestamp > now.saturating_add(MAX_FUTURE_SECS) {
+            return Err(validate::Error::FutureTimestamp { timestamp, now });
+        }
+        let low = head.saturating_sub(self.limits.reorg_depth);
+        let too_deep = |fork| validate::Error::ReorgTooDeep { fork, head };
+        match t.fork_point(block.header.parent_hash, parent, low) {
+            Ok(Some(fork)) if fork >= low => {}
+            Ok(Some(fork)) => return Err(too_deep(fork)),
+            Ok(None) => return Err(too_deep(low.saturating_sub(1))),
+            // A damaged database shows up on the next read; refusing is the safe answer.
+            Err(_) => return Err(too_deep(0)),
+        }
+        if number <= head && t.side_bytes.saturating_add(size) > self.limits.side_bytes {
+            return Err(validate::Error::SideChainFull);
+        }
+        Ok(())
+    }
+}
+
+fn side_bytes_from(v: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(v).map_or(0, u64::from_be_bytes)
+}
+
+/// The [`SIDE`] key of a block: number (big-endian) ‖ hash.
+fn side_key(number: u64, hash: &B256) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&number.to_be_bytes());
+    key[8..].copy_from_slice(hash.as_slice());
+    key
+}
+
 /// The block tables opened in one write transaction.
 struct Tables<'txn> {
     headers: Table<'txn, &'static [u8], &'static [u8]>,
     bodies: Table<'txn, &'static [u8], &'static [u8]>,
     td: Table<'txn, &'static [u8], &'static [u8]>,
     canonical: Table<'txn, u64, &'static [u8]>,
+    side: Table<'txn, &'static [u8], u64>,
+    /// The running total of [`SIDE`]'s sizes (written back to `META` by the caller).
+    side_bytes: u64,
 }
 
 impl<'txn> Tables<'txn> {
@@ -443,7 +579,99 @@ impl<'txn> Tables<'txn> {
             bodies: w.open_table(BODIES).map_err(db)?,
             td: w.open_table(TD).map_err(db)?,
             canonical: w.open_table(CANONICAL).map_err(db)?,
+            side: w.open_table(SIDE).map_err(db)?,
+            side_bytes: 0,
         })
+    }
+
+    fn is_canonical(&self, number: u64, hash: &B256) -> Result<bool, Error> {
+        let v = self.canonical.get(number).map_err(db)?;
+        Ok(v.is_some_and(|v| v.value() == hash.as_slice()))
+    }
+
+    /// The height where the chain ending in `parent` (hash `parent_hash`) joins the
+    /// canonical chain, if it does at `low` or above (walking at most the reorg window).
+    fn fork_point(
+        &self,
+        parent_hash: B256,
+        parent: &Header,
+        low: u64,
+    ) -> Result<Option<u64>, Error> {
+        let (mut hash, mut number, mut up) = (parent_hash, parent.number, parent.parent_hash);
+        loop {
+            if self.is_canonical(number, &hash)? {
+                return Ok(Some(number));
+            }
+            if number <= low {
+                return Ok(None);
+            }
+            let Some(header) = self.header(&up)? else {
+                // Its ancestor was pruned: it forked below the window.
+                return Ok(None);
+            };
+            (hash, number, up) = (up, header.number, header.parent_hash);
+        }
+    }
+
+    fn add_side(&mut self, number: u64, hash: B256, size: u64) -> Result<(), Error> {
+        let key = side_key(number, &hash);
+        if self
+            .side
+            .insert(key.as_slice(), size)
+            .map_err(db)?
+            .is_none()
+        {
+            self.side_bytes = self.side_bytes.saturating_add(size);
+        }
+        Ok(())
+    }
+
+    fn remove_side(&mut self, number: u64, hash: &B256) -> Result<(), Error> {
+        let key = side_key(number, hash);
+        if let Some(size) = self.side.remove(key.as_slice()).map_err(db)? {
+            self.side_bytes = self.side_bytes.saturating_sub(size.value());
+        }
+        Ok(())
+    }
+
+    /// The stored size of a block (header + body bytes).
+    fn stored_size(&self, hash: &B256) -> Result<u64, Error> {
+        let h = self.headers.get(hash.as_slice()).map_err(db)?;
+        let b = self.bodies.get(hash.as_slice()).map_err(db)?;
+        let len = |v: Option<redb::AccessGuard<'_, &[u8]>>| v.map_or(0, |v| v.value().len());
+        Ok((len(h) + len(b)) as u64)
+    }
+
+    /// Deletes the side blocks below height `low`: they fork off below the reorg window, so
+    /// they can never become canonical.
+    fn prune_side(&mut self, low: u64) -> Result<(), Error> {
+        let end = side_key(low, &B256::ZERO);
+        let stale: Vec<(Vec<u8>, u64)> = self
+            .side
+            .range(..end.as_slice())
+            .map_err(db)?
+            .map(|e| e.map(|(k, v)| (k.value().to_vec(), v.value())))
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        for (key, size) in stale {
+            let hash = key.get(8..).map(B256::from_slice);
+            let number = key
+                .get(..8)
+                .and_then(|n| <[u8; 8]>::try_from(n).ok())
+                .map(u64::from_be_bytes);
+            self.side.remove(key.as_slice()).map_err(db)?;
+            self.side_bytes = self.side_bytes.saturating_sub(size);
+            let (Some(hash), Some(number)) = (hash, number) else {
+                continue;
+            };
+            if self.is_canonical(number, &hash)? {
+                continue;
+            }
+            self.headers.remove(hash.as_slice()).map_err(db)?;
+            self.bodies.remove(hash.as_slice()).map_err(db)?;
+            self.td.remove(hash.as_slice()).map_err(db)?;
+        }
+        Ok(())
     }
 
     fn put(&mut self, hash: B256, header: &Header, body: &Body, td: U256) -> Result<(), Error> {
@@ -476,13 +704,28 @@ impl<'txn> Tables<'txn> {
 
     /// Makes `hash` the canonical block at its height and rewrites the index back to the
     /// common ancestor; heights above it (left from a higher old head) are removed.
+    /// The blocks that leave the canonical chain become side blocks; those that join it
+    /// stop being side blocks.
     fn set_canonical(&mut self, hash: B256, header: &Header, old_head: u64) -> Result<(), Error> {
         for n in header.number.saturating_add(1)..=old_head {
-            self.canonical.remove(n).map_err(db)?;
+            let removed = self.canonical.remove(n).map_err(db)?;
+            let removed = removed.map(|v| hash_from(v.value())).transpose()?;
+            if let Some(old) = removed {
+                let size = self.stored_size(&old)?;
+                self.add_side(n, old, size)?;
+            }
         }
         let (mut number, mut hash, mut parent) = (header.number, hash, header.parent_hash);
         loop {
-            self.canonical.insert(number, hash.as_slice()).map_err(db)?;
+            let replaced = self.canonical.insert(number, hash.as_slice()).map_err(db)?;
+            let replaced = replaced.map(|v| hash_from(v.value())).transpose()?;
+            if let Some(old) = replaced
+                && old != hash
+            {
+                let size = self.stored_size(&old)?;
+                self.add_side(number, old, size)?;
+            }
+            self.remove_side(number, &hash)?;
             let Some(below) = number.checked_sub(1) else {
                 return Ok(());
             };

@@ -143,6 +143,49 @@ pub enum Error {
         /// The body's blob gas.
         got: u64,
     },
+    /// Acceptance policy (`docs/fork-choice.md`): the timestamp is more than
+    /// [`super::store::MAX_FUTURE_SECS`] ahead of our clock. Not remembered as bad: it may
+    /// become acceptable later.
+    #[error("timestamp {timestamp} is in the future (now {now})")]
+    FutureTimestamp {
+        /// The header's timestamp.
+        timestamp: u64,
+        /// Our clock (seconds since the epoch).
+        now: u64,
+    },
+    /// Acceptance policy: the block forks off our canonical chain more than
+    /// [`super::store::MAX_REORG_DEPTH`] blocks below our head (or off a side chain that
+    /// was pruned). Not remembered as bad.
+    #[error("forks off our chain at {fork}, too far below our head {head}")]
+    ReorgTooDeep {
+        /// The highest canonical ancestor found (0 if none within the limit).
+        fork: u64,
+        /// Our head's number.
+        head: u64,
+    },
+    /// Acceptance policy: the block contradicts a required block (`--required-blocks`).
+    #[error("block {number} is not the required {expected}")]
+    RequiredBlock {
+        /// The height.
+        number: u64,
+        /// The required hash there.
+        expected: B256,
+    },
+    /// Acceptance policy: storing this side block would exceed
+    /// [`super::store::MAX_SIDE_BYTES`]. Not remembered as bad.
+    #[error("side-chain budget full")]
+    SideChainFull,
+}
+
+impl Error {
+    /// Whether the block can never become valid, so its hash is remembered as bad: false
+    /// for the acceptance-policy refusals that depend on our clock, head or free budget.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(
+            self,
+            Error::FutureTimestamp { .. } | Error::ReorgTooDeep { .. } | Error::SideChainFull
+        )
+    }
 }
 
 /// Checks that `field` is present exactly when its fork is active.
