@@ -17,6 +17,7 @@ pub use rlpx;
 pub mod chain;
 pub mod metrics;
 pub mod propagate;
+pub mod required;
 pub mod rpc;
 pub mod server;
 pub mod sync;

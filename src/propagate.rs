@@ -5,10 +5,18 @@
 //! [`MAX_QUEUE_DIST`] ahead of our head) until its parent arrives or our head passes it;
 //! the missing blocks of a block or announcement up to [`MAX_FETCH_AHEAD`] ahead are
 //! fetched from its sender, and if that fails from the next peer that announced it (at
-//! most [`MAX_FETCHING`] fetches at once). Farther gaps are the downloader's. Transactions an imported
-//! block includes leave the pool.
+//! most [`MAX_FETCHING`] fetches at once, [`MAX_FETCHING_PER_PEER`] started by one
+//! announcer). Farther gaps are the downloader's. Transactions an imported block includes
+//! leave the pool.
+//!
+//! Who may move our head by gossip is the [`Gossip`] policy (`docs/fork-choice.md`): on the
+//! public post-merge networks nobody (blocks come from the consensus layer; a peer sending
+//! NewBlock or NewBlockHashes is disconnected, as go-ethereum does), on private networks
+//! only the peers the operator names (producers and their relays). Everything else a peer
+//! sends is dropped before it costs a queue slot, a fetch or an import, and nothing is
+//! relayed before the store accepted it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::BufReader;
 use std::path::Path;
@@ -30,6 +38,15 @@ pub const MAX_QUEUE_DIST: u64 = 32;
 /// Blocks queued waiting for their parent, at most: bounds memory against a peer sending
 /// orphans (go-ethereum allows 64 per peer; this is for all peers).
 pub const MAX_QUEUED: usize = 64;
+/// Estimated memory of the queued blocks, at most ([`block_memory`]): 64 mainnet blocks
+/// take a few MiB; 32 MiB leaves room for large ones without letting orphans hold much.
+pub const MAX_QUEUED_BYTES: usize = 32 << 20;
+/// Queued blocks from one peer, at most: an honest peer is at most a few blocks ahead of
+/// us ([`MAX_QUEUE_DIST`] for one that raced ahead), so others keep their share.
+pub const MAX_QUEUED_PER_PEER: usize = 16;
+/// Fetches one announcer may have started and not finished: an honest peer announces the
+/// next block or the few it knows we lack ([`MAX_FETCH_AHEAD`]).
+pub const MAX_FETCHING_PER_PEER: usize = MAX_FETCH_AHEAD as usize;
 
 /// Announced blocks fetched at once, at most: bounds the tasks a peer announcing made-up
 /// hashes can start.
@@ -39,6 +56,51 @@ const MAX_ANNOUNCERS: usize = 8;
 
 /// Blocks remembered in the received counter (oldest forgotten).
 const COUNTER_LIMIT: usize = 4096;
+
+/// Who may move our head through block gossip (NewBlock, NewBlockHashes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gossip {
+    /// Nobody: the public post-merge networks, where the eth spec leaves block propagation
+    /// to the consensus layer. A peer that sends NewBlock or NewBlockHashes is disconnected
+    /// with `SubprotocolError` (go-ethereum's answer since it dropped pre-merge support),
+    /// and we send none.
+    Refused,
+    /// These peers (the producers, and the relays between them and us): their blocks are
+    /// validated, imported and relayed; the gossip of any other peer is ignored.
+    From(HashSet<PeerId>),
+}
+
+impl Gossip {
+    /// The policy for a chain: [`Gossip::Refused`] on public presets, else blocks from
+    /// `sources` only.
+    pub fn for_chain(public: bool, sources: impl IntoIterator<Item = PeerId>) -> Self {
+        if public {
+            Gossip::Refused
+        } else {
+            Gossip::From(sources.into_iter().collect())
+        }
+    }
+}
+
+/// What the policy says of one peer's block gossip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Handle it.
+    Accept,
+    /// Drop it quietly (not a source of ours; relaying is no offence).
+    Ignore,
+    /// Drop it and disconnect the peer (block gossip on a network without it).
+    Disconnect,
+}
+
+/// A rough upper estimate of the memory a decoded block holds: its encoding (every decoded
+/// field holds at most its encoded bytes) plus the fixed size of each decoded transaction
+/// (a 14-byte typed transaction decodes into a few hundred bytes of structure).
+pub fn block_memory(block: &Block) -> usize {
+    alloy_rlp::Encodable::length(block)
+        + block.body.transactions.len() * std::mem::size_of::<alloy_consensus::TxEnvelope>()
+        + std::mem::size_of::<Block>()
+}
 
 /// The peers that announced a block being fetched.
 #[derive(Default)]
@@ -61,6 +123,7 @@ pub struct Propagator {
 struct Inner {
     eth: eth::Handle,
     store: Arc<Store>,
+    gossip: Mutex<Gossip>,
     /// NewBlock messages received per block hash.
     received: Mutex<HashMap<B256, u32>>,
     /// Announced blocks being fetched: the peers that announced them, tried in turn
@@ -90,12 +153,14 @@ fn random() -> u64 {
 }
 
 impl Propagator {
-    /// A propagator importing into `store` and sending through `eth`.
-    pub fn new(eth: eth::Handle, store: Arc<Store>) -> Self {
+    /// A propagator importing into `store` and sending through `eth`, taking blocks from
+    /// peers as `gossip` allows.
+    pub fn new(eth: eth::Handle, store: Arc<Store>, gossip: Gossip) -> Self {
         Self {
             inner: Arc::new(Inner {
                 eth,
                 store,
+                gossip: Mutex::new(gossip),
                 received: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashMap::new()),
                 queued: Mutex::new(BTreeMap::new()),
@@ -109,9 +174,10 @@ impl Propagator {
     pub fn spawn(
         eth: eth::Handle,
         store: Arc<Store>,
+        gossip: Gossip,
         mut events: mpsc::Receiver<eth::Event>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let p = Self::new(eth, store);
+        let p = Self::new(eth, store, gossip);
         let q = p.clone();
         let task = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
@@ -119,6 +185,54 @@ impl Propagator {
             }
         });
         (p, task)
+    }
+
+    /// Adds `peer` to the sources of [`Gossip::From`] (no effect under
+    /// [`Gossip::Refused`]).
+    pub fn allow(&self, peer: PeerId) {
+        if let Gossip::From(set) = &mut *self.gossip() {
+            set.insert(peer);
+        }
+    }
+
+    fn gossip(&self) -> std::sync::MutexGuard<'_, Gossip> {
+        self.inner.gossip.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the policy says of block gossip from `peer`.
+    pub fn verdict(&self, peer: &PeerId) -> Verdict {
+        match &*self.gossip() {
+            Gossip::Refused => Verdict::Disconnect,
+            Gossip::From(set) if set.contains(peer) => Verdict::Accept,
+            Gossip::From(_) => Verdict::Ignore,
+        }
+    }
+
+    /// Whether blocks are relayed at all (not under [`Gossip::Refused`]).
+    pub fn relays(&self) -> bool {
+        !matches!(*self.gossip(), Gossip::Refused)
+    }
+
+    /// Applies the policy to a block event before it is queued for [`Propagator::on_event`]:
+    /// returns it when it is to be handled; a refused sender is disconnected here (in the
+    /// background). Other events pass through.
+    pub fn admit(&self, ev: eth::Event) -> Option<eth::Event> {
+        let peer = match &ev {
+            eth::Event::NewBlock { peer, .. } | eth::Event::NewBlockHashes { peer, .. } => *peer,
+            _ => return Some(ev),
+        };
+        match self.verdict(&peer) {
+            Verdict::Accept => Some(ev),
+            Verdict::Ignore => {
+                tracing::trace!(target: "sync", peer = %rlpx::peer::short_id(&peer), "block gossip from a peer that is no source ignored");
+                None
+            }
+            Verdict::Disconnect => {
+                tracing::debug!(target: "sync", peer = %rlpx::peer::short_id(&peer), "block gossip on a network without it: disconnecting");
+                self.penalise(peer, rlpx::DisconnectReason::SubprotocolError);
+                None
+            }
+        }
     }
 
     /// How many NewBlock messages carrying `hash` arrived.
@@ -134,6 +248,9 @@ impl Propagator {
     /// Handles one eth event: NewBlock is imported and propagated before this returns;
     /// NewBlockHashes of near blocks start a fetch in the background.
     pub async fn on_event(&self, ev: eth::Event) {
+        let Some(ev) = self.admit(ev) else {
+            return;
+        };
         match ev {
             eth::Event::NewBlock { peer, block, .. } => {
                 let hash = block.header.hash_slow();
@@ -172,14 +289,13 @@ impl Propagator {
         Ok(outcome)
     }
 
-    /// Disconnects `peer` for sending a bad block or headers, in the background: the
-    /// peer's command queue may be full, and the event loop must not wait on it.
-    fn penalise(&self, peer: PeerId) {
+    /// Disconnects `peer` with `reason` (a bad block or headers, an announcement it does
+    /// not honour), in the background: the peer's command queue may be full, and the
+    /// event loop must not wait on it.
+    fn penalise(&self, peer: PeerId, reason: rlpx::DisconnectReason) {
         let eth = self.inner.eth.clone();
         tokio::spawn(async move {
-            let _ = eth
-                .disconnect(&peer, rlpx::DisconnectReason::BreachOfProtocol)
-                .await;
+            let _ = eth.disconnect(&peer, reason).await;
         });
     }
 
@@ -212,10 +328,18 @@ impl Propagator {
         }
         let mut q = self.queue();
         q.retain(|(n, _), _| *n > head.number);
+        let from_peer = q.values().filter(|(f, _)| *f == from).count();
+        if from.is_some() && from_peer >= MAX_QUEUED_PER_PEER {
+            return;
+        }
         q.insert((number, hash), (from, block));
         // Full: forget the farthest ahead (the least likely to connect soon).
-        while q.len() > MAX_QUEUED {
-            q.pop_last();
+        let mut bytes: usize = q.values().map(|(_, b)| block_memory(b)).sum();
+        while q.len() > MAX_QUEUED || bytes > MAX_QUEUED_BYTES {
+            match q.pop_last() {
+                Some((_, (_, b))) => bytes = bytes.saturating_sub(block_memory(&b)),
+                None => break,
+            }
         }
     }
 
@@ -273,7 +397,14 @@ impl Propagator {
             Err(store::Error::BadBlock { hash, reason, .. }) => {
                 tracing::debug!(target: "sync", number, %hash, %reason, "bad propagated block");
                 if let Some(peer) = from {
-                    self.penalise(peer);
+                    let why = if reason.is_permanent() {
+                        rlpx::DisconnectReason::BreachOfProtocol
+                    } else {
+                        // Another fork, a clock far ahead, or our side budget full: not
+                        // proof of malice, but nothing to keep the peer for.
+                        rlpx::DisconnectReason::UselessPeer
+                    };
+                    self.penalise(peer, why);
                 }
                 false
             }
@@ -302,13 +433,23 @@ impl Propagator {
         {
             return Ok(Outcome::UnknownParent);
         }
-        // Validated and imported before anything is sent (simpler than relaying after the
-        // header check alone; the blocks are small and the import is one transaction).
+        // Validated and imported before anything is sent (nothing unaccepted is relayed),
+        // off the runtime: validation hashes every transaction and the commit fsyncs.
         let number = block.header.number;
-        inner.store.insert_blocks(std::slice::from_ref(&block))?;
+        let store = inner.store.clone();
+        let block = tokio::task::spawn_blocking(move || {
+            store
+                .insert_blocks(std::slice::from_ref(&block))
+                .map(|_| block)
+        })
+        .await
+        .map_err(|_| store::Error::Corrupt("import task failed"))??;
         inner
             .eth
             .remove_transactions(block.body.transactions.iter().map(|t| *t.tx_hash()));
+        if !self.relays() {
+            return Ok(Outcome::Imported);
+        }
         let td = inner.store.total_difficulty(&hash)?.unwrap_or(U256::ZERO);
         let peers: Vec<_> = inner
             .eth
@@ -352,7 +493,12 @@ impl Propagator {
                 .fetching
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let full = fetching.len() >= MAX_FETCHING;
+            let full = fetching.len() >= MAX_FETCHING
+                || fetching
+                    .values()
+                    .filter(|a| a.tried.first() == Some(&peer))
+                    .count()
+                    >= MAX_FETCHING_PER_PEER;
             match fetching.get_mut(&hash) {
                 // Already being fetched: remember this announcer as an alternative.
                 Some(a) => {
@@ -414,14 +560,25 @@ impl Propagator {
             skip: 0,
             reverse: true,
         };
-        let Ok(mut headers) = inner.eth.request_headers(&peer, req).await else {
-            return false;
+        let mut headers = match inner.eth.request_headers(&peer, req).await {
+            Ok(headers) => headers,
+            Err(eth::RequestError::Timeout) => {
+                // Announced and not served (eth spec: "bad form"): it held a fetch slot.
+                self.penalise(peer, rlpx::DisconnectReason::UselessPeer);
+                return false;
+            }
+            Err(_) => return false,
         };
+        if headers.is_empty() && inner.eth.knows_block(&peer, &hash) {
+            // It announced (or sent) this block and now denies having it.
+            self.penalise(peer, rlpx::DisconnectReason::UselessPeer);
+            return false;
+        }
         // Newest first: the announced block, then each one's parent.
         let mut expected = (hash, number);
         for h in &headers {
             if (h.hash_slow(), h.number) != expected {
-                self.penalise(peer);
+                self.penalise(peer, rlpx::DisconnectReason::BreachOfProtocol);
                 return false;
             }
             expected = (h.parent_hash, h.number.saturating_sub(1));

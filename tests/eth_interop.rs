@@ -166,6 +166,8 @@ async fn sync_then_propagate(name: &str, full: bool) {
     // 1. A syncs from the JS peer with the real downloader.
     let a = propagating(&format!("{name}-a"), &[]).await;
     let a_id = id_hex(&a.net.id());
+    // The JS peer produces block 600: A's block source; A is B's.
+    a.allow(PublicKey::from_secret_key_global(&js_key));
     let syncer = devp2p::sync::spawn(
         a.net.eth.clone(),
         a.store.clone(),
@@ -201,6 +203,7 @@ async fn sync_then_propagate(name: &str, full: bool) {
 
     // 2. B at 599, connected only to A.
     let b = propagating(&format!("{name}-b"), &chain[..599]).await;
+    b.allow(a.net.id());
     assert_eq!(b.head(), (599, hash_599));
     a.net.server.add_peer(b.net.node()).await;
     until(

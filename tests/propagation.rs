@@ -12,7 +12,7 @@ const HEAD: &str = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8
 
 mod support;
 
-use support::{EthNode, Propagating, chain_blocks, chain_rlp as chain_file};
+use support::{EthNode, Propagating, allow_all, chain_blocks, chain_rlp as chain_file};
 
 async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Propagating {
     let config = eth::Config {
@@ -56,6 +56,7 @@ async fn blocks_propagate_along_a_line() {
     for i in 0..5 {
         nodes[i].server.add_peer(nodes[i + 1].node()).await;
     }
+    allow_all(&nodes.iter().collect::<Vec<_>>());
     let neighbours = [1usize, 2, 2, 2, 2, 1];
     tokio::time::timeout(Duration::from_secs(10), async {
         while nodes
@@ -115,6 +116,7 @@ async fn announced_blocks_are_fetched() {
     for i in 1..5 {
         nodes[0].server.add_peer(nodes[i].node()).await;
     }
+    allow_all(&nodes.iter().collect::<Vec<_>>());
     tokio::time::timeout(Duration::from_secs(10), async {
         while nodes[0].eth.peers().len() < 4 || nodes[1..].iter().any(|n| n.eth.peers().is_empty())
         {
@@ -157,6 +159,7 @@ async fn blocks_ahead_wait_for_their_parent() {
     )
     .await
     .id();
+    n.allow(sender);
     let new_block = |i: usize| eth::Event::NewBlock {
         peer: sender,
         block: Box::new(all[i].clone()),
@@ -192,6 +195,8 @@ async fn a_failed_fetch_tries_the_next_announcer() {
     let c = node("retry-c", &all).await;
     a.server.add_peer(b.node()).await;
     a.server.add_peer(c.node()).await;
+    a.allow(b.net.id());
+    a.allow(c.net.id());
     tokio::time::timeout(Duration::from_secs(10), async {
         while a.eth.peers().len() < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -244,6 +249,7 @@ async fn an_unconnected_announcement_is_fetched_once() {
     b.store.insert_blocks(&fork).unwrap();
     assert_eq!(b.head().0, 402);
     a.server.add_peer(b.node()).await;
+    a.allow(b.net.id());
     tokio::time::timeout(Duration::from_secs(10), async {
         while a.eth.peers().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;

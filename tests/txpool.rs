@@ -34,6 +34,7 @@ async fn transactions_reach_every_pool_and_leave_with_their_blocks() {
         nodes[i].server.add_peer(nodes[i + 1].node()).await;
     }
     nodes[0].server.add_peer(nodes[2].node()).await;
+    support::allow_all(&nodes.iter().collect::<Vec<_>>());
     let want = [2usize, 2, 3, 2, 2, 1];
     tokio::time::timeout(Duration::from_secs(10), async {
         while nodes.iter().zip(want).any(|(n, k)| n.eth.peers().len() < k) {

@@ -93,6 +93,9 @@ pub enum Error {
     /// The chain spec could not be loaded.
     #[error(transparent)]
     Chain(#[from] crate::chain::Error),
+    /// A node key could not be made or stored.
+    #[error("node key: {0}")]
+    Key(#[from] super::key::Error),
     /// A child did not start: it exited or printed no enode URL in time.
     #[error("{what} did not start: {reason} (log: {})", log.display())]
     Start {
@@ -203,10 +206,24 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         import::import(&store, &bytes[..end])?;
     }
 
+    // Every node's key, made now so that each node can be told the others' ids: on a
+    // private chain only named peers' blocks move a node's head (docs/fork-choice.md).
+    let mut ids = Vec::new();
+    for i in 0..args.nodes {
+        let node_dir = dir.join(format!("node{i}"));
+        std::fs::create_dir_all(&node_dir).map_err(|source| Error::Io {
+            path: node_dir.clone(),
+            source,
+        })?;
+        let key = super::key::resolve(None, None, Some(&node_dir))?;
+        ids.push(discovery::NodeId::from_secret_key(&key).to_string());
+    }
+
     let mut net = Devnet {
         exe,
         dir: dir.clone(),
         args: args.clone(),
+        ids,
         chain_file,
         bootnode: None,
         nodes: Vec::new(),
@@ -271,6 +288,8 @@ struct Devnet {
     exe: PathBuf,
     dir: PathBuf,
     args: Args,
+    /// The nodes' ids (hex), in order.
+    ids: Vec<String>,
     chain_file: PathBuf,
     bootnode: Option<Proc>,
     nodes: Vec<NodeView>,
@@ -332,6 +351,15 @@ impl Devnet {
                 .map(Into::into)
                 .collect();
                 argv.extend(["--datadir".into(), self.dir.join(format!("node{i}")).into()]);
+                // The other devnet nodes are this node's block sources: node 0 produces,
+                // the rest relay.
+                let others: Vec<&str> = (self.ids.iter().enumerate())
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, id)| id.as_str())
+                    .collect();
+                if !others.is_empty() {
+                    argv.extend(["--block-sources".into(), others.join(",").into()]);
+                }
                 if i == 0 {
                     argv.extend([
                         "--replay".into(),

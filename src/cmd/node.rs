@@ -140,6 +140,17 @@ pub struct Args {
     #[arg(long, value_name = "DUR", value_parser = parse_interval_ms)]
     #[serde(default, deserialize_with = "deserialize_interval_ms")]
     pub interval: Option<u32>,
+    /// Private networks: the peers (comma-separated node ids or enode URLs) whose
+    /// NewBlock/NewBlockHashes may move our head, besides the trusted nodes; other peers'
+    /// block gossip is ignored. Public presets take blocks by sync only.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    #[serde(default)]
+    pub block_sources: Vec<String>,
+    /// Blocks every accepted chain must contain, `NUMBER=HASH,...` (go-ethereum's
+    /// `--eth.requiredblocks`): a peer that has another block there is dropped, and no
+    /// chain that contradicts them is stored.
+    #[arg(long, value_name = "N=HASH,...")]
+    pub required_blocks: Option<String>,
 }
 
 fn parse_boxed_path(s: &str) -> Result<Box<PathBuf>, String> {
@@ -201,6 +212,12 @@ impl Args {
             status_interval: self.status_interval.or(file.status_interval),
             replay: self.replay.or(file.replay),
             interval: self.interval.or(file.interval),
+            block_sources: if self.block_sources.is_empty() {
+                file.block_sources
+            } else {
+                self.block_sources
+            },
+            required_blocks: self.required_blocks.or(file.required_blocks),
         })
     }
 }
@@ -247,6 +264,18 @@ pub fn read_node_list(path: &Path) -> Result<Vec<Node>, Error> {
         .collect()
 }
 
+/// A peer's node id from 128 hex characters (optionally `0x`-prefixed) or an enode URL.
+fn parse_peer_id(s: &str) -> Result<protocols::eth::PeerId, String> {
+    let s = s.trim();
+    let id = if s.starts_with("enode://") || s.starts_with("enr:") {
+        parse_node(s).map_err(|e| format!("{s:.40}: {e}"))?.id
+    } else {
+        s.parse::<NodeId>().map_err(|e| format!("{s:.40}: {e}"))?
+    };
+    id.public_key()
+        .ok_or_else(|| format!("{s:.40}: not a valid public key"))
+}
+
 /// Runs the node until `shutdown` completes.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let args = args.merged()?;
@@ -274,11 +303,23 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         None => None,
     };
     let interval = Duration::from_millis(args.interval.map_or(1000, u64::from));
-    let spec = crate::chain::Spec::load(
+    let mut spec = crate::chain::Spec::load(
         args.chain
             .as_deref()
             .unwrap_or(crate::chain::presets::DEFAULT),
     )?;
+    if let Some(s) = &args.required_blocks {
+        let pins = crate::required::parse(s)
+            .map_err(|e| Error::Invalid(format!("--required-blocks {e}")))?;
+        spec.required_blocks.extend(pins);
+    }
+    let required = spec.required_blocks.clone();
+    let public = spec.public;
+    let mut block_sources = args
+        .block_sources
+        .iter()
+        .map(|s| parse_peer_id(s).map_err(|e| Error::Invalid(format!("--block-sources {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     // A preset's public bootnodes are used unless --bootnodes names others.
     let bootnode_list = if args.bootnodes.is_empty() {
         spec.bootnodes.clone()
@@ -342,6 +383,12 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     if let Some(p) = &args.trusted_nodes {
         config.trusted_nodes = read_node_list(p)?.into_iter().map(|n| n.id).collect();
     }
+    // Trusted peers are block sources too (the operator vouches for them).
+    block_sources.extend(config.trusted_nodes.iter().filter_map(|id| id.public_key()));
+    if public && !block_sources.is_empty() {
+        tracing::warn!(target: "sync", "--block-sources has no effect on a public network: blocks come by sync only");
+    }
+    let gossip = crate::propagate::Gossip::for_chain(public, block_sources);
     let client_id = config.rlpx.client_id.clone();
     let subprotocols: Vec<Arc<dyn protocols::Subprotocol>> = vec![Arc::new(eth)];
     let server = server::start(config, listener, disc.clone(), subprotocols).map_err(|source| {
@@ -362,7 +409,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     // Block propagation, fed the block events below; and the replay source, if any.
     let (block_events, block_rx) = tokio::sync::mpsc::channel(256);
     let (propagator, propagation) =
-        crate::propagate::Propagator::spawn(eth_handle.clone(), store.clone(), block_rx);
+        crate::propagate::Propagator::spawn(eth_handle.clone(), store.clone(), gossip, block_rx);
     let replay = args.replay.clone().map(|path| {
         let p = propagator.clone();
         tokio::spawn(async move {
@@ -455,13 +502,16 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                     },
                     Some(ev) = eth_events.recv() => match ev {
                         protocols::eth::Event::PeerConnected { peer, status } => {
-                            debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), version = status.version, "eth peer")
+                            debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), version = status.version, "eth peer");
+                            crate::required::spawn_check(eth_handle.clone(), peer, required.clone());
                         }
                         protocols::eth::Event::StatusFailed { peer, reason } => {
                             debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), %reason, "eth status failed")
                         }
                         protocols::eth::Event::PeerDisconnected { .. } => {}
                         ev @ (protocols::eth::Event::NewBlock { .. } | protocols::eth::Event::NewBlockHashes { .. }) => {
+                            // The policy first: gossip it would drop costs no queue slot.
+                            let Some(ev) = propagator.admit(ev) else { continue };
                             if block_events.try_send(ev).is_err() {
                                 debug!(target: "eth", "block event dropped (propagation busy)");
                             }

@@ -244,7 +244,19 @@ impl Propagating {
     pub async fn start(
         name: &str,
         blocks: &[devp2p::chain::Block],
+        config: protocols::eth::Config,
+    ) -> Self {
+        // No block sources yet: a test names them ([`Propagating::allow`], [`allow_all`]).
+        let gossip = devp2p::propagate::Gossip::From(Default::default());
+        Self::start_with(name, blocks, config, gossip).await
+    }
+
+    /// [`Propagating::start`] under another block-gossip policy.
+    pub async fn start_with(
+        name: &str,
+        blocks: &[devp2p::chain::Block],
         mut config: protocols::eth::Config,
+        gossip: devp2p::propagate::Gossip,
     ) -> Self {
         let dir = tempdir(&format!("prop-{name}"));
         let store = ethtest_store(&dir);
@@ -257,7 +269,7 @@ impl Propagating {
         let (_, idle) = tokio::sync::mpsc::channel(1);
         let events = std::mem::replace(&mut net.events, idle);
         let (propagator, task) =
-            devp2p::propagate::Propagator::spawn(net.eth.clone(), store.clone(), events);
+            devp2p::propagate::Propagator::spawn(net.eth.clone(), store.clone(), gossip, events);
         Self {
             server: net.server.clone(),
             eth: net.eth.clone(),
@@ -274,6 +286,11 @@ impl Propagating {
         self.net.node()
     }
 
+    /// Makes `peer` one of this node's block sources.
+    pub fn allow(&self, peer: secp256k1::PublicKey) {
+        self.propagator.allow(peer);
+    }
+
     /// Head number and hash.
     pub fn head(&self) -> (u64, alloy_primitives::B256) {
         let h = self.store.head().unwrap();
@@ -287,6 +304,18 @@ impl Propagating {
         drop(self.propagator);
         drop(self.store);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Makes every node a block source of every other (a private network whose operator
+/// names all its nodes, as `devnet` does).
+pub fn allow_all(nodes: &[&Propagating]) {
+    for a in nodes {
+        for b in nodes {
+            if a.net.id() != b.net.id() {
+                a.allow(b.net.id());
+            }
+        }
     }
 }
 
