@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node: RLPx server, discovery, peer management.
-    Node(devp2p::cmd::node::Args),
+    Node(Box<devp2p::cmd::node::Args>),
     /// Run a discovery-only bootnode (Node Discovery v4 over UDP).
     Bootnode(devp2p::cmd::bootnode::Args),
     /// Generate or inspect node keys.
@@ -95,7 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => devp2p::cmd::export::run(args).map_err(Into::into),
         Command::GenChain(args) => devp2p::cmd::gen_chain::run(args),
         Command::Devnet(args) => run_async(|stop| devp2p::cmd::devnet::run(args, stop)),
-        Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(args, stop)),
+        Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(*args, stop)),
         Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
     };
     match result {
