@@ -313,6 +313,11 @@ impl Propagator {
         self.queue().len()
     }
 
+    /// Estimated memory of the blocks waiting for their parent ([`block_memory`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.queue().values().map(|(_, b)| block_memory(b)).sum()
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.inner.queued.lock().unwrap_or_else(|e| e.into_inner())
     }

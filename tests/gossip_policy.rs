@@ -115,3 +115,49 @@ async fn block_gossip_on_a_public_network_disconnects_the_sender() {
     e.server.shutdown().await;
     a.stop().await;
 }
+
+/// Orphans (blocks whose parent we lack) wait in a queue bounded per peer and in
+/// estimated memory, however many transactions each carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_bounded_in_memory_and_per_peer() {
+    use devp2p::propagate::{MAX_QUEUED_BYTES, MAX_QUEUED_PER_PEER, block_memory};
+    let all = chain_blocks(402);
+    let n = Propagating::start("gossip-orphans", &all[..400], config()).await;
+    let tx = all
+        .iter()
+        .find_map(|b| b.body.transactions.first().cloned())
+        .expect("a transaction in the chain");
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let key = secp256k1::SecretKey::new(&mut rand::rng());
+            secp256k1::PublicKey::from_secret_key_global(&key)
+        })
+        .collect();
+    for s in &senders {
+        n.allow(*s);
+    }
+    // Block 402 (parent 401 missing) stuffed with 5,000 transactions: ~2 MB each in memory.
+    let mut sent = 0usize;
+    for (i, s) in senders.iter().enumerate() {
+        for k in 0..MAX_QUEUED_PER_PEER + 4 {
+            let mut b = all[401].clone();
+            b.header.extra_data = Bytes::from(vec![i as u8, k as u8]);
+            b.body.transactions = vec![tx.clone(); 5000];
+            sent += block_memory(&b);
+            n.propagator
+                .on_event(eth::Event::NewBlock {
+                    peer: *s,
+                    block: Box::new(b),
+                    td: U256::ZERO,
+                })
+                .await;
+        }
+    }
+    assert!(sent > 2 * MAX_QUEUED_BYTES, "the attack sent {sent} bytes");
+    let queued = n.propagator.queued_bytes();
+    eprintln!("orphans sent: {sent} bytes estimated; queued: {queued}");
+    assert!(queued <= MAX_QUEUED_BYTES, "{queued} bytes queued");
+    assert!(n.propagator.queued() > 0);
+    assert!(n.propagator.queued() <= 4 * MAX_QUEUED_PER_PEER);
+    n.stop().await;
+}
