@@ -1,0 +1,93 @@
+//! A full disk during import (the path sync and propagation share: `Store::insert_blocks`):
+//! a clear error, the store reopens with a consistent chain, and the import resumes once
+//! space is freed. Uses a small tmpfs, which needs root (CI runs as root); elsewhere the
+//! test says it skipped.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use devp2p::chain::{Store, presets};
+
+fn mount_tmpfs(dir: &Path, size: &str) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn remount(dir: &Path, size: &str) {
+    let ok = Command::new("mount")
+        .args(["-o", &format!("remount,size={size}")])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "remount {size}");
+}
+
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0).status();
+        let _ = std::fs::remove_dir_all(self.0);
+    }
+}
+
+#[test]
+fn import_on_a_full_disk_fails_cleanly_and_resumes() {
+    let dir = support::tempdir("disk-full");
+    if !mount_tmpfs(&dir, "600k") {
+        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _guard = Unmount(&dir);
+    let chain = support::chain_blocks(600);
+    let head_hash = chain[599].header.hash_slow();
+
+    let store = Store::open(&dir, presets::ethtest().unwrap()).expect("store fits");
+    // Import in batches, as `devp2p import` and sync do, until the disk is full.
+    let mut failed = None;
+    for batch in chain.chunks(32) {
+        if let Err(e) = store.insert_blocks(batch) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = failed.expect("600 blocks do not fit in 600 KiB");
+    let msg = err.to_string();
+    eprintln!(
+        "full disk after block {}: {msg}",
+        store.head().unwrap().number
+    );
+    assert!(
+        matches!(err, devp2p::chain::store::Error::Db(_)),
+        "a database error, not a bad block: {msg}"
+    );
+    let stuck = store.head().unwrap().number;
+    assert!(stuck < 600);
+    drop(store);
+
+    // Reopened as it was: every canonical block up to the head is whole.
+    let store = Store::open(&dir, presets::ethtest().unwrap()).expect("reopens on a full disk");
+    let head = store.head().unwrap();
+    assert_eq!(head.number, stuck);
+    for n in 1..=head.number {
+        let b = store.block_by_number(n).unwrap().expect("canonical block");
+        assert_eq!(
+            b.header.hash_slow(),
+            chain[n as usize - 1].header.hash_slow()
+        );
+    }
+    drop(store);
+
+    // Space freed: the import goes on from where it stopped.
+    remount(&dir, "64m");
+    let store = Store::open(&dir, presets::ethtest().unwrap()).unwrap();
+    let inserted = store.insert_blocks(&chain[stuck as usize..]).unwrap();
+    assert_eq!(inserted.head_number, 600);
+    assert_eq!(inserted.head_hash, head_hash);
+}
