@@ -466,8 +466,6 @@ fn a_little_behind_waits_for_propagation_then_syncs() {
 // it, empty or short answers for what a peer claimed count against it, a round without
 // progress drops its peer, and disputed gaps go to other peers.
 
-const STALL: Duration = Duration::from_secs(30);
-
 /// An honest chain of 600 blocks; we are at genesis.
 fn honest_600() -> (Vec<Header>, Harness) {
     let theirs = chain(600, 0, 0);
@@ -478,7 +476,7 @@ fn honest_600() -> (Vec<Header>, Harness) {
 /// Virtual time the hostile tests may take: a few request timeouts and one stall.
 fn bounded(h: &Harness) {
     let c = Config::default();
-    let limit = STALL + c.request_timeout * 3;
+    let limit = c.stall_timeout + c.request_timeout * 3;
     assert!(h.now - h.start < limit, "{:?}", h.now - h.start);
 }
 
@@ -614,7 +612,7 @@ fn round_without_progress_drops_its_peer() {
     h.run();
     assert_eq!(h.head(), top(&theirs));
     assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
-    assert!(h.now - h.start >= STALL);
+    assert!(h.now - h.start >= Config::default().stall_timeout);
     bounded(&h);
 }
 
