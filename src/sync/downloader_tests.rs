@@ -73,6 +73,8 @@ enum Mode {
     /// Answers single headers (its head, the ancestor search, skeleton points) but no
     /// header ranges and no bodies.
     Withhold,
+    /// Answers headers, no bodies.
+    WithholdBodies,
     /// Answers single headers; header ranges and bodies fail as if it were always busy
     /// ([`Failure::Gone`]: not its fault as far as the downloader can tell).
     Busy,
@@ -84,6 +86,8 @@ struct Peer {
     mode: Mode,
     /// Shows forged headers above its chain, up to this (made-up) head.
     forged_head: Option<u64>,
+    /// Header ranges answered with nothing before it answers them (a peer catching up).
+    empty_ranges: std::cell::Cell<u32>,
 }
 
 impl Peer {
@@ -98,6 +102,7 @@ impl Peer {
             by_hash,
             mode,
             forged_head,
+            empty_ranges: std::cell::Cell::new(0),
         }
     }
 
@@ -129,6 +134,10 @@ impl Peer {
         {
             return Vec::new();
         }
+        if Self::is_range(req) && self.empty_ranges.get() > 0 {
+            self.empty_ranges.set(self.empty_ranges.get() - 1);
+            return Vec::new();
+        }
         let start = match req.origin {
             BlockId::Number(n) => n,
             BlockId::Hash(h) => match self.by_hash.get(&h) {
@@ -143,7 +152,10 @@ impl Peer {
     }
 
     fn bodies(&self, hashes: &[B256]) -> Vec<Body> {
-        if matches!(self.mode, Mode::Empty | Mode::Withhold | Mode::HeadOnly) {
+        if matches!(
+            self.mode,
+            Mode::Empty | Mode::Withhold | Mode::HeadOnly | Mode::WithholdBodies
+        ) {
             return Vec::new();
         }
         hashes
@@ -636,4 +648,58 @@ fn disputed_gap_goes_to_another_peer() {
         vec![(liar, DisconnectReason::BreachOfProtocol)]
     );
     bounded(&h);
+}
+
+#[test]
+fn head_shown_with_another_number_is_a_breach() {
+    // An announcement pairs a real hash (block 600) with a number it does not have.
+    let (theirs, mut h) = honest_600();
+    let liar = id(9);
+    h.peers
+        .insert(liar, Peer::new(theirs.clone(), Mode::Honest, None));
+    h.claim(
+        liar,
+        PeerHead {
+            hash: theirs[600].hash_slow(),
+            number: Some(5_000),
+        },
+    );
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    h.run();
+    assert_eq!(h.head(), top(&theirs));
+    assert_eq!(
+        h.penalties,
+        vec![(liar, DisconnectReason::BreachOfProtocol)]
+    );
+    assert_eq!(h.dl.status().highest, 600);
+}
+
+#[test]
+fn round_peer_withholding_bodies_is_dropped() {
+    // The liar's head (800) is real and it gives every header, but no bodies: above the
+    // honest peer's 600 nobody else can give them.
+    let long = chain(800, 0, 0);
+    let theirs = long[..601].to_vec();
+    let mut h = Harness::new(&theirs[..1]);
+    let liar = id(9);
+    h.add(liar, long, Mode::WithholdBodies, false);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    h.run();
+    assert_eq!(h.head(), top(&theirs));
+    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
+    bounded(&h);
+}
+
+#[test]
+fn a_few_empty_answers_in_a_row_are_forgiven() {
+    // An honest peer may answer a range empty now and then (a reorg racing the request):
+    // fewer than MAX_STRIKES in a row cost it a pause, not the connection.
+    let theirs = chain(600, 0, 0);
+    let mut h = Harness::new(&theirs[..1]);
+    let p = Peer::new(theirs.clone(), Mode::Honest, None);
+    p.empty_ranges.set(super::super::trust::MAX_STRIKES - 1);
+    h.add_peer(id(1), p, false);
+    h.run();
+    assert_eq!(h.head(), top(&theirs));
+    assert!(h.penalties.is_empty());
 }

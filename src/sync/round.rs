@@ -299,12 +299,17 @@ impl<L: Local> Downloader<L> {
         };
         let mut bad = false;
         let mut stored = 0;
+        // Whether the peer claimed these blocks: it leads the round (the gaps link to its
+        // skeleton, so they are its chain) or sent some of their headers. A peer on
+        // another fork may lack them without lying.
+        let mut claimed = peer == round.peer;
         let got = bodies.len();
         let mut bodies = bodies.into_iter();
         for n in &numbers {
             let Some(slot) = round.blocks.get_mut(n) else {
                 continue;
             };
+            claimed |= slot.header_from == peer;
             slot.in_flight = false;
             match bodies.next() {
                 Some(body) if !bad => {
@@ -327,10 +332,11 @@ impl<L: Local> Downloader<L> {
         if bad {
             tracing::debug!(target: "sync", peer = %rlpx::peer::short_id(&peer), "body does not match its header");
             self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
-        } else if got == 0 {
-            // Asked only up to a head it showed: it has them. (Fewer than asked is the
-            // 2 MiB soft limit, not withholding.)
+        } else if got == 0 && claimed {
+            // Fewer than asked is the 2 MiB soft limit; none is withholding.
             self.strike(peer, now);
+        } else if got == 0 {
+            self.pause(&peer, now);
         } else {
             self.delivered(&peer);
         }
