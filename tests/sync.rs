@@ -1,6 +1,7 @@
 //! Catch-up sync between in-process nodes on loopback: a fresh node downloads the
-//! ethtest chain (600 blocks) from one serving node, and from three where one serves
-//! corrupt bodies (it is dropped and the sync still completes).
+//! ethtest chain (600 blocks) from one serving node, from three where one serves
+//! corrupt bodies (it is dropped and the sync still completes), and from two where one
+//! claims head `u64::MAX` and withholds the gaps (issue 11: it is dropped).
 
 use alloy_primitives::B256;
 use devp2p::chain::Store;
@@ -55,6 +56,65 @@ impl Chain for Corrupt {
     }
 }
 
+/// The attack of issue 11 item 3: an `eth::Chain` claiming head `u64::MAX` (a forged
+/// header it shows when asked), serving only skeleton points (every 192nd header: real
+/// up to 600, forged above) and no header ranges or bodies.
+struct HugeHeadLiar(EthChain);
+
+const SKELETON_SPAN: u64 = 192;
+
+fn forged(number: u64) -> alloy_consensus::Header {
+    alloy_consensus::Header {
+        number,
+        parent_hash: B256::repeat_byte(0xee),
+        extra_data: alloy_primitives::Bytes::from_static(b"forged"),
+        ..Default::default()
+    }
+}
+
+impl Chain for HugeHeadLiar {
+    fn network_id(&self) -> u64 {
+        self.0.network_id()
+    }
+    fn genesis_hash(&self) -> B256 {
+        self.0.genesis_hash()
+    }
+    fn fork_filter(&self) -> &Filter {
+        self.0.fork_filter()
+    }
+    fn head(&self) -> Head {
+        Head {
+            number: u64::MAX,
+            hash: forged(u64::MAX).hash_slow(),
+            ..self.0.head()
+        }
+    }
+    fn fork_id(&self) -> eth::forkid::ForkId {
+        self.0.fork_id()
+    }
+    fn earliest(&self) -> u64 {
+        self.0.earliest()
+    }
+    fn header_by_number(&self, number: u64) -> Option<Raw> {
+        if number != u64::MAX && number % SKELETON_SPAN != 0 {
+            return None; // a gap's first header: the range ends before it starts
+        }
+        match self.0.header_by_number(number) {
+            Some(raw) => Some(raw),
+            None => Some(Raw(alloy_rlp::encode(forged(number)).into())),
+        }
+    }
+    fn canonical_number(&self, hash: &B256) -> Option<u64> {
+        if *hash == forged(u64::MAX).hash_slow() {
+            return Some(u64::MAX);
+        }
+        self.0.canonical_number(hash)
+    }
+    fn body_by_hash(&self, _hash: &B256) -> Option<Raw> {
+        None
+    }
+}
+
 struct Node {
     net: EthNode,
     eth: eth::Handle,
@@ -76,18 +136,27 @@ impl Node {
     }
 }
 
+/// How a test node serves its chain.
+#[derive(Clone, Copy, PartialEq)]
+enum Serve {
+    Honest,
+    CorruptBodies,
+    HugeHeadLiar,
+}
+
 /// A node over a fresh store in `name`; with the ethtest chain imported if `full`,
-/// serving corrupt bodies if `corrupt`.
-async fn node(name: &str, full: bool, corrupt: bool) -> Node {
+/// serving it as `serve` says.
+async fn node(name: &str, full: bool, serve: Serve) -> Node {
     let dir = tempdir(&format!("sync-{name}"));
     let store = ethtest_store(&dir);
     if full {
         devp2p::cmd::import::import_file(&store, &chain_rlp()).unwrap();
     }
-    let chain: Arc<dyn Chain> = if corrupt {
-        Arc::new(Corrupt(EthChain::new(store.clone())))
-    } else {
-        Arc::new(EthChain::new(store.clone()))
+    let inner = EthChain::new(store.clone());
+    let chain: Arc<dyn Chain> = match serve {
+        Serve::Honest => Arc::new(inner),
+        Serve::CorruptBodies => Arc::new(Corrupt(inner)),
+        Serve::HugeHeadLiar => Arc::new(HugeHeadLiar(inner)),
     };
     let net = EthNode::start(chain, eth::Config::default()).await;
     Node {
@@ -109,8 +178,8 @@ async fn wait_synced(s: &sync::Syncer, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_node_syncs_from_one_peer() {
-    let a = node("one-a", true, false).await;
-    let b = node("one-b", false, false).await;
+    let a = node("one-a", true, Serve::Honest).await;
+    let b = node("one-b", false, Serve::Honest).await;
     let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
     b.server.add_peer(a.node()).await;
     wait_synced(&syncer, 25).await;
@@ -129,10 +198,10 @@ async fn fresh_node_syncs_from_one_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_body_peer_is_dropped_and_sync_completes() {
-    let good1 = node("three-g1", true, false).await;
-    let good2 = node("three-g2", true, false).await;
-    let bad = node("three-bad", true, true).await;
-    let b = node("three-b", false, false).await;
+    let good1 = node("three-g1", true, Serve::Honest).await;
+    let good2 = node("three-g2", true, Serve::Honest).await;
+    let bad = node("three-bad", true, Serve::CorruptBodies).await;
+    let b = node("three-b", false, Serve::Honest).await;
     for n in [&good1, &good2, &bad] {
         b.server.add_peer(n.node()).await;
     }
@@ -161,6 +230,45 @@ async fn corrupt_body_peer_is_dropped_and_sync_completes() {
     syncer.shutdown().await;
     b.stop().await;
     for n in [good1, good2, bad] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_claiming_a_huge_head_and_withholding_gaps_is_dropped() {
+    // Before issue 11 this liar led the round to u64::MAX and the gap above 600, which
+    // only it claimed, was asked of it forever.
+    let good = node("huge-good", true, Serve::Honest).await;
+    let liar = node("huge-liar", true, Serve::HugeHeadLiar).await;
+    let b = node("huge-b", false, Serve::Honest).await;
+    for n in [&good, &liar] {
+        b.server.add_peer(n.node()).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while b.eth.peers().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("two eth peers");
+    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    wait_synced(&syncer, 25).await;
+    let head = b.store.head().unwrap();
+    assert_eq!(head.hash_slow().to_string(), HEAD);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while b.eth.peer(&liar.id).is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("liar dropped");
+    assert!(b.eth.peer(&good.id).is_some());
+    // The forged head was reported while the liar was connected, not after.
+    let status = syncer.handle().status();
+    assert_eq!((status.current, status.highest), (600, 600));
+    syncer.shutdown().await;
+    b.stop().await;
+    for n in [good, liar] {
         n.stop().await;
     }
 }

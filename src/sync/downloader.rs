@@ -203,7 +203,8 @@ pub struct SyncStatus {
     pub starting: u64,
     /// Our head.
     pub current: u64,
-    /// The highest head a peer announced and showed the header of.
+    /// The highest head a connected peer announced and showed the header of (at least
+    /// `current`).
     pub highest: u64,
     /// Whether a round is under way.
     pub syncing: bool,
@@ -384,6 +385,7 @@ impl<L: Local> Downloader<L> {
         if self.peers.remove(peer).is_none() {
             return;
         }
+        self.refresh_highest();
         self.drop_requests_of(peer, now);
         if self.round.as_ref().is_some_and(|r| &r.peer == peer) || self.peers.is_empty() {
             self.on_round_peer_lost(now);
@@ -612,6 +614,7 @@ impl<L: Local> Downloader<L> {
             return;
         }
         self.penalised.insert(peer);
+        self.refresh_highest();
         tracing::info!(target: "sync", peer = %rlpx::peer::short_id(&peer), ?reason, "dropping peer");
         self.actions.push_back(Action::Penalise { peer, reason });
         self.drop_requests_of(&peer, now);

@@ -572,7 +572,8 @@ fn skeleton_peer_with_a_forged_head_withholding_gaps_does_not_stall_sync() {
     h.run();
     assert_eq!(h.head(), top(&theirs));
     assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
-    assert!(!h.dl.status().syncing);
+    let s = h.dl.status();
+    assert_eq!((s.syncing, s.highest), (false, 600));
     bounded(&h);
 }
 

@@ -104,7 +104,13 @@ impl<L: Local> Downloader<L> {
         if p.head.hash == hash && p.head.number.is_none() {
             p.head.number = Some(h.number);
         }
-        self.status.highest = self.status.highest.max(h.number);
+        self.refresh_highest();
+    }
+
+    /// The highest head a connected peer has shown (a dropped liar's goes with it).
+    pub(super) fn refresh_highest(&mut self) {
+        let shown = self.peers.values().filter_map(|p| p.proven).map(|(n, _)| n);
+        self.status.highest = shown.fold(self.status.current, u64::max);
     }
 
     /// `peer` answered empty or short for a range it claimed.
