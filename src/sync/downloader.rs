@@ -730,19 +730,23 @@ impl<L: Local> Downloader<L> {
             self.grace_over = true;
         }
         self.probe_heads(true, now);
-        let best = self
-            .peers
-            .iter()
-            .filter_map(|(id, p)| Some((p.proven?, *id, p.paced_until)))
-            .filter(|((n, _), _, _)| *n > head)
-            .max_by_key(|((n, _), id, _)| (*n, id.serialize()));
-        let Some(((target, target_hash), peer, paced_until)) = best else {
-            return; // until a head above ours is shown
+        let (target, target_hash, peer) = loop {
+            let best = self
+                .peers
+                .iter()
+                .filter_map(|(id, p)| Some((p.proven?, *id, p.paced_until)))
+                .filter(|((n, _), _, _)| *n > head)
+                .max_by_key(|((n, _), id, _)| (*n, id.serialize()));
+            let Some(((target, target_hash), peer, paced_until)) = best else {
+                return; // until a head above ours is shown
+            };
+            if paced_until.is_some_and(|t| t > now) {
+                return; // its first request goes out with the pacing (`next_timeout` wakes us)
+            }
+            if self.stall_clock_for(peer, now) {
+                break (target, target_hash, peer);
+            }
         };
-        if paced_until.is_some_and(|t| t > now) {
-            return; // its first request goes out with the pacing (`next_timeout` wakes us)
-        }
-        self.stall_clock_for(peer, now);
         self.behind_since = None;
         if !self.status.syncing {
             self.status.starting = head;

@@ -78,6 +78,8 @@ enum Mode {
     /// Answers single headers; header ranges and bodies fail as if it were always busy
     /// ([`Failure::Gone`]: not its fault as far as the downloader can tell).
     Busy,
+    /// Answers requests for its head (by hash); everything else fails as busy.
+    BusyAll,
 }
 
 struct Peer {
@@ -296,7 +298,10 @@ impl Harness {
                 let Some(p) = self.peers.get(&peer) else {
                     return self.dl.on_headers(id, Err(Failure::Gone), self.now);
                 };
-                if p.mode == Mode::Busy && Peer::is_range(&req) {
+                let by_hash = matches!(req.origin, BlockId::Hash(_));
+                if p.mode == Mode::Busy && Peer::is_range(&req)
+                    || p.mode == Mode::BusyAll && !by_hash
+                {
                     return self.dl.on_headers(id, Err(Failure::Gone), self.now);
                 }
                 if p.mode != Mode::Silent {
@@ -310,7 +315,7 @@ impl Harness {
                 let Some(p) = self.peers.get(&peer) else {
                     return self.dl.on_bodies(id, Err(Failure::Gone), self.now);
                 };
-                if p.mode == Mode::Busy {
+                if matches!(p.mode, Mode::Busy | Mode::BusyAll) {
                     return self.dl.on_bodies(id, Err(Failure::Gone), self.now);
                 }
                 if p.mode != Mode::Silent {
@@ -621,6 +626,23 @@ fn round_without_progress_drops_its_peer() {
     let mut h = Harness::new(&theirs[..1]);
     let liar = id(9);
     h.add(liar, long, Mode::Busy, false);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    h.run();
+    assert_eq!(h.head(), top(&theirs));
+    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
+    assert!(h.now - h.start >= Config::default().stall_timeout);
+    bounded(&h);
+}
+
+#[test]
+fn rounds_abandoned_in_a_row_do_not_reset_the_stall_clock() {
+    // The best peer shows its head, then fails the skeleton as busy: each round is
+    // abandoned and retried a second later with the same peer, and no round progresses.
+    let long = chain(800, 0, 0);
+    let theirs = long[..601].to_vec();
+    let mut h = Harness::new(&theirs[..1]);
+    let liar = id(9);
+    h.add(liar, long, Mode::BusyAll, false);
     h.add(id(1), theirs.clone(), Mode::Honest, false);
     h.run();
     assert_eq!(h.head(), top(&theirs));

@@ -439,6 +439,7 @@ impl<L: Local> Downloader<L> {
         if round.cursor > round.end {
             tracing::debug!(target: "sync", head = round.end, "sync round done");
             self.round = None;
+            self.stall = None;
             self.status.syncing = false;
             // The next round, if a peer is still ahead.
             self.maybe_start(now);

@@ -12,9 +12,12 @@
 //!   head, so an empty or short answer is for a range it claimed: a strike (and a pause);
 //!   [`MAX_STRIKES`] in a row drop it (`UselessPeer`). A full answer clears its strikes.
 //! - **A round must progress.** If no gap is filled, no body stored and no batch imported
-//!   for [`super::Config::stall_timeout`] while a peer leads the round (across the rounds it
-//!   leads in a row), that peer is dropped (`UselessPeer`) and the round starts over with
-//!   the others.
+//!   for [`super::Config::stall_timeout`] while a peer leads the round (across the
+//!   abandoned rounds it leads in a row), that peer is dropped (`UselessPeer`) and the
+//!   round starts over with the others. The ancestor search and the skeleton are not
+//!   progress: they are one request each in the common case (a binary search of at most
+//!   64 after a reorg), and a peer that makes its rounds fail after them must not reset
+//!   the clock.
 //!
 //! Disputed gaps (a fill that does not link to the skeleton) are settled by the round's
 //! peer or any peer that did not dispute them ([`super::round`]).
@@ -151,18 +154,33 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    /// A round led by `peer` starts: its stall clock keeps running if it led the last
-    /// one too (a peer cannot reset it by making its rounds fail), and starts otherwise.
-    pub(super) fn stall_clock_for(&mut self, peer: PeerId, now: Instant) {
-        if self.stall.is_none_or(|(p, _)| p != peer) {
-            self.stall = Some((peer, now));
+    /// A round led by `peer` is to start: its stall clock keeps running if it led the
+    /// last one too and that one was abandoned (a peer cannot reset it by making its
+    /// rounds fail), and starts otherwise. A round that ends stops the clock. If the
+    /// clock has run out, the peer is dropped instead and `false` returned.
+    pub(super) fn stall_clock_for(&mut self, peer: PeerId, now: Instant) -> bool {
+        match self.stall {
+            Some((p, since)) if p == peer => {
+                if now < since + self.config.stall_timeout {
+                    return true;
+                }
+                tracing::info!(target: "sync", peer = %rlpx::peer::short_id(&peer), "sync rounds made no progress");
+                self.stall = None;
+                self.penalise(peer, DisconnectReason::UselessPeer, now);
+                false
+            }
+            _ => {
+                self.stall = Some((peer, now));
+                true
+            }
         }
     }
 
-    /// When the stall clock runs out (not while an import is outstanding: that is our
-    /// own work).
+    /// When the stall clock runs out: only while a round is under way (between rounds we
+    /// may be waiting for the grace or for heads to be shown, which is no peer's stall),
+    /// and not while an import is outstanding (that is our own work).
     pub(super) fn stall_deadline(&self) -> Option<Instant> {
-        if self.round.as_ref().is_some_and(|r| r.importing.is_some()) {
+        if self.round.as_ref().is_none_or(|r| r.importing.is_some()) {
             return None;
         }
         self.stall.map(|(_, t)| t + self.config.stall_timeout)
