@@ -20,46 +20,21 @@ mod support;
 
 use support::{EthNode, chain_rlp, ethtest_store, tempdir};
 
-/// An `eth::Chain` serving bodies with one transaction dropped (or an ommer added to
-/// bodies without transactions): they no longer match their headers.
-struct Corrupt(EthChain);
-
-impl Chain for Corrupt {
-    fn network_id(&self) -> u64 {
-        self.0.network_id()
-    }
-    fn genesis_hash(&self) -> B256 {
-        self.0.genesis_hash()
-    }
-    fn fork_filter(&self) -> &Filter {
-        self.0.fork_filter()
-    }
-    fn head(&self) -> Head {
-        self.0.head()
-    }
-    fn earliest(&self) -> u64 {
-        self.0.earliest()
-    }
-    fn header_by_number(&self, number: u64) -> Option<Raw> {
-        self.0.header_by_number(number)
-    }
-    fn canonical_number(&self, hash: &B256) -> Option<u64> {
-        self.0.canonical_number(hash)
-    }
-    fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
-        let raw = self.0.body_by_hash(hash)?;
-        let mut body: devp2p::chain::Body = alloy_rlp::Decodable::decode(&mut &raw.0[..]).ok()?;
-        if body.transactions.pop().is_none() {
-            body.ommers.push(Default::default());
-        }
-        Some(Raw(alloy_rlp::encode(&body).into()))
-    }
+/// How a test node serves its chain.
+#[derive(Clone, Copy, PartialEq)]
+enum Serve {
+    Honest,
+    /// Bodies with one transaction dropped (or an ommer added to bodies without
+    /// transactions): they no longer match their headers.
+    CorruptBodies,
+    /// The attack of issue 11 item 3: claims head `u64::MAX` (a forged header it shows
+    /// when asked), serves only skeleton points (every 192nd header: real up to 600,
+    /// forged above), no header ranges and no bodies.
+    HugeHeadLiar,
 }
 
-/// The attack of issue 11 item 3: an `eth::Chain` claiming head `u64::MAX` (a forged
-/// header it shows when asked), serving only skeleton points (every 192nd header: real
-/// up to 600, forged above) and no header ranges or bodies.
-struct HugeHeadLiar(EthChain);
+/// The store's chain, served as [`Serve`] says.
+struct Served(EthChain, Serve);
 
 const SKELETON_SPAN: u64 = 192;
 
@@ -72,7 +47,7 @@ fn forged(number: u64) -> alloy_consensus::Header {
     }
 }
 
-impl Chain for HugeHeadLiar {
+impl Chain for Served {
     fn network_id(&self) -> u64 {
         self.0.network_id()
     }
@@ -83,10 +58,13 @@ impl Chain for HugeHeadLiar {
         self.0.fork_filter()
     }
     fn head(&self) -> Head {
-        Head {
-            number: u64::MAX,
-            hash: forged(u64::MAX).hash_slow(),
-            ..self.0.head()
+        match self.1 {
+            Serve::HugeHeadLiar => Head {
+                number: u64::MAX,
+                hash: forged(u64::MAX).hash_slow(),
+                ..self.0.head()
+            },
+            _ => self.0.head(),
         }
     }
     fn fork_id(&self) -> eth::forkid::ForkId {
@@ -96,6 +74,9 @@ impl Chain for HugeHeadLiar {
         self.0.earliest()
     }
     fn header_by_number(&self, number: u64) -> Option<Raw> {
+        if self.1 != Serve::HugeHeadLiar {
+            return self.0.header_by_number(number);
+        }
         if number != u64::MAX && !number.is_multiple_of(SKELETON_SPAN) {
             return None; // a gap's first header: the range ends before it starts
         }
@@ -105,13 +86,25 @@ impl Chain for HugeHeadLiar {
         }
     }
     fn canonical_number(&self, hash: &B256) -> Option<u64> {
-        if *hash == forged(u64::MAX).hash_slow() {
+        if self.1 == Serve::HugeHeadLiar && *hash == forged(u64::MAX).hash_slow() {
             return Some(u64::MAX);
         }
         self.0.canonical_number(hash)
     }
-    fn body_by_hash(&self, _hash: &B256) -> Option<Raw> {
-        None
+    fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
+        match self.1 {
+            Serve::Honest => self.0.body_by_hash(hash),
+            Serve::CorruptBodies => {
+                let raw = self.0.body_by_hash(hash)?;
+                let mut body: devp2p::chain::Body =
+                    alloy_rlp::Decodable::decode(&mut &raw.0[..]).ok()?;
+                if body.transactions.pop().is_none() {
+                    body.ommers.push(Default::default());
+                }
+                Some(Raw(alloy_rlp::encode(&body).into()))
+            }
+            Serve::HugeHeadLiar => None,
+        }
     }
 }
 
@@ -136,14 +129,6 @@ impl Node {
     }
 }
 
-/// How a test node serves its chain.
-#[derive(Clone, Copy, PartialEq)]
-enum Serve {
-    Honest,
-    CorruptBodies,
-    HugeHeadLiar,
-}
-
 /// A node over a fresh store in `name`; with the ethtest chain imported if `full`,
 /// serving it as `serve` says.
 async fn node(name: &str, full: bool, serve: Serve) -> Node {
@@ -152,12 +137,7 @@ async fn node(name: &str, full: bool, serve: Serve) -> Node {
     if full {
         devp2p::cmd::import::import_file(&store, &chain_rlp()).unwrap();
     }
-    let inner = EthChain::new(store.clone());
-    let chain: Arc<dyn Chain> = match serve {
-        Serve::Honest => Arc::new(inner),
-        Serve::CorruptBodies => Arc::new(Corrupt(inner)),
-        Serve::HugeHeadLiar => Arc::new(HugeHeadLiar(inner)),
-    };
+    let chain: Arc<dyn Chain> = Arc::new(Served(EthChain::new(store.clone()), serve));
     let net = EthNode::start(chain, eth::Config::default()).await;
     Node {
         eth: net.eth.clone(),
@@ -167,6 +147,32 @@ async fn node(name: &str, full: bool, serve: Serve) -> Node {
         store,
         dir,
     }
+}
+
+/// Connects `b` to `peers` and waits until all of them are its eth peers (so that each
+/// is sure to be given work once the sync starts).
+async fn connect(b: &Node, peers: &[&Node]) {
+    for n in peers {
+        b.server.add_peer(n.node()).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while b.eth.peers().len() < peers.len() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("all eth peers");
+}
+
+/// Waits until `b` has dropped `id` (the disconnect is asynchronous).
+async fn wait_dropped(b: &Node, id: &PublicKey) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while b.eth.peer(id).is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("peer dropped");
 }
 
 async fn wait_synced(s: &sync::Syncer, secs: u64) {
@@ -202,30 +208,14 @@ async fn corrupt_body_peer_is_dropped_and_sync_completes() {
     let good2 = node("three-g2", true, Serve::Honest).await;
     let bad = node("three-bad", true, Serve::CorruptBodies).await;
     let b = node("three-b", false, Serve::Honest).await;
-    for n in [&good1, &good2, &bad] {
-        b.server.add_peer(n.node()).await;
-    }
     // All three handshaked first, so the corrupt peer is sure to be given bodies.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while b.eth.peers().len() < 3 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("three eth peers");
+    connect(&b, &[&good1, &good2, &bad]).await;
     let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
     assert_eq!(head.number, 600);
     assert_eq!(head.hash_slow().to_string(), HEAD);
-    // The disconnect is asynchronous: give it a moment.
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while b.eth.peer(&bad.id).is_some() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("corrupt peer dropped");
+    wait_dropped(&b, &bad.id).await;
     assert!(b.eth.peer(&good1.id).is_some() && b.eth.peer(&good2.id).is_some());
     syncer.shutdown().await;
     b.stop().await;
@@ -241,27 +231,12 @@ async fn peer_claiming_a_huge_head_and_withholding_gaps_is_dropped() {
     let good = node("huge-good", true, Serve::Honest).await;
     let liar = node("huge-liar", true, Serve::HugeHeadLiar).await;
     let b = node("huge-b", false, Serve::Honest).await;
-    for n in [&good, &liar] {
-        b.server.add_peer(n.node()).await;
-    }
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while b.eth.peers().len() < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("two eth peers");
+    connect(&b, &[&good, &liar]).await;
     let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
     assert_eq!(head.hash_slow().to_string(), HEAD);
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while b.eth.peer(&liar.id).is_some() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("liar dropped");
+    wait_dropped(&b, &liar.id).await;
     assert!(b.eth.peer(&good.id).is_some());
     // The forged head was reported while the liar was connected, not after.
     let status = syncer.handle().status();

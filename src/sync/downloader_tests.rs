@@ -497,6 +497,38 @@ fn bounded(h: &Harness) {
     assert!(h.now - h.start < limit, "{:?}", h.now - h.start);
 }
 
+/// Runs the sync; checks that it reaches `theirs` (the honest head) in bounded time and
+/// that only `liar` was dropped, for `reason`.
+fn run_past(h: &mut Harness, theirs: &[Header], liar: PeerId, reason: DisconnectReason) {
+    h.run();
+    assert_eq!(h.head(), top(theirs));
+    assert_eq!(h.penalties, vec![(liar, reason)]);
+    bounded(h);
+}
+
+/// `liar` (as `id(9)`) beside an honest peer with 600 blocks: the sync reaches 600 and
+/// drops the liar for `reason`.
+fn liar_beside_honest_600(liar: Peer, reason: DisconnectReason) -> Harness {
+    let (theirs, mut h) = honest_600();
+    h.add_peer(id(9), liar, false);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, id(9), reason);
+    h
+}
+
+/// A liar whose head (800) is real and above the honest peer's (600), behaving as
+/// `mode`: the sync reaches 600 and drops the liar as useless.
+fn liar_with_a_longer_chain(mode: Mode) -> Harness {
+    let long = chain(800, 0, 0);
+    let theirs = long[..601].to_vec();
+    let mut h = Harness::new(&theirs[..1]);
+    let liar = id(9);
+    h.add(liar, long, mode, false);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, liar, DisconnectReason::UselessPeer);
+    h
+}
+
 #[test]
 fn huge_claimed_head_is_not_believed_before_the_peer_shows_it() {
     // A Status (eth/69) claiming u64::MAX with a made-up hash; nothing behind it.
@@ -512,13 +544,10 @@ fn huge_claimed_head_is_not_believed_before_the_peer_shows_it() {
         },
     );
     h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
+    run_past(&mut h, &theirs, liar, DisconnectReason::UselessPeer);
     // Asked once, for its head, which it could not show; never the highest we report.
     assert_eq!(h.asked.get(&liar), Some(&1));
     assert_eq!(h.dl.status().highest, 600);
-    bounded(&h);
 }
 
 #[test]
@@ -535,29 +564,18 @@ fn announced_head_the_peer_cannot_show_gets_it_dropped() {
         },
     );
     h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
+    run_past(&mut h, &theirs, liar, DisconnectReason::UselessPeer);
     assert_eq!(h.dl.status().highest, 600);
-    bounded(&h);
 }
 
 #[test]
 fn forged_head_without_a_skeleton_is_dropped() {
     // The liar shows a header for its claimed head (anyone can make one up) and nothing
     // else: no ancestor, no skeleton, no gaps.
-    let (theirs, mut h) = honest_600();
-    let liar = id(9);
-    h.add_peer(
-        liar,
+    liar_beside_honest_600(
         Peer::new(Vec::new(), Mode::HeadOnly, Some(u64::MAX)),
-        false,
+        DisconnectReason::UselessPeer,
     );
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
-    bounded(&h);
 }
 
 #[test]
@@ -566,54 +584,29 @@ fn skeleton_peer_with_a_forged_head_withholding_gaps_does_not_stall_sync() {
     // a forged header for it), leads the round, shows forged skeleton points above 600
     // and answers every gap with nothing. Only it claims the gaps above 600, so before
     // the fix the round waited on it forever.
-    let (theirs, mut h) = honest_600();
-    let liar = id(9);
-    h.add_peer(
-        liar,
-        Peer::new(theirs.clone(), Mode::Withhold, Some(u64::MAX)),
-        false,
+    let h = liar_beside_honest_600(
+        Peer::new(chain(600, 0, 0), Mode::Withhold, Some(u64::MAX)),
+        DisconnectReason::UselessPeer,
     );
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
     let s = h.dl.status();
     assert_eq!((s.syncing, s.highest), (false, 600));
-    bounded(&h);
 }
 
 #[test]
 fn disputed_gap_the_skeleton_peer_will_not_fill_drops_it() {
     // The liar has only genesis and shows forged skeleton points: the honest peer's gaps
     // do not link to them, and the liar, asked to settle, answers with nothing.
-    let (theirs, mut h) = honest_600();
-    let liar = id(9);
-    h.add_peer(
-        liar,
-        Peer::new(theirs[..1].to_vec(), Mode::Withhold, Some(1_000_000)),
-        false,
+    liar_beside_honest_600(
+        Peer::new(chain(0, 0, 0), Mode::Withhold, Some(1_000_000)),
+        DisconnectReason::UselessPeer,
     );
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
-    bounded(&h);
 }
 
 #[test]
 fn real_head_then_withholding_is_dropped() {
     // The liar's head is a real block (800, beyond the honest peer's 600), it shows it,
     // and the skeleton, then withholds the gaps and bodies only it can give.
-    let long = chain(800, 0, 0);
-    let theirs = long[..601].to_vec();
-    let mut h = Harness::new(&theirs[..1]);
-    let liar = id(9);
-    h.add(liar, long, Mode::Withhold, false);
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
-    bounded(&h);
+    liar_with_a_longer_chain(Mode::Withhold);
 }
 
 #[test]
@@ -621,34 +614,16 @@ fn round_without_progress_drops_its_peer() {
     // The round's peer (real head 800) answers single headers but fails every gap and
     // body request as busy: nothing it can be blamed for request by request, yet the
     // round above 600 never moves. The stall timer drops it.
-    let long = chain(800, 0, 0);
-    let theirs = long[..601].to_vec();
-    let mut h = Harness::new(&theirs[..1]);
-    let liar = id(9);
-    h.add(liar, long, Mode::Busy, false);
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
+    let h = liar_with_a_longer_chain(Mode::Busy);
     assert!(h.now - h.start >= Config::default().stall_timeout);
-    bounded(&h);
 }
 
 #[test]
 fn rounds_abandoned_in_a_row_do_not_reset_the_stall_clock() {
     // The best peer shows its head, then fails the skeleton as busy: each round is
     // abandoned and retried a second later with the same peer, and no round progresses.
-    let long = chain(800, 0, 0);
-    let theirs = long[..601].to_vec();
-    let mut h = Harness::new(&theirs[..1]);
-    let liar = id(9);
-    h.add(liar, long, Mode::BusyAll, false);
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
+    let h = liar_with_a_longer_chain(Mode::BusyAll);
     assert!(h.now - h.start >= Config::default().stall_timeout);
-    bounded(&h);
 }
 
 #[test]
@@ -664,13 +639,7 @@ fn disputed_gap_goes_to_another_peer() {
     h.add(round_peer, theirs.clone(), Mode::Busy, false);
     h.add(third, theirs.clone(), Mode::Honest, false);
     h.add(liar, chain(600, 10, 9), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(
-        h.penalties,
-        vec![(liar, DisconnectReason::BreachOfProtocol)]
-    );
-    bounded(&h);
+    run_past(&mut h, &theirs, liar, DisconnectReason::BreachOfProtocol);
 }
 
 #[test]
@@ -688,12 +657,7 @@ fn head_shown_with_another_number_is_a_breach() {
         },
     );
     h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(
-        h.penalties,
-        vec![(liar, DisconnectReason::BreachOfProtocol)]
-    );
+    run_past(&mut h, &theirs, liar, DisconnectReason::BreachOfProtocol);
     assert_eq!(h.dl.status().highest, 600);
 }
 
@@ -701,16 +665,7 @@ fn head_shown_with_another_number_is_a_breach() {
 fn round_peer_withholding_bodies_is_dropped() {
     // The liar's head (800) is real and it gives every header, but no bodies: above the
     // honest peer's 600 nobody else can give them.
-    let long = chain(800, 0, 0);
-    let theirs = long[..601].to_vec();
-    let mut h = Harness::new(&theirs[..1]);
-    let liar = id(9);
-    h.add(liar, long, Mode::WithholdBodies, false);
-    h.add(id(1), theirs.clone(), Mode::Honest, false);
-    h.run();
-    assert_eq!(h.head(), top(&theirs));
-    assert_eq!(h.penalties, vec![(liar, DisconnectReason::UselessPeer)]);
-    bounded(&h);
+    liar_with_a_longer_chain(Mode::WithholdBodies);
 }
 
 #[test]
