@@ -367,6 +367,13 @@ impl<L: Local> Downloader<L> {
             idle_until: None,
             paced_until: None,
         });
+        // A head announced lower than the one it showed (a reorg to a shorter chain, or a
+        // BlockRangeUpdate): what it showed may no longer be its chain; show it again.
+        if let (Some(n), Some((shown, _))) = (head.number, entry.proven)
+            && n < shown
+        {
+            entry.proven = None;
+        }
         // Keep a number we learned for the same hash (eth/68 re-announcing).
         let head = match entry.proven {
             Some((n, h)) if h == head.hash && head.number.is_none() => PeerHead {
@@ -376,6 +383,7 @@ impl<L: Local> Downloader<L> {
             _ => head,
         };
         entry.head = head;
+        self.refresh_highest();
         self.schedule(now);
     }
 

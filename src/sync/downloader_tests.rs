@@ -681,3 +681,36 @@ fn a_few_empty_answers_in_a_row_are_forgiven() {
     assert_eq!(h.head(), top(&theirs));
     assert!(h.penalties.is_empty());
 }
+
+#[test]
+fn a_lower_announced_head_must_be_shown_again() {
+    // A peer shows head 600, then announces a shorter chain (head 300 of another fork):
+    // the 600 it showed is no longer believed (nor reported) until it shows 300.
+    let (theirs, mut h) = honest_600();
+    let fork = chain(300, 100, 5);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    for _ in 0..4 {
+        let Some(action) = h.dl.poll_action() else {
+            break;
+        };
+        h.execute(action);
+        if h.dl.status().highest == 600 {
+            break;
+        }
+    }
+    assert_eq!(h.dl.status().highest, 600, "head shown");
+    h.peers
+        .insert(id(1), Peer::new(fork.clone(), Mode::Honest, None));
+    h.claim(
+        id(1),
+        PeerHead {
+            hash: fork[300].hash_slow(),
+            number: Some(300),
+        },
+    );
+    assert_eq!(h.dl.status().highest, 0, "600 no longer believed");
+    h.run();
+    assert_eq!(h.dl.status().highest, 300);
+    assert_eq!(h.head(), top(&fork));
+    assert!(h.penalties.is_empty());
+}
