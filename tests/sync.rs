@@ -1,6 +1,7 @@
 //! Catch-up sync between in-process nodes on loopback: a fresh node downloads the
-//! ethtest chain (600 blocks) from one serving node, and from three where one serves
-//! corrupt bodies (it is dropped and the sync still completes).
+//! ethtest chain (600 blocks) from one serving node, from three where one serves
+//! corrupt bodies (it is dropped and the sync still completes), and from two where one
+//! claims head `u64::MAX` and withholds the gaps (issue 11: it is dropped).
 
 use alloy_primitives::B256;
 use devp2p::chain::Store;
@@ -19,11 +20,34 @@ mod support;
 
 use support::{EthNode, chain_rlp, ethtest_store, tempdir};
 
-/// An `eth::Chain` serving bodies with one transaction dropped (or an ommer added to
-/// bodies without transactions): they no longer match their headers.
-struct Corrupt(EthChain);
+/// How a test node serves its chain.
+#[derive(Clone, Copy, PartialEq)]
+enum Serve {
+    Honest,
+    /// Bodies with one transaction dropped (or an ommer added to bodies without
+    /// transactions): they no longer match their headers.
+    CorruptBodies,
+    /// The attack of issue 11 item 3: claims head `u64::MAX` (a forged header it shows
+    /// when asked), serves only skeleton points (every 192nd header: real up to 600,
+    /// forged above), no header ranges and no bodies.
+    HugeHeadLiar,
+}
 
-impl Chain for Corrupt {
+/// The store's chain, served as [`Serve`] says.
+struct Served(EthChain, Serve);
+
+const SKELETON_SPAN: u64 = 192;
+
+fn forged(number: u64) -> alloy_consensus::Header {
+    alloy_consensus::Header {
+        number,
+        parent_hash: B256::repeat_byte(0xee),
+        extra_data: alloy_primitives::Bytes::from_static(b"forged"),
+        ..Default::default()
+    }
+}
+
+impl Chain for Served {
     fn network_id(&self) -> u64 {
         self.0.network_id()
     }
@@ -34,24 +58,53 @@ impl Chain for Corrupt {
         self.0.fork_filter()
     }
     fn head(&self) -> Head {
-        self.0.head()
+        match self.1 {
+            Serve::HugeHeadLiar => Head {
+                number: u64::MAX,
+                hash: forged(u64::MAX).hash_slow(),
+                ..self.0.head()
+            },
+            _ => self.0.head(),
+        }
+    }
+    fn fork_id(&self) -> eth::forkid::ForkId {
+        self.0.fork_id()
     }
     fn earliest(&self) -> u64 {
         self.0.earliest()
     }
     fn header_by_number(&self, number: u64) -> Option<Raw> {
-        self.0.header_by_number(number)
+        if self.1 != Serve::HugeHeadLiar {
+            return self.0.header_by_number(number);
+        }
+        if number != u64::MAX && !number.is_multiple_of(SKELETON_SPAN) {
+            return None; // a gap's first header: the range ends before it starts
+        }
+        match self.0.header_by_number(number) {
+            Some(raw) => Some(raw),
+            None => Some(Raw(alloy_rlp::encode(forged(number)).into())),
+        }
     }
     fn canonical_number(&self, hash: &B256) -> Option<u64> {
+        if self.1 == Serve::HugeHeadLiar && *hash == forged(u64::MAX).hash_slow() {
+            return Some(u64::MAX);
+        }
         self.0.canonical_number(hash)
     }
     fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
-        let raw = self.0.body_by_hash(hash)?;
-        let mut body: devp2p::chain::Body = alloy_rlp::Decodable::decode(&mut &raw.0[..]).ok()?;
-        if body.transactions.pop().is_none() {
-            body.ommers.push(Default::default());
+        match self.1 {
+            Serve::Honest => self.0.body_by_hash(hash),
+            Serve::CorruptBodies => {
+                let raw = self.0.body_by_hash(hash)?;
+                let mut body: devp2p::chain::Body =
+                    alloy_rlp::Decodable::decode(&mut &raw.0[..]).ok()?;
+                if body.transactions.pop().is_none() {
+                    body.ommers.push(Default::default());
+                }
+                Some(Raw(alloy_rlp::encode(&body).into()))
+            }
+            Serve::HugeHeadLiar => None,
         }
-        Some(Raw(alloy_rlp::encode(&body).into()))
     }
 }
 
@@ -77,18 +130,14 @@ impl Node {
 }
 
 /// A node over a fresh store in `name`; with the ethtest chain imported if `full`,
-/// serving corrupt bodies if `corrupt`.
-async fn node(name: &str, full: bool, corrupt: bool) -> Node {
+/// serving it as `serve` says.
+async fn node(name: &str, full: bool, serve: Serve) -> Node {
     let dir = tempdir(&format!("sync-{name}"));
     let store = ethtest_store(&dir);
     if full {
         devp2p::cmd::import::import_file(&store, &chain_rlp()).unwrap();
     }
-    let chain: Arc<dyn Chain> = if corrupt {
-        Arc::new(Corrupt(EthChain::new(store.clone())))
-    } else {
-        Arc::new(EthChain::new(store.clone()))
-    };
+    let chain: Arc<dyn Chain> = Arc::new(Served(EthChain::new(store.clone()), serve));
     let net = EthNode::start(chain, eth::Config::default()).await;
     Node {
         eth: net.eth.clone(),
@@ -100,6 +149,32 @@ async fn node(name: &str, full: bool, corrupt: bool) -> Node {
     }
 }
 
+/// Connects `b` to `peers` and waits until all of them are its eth peers (so that each
+/// is sure to be given work once the sync starts).
+async fn connect(b: &Node, peers: &[&Node]) {
+    for n in peers {
+        b.server.add_peer(n.node()).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while b.eth.peers().len() < peers.len() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("all eth peers");
+}
+
+/// Waits until `b` has dropped `id` (the disconnect is asynchronous).
+async fn wait_dropped(b: &Node, id: &PublicKey) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while b.eth.peer(id).is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("peer dropped");
+}
+
 async fn wait_synced(s: &sync::Syncer, secs: u64) {
     let mut h = s.handle();
     tokio::time::timeout(Duration::from_secs(secs), h.wait_for(|s| s.current >= 600))
@@ -109,8 +184,8 @@ async fn wait_synced(s: &sync::Syncer, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_node_syncs_from_one_peer() {
-    let a = node("one-a", true, false).await;
-    let b = node("one-b", false, false).await;
+    let a = node("one-a", true, Serve::Honest).await;
+    let b = node("one-b", false, Serve::Honest).await;
     let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
     b.server.add_peer(a.node()).await;
     wait_synced(&syncer, 25).await;
@@ -129,38 +204,46 @@ async fn fresh_node_syncs_from_one_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_body_peer_is_dropped_and_sync_completes() {
-    let good1 = node("three-g1", true, false).await;
-    let good2 = node("three-g2", true, false).await;
-    let bad = node("three-bad", true, true).await;
-    let b = node("three-b", false, false).await;
-    for n in [&good1, &good2, &bad] {
-        b.server.add_peer(n.node()).await;
-    }
+    let good1 = node("three-g1", true, Serve::Honest).await;
+    let good2 = node("three-g2", true, Serve::Honest).await;
+    let bad = node("three-bad", true, Serve::CorruptBodies).await;
+    let b = node("three-b", false, Serve::Honest).await;
     // All three handshaked first, so the corrupt peer is sure to be given bodies.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while b.eth.peers().len() < 3 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("three eth peers");
+    connect(&b, &[&good1, &good2, &bad]).await;
     let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
     assert_eq!(head.number, 600);
     assert_eq!(head.hash_slow().to_string(), HEAD);
-    // The disconnect is asynchronous: give it a moment.
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while b.eth.peer(&bad.id).is_some() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("corrupt peer dropped");
+    wait_dropped(&b, &bad.id).await;
     assert!(b.eth.peer(&good1.id).is_some() && b.eth.peer(&good2.id).is_some());
     syncer.shutdown().await;
     b.stop().await;
     for n in [good1, good2, bad] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_claiming_a_huge_head_and_withholding_gaps_is_dropped() {
+    // Before issue 11 this liar led the round to u64::MAX and the gap above 600, which
+    // only it claimed, was asked of it forever.
+    let good = node("huge-good", true, Serve::Honest).await;
+    let liar = node("huge-liar", true, Serve::HugeHeadLiar).await;
+    let b = node("huge-b", false, Serve::Honest).await;
+    connect(&b, &[&good, &liar]).await;
+    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    wait_synced(&syncer, 25).await;
+    let head = b.store.head().unwrap();
+    assert_eq!(head.hash_slow().to_string(), HEAD);
+    wait_dropped(&b, &liar.id).await;
+    assert!(b.eth.peer(&good.id).is_some());
+    // The forged head was reported while the liar was connected, not after.
+    let status = syncer.handle().status();
+    assert_eq!((status.current, status.highest), (600, 600));
+    syncer.shutdown().await;
+    b.stop().await;
+    for n in [good, liar] {
         n.stop().await;
     }
 }

@@ -8,6 +8,9 @@
 //!
 //! One sync *round* goes from a common ancestor to a target:
 //!
+//! 0. A peer's claimed head is believed once the peer shows its header (see
+//!    [`super::trust`]); only proven heads lead rounds, and work goes to a peer only up
+//!    to its proven head.
 //! 1. `Ancestor`: entered when the best peer is ahead of our head by more than
 //!    [`Config::threshold`]. The header at `min(our head, its head)` is asked from that
 //!    peer; if its hash is our canonical hash there, that is the ancestor; otherwise a
@@ -18,24 +21,28 @@
 //!    the last point.
 //! 3. `Fill`: the gaps between points are asked from all peers in parallel; each filled
 //!    gap must run from the point below (by parent hash) to the point above (by hash).
-//!    A gap that does not link, filled by a peer other than the skeleton's, is asked
-//!    again from the skeleton peer: if that links, the first peer lied and is penalised;
-//!    if not, the skeleton peer is penalised and the round starts over. Bodies are asked
+//!    A gap that does not link, filled by a peer other than the skeleton's, is disputed
+//!    and asked again from the skeleton peer, or another peer that did not dispute it: if
+//!    that links, the disputers lied and are penalised; if the skeleton peer's answer
+//!    does not link, or it cannot fill it, it is penalised and the round starts over.
+//!    Empty or short fills count against the peer (strikes). Bodies are asked
 //!    for filled headers from all peers (at most [`Config::max_in_flight`] requests per
 //!    peer, within [`Config::window`] blocks of the import cursor), checked against the
 //!    header roots before anything is imported, and contiguous blocks are imported in
 //!    order, one batch at a time. The round ends when its last block is imported.
 //!
 //! A peer that times out, answers with headers that do not link or bodies that do not
-//! match their headers, or whose block the store rejects is penalised ([`Action::Penalise`])
-//! and its work goes back to the queue.
+//! match their headers, withholds what it claimed ([`super::trust::MAX_STRIKES`]), or
+//! whose block the store rejects is penalised ([`Action::Penalise`]) and its work goes
+//! back to the queue. A round without progress for [`Config::stall_timeout`] drops its
+//! peer, and a round whose peer is penalised starts over without it.
 //!
 //! Side chains: the store stores a block whose parent it has and makes it canonical when
 //! it is higher than the head, so a longer chain diverging after the common ancestor is
 //! imported like any other (blocks at or below our head wait off the canonical chain until
 //! one is higher).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use alloy_consensus::Header;
@@ -83,8 +90,15 @@ pub struct Config {
     /// nodes never drop each other for syncing too fast; at 128 bodies a request it still
     /// allows 6,400 blocks/s per peer.
     pub min_request_interval: Duration,
-    /// Pause before a new round after one failed. Default 1 s.
+    /// Pause before a new round after one failed, and before a peer that answered empty
+    /// or was busy is asked again. Default 1 s.
     pub retry_delay: Duration,
+    /// A round whose peer has seen no progress (no gap filled, no body stored, no batch
+    /// imported) for this long is dropped with its peer (`UselessPeer`). Default 30 s:
+    /// every honest answer is progress, and the longest an honest round waits is a
+    /// silent peer's request timing out ([`Config::request_timeout`], 12 s) and the next
+    /// peer answering the same work (within another 12 s), plus a margin.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Config {
@@ -101,6 +115,7 @@ impl Default for Config {
             import_batch: 256,
             request_timeout: Duration::from_secs(12),
             retry_delay: Duration::from_secs(1),
+            stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -188,7 +203,8 @@ pub struct SyncStatus {
     pub starting: u64,
     /// Our head.
     pub current: u64,
-    /// The highest head a peer announced.
+    /// The highest head a connected peer announced and showed the header of (at least
+    /// `current`).
     pub highest: u64,
     /// Whether a round is under way.
     pub syncing: bool,
@@ -205,18 +221,34 @@ pub struct PeerHead {
 
 #[derive(Debug)]
 pub(super) struct Peer {
+    /// The head it claims: believed once `proven`.
     pub(super) head: PeerHead,
+    /// The latest head whose header the peer showed (number, hash): what its rounds
+    /// target and how far it is given work.
+    pub(super) proven: Option<(u64, B256)>,
+    /// Empty or short answers in a row for ranges it claimed ([`super::trust`]).
+    pub(super) strikes: u32,
     /// Pause after an empty answer: the peer lacks what we asked.
     pub(super) idle_until: Option<Instant>,
     /// No request before this ([`Config::min_request_interval`] after the last one).
     pub(super) paced_until: Option<Instant>,
 }
 
+impl Peer {
+    /// Its claimed head, if proven.
+    pub(super) fn claim_proven(&self) -> Option<(u64, B256)> {
+        self.proven
+            .filter(|(n, h)| *h == self.head.hash && self.head.number.is_none_or(|c| c == *n))
+    }
+}
+
 #[derive(Debug)]
 pub(super) enum Kind {
-    /// The header of a peer's head, by hash, to learn its number (eth/68).
+    /// The header of a peer's claimed head, by hash: proves the claim, and gives its
+    /// number if unknown (eth/68).
     Probe {
         hash: B256,
+        number: Option<u64>,
     },
     /// One header during the ancestor search.
     Ancestor {
@@ -252,6 +284,14 @@ pub struct Downloader<L> {
     /// Since when a peer has been a little ahead of us (within the threshold), and our
     /// head then: a head that moves means propagation is working, and restarts the wait.
     behind_since: Option<(Instant, u64)>,
+    /// The grace since `behind_since` is over: a round is due as soon as a head above ours
+    /// is shown (its timer no longer needs waking).
+    grace_over: bool,
+    /// The peer leading the rounds and when they last made progress ([`super::trust`]).
+    pub(super) stall: Option<(PeerId, Instant)>,
+    /// Peers penalised and not yet gone: their announcements are ignored meanwhile
+    /// (bounded by the peers connected; cleared by [`Downloader::peer_left`]).
+    penalised: HashSet<PeerId>,
 }
 
 impl<L: Local> Downloader<L> {
@@ -274,6 +314,9 @@ impl<L: Local> Downloader<L> {
             },
             retry_at: None,
             behind_since: None,
+            grace_over: false,
+            stall: None,
+            penalised: HashSet::new(),
         }
     }
 
@@ -302,48 +345,55 @@ impl<L: Local> Downloader<L> {
             .flatten();
         let grace = self
             .behind_since
-            .filter(|_| self.round.is_none())
+            .filter(|_| self.round.is_none() && !self.grace_over)
             .map(|(t, _)| t + self.config.grace);
-        requests.chain(idle).chain(self.retry_at).chain(grace).min()
+        requests
+            .chain(idle)
+            .chain(self.retry_at)
+            .chain(grace)
+            .chain(self.stall_deadline())
+            .min()
     }
 
-    /// A peer joined, or announced a new head.
+    /// A peer joined, or announced a new head (a claim, proven before it is used).
     pub fn peer_joined(&mut self, peer: PeerId, head: PeerHead, now: Instant) {
-        let known = self.peers.get(&peer).map(|p| p.head);
-        if known == Some(head) {
+        if self.penalised.contains(&peer) {
             return;
         }
-        // Keep a number we learned for the same hash (eth/68 re-announcing).
-        let head = match known {
-            Some(k) if k.hash == head.hash && head.number.is_none() => k,
-            _ => head,
-        };
         let entry = self.peers.entry(peer).or_insert(Peer {
             head,
+            proven: None,
+            strikes: 0,
             idle_until: None,
             paced_until: None,
         });
-        entry.head = head;
-        match head.number {
-            Some(n) => self.status.highest = self.status.highest.max(n),
-            None => {
-                let req = GetBlockHeaders {
-                    origin: BlockId::Hash(head.hash),
-                    amount: 1,
-                    skip: 0,
-                    reverse: false,
-                };
-                self.send_headers(peer, req, Kind::Probe { hash: head.hash }, now);
-            }
+        // A head announced lower than the one it showed (a reorg to a shorter chain, or a
+        // BlockRangeUpdate): what it showed may no longer be its chain; show it again.
+        if let (Some(n), Some((shown, _))) = (head.number, entry.proven)
+            && n < shown
+        {
+            entry.proven = None;
         }
+        // Keep a number we learned for the same hash (eth/68 re-announcing).
+        let head = match entry.proven {
+            Some((n, h)) if h == head.hash && head.number.is_none() => PeerHead {
+                hash: h,
+                number: Some(n),
+            },
+            _ => head,
+        };
+        entry.head = head;
+        self.refresh_highest();
         self.schedule(now);
     }
 
     /// A peer left: its requests are reassigned.
     pub fn peer_left(&mut self, peer: &PeerId, now: Instant) {
+        self.penalised.remove(peer);
         if self.peers.remove(peer).is_none() {
             return;
         }
+        self.refresh_highest();
         self.drop_requests_of(peer, now);
         if self.round.as_ref().is_some_and(|r| &r.peer == peer) || self.peers.is_empty() {
             self.on_round_peer_lost(now);
@@ -377,6 +427,7 @@ impl<L: Local> Downloader<L> {
         if self.retry_at.is_some_and(|t| t <= now) {
             self.retry_at = None;
         }
+        self.check_stall(now);
         self.schedule(now);
     }
 
@@ -393,7 +444,10 @@ impl<L: Local> Downloader<L> {
         let peer = req.peer;
         match answer {
             Err(Failure::Timeout) => self.penalise(peer, DisconnectReason::UselessPeer, now),
-            Err(Failure::Gone) => self.requeue(req.kind, now),
+            Err(Failure::Gone) => {
+                self.pause(&peer, now);
+                self.requeue(req.kind, now);
+            }
             Ok(headers) => self.headers_arrived(peer, req.kind, headers, now),
         }
         self.schedule(now);
@@ -407,7 +461,10 @@ impl<L: Local> Downloader<L> {
         let peer = req.peer;
         match answer {
             Err(Failure::Timeout) => self.penalise(peer, DisconnectReason::UselessPeer, now),
-            Err(Failure::Gone) => self.requeue(req.kind, now),
+            Err(Failure::Gone) => {
+                self.pause(&peer, now);
+                self.requeue(req.kind, now);
+            }
             Ok(bodies) => {
                 if let Kind::Bodies { numbers } = req.kind {
                     self.bodies_arrived(peer, numbers, bodies, now);
@@ -432,6 +489,7 @@ impl<L: Local> Downloader<L> {
                 }
                 round.cursor = last + 1;
                 self.status.current = number;
+                self.progress(now);
             }
             Imported::Bad { hash } => {
                 let culprit = round
@@ -446,7 +504,11 @@ impl<L: Local> Downloader<L> {
                     self.penalise(p, DisconnectReason::BreachOfProtocol, now);
                 }
             }
-            Imported::Failed => self.abort(now),
+            Imported::Failed => {
+                // The store's fault, not the round peer's: its stall clock starts over.
+                self.stall = None;
+                self.abort(now);
+            }
         }
         self.schedule(now);
     }
@@ -498,7 +560,7 @@ impl<L: Local> Downloader<L> {
         let mut v: Vec<(usize, PeerId)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.head.number.is_some_and(|n| n >= need))
+            .filter(|(_, p)| p.proven.is_some_and(|(n, _)| n >= need))
             .filter(|(_, p)| p.idle_until.is_none_or(|t| t <= now))
             .filter(|(_, p)| p.paced_until.is_none_or(|t| t <= now))
             .map(|(id, _)| (self.in_flight(id), *id))
@@ -553,15 +615,20 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    /// Disconnects `peer` and reassigns its work.
+    /// Disconnects `peer` and reassigns its work. A round it leads starts over: its
+    /// skeleton came from a peer found wanting.
     pub(super) fn penalise(&mut self, peer: PeerId, reason: DisconnectReason, now: Instant) {
         if self.peers.remove(&peer).is_none() {
             return;
         }
+        self.penalised.insert(peer);
+        self.refresh_highest();
         tracing::info!(target: "sync", peer = %rlpx::peer::short_id(&peer), ?reason, "dropping peer");
         self.actions.push_back(Action::Penalise { peer, reason });
         self.drop_requests_of(&peer, now);
-        if self.round.as_ref().is_some_and(|r| r.peer == peer) || self.peers.is_empty() {
+        if self.round.as_ref().is_some_and(|r| r.peer == peer) {
+            self.abort(now);
+        } else if self.peers.is_empty() {
             self.on_round_peer_lost(now);
         }
     }
@@ -575,7 +642,7 @@ impl<L: Local> Downloader<L> {
         // With no peers at all the round cannot go on either (and is not "syncing").
         let needed = self.peers.is_empty()
             || !matches!(round.phase, Phase::Fill)
-            || round.gaps.iter().any(|g| g.disputed_by.is_some());
+            || round.gaps.iter().any(|g| !g.disputed_by.is_empty());
         if needed {
             self.abort(now);
         }
@@ -600,18 +667,7 @@ impl<L: Local> Downloader<L> {
         now: Instant,
     ) {
         match kind {
-            Kind::Probe { hash } => {
-                match headers.first() {
-                    Some(h) if headers.len() == 1 && h.hash_slow() == hash => {
-                        if let Some(p) = self.peers.get_mut(&peer) {
-                            p.head.number = Some(h.number);
-                            self.status.highest = self.status.highest.max(h.number);
-                        }
-                    }
-                    // A peer that cannot give its own head is no use for syncing.
-                    _ => self.penalise(peer, DisconnectReason::UselessPeer, now),
-                }
-            }
+            Kind::Probe { hash, number } => self.probe_arrived(peer, hash, number, headers, now),
             Kind::Ancestor { number } => self.ancestor_step(peer, number, headers, now),
             Kind::Skeleton => self.skeleton_arrived(peer, headers, now),
             Kind::Fill { gap } => self.fill_arrived(peer, gap, headers, now),
@@ -624,6 +680,8 @@ impl<L: Local> Downloader<L> {
         if self.round.is_none() {
             self.maybe_start(now);
         }
+        // Heads without a number, and during a round any unproven head above ours.
+        self.probe_heads(self.round.is_some(), now);
         let Some(round) = self.round.as_mut() else {
             return;
         };
@@ -656,24 +714,20 @@ impl<L: Local> Downloader<L> {
         }
         let (head, _) = self.local.head();
         self.status.current = head;
-        let best = self
-            .peers
-            .iter()
-            .filter_map(|(id, p)| Some((p.head.number?, *id, p.head.hash)))
-            .max_by_key(|(n, id, _)| (*n, id.serialize()));
-        let Some((target, peer, target_hash)) = best else {
-            return;
-        };
-        if target <= head {
+        // Whether a round is due follows the claims; who leads it, the proven heads.
+        let claimed = self.peers.values().filter_map(|p| p.head.number).max();
+        let Some(claimed) = claimed.filter(|n| *n > head) else {
             self.behind_since = None;
             self.status.syncing = false;
+            self.stall = None;
             return;
-        }
-        if target <= head.saturating_add(self.config.threshold) {
+        };
+        if claimed <= head.saturating_add(self.config.threshold) {
             let since = match self.behind_since {
                 Some((t, h)) if h == head => t,
                 _ => {
                     self.behind_since = Some((now, head));
+                    self.grace_over = false;
                     now
                 }
             };
@@ -681,7 +735,26 @@ impl<L: Local> Downloader<L> {
                 self.status.syncing = false;
                 return;
             }
+            self.grace_over = true;
         }
+        self.probe_heads(true, now);
+        let (target, target_hash, peer) = loop {
+            let best = self
+                .peers
+                .iter()
+                .filter_map(|(id, p)| Some((p.proven?, *id, p.paced_until)))
+                .filter(|((n, _), _, _)| *n > head)
+                .max_by_key(|((n, _), id, _)| (*n, id.serialize()));
+            let Some(((target, target_hash), peer, paced_until)) = best else {
+                return; // until a head above ours is shown
+            };
+            if paced_until.is_some_and(|t| t > now) {
+                return; // its first request goes out with the pacing (`next_timeout` wakes us)
+            }
+            if self.stall_clock_for(peer, now) {
+                break (target, target_hash, peer);
+            }
+        };
         self.behind_since = None;
         if !self.status.syncing {
             self.status.starting = head;

@@ -1,5 +1,6 @@
 //! The downloader against scripted peers in virtual time: honest, corrupt-body, silent,
-//! eth/68 (head number unknown), gap-lying peers, and a longer side chain.
+//! eth/68 (head number unknown), gap-lying peers, and a longer side chain; and hostile
+//! peers that claim heads they cannot back or withhold what they claimed (issue 11).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -50,21 +51,95 @@ fn chain(len: u64, fork: u64, salt: u8) -> Vec<Header> {
     v
 }
 
+/// A header no chain has: what a liar shows for its made-up head and skeleton points.
+fn forged(number: u64) -> Header {
+    Header {
+        number,
+        parent_hash: B256::repeat_byte(0xee),
+        extra_data: Bytes::from_static(b"forged"),
+        ..Header::default()
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Honest,
     CorruptBodies,
     Silent,
+    /// Answers every request with nothing.
+    Empty,
+    /// Answers requests for its head (by hash), nothing else.
+    HeadOnly,
+    /// Answers single headers (its head, the ancestor search, skeleton points) but no
+    /// header ranges and no bodies.
+    Withhold,
+    /// Answers headers, no bodies.
+    WithholdBodies,
+    /// Answers single headers; header ranges and bodies fail as if it were always busy
+    /// ([`Failure::Gone`]: not its fault as far as the downloader can tell).
+    Busy,
+    /// Answers requests for its head (by hash); everything else fails as busy.
+    BusyAll,
 }
 
 struct Peer {
     chain: Vec<Header>,
     by_hash: HashMap<B256, u64>,
     mode: Mode,
+    /// Shows forged headers above its chain, up to this (made-up) head.
+    forged_head: Option<u64>,
+    /// Header ranges answered with nothing before it answers them (a peer catching up).
+    empty_ranges: std::cell::Cell<u32>,
 }
 
 impl Peer {
+    fn new(chain: Vec<Header>, mode: Mode, forged_head: Option<u64>) -> Self {
+        let mut by_hash: HashMap<B256, u64> =
+            chain.iter().map(|h| (h.hash_slow(), h.number)).collect();
+        if let Some(n) = forged_head {
+            by_hash.insert(forged(n).hash_slow(), n);
+        }
+        Self {
+            chain,
+            by_hash,
+            mode,
+            forged_head,
+            empty_ranges: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The head it claims.
+    fn head(&self) -> Header {
+        match self.forged_head {
+            Some(n) => forged(n),
+            None => self.chain[self.chain.len() - 1].clone(),
+        }
+    }
+
+    fn header_at(&self, n: u64) -> Option<Header> {
+        match self.chain.get(n as usize) {
+            Some(h) => Some(h.clone()),
+            None => self.forged_head.filter(|top| n <= *top).map(|_| forged(n)),
+        }
+    }
+
+    /// A request for a contiguous range (a gap), as opposed to single headers.
+    fn is_range(req: &GetBlockHeaders) -> bool {
+        req.skip == 0 && req.amount > 1
+    }
+
     fn headers(&self, req: &GetBlockHeaders) -> Vec<Header> {
+        let by_hash = matches!(req.origin, BlockId::Hash(_));
+        if self.mode == Mode::Empty
+            || self.mode == Mode::Withhold && Self::is_range(req)
+            || self.mode == Mode::HeadOnly && !by_hash
+        {
+            return Vec::new();
+        }
+        if Self::is_range(req) && self.empty_ranges.get() > 0 {
+            self.empty_ranges.set(self.empty_ranges.get() - 1);
+            return Vec::new();
+        }
         let start = match req.origin {
             BlockId::Number(n) => n,
             BlockId::Hash(h) => match self.by_hash.get(&h) {
@@ -73,12 +148,18 @@ impl Peer {
             },
         };
         (0..req.amount)
-            .map(|i| start + i * (req.skip + 1))
-            .map_while(|n| self.chain.get(n as usize).cloned())
+            .map_while(|i| start.checked_add(i.checked_mul(req.skip + 1)?))
+            .map_while(|n| self.header_at(n))
             .collect()
     }
 
     fn bodies(&self, hashes: &[B256]) -> Vec<Body> {
+        if matches!(
+            self.mode,
+            Mode::Empty | Mode::Withhold | Mode::HeadOnly | Mode::WithholdBodies
+        ) {
+            return Vec::new();
+        }
         hashes
             .iter()
             .filter(|h| self.by_hash.contains_key(*h))
@@ -108,6 +189,8 @@ struct Harness {
     imports: usize,
     /// Header and body requests sent.
     requests: u32,
+    /// Requests sent, by peer.
+    asked: HashMap<PeerId, u32>,
     /// Every imported block: hash → (number, parent).
     side: HashMap<B256, (u64, B256)>,
 }
@@ -126,25 +209,27 @@ impl Harness {
             penalties: Vec::new(),
             imports: 0,
             requests: 0,
+            asked: HashMap::new(),
             side: HashMap::new(),
         }
     }
 
     fn add(&mut self, peer: PeerId, chain: Vec<Header>, mode: Mode, eth68: bool) {
-        let top = &chain[chain.len() - 1];
+        self.add_peer(peer, Peer::new(chain, mode, None), eth68);
+    }
+
+    fn add_peer(&mut self, peer: PeerId, p: Peer, eth68: bool) {
+        let top = p.head();
         let head = PeerHead {
             hash: top.hash_slow(),
             number: (!eth68).then_some(top.number),
         };
-        let by_hash = chain.iter().map(|h| (h.hash_slow(), h.number)).collect();
-        self.peers.insert(
-            peer,
-            Peer {
-                chain,
-                by_hash,
-                mode,
-            },
-        );
+        self.peers.insert(peer, p);
+        self.dl.peer_joined(peer, head, self.now);
+    }
+
+    /// `peer` claims `head` (a Status, NewBlock or NewBlockHashes), whatever it has.
+    fn claim(&mut self, peer: PeerId, head: PeerHead) {
         self.dl.peer_joined(peer, head, self.now);
     }
 
@@ -209,9 +294,16 @@ impl Harness {
         match action {
             Action::Headers { id, peer, req } => {
                 self.requests += 1;
+                *self.asked.entry(peer).or_default() += 1;
                 let Some(p) = self.peers.get(&peer) else {
                     return self.dl.on_headers(id, Err(Failure::Gone), self.now);
                 };
+                let by_hash = matches!(req.origin, BlockId::Hash(_));
+                if p.mode == Mode::Busy && Peer::is_range(&req)
+                    || p.mode == Mode::BusyAll && !by_hash
+                {
+                    return self.dl.on_headers(id, Err(Failure::Gone), self.now);
+                }
                 if p.mode != Mode::Silent {
                     let headers = p.headers(&req);
                     self.dl.on_headers(id, Ok(headers), self.now);
@@ -219,9 +311,13 @@ impl Harness {
             }
             Action::Bodies { id, peer, hashes } => {
                 self.requests += 1;
+                *self.asked.entry(peer).or_default() += 1;
                 let Some(p) = self.peers.get(&peer) else {
                     return self.dl.on_bodies(id, Err(Failure::Gone), self.now);
                 };
+                if matches!(p.mode, Mode::Busy | Mode::BusyAll) {
+                    return self.dl.on_bodies(id, Err(Failure::Gone), self.now);
+                }
                 if p.mode != Mode::Silent {
                     let bodies = p.bodies(&hashes);
                     self.dl.on_bodies(id, Ok(bodies), self.now);
@@ -381,4 +477,240 @@ fn a_little_behind_waits_for_propagation_then_syncs() {
     // The round's requests are paced 20 ms apart after the grace period.
     let grace = Config::default().grace;
     assert!(h.now >= h.start + grace && h.now < h.start + grace + Duration::from_secs(1));
+}
+
+// Hostile peers (issue 11, item 3): a claimed head is believed only once the peer shows
+// it, empty or short answers for what a peer claimed count against it, a round without
+// progress drops its peer, and disputed gaps go to other peers.
+
+/// An honest chain of 600 blocks; we are at genesis.
+fn honest_600() -> (Vec<Header>, Harness) {
+    let theirs = chain(600, 0, 0);
+    let h = Harness::new(&theirs[..1]);
+    (theirs, h)
+}
+
+/// Virtual time the hostile tests may take: a few request timeouts and one stall.
+fn bounded(h: &Harness) {
+    let c = Config::default();
+    let limit = c.stall_timeout + c.request_timeout * 3;
+    assert!(h.now - h.start < limit, "{:?}", h.now - h.start);
+}
+
+/// Runs the sync; checks that it reaches `theirs` (the honest head) in bounded time and
+/// that only `liar` was dropped, for `reason`.
+fn run_past(h: &mut Harness, theirs: &[Header], liar: PeerId, reason: DisconnectReason) {
+    h.run();
+    assert_eq!(h.head(), top(theirs));
+    assert_eq!(h.penalties, vec![(liar, reason)]);
+    bounded(h);
+}
+
+/// `liar` (as `id(9)`) beside an honest peer with 600 blocks: the sync reaches 600 and
+/// drops the liar for `reason`.
+fn liar_beside_honest_600(liar: Peer, reason: DisconnectReason) -> Harness {
+    let (theirs, mut h) = honest_600();
+    h.add_peer(id(9), liar, false);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, id(9), reason);
+    h
+}
+
+/// A liar whose head (800) is real and above the honest peer's (600), behaving as
+/// `mode`: the sync reaches 600 and drops the liar as useless.
+fn liar_with_a_longer_chain(mode: Mode) -> Harness {
+    let long = chain(800, 0, 0);
+    let theirs = long[..601].to_vec();
+    let mut h = Harness::new(&theirs[..1]);
+    let liar = id(9);
+    h.add(liar, long, mode, false);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, liar, DisconnectReason::UselessPeer);
+    h
+}
+
+#[test]
+fn huge_claimed_head_is_not_believed_before_the_peer_shows_it() {
+    // A Status (eth/69) claiming u64::MAX with a made-up hash; nothing behind it.
+    let (theirs, mut h) = honest_600();
+    let liar = id(9);
+    h.peers
+        .insert(liar, Peer::new(theirs[..1].to_vec(), Mode::Empty, None));
+    h.claim(
+        liar,
+        PeerHead {
+            hash: B256::repeat_byte(0xab),
+            number: Some(u64::MAX),
+        },
+    );
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, liar, DisconnectReason::UselessPeer);
+    // Asked once, for its head, which it could not show; never the highest we report.
+    assert_eq!(h.asked.get(&liar), Some(&1));
+    assert_eq!(h.dl.status().highest, 600);
+}
+
+#[test]
+fn announced_head_the_peer_cannot_show_gets_it_dropped() {
+    // A peer with the real chain announces (NewBlockHashes) a head it does not have.
+    let (theirs, mut h) = honest_600();
+    let liar = id(9);
+    h.add(liar, theirs.clone(), Mode::Honest, false);
+    h.claim(
+        liar,
+        PeerHead {
+            hash: B256::repeat_byte(0xcd),
+            number: Some(u64::MAX),
+        },
+    );
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, liar, DisconnectReason::UselessPeer);
+    assert_eq!(h.dl.status().highest, 600);
+}
+
+#[test]
+fn forged_head_without_a_skeleton_is_dropped() {
+    // The liar shows a header for its claimed head (anyone can make one up) and nothing
+    // else: no ancestor, no skeleton, no gaps.
+    liar_beside_honest_600(
+        Peer::new(Vec::new(), Mode::HeadOnly, Some(u64::MAX)),
+        DisconnectReason::UselessPeer,
+    );
+}
+
+#[test]
+fn skeleton_peer_with_a_forged_head_withholding_gaps_does_not_stall_sync() {
+    // The attack of issue 11: the liar has the honest chain, claims u64::MAX (and shows
+    // a forged header for it), leads the round, shows forged skeleton points above 600
+    // and answers every gap with nothing. Only it claims the gaps above 600, so before
+    // the fix the round waited on it forever.
+    let h = liar_beside_honest_600(
+        Peer::new(chain(600, 0, 0), Mode::Withhold, Some(u64::MAX)),
+        DisconnectReason::UselessPeer,
+    );
+    let s = h.dl.status();
+    assert_eq!((s.syncing, s.highest), (false, 600));
+}
+
+#[test]
+fn disputed_gap_the_skeleton_peer_will_not_fill_drops_it() {
+    // The liar has only genesis and shows forged skeleton points: the honest peer's gaps
+    // do not link to them, and the liar, asked to settle, answers with nothing.
+    liar_beside_honest_600(
+        Peer::new(chain(0, 0, 0), Mode::Withhold, Some(1_000_000)),
+        DisconnectReason::UselessPeer,
+    );
+}
+
+#[test]
+fn real_head_then_withholding_is_dropped() {
+    // The liar's head is a real block (800, beyond the honest peer's 600), it shows it,
+    // and the skeleton, then withholds the gaps and bodies only it can give.
+    liar_with_a_longer_chain(Mode::Withhold);
+}
+
+#[test]
+fn round_without_progress_drops_its_peer() {
+    // The round's peer (real head 800) answers single headers but fails every gap and
+    // body request as busy: nothing it can be blamed for request by request, yet the
+    // round above 600 never moves. The stall timer drops it.
+    let h = liar_with_a_longer_chain(Mode::Busy);
+    assert!(h.now - h.start >= Config::default().stall_timeout);
+}
+
+#[test]
+fn rounds_abandoned_in_a_row_do_not_reset_the_stall_clock() {
+    // The best peer shows its head, then fails the skeleton as busy: each round is
+    // abandoned and retried a second later with the same peer, and no round progresses.
+    let h = liar_with_a_longer_chain(Mode::BusyAll);
+    assert!(h.now - h.start >= Config::default().stall_timeout);
+}
+
+#[test]
+fn disputed_gap_goes_to_another_peer() {
+    // The round's peer is always busy for gaps; a third peer settles the gaps a liar
+    // disputed (filled from another chain), and the liar pays for it.
+    let theirs = chain(601, 0, 0);
+    let mut ids = [id(1), id(3)];
+    ids.sort_by_key(|i| std::cmp::Reverse(i.serialize()));
+    let [round_peer, third] = ids;
+    let liar = id(2);
+    let mut h = Harness::new(&theirs[..1]);
+    h.add(round_peer, theirs.clone(), Mode::Busy, false);
+    h.add(third, theirs.clone(), Mode::Honest, false);
+    h.add(liar, chain(600, 10, 9), Mode::Honest, false);
+    run_past(&mut h, &theirs, liar, DisconnectReason::BreachOfProtocol);
+}
+
+#[test]
+fn head_shown_with_another_number_is_a_breach() {
+    // An announcement pairs a real hash (block 600) with a number it does not have.
+    let (theirs, mut h) = honest_600();
+    let liar = id(9);
+    h.peers
+        .insert(liar, Peer::new(theirs.clone(), Mode::Honest, None));
+    h.claim(
+        liar,
+        PeerHead {
+            hash: theirs[600].hash_slow(),
+            number: Some(5_000),
+        },
+    );
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    run_past(&mut h, &theirs, liar, DisconnectReason::BreachOfProtocol);
+    assert_eq!(h.dl.status().highest, 600);
+}
+
+#[test]
+fn round_peer_withholding_bodies_is_dropped() {
+    // The liar's head (800) is real and it gives every header, but no bodies: above the
+    // honest peer's 600 nobody else can give them.
+    liar_with_a_longer_chain(Mode::WithholdBodies);
+}
+
+#[test]
+fn a_few_empty_answers_in_a_row_are_forgiven() {
+    // An honest peer may answer a range empty now and then (a reorg racing the request):
+    // fewer than MAX_STRIKES in a row cost it a pause, not the connection.
+    let theirs = chain(600, 0, 0);
+    let mut h = Harness::new(&theirs[..1]);
+    let p = Peer::new(theirs.clone(), Mode::Honest, None);
+    p.empty_ranges.set(super::super::trust::MAX_STRIKES - 1);
+    h.add_peer(id(1), p, false);
+    h.run();
+    assert_eq!(h.head(), top(&theirs));
+    assert!(h.penalties.is_empty());
+}
+
+#[test]
+fn a_lower_announced_head_must_be_shown_again() {
+    // A peer shows head 600, then announces a shorter chain (head 300 of another fork):
+    // the 600 it showed is no longer believed (nor reported) until it shows 300.
+    let (theirs, mut h) = honest_600();
+    let fork = chain(300, 100, 5);
+    h.add(id(1), theirs.clone(), Mode::Honest, false);
+    for _ in 0..4 {
+        let Some(action) = h.dl.poll_action() else {
+            break;
+        };
+        h.execute(action);
+        if h.dl.status().highest == 600 {
+            break;
+        }
+    }
+    assert_eq!(h.dl.status().highest, 600, "head shown");
+    h.peers
+        .insert(id(1), Peer::new(fork.clone(), Mode::Honest, None));
+    h.claim(
+        id(1),
+        PeerHead {
+            hash: fork[300].hash_slow(),
+            number: Some(300),
+        },
+    );
+    assert_eq!(h.dl.status().highest, 0, "600 no longer believed");
+    h.run();
+    assert_eq!(h.dl.status().highest, 300);
+    assert_eq!(h.head(), top(&fork));
+    assert!(h.penalties.is_empty());
 }

@@ -1,7 +1,9 @@
 //! Catch-up sync: bringing a node that is behind its peers up to their head.
 //!
 //! - [`downloader`]: the sans-IO state machine (common ancestor, skeleton, parallel header
-//!   and body download, ordered import, penalties), driven by events and `now`;
+//!   and body download, ordered import, penalties), driven by events and `now`; what it
+//!   believes of a peer's claimed head and how withholding and stalling peers are dropped
+//!   is in [`trust`];
 //! - [`driver`]: the tokio task running it over the [`protocols::eth::Handle`] and the
 //!   [`crate::chain::Store`].
 //!
@@ -26,6 +28,7 @@
 pub mod downloader;
 pub mod driver;
 mod round;
+pub mod trust;
 
 pub use downloader::{Config, SyncStatus};
 pub use driver::{Handle, Syncer, spawn};

@@ -43,8 +43,9 @@ pub(super) struct Gap {
     pub(super) end: u64,
     pub(super) end_hash: B256,
     pub(super) state: GapState,
-    /// A peer other than the skeleton's whose fill did not link.
-    pub(super) disputed_by: Option<PeerId>,
+    /// Peers other than the skeleton's whose fill did not link (each at most once, so
+    /// at most the peers connected): penalised if another fill links.
+    pub(super) disputed_by: Vec<PeerId>,
 }
 
 #[derive(Debug)]
@@ -133,7 +134,7 @@ impl<L: Local> Downloader<L> {
             end: 0,
             end_hash: B256::ZERO,
             state: GapState::Pending,
-            disputed_by: None,
+            disputed_by: Vec::new(),
         });
         // Points strictly below the target; the target itself is the last point.
         let below = (round.target - ancestor - 1) / span;
@@ -200,7 +201,7 @@ impl<L: Local> Downloader<L> {
                 end,
                 end_hash,
                 state: GapState::Pending,
-                disputed_by: None,
+                disputed_by: Vec::new(),
             });
             (start, parent) = (end + 1, end_hash);
         }
@@ -215,7 +216,6 @@ impl<L: Local> Downloader<L> {
         headers: Vec<Header>,
         now: Instant,
     ) {
-        let retry_delay = self.config.retry_delay;
         let Some(round) = self.round.as_mut() else {
             return;
         };
@@ -223,26 +223,35 @@ impl<L: Local> Downloader<L> {
         let Some(g) = round.gaps.get_mut(gap) else {
             return;
         };
-        if headers.is_empty() {
-            // Not necessarily malice (a peer may lack the range): pause it, retry elsewhere.
-            g.state = GapState::Pending;
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.idle_until = Some(now + retry_delay);
-            }
-            return;
-        }
-        let mut hashes = Vec::with_capacity(headers.len());
-        let mut linked = headers.len() as u64 == g.end - g.start + 1;
+        // Walk the answer from the point below: `prefix` while it links.
+        let len = g.end - g.start + 1;
+        let mut hashes = Vec::with_capacity(headers.len().min(len as usize));
+        let mut prefix = headers.len() as u64 <= len;
         let mut parent = g.parent;
         for (i, h) in headers.iter().enumerate() {
-            if !linked || h.number != g.start + i as u64 || h.parent_hash != parent {
-                linked = false;
+            if !prefix || h.number != g.start + i as u64 || h.parent_hash != parent {
+                prefix = false;
                 break;
             }
             parent = h.hash_slow();
             hashes.push(parent);
         }
-        linked &= parent == g.end_hash;
+        let short = prefix && (headers.len() as u64) < len;
+        let linked = prefix && !short && parent == g.end_hash;
+        if short {
+            // Empty or cut short: the peer was asked only up to a head it showed.
+            g.state = GapState::Pending;
+            if peer == round_peer && !g.disputed_by.is_empty() {
+                // Another peer's fill does not reach the skeleton peer's point, and the
+                // skeleton peer will not show its own: its skeleton is unbacked.
+                tracing::debug!(target: "sync", gap = g.start, "skeleton peer withholds a disputed gap");
+                self.abort(now);
+                self.penalise(peer, DisconnectReason::UselessPeer, now);
+            } else {
+                self.strike(peer, now);
+            }
+            return;
+        }
         if !linked {
             g.state = GapState::Pending;
             if peer == round_peer {
@@ -250,12 +259,12 @@ impl<L: Local> Downloader<L> {
                 tracing::debug!(target: "sync", gap = g.start, "skeleton peer's gap does not link");
                 self.abort(now);
                 self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
-            } else {
-                g.disputed_by = Some(peer);
+            } else if !g.disputed_by.contains(&peer) {
+                g.disputed_by.push(peer);
             }
             return;
         }
-        let liar = g.disputed_by.take();
+        let liars = std::mem::take(&mut g.disputed_by);
         g.state = GapState::Done;
         for (header, hash) in headers.into_iter().zip(hashes) {
             round.want_bodies.insert(header.number);
@@ -270,8 +279,10 @@ impl<L: Local> Downloader<L> {
                 },
             );
         }
-        if let Some(liar) = liar {
-            // The skeleton peer filled what `liar` could not: `liar` sent a broken gap.
+        self.delivered(&peer);
+        self.progress(now);
+        for liar in liars {
+            // A fill that links settles it: the disputers sent a broken gap.
             self.penalise(liar, DisconnectReason::BreachOfProtocol, now);
         }
     }
@@ -287,17 +298,24 @@ impl<L: Local> Downloader<L> {
             return;
         };
         let mut bad = false;
+        let mut stored = 0;
+        // Whether the peer claimed these blocks: it leads the round (the gaps link to its
+        // skeleton, so they are its chain) or sent some of their headers. A peer on
+        // another fork may lack them without lying.
+        let mut claimed = peer == round.peer;
         let got = bodies.len();
         let mut bodies = bodies.into_iter();
         for n in &numbers {
             let Some(slot) = round.blocks.get_mut(n) else {
                 continue;
             };
+            claimed |= slot.header_from == peer;
             slot.in_flight = false;
             match bodies.next() {
                 Some(body) if !bad => {
                     if validate::body(&slot.header, &body).is_ok() {
                         slot.body = Some(body);
+                        stored += 1;
                     } else {
                         bad = true;
                         round.want_bodies.insert(*n);
@@ -308,13 +326,19 @@ impl<L: Local> Downloader<L> {
                 }
             }
         }
+        if stored > 0 {
+            self.progress(now);
+        }
         if bad {
             tracing::debug!(target: "sync", peer = %rlpx::peer::short_id(&peer), "body does not match its header");
             self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
-        } else if got == 0
-            && let Some(p) = self.peers.get_mut(&peer)
-        {
-            p.idle_until = Some(now + self.config.retry_delay);
+        } else if got == 0 && claimed {
+            // Fewer than asked is the 2 MiB soft limit; none is withholding.
+            self.strike(peer, now);
+        } else if got == 0 {
+            self.pause(&peer, now);
+        } else {
+            self.delivered(&peer);
         }
     }
 
@@ -329,20 +353,29 @@ impl<L: Local> Downloader<L> {
         let Some(round) = self.round.as_ref() else {
             return;
         };
-        let pending: Vec<(usize, u64, bool)> = round
+        let pending: Vec<(usize, u64)> = round
             .gaps
             .iter()
             .enumerate()
             .filter(|(_, g)| g.state == GapState::Pending)
-            .map(|(i, g)| (i, g.end, g.disputed_by.is_some()))
+            .map(|(i, g)| (i, g.end))
             .collect();
         let round_peer = round.peer;
-        for (i, end, disputed) in pending {
+        for (i, end) in pending {
             let candidates = self.idle_peers(end, now);
-            let peer = if disputed {
-                candidates.into_iter().find(|p| *p == round_peer)
+            let Some(g) = self.round.as_ref().and_then(|r| r.gaps.get(i)) else {
+                return;
+            };
+            let peer = if g.disputed_by.is_empty() {
+                candidates.first().copied()
             } else {
-                candidates.into_iter().next()
+                // The skeleton's peer settles it, or else any peer that did not dispute it.
+                let undisputed = |p: &&PeerId| !g.disputed_by.contains(p);
+                candidates
+                    .iter()
+                    .find(|p| **p == round_peer)
+                    .or_else(|| candidates.iter().find(undisputed))
+                    .copied()
             };
             let Some(peer) = peer else {
                 continue;
@@ -406,6 +439,7 @@ impl<L: Local> Downloader<L> {
         if round.cursor > round.end {
             tracing::debug!(target: "sync", head = round.end, "sync round done");
             self.round = None;
+            self.stall = None;
             self.status.syncing = false;
             // The next round, if a peer is still ahead.
             self.maybe_start(now);
