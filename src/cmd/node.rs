@@ -403,7 +403,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     let syncer = crate::sync::spawn(
         eth_handle.clone(),
         store.clone(),
-        crate::sync::Config::default(),
+        crate::sync::Config {
+            announce: !public,
+            ..crate::sync::Config::default()
+        },
     );
 
     // Block propagation, fed the block events below; and the replay source, if any.

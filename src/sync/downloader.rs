@@ -99,6 +99,11 @@ pub struct Config {
     /// silent peer's request timing out ([`Config::request_timeout`], 12 s) and the next
     /// peer answering the same work (within another 12 s), plus a margin.
     pub stall_timeout: Duration,
+    /// Whether a new head is announced (NewBlockHashes) to the peers behind us once a
+    /// round is over. Default true; false on public networks, where block gossip is no
+    /// longer part of the protocol and go-ethereum disconnects a peer that sends it
+    /// (`docs/fork-choice.md`).
+    pub announce: bool,
 }
 
 impl Default for Config {
@@ -116,6 +121,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(12),
             retry_delay: Duration::from_secs(1),
             stall_timeout: Duration::from_secs(30),
+            announce: true,
         }
     }
 }

@@ -95,10 +95,11 @@ impl Drop for Syncer {
 
 /// Starts syncing `store` from the peers behind `eth`.
 pub fn spawn(eth: eth::Handle, store: Arc<Store>, config: Config) -> Syncer {
+    let announce = config.announce;
     let dl = Downloader::new(config, StoreView(store.clone()));
     let (status_tx, status) = watch::channel(dl.status());
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run(dl, eth, store, status_tx, stopped));
+    let task = tokio::spawn(run(dl, eth, store, announce, status_tx, stopped));
     Syncer {
         handle: Handle { status },
         stop: Some(stop),
@@ -129,6 +130,7 @@ async fn run(
     mut dl: Downloader<StoreView>,
     eth: eth::Handle,
     store: Arc<Store>,
+    announce: bool,
     status: watch::Sender<SyncStatus>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -189,7 +191,7 @@ async fn run(
                         dl.on_imported(result, now);
                         // Once the round is over, tell peers behind us (go-ethereum
                         // announces the head at the end of a sync, not per batch).
-                        if caught_up && !dl.status().syncing {
+                        if caught_up && announce && !dl.status().syncing {
                             announce_head(&eth, last.1, last.0);
                         }
                     }
