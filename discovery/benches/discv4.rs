@@ -131,7 +131,7 @@ fn main() {
     let n: usize = std::env::var("DISCV4_SIM_NODES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 600 } else { 40 });
+        .unwrap_or(if full { 600 } else { 20 });
     let wall = Instant::now();
     let config = |_| Config {
         refresh_random_lookups: 4,
