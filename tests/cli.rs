@@ -113,7 +113,10 @@ fn key_generate_and_show_agree() {
     let shown = String::from_utf8_lossy(&out.stdout).trim().to_string();
     // The id is the 64-byte public key of the key in the file, in hex.
     assert_eq!(generated.len(), 128, "{generated}");
-    assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()), "{generated}");
+    assert!(
+        generated.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{generated}"
+    );
     assert_eq!(shown, generated);
     // ... and is the id of the key written to the file, derived here independently.
     let text = std::fs::read_to_string(&file).unwrap();

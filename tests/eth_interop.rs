@@ -109,7 +109,11 @@ async fn ethereumjs_fetches_the_chain(eth: u32) {
         Some(&HEAD[2..])
     );
     barrier(&mut js).await;
-    assert!(trouble(&js).is_empty(), "JS peer reported {:?}", trouble(&js));
+    assert!(
+        trouble(&js).is_empty(),
+        "JS peer reported {:?}",
+        trouble(&js)
+    );
     js.stop().await;
     n.server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -328,7 +332,11 @@ async fn sync_then_propagate(name: &str, full: bool) {
         .expect("the JS peer answers A");
     let peers = barrier(&mut js).await;
     assert_eq!(peers["peers"], json!([a_id]), "{peers}");
-    assert!(trouble(&js).is_empty(), "JS peer reported {:?}", trouble(&js));
+    assert!(
+        trouble(&js).is_empty(),
+        "JS peer reported {:?}",
+        trouble(&js)
+    );
     let echoed: Vec<&Value> = js.seen.iter().filter(|v| js_got_block(v, 600)).collect();
     assert!(
         echoed.is_empty(),
@@ -443,13 +451,20 @@ async fn we_sync_from_ethereumjs_over_eth69_and_follow_its_range_update() {
     // From the JS peer, A's only peer.
     assert_eq!(a.head(), (600, hash_600));
     barrier(&mut js).await;
-    assert!(trouble(&js).is_empty(), "JS peer reported {:?}", trouble(&js));
+    assert!(
+        trouble(&js).is_empty(),
+        "JS peer reported {:?}",
+        trouble(&js)
+    );
     let announcements: Vec<&Value> = js
         .seen
         .iter()
         .filter(|v| v["event"] == "new-block" || v["event"] == "new-block-hashes")
         .collect();
-    assert!(announcements.is_empty(), "eth/69 has no block announcements: {announcements:?}");
+    assert!(
+        announcements.is_empty(),
+        "eth/69 has no block announcements: {announcements:?}"
+    );
 
     syncer.shutdown().await;
     js.stop().await;

@@ -4,7 +4,9 @@
 //! cargo test -p devp2p-fuzz --test gen_corpus -- --ignored
 //! ```
 //!
-//! Output is deterministic (seeded RNG, fixed keys), so a rerun leaves `git status` clean.
+//! Output is deterministic (seeded RNG, fixed keys), so a rerun leaves `git status` clean;
+//! `committed_seeds_match_the_generator` (run by the test command) regenerates into a
+//! scratch directory and fails if any committed seed differs.
 //! EIP-8 vectors are read from `shared/spec/eips/eip-8.md` beside the repository. Files
 //! this generator does not name (e.g. crash reproducers added by hand) are left alone.
 
@@ -100,7 +102,8 @@ fn committed_seeds_match_the_generator() {
 /// Writes every seed under `root`; returns their paths relative to it.
 fn generate(root: &Path) -> Vec<PathBuf> {
     let mut written = Vec::new();
-    let mut write = |dir: &str, name: &str, data: &[u8]| write_to(root, &mut written, dir, name, data);
+    let mut write =
+        |dir: &str, name: &str, data: &[u8]| write_to(root, &mut written, dir, name, data);
     let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/eips/eip-8.md");
     let spec = std::fs::read_to_string(&spec_path)
         .unwrap_or_else(|e| panic!("{}: {e}", spec_path.display()));

@@ -215,8 +215,7 @@ async fn huge_skip_amount_and_origin_are_clamped() {
         inner: chain(),
         lookups: lookups.clone(),
     };
-    let (_node, _p, mut raw) =
-        eth_vs_raw(Arc::new(counting), eth::Config::default(), ETH69).await;
+    let (_node, _p, mut raw) = eth_vs_raw(Arc::new(counting), eth::Config::default(), ETH69).await;
     handshake(&mut raw, &chain(), ETH69).await;
     let cases: [(BlockId, u64, u64, bool, Vec<u64>); 8] = [
         (BlockId::Number(1), u64::MAX, 0, false, (1..=600).collect()),

@@ -33,7 +33,9 @@ fn go_and_python_encodings_decompress_to_rinkeby_block_272621() {
     let mut snappy = Snappy::default();
     assert_ne!(GO, PY, "two encodings of the same input");
     let from_go = snappy.decompress(GO).expect("Go's encoding decompresses");
-    let from_py = snappy.decompress(PY).expect("Python's encoding decompresses");
+    let from_py = snappy
+        .decompress(PY)
+        .expect("Python's encoding decompresses");
     assert_eq!(from_go, from_py);
     assert!(from_go.len() > 1_000_000, "{} bytes", from_go.len());
 

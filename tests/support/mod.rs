@@ -122,13 +122,9 @@ impl JsPeer {
     /// own timeout exits 2, one that failed exits 1: the test then proved nothing).
     pub async fn stop(mut self) {
         // It may have exited already (`--exit-on-done`): then stdin is closed.
-        let _ = self
-            .stdin
-            .write_all(b"{\"cmd\":\"exit\"}\n")
-            .await;
+        let _ = self.stdin.write_all(b"{\"cmd\":\"exit\"}\n").await;
         let _ = self.stdin.flush().await;
-        let status = match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await
-        {
+        let status = match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
             Ok(status) => status.expect("wait for the JS peer"),
             Err(_) => {
                 let _ = self.child.kill().await;
