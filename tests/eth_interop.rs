@@ -191,19 +191,10 @@ fn js_got_block(v: &Value, number: u64) -> bool {
                 .is_some_and(|hs| hs.iter().any(|h| h["number"].as_u64() == Some(number))))
 }
 
-/// Node A syncs 1..599 with the downloader from a JS peer serving up to 599; the JS peer
-/// then announces block 600 (`full`: NewBlock, else NewBlockHashes which A fetches from
-/// it) and A's propagator passes it on to node B (ours, at 599, connected only to A).
-async fn sync_then_propagate(name: &str, full: bool) {
-    let started = std::time::Instant::now();
-    let chain = chain_blocks(600);
-    assert_eq!(chain.len(), 600);
-    let hash_599 = chain[598].header.hash_slow();
-    let hash_600 = chain[599].header.hash_slow();
-    assert_eq!(hash_600.to_string(), HEAD);
-
+/// A JS peer speaking eth/`eth`, listening and serving blocks 0..=599 of the chain file.
+async fn js_serving_599(eth: u32) -> (JsPeer, SecretKey) {
     let js_key = SecretKey::new(&mut rand::rng());
-    let mut js = JsPeer::spawn(
+    let js = JsPeer::spawn(
         "eth_peer.mjs",
         &[
             "--key".into(),
@@ -211,22 +202,32 @@ async fn sync_then_propagate(name: &str, full: bool) {
             "--listen".into(),
             "--mode".into(),
             "serve".into(),
+            "--eth".into(),
+            eth.to_string(),
             "--serve-upto".into(),
             "599".into(),
             "--timeout-ms".into(),
             "90000".into(),
         ],
     );
+    (js, js_key)
+}
+
+/// Node `a` syncs blocks 1..=599 from the JS peer (its only peer) with the real
+/// downloader; returns the syncer and A's id as the JS peer prints it.
+async fn sync_599_from(
+    a: &Propagating,
+    js: &mut JsPeer,
+    js_key: &SecretKey,
+    eth: u32,
+) -> (devp2p::sync::Syncer, String) {
     let listening = js.event("listening").await;
     let js_node = discovery::Node {
-        id: discovery::NodeId::from_public_key(&PublicKey::from_secret_key_global(&js_key)),
+        id: discovery::NodeId::from_public_key(&PublicKey::from_secret_key_global(js_key)),
         ip: [127, 0, 0, 1].into(),
         udp: 0,
         tcp: listening["port"].as_u64().unwrap() as u16,
     };
-
-    // 1. A syncs from the JS peer with the real downloader.
-    let a = propagating(&format!("{name}-a"), &[]).await;
     let a_id = id_hex(&a.net.id());
     let syncer = devp2p::sync::spawn(
         a.net.eth.clone(),
@@ -236,6 +237,7 @@ async fn sync_then_propagate(name: &str, full: bool) {
     a.net.server.add_peer(js_node).await;
     let status = js.wait(20, "status", |v| v["event"] == "status").await;
     assert_eq!(status["id"], a_id.as_str(), "{status}");
+    assert_eq!(status["version"], eth, "{status}");
     let mut progress = syncer.handle();
     let synced = tokio::time::timeout(
         Duration::from_secs(60),
@@ -249,7 +251,27 @@ async fn sync_then_propagate(name: &str, full: bool) {
             a.head()
         )
     });
+    let hash_599 = chain_blocks(599)[598].header.hash_slow();
     assert_eq!(a.head(), (599, hash_599), "{synced:?}");
+    (syncer, a_id)
+}
+
+/// Node A syncs 1..599 with the downloader from a JS peer serving up to 599; the JS peer
+/// then announces block 600 (`full`: NewBlock, else NewBlockHashes which A fetches from
+/// it) and A's propagator passes it on to node B (ours, at 599, connected only to A).
+async fn sync_then_propagate(name: &str, full: bool) {
+    let started = std::time::Instant::now();
+    let chain = chain_blocks(600);
+    assert_eq!(chain.len(), 600);
+    let hash_599 = chain[598].header.hash_slow();
+    let hash_600 = chain[599].header.hash_slow();
+    assert_eq!(hash_600.to_string(), HEAD);
+
+    let (mut js, js_key) = js_serving_599(68).await;
+
+    // 1. A syncs from the JS peer with the real downloader.
+    let a = propagating(&format!("{name}-a"), &[]).await;
+    let (syncer, a_id) = sync_599_from(&a, &mut js, &js_key, 68).await;
     let sync_time = started.elapsed();
     // The blocks came from the JS peer (the only peer A has had so far).
     barrier(&mut js).await;
@@ -382,56 +404,16 @@ async fn we_sync_from_ethereumjs_and_fetch_and_relay_its_announced_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_sync_from_ethereumjs_over_eth69_and_follow_its_range_update() {
     let chain = chain_blocks(600);
-    let hash_599 = chain[598].header.hash_slow();
     let hash_600 = chain[599].header.hash_slow();
 
-    let js_key = SecretKey::new(&mut rand::rng());
-    let mut js = JsPeer::spawn(
-        "eth_peer.mjs",
-        &[
-            "--key".into(),
-            key_hex(&js_key),
-            "--listen".into(),
-            "--mode".into(),
-            "serve".into(),
-            "--eth".into(),
-            "69".into(),
-            "--serve-upto".into(),
-            "599".into(),
-            "--timeout-ms".into(),
-            "90000".into(),
-        ],
-    );
-    let listening = js.event("listening").await;
-    let js_node = discovery::Node {
-        id: discovery::NodeId::from_public_key(&PublicKey::from_secret_key_global(&js_key)),
-        ip: [127, 0, 0, 1].into(),
-        udp: 0,
-        tcp: listening["port"].as_u64().unwrap() as u16,
-    };
+    let (mut js, js_key) = js_serving_599(69).await;
     let config = eth::Config {
         versions: vec![eth::ETH69],
         ..eth::Config::default()
     };
     let a = Propagating::start("eth-interop-69", &[], config).await;
-    let a_id = id_hex(&a.net.id());
-    let syncer = devp2p::sync::spawn(
-        a.net.eth.clone(),
-        a.store.clone(),
-        devp2p::sync::Config::default(),
-    );
-    a.net.server.add_peer(js_node).await;
-    let status = js.wait(20, "status", |v| v["event"] == "status").await;
-    assert_eq!(status["id"], a_id.as_str(), "{status}");
-    assert_eq!(status["version"], 69, "{status}");
+    let (syncer, a_id) = sync_599_from(&a, &mut js, &js_key, 69).await;
     let mut progress = syncer.handle();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        progress.wait_for(|s| s.current >= 599),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("A not synced to 599 in 60 s: {:?}", a.head()));
-    assert_eq!(a.head(), (599, hash_599));
 
     js.cmd(json!({"cmd": "announce", "number": 600})).await;
     let announced = js
