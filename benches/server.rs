@@ -104,10 +104,27 @@ fn child(args: &[&str]) -> std::process::Child {
         .expect("re-exec bench binary")
 }
 
-fn wait_line(c: &mut std::process::Child) -> String {
+/// Reads the child's next stdout line and checks it is `want` (a dialer that failed
+/// exits without printing it).
+fn expect_line(c: &mut std::process::Child, want: &str) {
     let mut line = String::new();
     let _ = BufReader::new(c.stdout.as_mut().unwrap()).read_line(&mut line);
-    line
+    assert_eq!(line.trim(), want, "dialer child failed");
+}
+
+/// Waits for the child and checks it exited with success.
+fn expect_success(c: &mut std::process::Child) {
+    let status = c.wait().expect("wait for the dialer child");
+    assert!(status.success(), "dialer child exited with {status}");
+}
+
+/// Polls `cond` every 20 ms; panics after 60 s (the full run connects 500 peers in a few).
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn main() {
@@ -169,18 +186,14 @@ fn main() {
         let n_str = peers.to_string();
         let addr_str = addr.to_string();
         let mut holder = child(&["hold", &n_str, &addr_str, &id]);
-        let _ = wait_line(&mut holder);
-        while handle.peers().len() < peers {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        expect_line(&mut holder, "ready");
+        until("the held peers", || handle.peers().len() >= peers).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = rss_kib();
         let per_peer = (after.saturating_sub(before)) as f64 / peers as f64;
         let _ = holder.stdin.as_mut().unwrap().write_all(b"\n");
-        let _ = holder.wait();
-        while !handle.peers().is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        expect_success(&mut holder);
+        until("the held peers to leave", || handle.peers().is_empty()).await;
 
         // Accepted handshakes per second under 16 concurrent dialers.
         let mut events = handle.subscribe();
@@ -196,11 +209,13 @@ fn main() {
         let start = Instant::now();
         let secs = flood_secs.to_string();
         let mut flood = child(&["flood", "16", &secs, &addr_str, &id]);
-        let _ = wait_line(&mut flood);
+        expect_line(&mut flood, "done");
         let elapsed = start.elapsed().as_secs_f64();
-        let _ = flood.wait();
+        expect_success(&mut flood);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let rate = accepted.load(std::sync::atomic::Ordering::Relaxed) as f64 / elapsed;
+        let accepted = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(accepted > 0, "the server accepted no handshake from the flood");
+        let rate = accepted as f64 / elapsed;
         handle.shutdown().await;
 
         println!("\n### Server (loopback, dialers in a child process)\n");

@@ -10,11 +10,36 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
+# The interop harness's own self-tests (its peers against each other, eth/68 and eth/69),
+# so a broken harness fails here rather than making the interop tests prove nothing. Run
+# side by side (about 10 s); their output is shown only if one fails.
+selftest() {
+  local log
+  log=$(mktemp)
+  if (cd tests/interop && node "$1") >"$log" 2>&1; then
+    echo "$1: PASS"
+    rm -f "$log"
+  else
+    cat "$log" >&2
+    echo "$1: FAIL" >&2
+    rm -f "$log"
+    return 1
+  fi
+}
+selftest selftest.mjs &
+rlpx_js=$!
+selftest eth_selftest.mjs &
+eth_js=$!
+wait "$rlpx_js"
+wait "$eth_js"
+
 # Unit, integration, interop and fuzz-corpus tests and the doc examples. (Not
 # `--all-targets`: it would run the libFuzzer target binaries, which fuzz forever.)
 cargo test --workspace --locked
-# Benchmarks must keep compiling; the RLPx one also does a quick smoke pass.
+# Benchmarks must keep compiling; these also do a quick smoke pass that fails if what
+# they time does not work.
 cargo test --workspace --benches --no-run --locked
 cargo test -p rlpx --bench rlpx --locked
+cargo test -p discovery --bench discv4 --locked
 cargo test --bench server --locked
 cargo test --bench sync --locked

@@ -107,9 +107,32 @@ fn key_generate_and_show_agree() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    let generated = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let out = bin().args(["key", "show"]).arg(&file).output().unwrap();
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(id.trim_start_matches("enode://").len() >= 128, "{id}");
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // The id is the 64-byte public key of the key in the file, in hex.
+    assert_eq!(generated.len(), 128, "{generated}");
+    assert!(
+        generated.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{generated}"
+    );
+    assert_eq!(shown, generated);
+    // ... and is the id of the key written to the file, derived here independently.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
+    let key = secp256k1::SecretKey::from_byte_array(bytes).unwrap();
+    let public = secp256k1::PublicKey::from_secret_key_global(&key).serialize_uncompressed();
+    assert_eq!(generated, hex::encode(&public[1..]));
+    // Another key has another id.
+    let other = dir.join("k2");
+    let out = bin()
+        .args(["key", "generate", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), generated);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

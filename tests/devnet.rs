@@ -54,6 +54,7 @@ fn devnet_follows_the_replay_and_stops_on_sigint() {
     let mut dir: Option<PathBuf> = None;
     let mut rows = Vec::new();
     let mut last = Vec::new();
+    let mut rpc_addrs = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
@@ -65,6 +66,13 @@ fn devnet_follows_the_replay_and_stops_on_sigint() {
         };
         if let Some(d) = line.split("data and logs in ").nth(1) {
             dir = Some(PathBuf::from(d.trim_end_matches(" (removed on exit)")));
+        }
+        // `node N   enode://…@127.0.0.1:PORT rpc=http://127.0.0.1:PORT`: each node bound
+        // port 0 and reported what it got.
+        if let Some(rpc) = line.split(" rpc=http://").nth(1) {
+            let addr: std::net::SocketAddr = rpc.trim().parse().expect("an RPC address");
+            assert!(addr.ip().is_loopback() && addr.port() != 0, "{line}");
+            rpc_addrs.push(addr);
         }
         match row(&line) {
             Some(r) => rows.push(r),
@@ -82,6 +90,7 @@ fn devnet_follows_the_replay_and_stops_on_sigint() {
             None => {}
         }
     }
+    assert_eq!(rpc_addrs.len(), nodes, "{rpc_addrs:?}");
     let dir = dir.expect("the table names its directory");
     assert!(dir.join("node0.log").exists());
 

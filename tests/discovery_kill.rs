@@ -6,13 +6,15 @@
 //!   continues from, and the restarted node must keep its key (same enode id).
 //! - `ctrl_c_flushes_node_db`: SIGINT after bonding (well before the first periodic flush)
 //!   must exit 0 within seconds and leave the bonded nodes in the database.
-//! - `kill_9_during_first_start_leaves_usable_datadir` (ignored, see its comment): kills the
+//! - `kill_9_during_first_start_leaves_usable_datadir`: kills the
 //!   very first start while it creates the data directory.
 //!
 //! The service buffers bonds in memory and writes them every 10 s (`DB_FLUSH_INTERVAL` in
 //! `discovery/src/service.rs`, not configurable from the CLI) and at shutdown; everything
 //! else (database creation/recovery on open, our record's sequence number) is written at
-//! start, before the enode URL is printed. The kill moments are therefore:
+//! start, before the enode URL is printed. The service logs (at debug level) each bond and
+//! the start and end of each write, which the test reads as ordering barriers rather than
+//! guessing from the clock. The kill moments are therefore:
 //!
 //! | round | moment                                          | window covered                     |
 //! |-------|-------------------------------------------------|------------------------------------|
@@ -20,8 +22,8 @@
 //! | 1     | 0–10 ms after spawn (random)                    | exec, open + crash recovery        |
 //! | 2     | right after it bonded with this round's nodes   | bonds pending in memory            |
 //! | 3     | 5–20 ms after spawn (random)                    | open/recovery, seq write, start    |
-//! | 4     | 10 s after start, −10…+10 ms (random)           | the first periodic flush (commit)  |
-//! | 5     | 11.5 s after start                              | after the flush: bonds must be kept|
+//! | 4     | as soon as it logs that the first write starts  | the first periodic flush (commit)  |
+//! | 5     | once it logs that the first write is done       | after the flush: bonds must be kept|
 //!
 //! Every round uses fresh in-process discovery nodes (a bootstrap node "A" with raised
 //! per-IP limits, since everything shares 127.0.0.1, plus two nodes that know only A), so
@@ -162,8 +164,6 @@ struct Bootnode {
 struct Started {
     node: Node,
     enr: Enr,
-    /// When the ENR line was read (the periodic flush timer started just before).
-    at: Instant,
 }
 
 impl Bootnode {
@@ -185,6 +185,35 @@ impl Bootnode {
         Bootnode { child, log }
     }
 
+    /// Waits until a complete line of the log holds all of `needles`. Polls every 2 ms, so
+    /// a kill that follows lands within a few ms of the line.
+    async fn wait_log(&self, needles: &[&str]) {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+            if complete
+                .lines()
+                .any(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "bootnode logged no line with {needles:?} within {WAIT:?}; log tail:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Waits until the log shows a bond with every one of `ids`.
+    async fn wait_log_bonds(&self, ids: &[NodeId]) {
+        for id in ids {
+            self.wait_log(&["bonded", &id.to_string()]).await;
+        }
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -204,14 +233,13 @@ impl Bootnode {
         };
         let enode = next().await;
         let enr = next().await;
-        let at = Instant::now();
         let node = parse_node(&enode).unwrap_or_else(|e| panic!("bad enode {enode:?}: {e}"));
         let enr: Enr = enr
             .parse()
             .unwrap_or_else(|e| panic!("bad ENR {enr:?}: {e}"));
         assert_eq!(enr.node_id(), node.id, "enode and ENR disagree");
         assert_eq!(enr.udp(), Some(node.udp), "ENR has another UDP port");
-        Started { node, enr, at }
+        Started { node, enr }
     }
 
     /// SIGKILL, and wait until the process is gone (its file lock released).
@@ -222,6 +250,21 @@ impl Bootnode {
             .expect("killed bootnode did not exit")
             .unwrap();
         assert!(!status.success(), "SIGKILLed bootnode reported success");
+    }
+
+    /// SIGKILL, and return what it had printed on stdout (if `started` did not read it).
+    async fn kill9_printed(mut self) -> String {
+        let stdout = self.child.stdout.take();
+        self.kill9().await;
+        let mut printed = String::new();
+        if let Some(mut out) = stdout {
+            let _ = tokio::time::timeout(
+                WAIT,
+                tokio::io::AsyncReadExt::read_to_string(&mut out, &mut printed),
+            )
+            .await;
+        }
+        printed
     }
 
     /// SIGINT (what Ctrl-C sends); returns how it exited.
@@ -273,8 +316,10 @@ enum KillAt {
     AfterSpawn(Duration),
     /// As soon as this round's in-process nodes bonded with it.
     Bonded,
-    /// This long after the ENR line (the flush timer starts just before it).
-    AfterStart(Duration),
+    /// As soon as the log shows the first write of the node database starting.
+    Flushing,
+    /// As soon as the log shows the first write of the node database done.
+    Flushed,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,10 +333,8 @@ async fn node_db_survives_kill_9() {
         KillAt::AfterSpawn(Duration::from_micros(rng.random_range(0..10_000))),
         KillAt::Bonded,
         KillAt::AfterSpawn(Duration::from_micros(rng.random_range(5_000..20_000))),
-        KillAt::AfterStart(Duration::from_micros(
-            rng.random_range(9_990_000..10_010_000),
-        )),
-        KillAt::AfterStart(Duration::from_millis(11_500)),
+        KillAt::Flushing,
+        KillAt::Flushed,
     ];
     let test_start = Instant::now();
     let mut id: Option<NodeId> = None;
@@ -325,9 +368,16 @@ async fn node_db_survives_kill_9() {
             match at {
                 KillAt::AfterEnr => {}
                 KillAt::Bonded => cluster.wait_bonded(s.node, 1).await,
-                KillAt::AfterStart(d) => {
+                KillAt::Flushing | KillAt::Flushed => {
                     cluster.wait_bonded(s.node, 3).await;
-                    tokio::time::sleep_until((s.at + d).into()).await;
+                    // The bonds are pending in the bootnode before its first periodic write.
+                    boot.wait_log_bonds(&cluster.ids()).await;
+                    let line = if matches!(at, KillAt::Flushing) {
+                        "writing node database"
+                    } else {
+                        "node database written"
+                    };
+                    boot.wait_log(&[line]).await;
                 }
                 KillAt::AfterSpawn(_) => unreachable!(),
             }
@@ -363,12 +413,10 @@ async fn node_db_survives_kill_9() {
             assert!(r.last_pong >= round_unix, "round {round}: stale pong time");
             assert_eq!(r.node.ip, std::net::Ipv4Addr::LOCALHOST);
         }
-        if let KillAt::AfterStart(d) = at
-            && d >= Duration::from_secs(11)
-        {
+        if let KillAt::Flushed = at {
             assert_eq!(
                 fresh, 3,
-                "round {round}: bonds flushed at 10 s were lost by the kill"
+                "round {round}: bonds written before the kill were lost"
             );
         }
         eprintln!(
@@ -408,14 +456,15 @@ async fn ctrl_c_flushes_node_db() {
     );
     let s = boot.started().await;
     cluster.wait_bonded(s.node, 3).await;
-    // Let the bootnode take in the last Pongs of the bonds its peers just completed.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Before the first periodic flush, so only the shutdown flush can store them.
-    assert!(
-        s.at.elapsed() < Duration::from_secs(9),
-        "bonding took too long to tell the shutdown flush from the periodic one"
-    );
+    // The bootnode took in the last Pongs of the bonds its peers completed.
     let ids = cluster.ids();
+    boot.wait_log_bonds(&ids).await;
+    // Nothing written yet, so only the shutdown flush can store them.
+    let log = std::fs::read_to_string(&boot.log).unwrap_or_default();
+    assert!(
+        !log.contains("writing node database"),
+        "the periodic write came before Ctrl-C: cannot tell it from the shutdown one"
+    );
     let status = boot.ctrl_c(Duration::from_secs(5)).await;
     assert_eq!(status.code(), Some(0), "exit after Ctrl-C: {status}");
     cluster.shutdown().await;
@@ -450,11 +499,17 @@ async fn ctrl_c_flushes_node_db() {
 async fn kill_9_during_first_start_leaves_usable_datadir() {
     let scratch = Scratch::new("first");
     let mut failures = Vec::new();
+    // Kills that landed while the first start was creating the data directory: after it
+    // made the directory, before it printed its enode URL (all of it was written by then).
+    let mut in_window = 0;
     for i in 0..60u64 {
         let datadir = scratch.0.join(format!("data-{i}"));
         let boot = Bootnode::spawn(&datadir, scratch.0.join(format!("{i}.log")), None);
         tokio::time::sleep(Duration::from_micros(i * 100)).await;
-        boot.kill9().await;
+        let printed = boot.kill9_printed().await;
+        if datadir.exists() && !printed.contains("enode://") {
+            in_window += 1;
+        }
         let db_path = datadir.join("nodes.redb");
         if db_path.exists()
             && let Err(e) = NodeDb::open(&db_path)
@@ -471,4 +526,9 @@ async fn kill_9_during_first_start_leaves_usable_datadir() {
         again.kill9().await;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{in_window} of 60 kills landed while the first start created the data directory");
+    assert!(
+        in_window > 0,
+        "no kill landed while the data directory was being created: the test proved nothing"
+    );
 }

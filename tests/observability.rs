@@ -248,13 +248,29 @@ async fn metrics_and_admin_api_follow_a_live_pair() {
         Some(1)
     );
     assert!(scrape(b.metrics, "devp2p_dials_started_total").await >= Some(1));
-    assert!(
-        scrape(a.metrics, "devp2p_discovery_table_nodes")
-            .await
-            .is_some()
-    );
+    // A discovery node that bootstraps from A: A receives its Ping and FindNode and puts it
+    // in its table, which A's metrics must show.
+    let probe = discovery::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        SecretKey::new(&mut rand::rng()),
+        discovery::Config {
+            bootnodes: vec![a.disc.as_ref().unwrap().local_node()],
+            ..discovery::Config::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
     let disc_in = "devp2p_discovery_packets_total{direction=\"in\"}";
-    assert!(scrape(a.metrics, disc_in).await.is_some());
+    until(10, "discovery packets counted", async || {
+        scrape(a.metrics, disc_in).await >= Some(1)
+    })
+    .await;
+    until(10, "the probe in A's table", async || {
+        scrape(a.metrics, "devp2p_discovery_table_nodes").await >= Some(1)
+    })
+    .await;
+    probe.shutdown().await;
     assert_eq!(
         scrape(b.metrics, "devp2p_discovery_table_nodes").await,
         None
@@ -409,7 +425,6 @@ async fn hostile_http_clients_do_not_take_the_endpoints_down() {
 
     // Slowloris: stalled headers and a stalled body are cut after the timeouts, and more
     // stalled clients than connection slots only delay a good client.
-    let started = Instant::now();
     let mut stalled = Vec::new();
     for i in 0..12 {
         let mut s = TcpStream::connect(n.rpc).await.unwrap();
@@ -422,12 +437,13 @@ async fn hostile_http_clients_do_not_take_the_endpoints_down() {
         stalled.push(s);
     }
     ok(&n).await;
+    // The timeouts are 500 ms; 30 s is only a bound for a server that never cuts them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for mut s in stalled {
         let mut buf = Vec::new();
-        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        let r = tokio::time::timeout_at(deadline, s.read_to_end(&mut buf)).await;
         assert!(r.is_ok(), "stalled connection closed by the server");
     }
-    assert!(started.elapsed() < Duration::from_secs(8));
     // A metrics client that stalls does not block a scrape.
     let mut s = TcpStream::connect(n.metrics).await.unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
@@ -436,14 +452,13 @@ async fn hostile_http_clients_do_not_take_the_endpoints_down() {
 
     // Shutdown stops both endpoints.
     drop(n._stop);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        TcpStream::connect(n.rpc).await.is_err(),
-        "rpc listener closed"
-    );
-    assert!(
-        TcpStream::connect(n.metrics).await.is_err(),
-        "metrics listener closed"
-    );
+    until(10, "rpc listener closed", async || {
+        TcpStream::connect(n.rpc).await.is_err()
+    })
+    .await;
+    until(10, "metrics listener closed", async || {
+        TcpStream::connect(n.metrics).await.is_err()
+    })
+    .await;
     n.server.shutdown().await;
 }

@@ -231,22 +231,10 @@ async fn self_dial_and_duplicate_connection_get_their_reasons() {
     s.server.shutdown().await;
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_stalled_connections_do_not_lock_out_a_good_peer() {
     let s = spawn(|_| {}, None).await;
     let addr = s.server.listen_addr();
-    let before = rss_kib();
     let mut conns = Vec::new();
     for i in 0..200 {
         let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -295,11 +283,28 @@ async fn garbage_and_stalled_connections_do_not_lock_out_a_good_peer() {
         .await
         .unwrap();
     assert_eq!(got, Some((1, bytes::Bytes::from_static(b"\xc1\x01"))));
-    let grown = rss_kib().saturating_sub(before);
-    assert!(
-        grown < 64 * 1024,
-        "RSS grew by {grown} KiB for 200 hostile connections"
-    );
+    // The server let go of every hostile connection though they stay open: each was
+    // refused (pending-handshake cap) or failed its handshake (garbage, or the 2 s
+    // timeout), as its counters record. (What a connection costs in memory is measured
+    // by `benches/server.rs` in a process of its own, not here among other tests.)
+    let let_go = || {
+        s.server
+            .stats()
+            .labelled()
+            .iter()
+            .filter(|(family, _, _)| ["inbound_rejected", "handshake_failed"].contains(family))
+            .map(|(_, _, n)| n)
+            .sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let_go() < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "server still holds hostile connections: {:?}",
+            s.server.stats().labelled()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(conns);
     s.server.shutdown().await;
 }

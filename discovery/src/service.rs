@@ -313,7 +313,10 @@ impl Driver {
         }
         while let Some(e) = self.proto.poll_event() {
             match e {
-                Event::Bonded(n) => self.pending_db.push(Update::Pong(n, unix_now())),
+                Event::Bonded(n) => {
+                    debug!(target: "discv4", node = %n.id, "bonded");
+                    self.pending_db.push(Update::Pong(n, unix_now()));
+                }
                 Event::PingFailed(id) => self.pending_db.push(Update::Failed(id)),
                 Event::LookupDone { id, nodes, .. } => {
                     if let Some(tx) = self.lookups.remove(&id) {
@@ -348,10 +351,17 @@ impl Driver {
 
     fn flush_db(&mut self) {
         let updates = std::mem::take(&mut self.pending_db);
-        if let Some(db) = &self.db
-            && let Err(e) = db.apply(&updates)
-        {
-            warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed");
+        let Some(db) = &self.db else { return };
+        if updates.is_empty() {
+            return;
+        }
+        // Both lines mark the commit for the crash tests (`tests/discovery_kill.rs`).
+        debug!(target: "discv4", updates = updates.len(), "writing node database");
+        match db.apply(&updates) {
+            Ok(()) => debug!(target: "discv4", updates = updates.len(), "node database written"),
+            Err(e) => {
+                warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed")
+            }
         }
     }
 }

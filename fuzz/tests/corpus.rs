@@ -214,4 +214,28 @@ fn valid_seeds_decode() {
             "snappy/{name}"
         );
     }
+
+    // The EIP-8 discovery packets and the EIP-778 example record are all signed by the
+    // same key (EIP-8 "key B"), whose node id is this.
+    let signer = "ca634cae0d49acb401d8a4c6b6fe8c55b70d115bf400769cc1400f3258cd31387574077f301b421bc84df7266c44e9e6d569fc56be00812904767bf5ccd1fc7f";
+    for (name, kind) in [
+        ("eip8_ping_v4", 1),
+        ("eip8_ping_v555", 1),
+        ("eip8_pong", 2),
+        ("eip8_findnode", 3),
+        ("eip8_neighbors", 4),
+    ] {
+        let p = discovery::packet::decode(&seed("discv4_packet", name))
+            .unwrap_or_else(|e| panic!("discv4_packet/{name}: {e}"));
+        assert_eq!(p.message.kind(), kind, "discv4_packet/{name}");
+        assert_eq!(p.node_id.to_string(), signer, "discv4_packet/{name}");
+    }
+    let rlp = discovery::Enr::decode(&seed("enr", "eip778_example")).expect("enr/eip778_example");
+    let text = String::from_utf8(seed("enr", "eip778_example_text")).unwrap();
+    let parsed: discovery::Enr = text.trim().parse().expect("enr/eip778_example_text");
+    assert_eq!(parsed, rlp);
+    assert_eq!(rlp.node_id().to_string(), signer);
+    assert_eq!(rlp.seq(), 1);
+    assert_eq!(rlp.ip4(), Some(std::net::Ipv4Addr::LOCALHOST));
+    assert_eq!(rlp.udp(), Some(30303));
 }

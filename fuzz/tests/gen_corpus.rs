@@ -4,7 +4,9 @@
 //! cargo test -p devp2p-fuzz --test gen_corpus -- --ignored
 //! ```
 //!
-//! Output is deterministic (seeded RNG, fixed keys), so a rerun leaves `git status` clean.
+//! Output is deterministic (seeded RNG, fixed keys), so a rerun leaves `git status` clean;
+//! `committed_seeds_match_the_generator` (run by the test command) regenerates into a
+//! scratch directory and fails if any committed seed differs.
 //! EIP-8 vectors are read from `shared/spec/eips/eip-8.md` beside the repository. Files
 //! this generator does not name (e.g. crash reproducers added by hand) are left alone.
 
@@ -16,16 +18,16 @@ use rlpx::p2p::{Capability, DisconnectReason, Hello, Snappy};
 use secp256k1::PublicKey;
 use std::path::{Path, PathBuf};
 
-fn corpus_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
+fn corpus_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
 }
 
-fn write(dir: &str, name: &str, data: &[u8]) {
-    let dir = corpus_dir(dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(name), data).unwrap();
+/// Writes `dir/name` under `root`, remembering the relative path in `written`.
+fn write_to(root: &Path, written: &mut Vec<PathBuf>, dir: &str, name: &str, data: &[u8]) {
+    let dir_path = root.join(dir);
+    std::fs::create_dir_all(&dir_path).unwrap();
+    std::fs::write(dir_path.join(name), data).unwrap();
+    written.push(Path::new(dir).join(name));
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -69,6 +71,39 @@ fn our_hello() -> Hello {
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after changing the targets or the keys"]
 fn regenerate() {
+    generate(&corpus_root());
+}
+
+/// The committed seeds are exactly what the generator writes: regenerated into a scratch
+/// directory, every file matches its committed twin byte for byte.
+#[test]
+fn committed_seeds_match_the_generator() {
+    let scratch = std::env::temp_dir().join(format!("devp2p-fuzz-corpus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let written = generate(&scratch);
+    assert!(written.len() > 50, "only {} seeds generated", written.len());
+    let mut differ = Vec::new();
+    for rel in &written {
+        let fresh = std::fs::read(scratch.join(rel)).unwrap();
+        match std::fs::read(corpus_root().join(rel)) {
+            Ok(committed) if committed == fresh => {}
+            Ok(_) => differ.push(format!("{} differs", rel.display())),
+            Err(e) => differ.push(format!("{} not committed: {e}", rel.display())),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        differ.is_empty(),
+        "regenerate the corpus (see the module docs):\n{}",
+        differ.join("\n")
+    );
+}
+
+/// Writes every seed under `root`; returns their paths relative to it.
+fn generate(root: &Path) -> Vec<PathBuf> {
+    let mut written = Vec::new();
+    let mut write =
+        |dir: &str, name: &str, data: &[u8]| write_to(root, &mut written, dir, name, data);
     let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/eips/eip-8.md");
     let spec = std::fs::read_to_string(&spec_path)
         .unwrap_or_else(|e| panic!("{}: {e}", spec_path.display()));
@@ -283,4 +318,5 @@ fn regenerate() {
         "literal-past-end",
         &[0x10, 0x3c, 0x61, 0x62, 0x63],
     );
+    written
 }

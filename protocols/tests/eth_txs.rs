@@ -252,7 +252,8 @@ async fn hostile_transaction_exchanges_disconnect() {
     handshake(&mut raw, &c, ETH68).await;
     wait_connected(&node).await;
     send(&raw, &Message::Transactions(txs[..3].to_vec())).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once our node answers a request sent after the broadcast, it has handled it.
+    barrier(&mut raw, ETH68, 0x7e57).await;
     assert_eq!(node.handle.pool().stats().count, 0);
     assert_eq!(node.handle.peers().len(), 1);
 }

@@ -24,8 +24,13 @@ pub(crate) fn pair(seed: u64) -> (FrameCodec, FrameCodec) {
 #[test]
 fn frames_round_trip_at_every_split() {
     let (mut a, mut b) = pair(3);
-    for len in [0usize, 1, 15, 16, 17, 1000, 70_000] {
-        let data = Bytes::from(vec![len as u8; len]);
+    // Every chunk size from 1 to 40 bytes puts the cuts at every offset inside the 32-byte
+    // header block and the 16-byte body blocks; 7919 (a prime) cuts big frames unevenly.
+    let cases = [0usize, 1, 15, 16, 17, 1000, 70_000]
+        .into_iter()
+        .flat_map(|len| (1..=40).chain([7919]).map(move |chunk| (len, chunk)));
+    for (len, chunk_size) in cases {
+        let data = Bytes::from((0..len).map(|i| (i * 7 + len) as u8).collect::<Vec<_>>());
         let mut wire = BytesMut::new();
         a.encode(
             RawMessage {
@@ -35,17 +40,18 @@ fn frames_round_trip_at_every_split() {
             &mut wire,
         )
         .unwrap();
-        // Feed byte ranges of increasing size: Ok(None) until complete.
+        // Feed the frame in chunks: Ok(None) until it is complete, then the message.
         let full = wire.clone();
         let mut buf = BytesMut::new();
         let mut got = None;
-        for chunk in full.chunks(7919) {
+        for chunk in full.chunks(chunk_size) {
             assert!(got.is_none());
             buf.extend_from_slice(chunk);
             got = b.decode(&mut buf).unwrap();
         }
-        let msg = got.unwrap();
-        assert_eq!(msg.data, data);
+        let msg = got.unwrap_or_else(|| panic!("{len} bytes in {chunk_size}-byte chunks"));
+        assert_eq!(msg.id, 0x10 + len as u64 % 5);
+        assert_eq!(msg.data, data, "{len} bytes in {chunk_size}-byte chunks");
         assert!(buf.is_empty());
     }
 }

@@ -52,7 +52,7 @@ use serde_json::{Value, json};
 
 use super::import;
 use crate::chain::{Spec, Store};
-use proc::{Proc, free_port, stop_all};
+use proc::{Proc, stop_all};
 use rpc::Rpc;
 
 /// How often each node is polled; the resolution of the delay column.
@@ -300,7 +300,7 @@ impl Devnet {
     /// something to sync from as soon as they find it).
     async fn start(&mut self) -> Result<(), Error> {
         let log = self.args.node_log.clone();
-        let (boot, enode) = Proc::start(
+        let (boot, enode, _) = Proc::start(
             &self.exe,
             "bootnode".into(),
             self.dir.join("bootnode.log"),
@@ -317,65 +317,60 @@ impl Devnet {
             .map(Into::into)
             .chain(["--datadir".into(), self.dir.join("bootnode").into()])
             .collect(),
+            false,
         )
         .await?;
         self.bootnode = Some(boot);
         println!("bootnode {enode}");
         let mut listing = format!("bootnode {enode}\n");
         for i in 0..self.args.nodes {
-            let mut attempt = 0;
-            let (proc, enode, rpc) = loop {
-                attempt += 1;
-                let rpc = free_port().map_err(|source| Error::Io {
-                    path: "127.0.0.1:0".into(),
-                    source,
-                })?;
-                let mut argv: Vec<std::ffi::OsString> = [
-                    "--log-level",
-                    log.as_str(),
-                    "node",
-                    "--addr",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--netrestrict",
-                    "127.0.0.0/8",
-                    "--chain",
-                    self.args.chain.as_str(),
-                    "--bootnodes",
-                    enode.as_str(),
-                    "--rpc",
-                    rpc.to_string().as_str(),
-                ]
-                .iter()
-                .map(Into::into)
+            // Every port is 0: the node binds and reports its RPC address itself.
+            let mut argv: Vec<std::ffi::OsString> = [
+                "--log-level",
+                log.as_str(),
+                "node",
+                "--addr",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--netrestrict",
+                "127.0.0.0/8",
+                "--chain",
+                self.args.chain.as_str(),
+                "--bootnodes",
+                enode.as_str(),
+                "--rpc",
+                "127.0.0.1:0",
+            ]
+            .iter()
+            .map(Into::into)
+            .collect();
+            argv.extend(["--datadir".into(), self.dir.join(format!("node{i}")).into()]);
+            // The other devnet nodes are this node's block sources: node 0 produces, the
+            // rest relay.
+            let others: Vec<&str> = (self.ids.iter().enumerate())
+                .filter(|(j, _)| *j != i)
+                .map(|(_, id)| id.as_str())
                 .collect();
-                argv.extend(["--datadir".into(), self.dir.join(format!("node{i}")).into()]);
-                // The other devnet nodes are this node's block sources: node 0 produces,
-                // the rest relay.
-                let others: Vec<&str> = (self.ids.iter().enumerate())
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, id)| id.as_str())
-                    .collect();
-                if !others.is_empty() {
-                    argv.extend(["--block-sources".into(), others.join(",").into()]);
-                }
-                if i == 0 {
-                    argv.extend([
-                        "--replay".into(),
-                        self.chain_file.clone().into(),
-                        "--interval".into(),
-                        format!("{}ms", self.args.interval.as_millis()).into(),
-                    ]);
-                }
-                let log_file = self.dir.join(format!("node{i}.log"));
-                match Proc::start(&self.exe, format!("node {i}"), log_file, argv).await {
-                    Ok((p, e)) => break (p, e, rpc),
-                    // Another process took the RPC port between our check and its bind.
-                    Err(Error::Start { reason, .. })
-                        if attempt < 3 && reason.contains("cannot listen on") => {}
-                    Err(e) => return Err(e),
-                }
+            if !others.is_empty() {
+                argv.extend(["--block-sources".into(), others.join(",").into()]);
+            }
+            if i == 0 {
+                argv.extend([
+                    "--replay".into(),
+                    self.chain_file.clone().into(),
+                    "--interval".into(),
+                    format!("{}ms", self.args.interval.as_millis()).into(),
+                ]);
+            }
+            let log_file = self.dir.join(format!("node{i}.log"));
+            let started = Proc::start(&self.exe, format!("node {i}"), log_file.clone(), argv, true);
+            let (proc, enode, Some(rpc)) = started.await? else {
+                return Err(Error::Start {
+                    what: format!("node {i}"),
+                    reason: "reported no JSON-RPC address".into(),
+                    log: log_file,
+                });
             };
             println!("node {i}   {enode} rpc=http://{rpc}");
             listing.push_str(&format!("node{i} {enode} rpc=http://{rpc}\n"));

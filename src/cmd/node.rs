@@ -124,7 +124,8 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// Serve the JSON-RPC admin API at http://ADDR (keep it on 127.0.0.1).
+    /// Serve the JSON-RPC admin API at http://ADDR (keep it on 127.0.0.1). Port 0 picks a
+    /// free port; the node prints `rpc http://<bound address>` on stdout after its enode.
     #[arg(long, value_name = "ADDR")]
     pub rpc: Option<SocketAddr>,
     /// Seconds between the status lines logged at info level [default: 30].
@@ -447,6 +448,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         info!(target: "p2p", url = %format!("http://{bound}/metrics"), "metrics");
         tokio::spawn(crate::metrics::serve(listener, source, stopped()));
     }
+    // Where the JSON-RPC endpoint listens, printed after the enode URL.
+    let mut rpc_bound = None;
     if let Some(addr) = args.rpc {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -463,6 +466,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             .with_chain(store.clone(), Some(syncer.handle()))
             .with_eth(eth_handle.clone());
         let bound = listener.local_addr().unwrap_or(addr);
+        rpc_bound = Some(bound);
         info!(target: "p2p", url = %format!("http://{bound}"), "JSON-RPC");
         tokio::spawn(crate::rpc::serve(listener, api, stopped()));
     }
@@ -488,6 +492,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         }
     }
     println!("{enode}");
+    if let Some(bound) = rpc_bound {
+        // Second stdout line: how a parent that passed port 0 (`devp2p devnet`) finds it.
+        println!("rpc http://{bound}");
+    }
     info!(target: "p2p", %enode, datadir = %datadir.display(), "node started");
 
     let mut events = server.subscribe();

@@ -118,11 +118,27 @@ impl JsPeer {
         self.stdin.flush().await.expect("JS peer stdin");
     }
 
-    /// Stops the process.
+    /// Asks the process to exit and checks it did, with status 0 (a JS peer that hit its
+    /// own timeout exits 2, one that failed exits 1: the test then proved nothing).
     pub async fn stop(mut self) {
-        let _ = self.cmd(serde_json::json!({"cmd": "exit"})).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-        let _ = self.child.kill().await;
+        // It may have exited already (`--exit-on-done`): then stdin is closed.
+        let _ = self.stdin.write_all(b"{\"cmd\":\"exit\"}\n").await;
+        let _ = self.stdin.flush().await;
+        let status = match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(status) => status.expect("wait for the JS peer"),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                panic!(
+                    "JS peer did not exit within 10 s of the exit command; seen {:?}",
+                    self.seen_names()
+                );
+            }
+        };
+        assert!(
+            status.success(),
+            "JS peer exited with {status}; seen {:?}",
+            self.seen_names()
+        );
     }
 }
 

@@ -197,3 +197,28 @@ pub async fn expect_disconnect(
         }
     }
 }
+
+/// An ordering barrier: asks our node for the genesis header with request id `id` and
+/// waits for the answer, skipping anything else it sends meanwhile. Our node handles a
+/// peer's messages in order, so once this returns it has handled every message sent
+/// before; returns what it skipped.
+pub async fn barrier(raw: &mut ProtocolHandle, version: u32, id: u64) -> Vec<Message> {
+    use protocols::eth::messages::{BlockId, GetBlockHeaders, RequestPair};
+    let ask = Message::GetBlockHeaders(RequestPair {
+        request_id: id,
+        message: GetBlockHeaders {
+            origin: BlockId::Number(0),
+            amount: 1,
+            skip: 0,
+            reverse: false,
+        },
+    });
+    send(raw, &ask).await;
+    let mut skipped = Vec::new();
+    loop {
+        match recv(raw, version).await {
+            Message::BlockHeaders(r) if r.request_id == id => return skipped,
+            other => skipped.push(other),
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! print first, stopped as Ctrl-C would stop them, killed if dropped still running.
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,11 +28,6 @@ pub(super) async fn stop_all(procs: &mut [&mut Proc]) {
     }
 }
 
-/// Picks a free TCP port on 127.0.0.1 (the OS's choice for port 0) and releases it.
-pub(super) fn free_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
-}
-
 /// A child process of the devnet, killed if dropped while it still runs.
 pub(super) struct Proc {
     pub(super) child: Child,
@@ -41,13 +36,16 @@ pub(super) struct Proc {
 
 impl Proc {
     /// Starts `exe argv` with stderr to `log`, and waits for the enode URL it prints
-    /// first on stdout.
+    /// first on stdout and, with `rpc`, the `rpc http://ADDR` line that follows it (the
+    /// child binds port 0 and reports what it got, so no port is picked and released
+    /// here for another process to take).
     pub(super) async fn start(
         exe: &Path,
         what: String,
         log: PathBuf,
         argv: Vec<std::ffi::OsString>,
-    ) -> Result<(Proc, String), Error> {
+        rpc: bool,
+    ) -> Result<(Proc, String, Option<SocketAddr>), Error> {
         let file = std::fs::File::create(&log).map_err(|source| Error::Io {
             path: log.clone(),
             source,
@@ -65,15 +63,29 @@ impl Proc {
                 source,
             })?;
         let mut proc = Proc { child, exit: None };
-        let first = proc.first_line();
+        let first = proc.first_lines(if rpc { 2 } else { 1 });
         let fail = |reason: String| Error::Start {
             what: what.clone(),
             reason,
             log: log.clone(),
         };
         match tokio::time::timeout(START_WAIT, first).await {
-            Ok(Ok(line)) if line.starts_with("enode://") => Ok((proc, line)),
-            Ok(Ok(line)) => Err(fail(format!("printed {line:.80} instead of an enode URL"))),
+            Ok(Ok(lines)) => {
+                let enode = lines.first().cloned().unwrap_or_default();
+                if !enode.starts_with("enode://") {
+                    return Err(fail(format!("printed {enode:.80} instead of an enode URL")));
+                }
+                if !rpc {
+                    return Ok((proc, enode, None));
+                }
+                let line = lines.get(1).map_or("", String::as_str);
+                match line.strip_prefix("rpc http://").map(str::parse) {
+                    Some(Ok(addr)) => Ok((proc, enode, Some(addr))),
+                    _ => Err(fail(format!(
+                        "printed {line:.80} instead of its JSON-RPC address"
+                    ))),
+                }
+            }
             Ok(Err(_)) => {
                 // It closed stdout: it is exiting. Its log's last line says why.
                 let deadline = Instant::now() + Duration::from_secs(5);
@@ -96,15 +108,22 @@ impl Proc {
         }
     }
 
-    /// The first line of the child's stdout, read on a thread that then drains the rest
-    /// (a bootnode also prints its ENR), so the child never writes to a closed pipe.
-    fn first_line(&mut self) -> tokio::sync::oneshot::Receiver<String> {
+    /// The first `n` lines of the child's stdout, read on a thread that then drains the
+    /// rest (a bootnode also prints its ENR), so the child never writes to a closed pipe.
+    /// Fails if stdout closes before `n` lines.
+    fn first_lines(&mut self, n: usize) -> tokio::sync::oneshot::Receiver<Vec<String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if let Some(out) = self.child.stdout.take() {
             std::thread::spawn(move || {
                 let mut lines = BufReader::new(out).lines();
-                if let Some(Ok(line)) = lines.next() {
-                    let _ = tx.send(line.trim().to_string());
+                let first: Vec<String> = lines
+                    .by_ref()
+                    .take(n)
+                    .map_while(Result::ok)
+                    .map(|l| l.trim().to_string())
+                    .collect();
+                if first.len() == n {
+                    let _ = tx.send(first);
                 }
                 for _ in lines.by_ref() {}
             });
