@@ -91,6 +91,18 @@ pub enum Error {
         /// The limit for that message.
         limit: usize,
     },
+    /// The message would decode to more memory than [`super::size::allowance`] of its
+    /// length (e.g. tiny typed transactions, each a whole `TxEnvelope`), estimated by
+    /// [`super::size::estimate`] before decoding.
+    #[error("message {code:#04x} would decode to {decoded} bytes, over {limit}")]
+    Amplified {
+        /// The message code.
+        code: u8,
+        /// The estimated decoded size.
+        decoded: usize,
+        /// What its length allows.
+        limit: usize,
+    },
 }
 
 /// Most RLP items (at every depth) a message of `code` may hold. Honest messages stay
@@ -505,11 +517,22 @@ impl Message {
 
     /// Decodes the payload of message `code` for protocol `version`. Status is decoded in
     /// the layout of `version`; NewBlock exists only in eth/68 and BlockRangeUpdate only in
-    /// eth/69.
+    /// eth/69. Before decoding, the payload's RLP items are counted and what it would
+    /// decode to is estimated ([`super::size`]): the memory a decoded message holds is at
+    /// most [`super::size::allowance`] of its length.
     pub fn decode(version: u32, code: u8, payload: &[u8]) -> Result<Self, Error> {
         let limit = item_limit(code);
         if !within_item_limit(payload, limit) {
             return Err(Error::TooManyItems { code, limit });
+        }
+        let decoded = super::size::estimate(code, payload);
+        let allowed = super::size::allowance(payload.len());
+        if decoded > allowed {
+            return Err(Error::Amplified {
+                code,
+                decoded,
+                limit: allowed,
+            });
         }
         let mut buf = payload;
         let msg = Self::decode_inner(version, code, &mut buf)

@@ -2,6 +2,7 @@
 //!
 //! - [`forkid`]: EIP-2124/EIP-6122 fork identifiers and the peer filter.
 //! - [`messages`]: eth/68 and eth/69 wire types (wire format only).
+//! - [`size`]: what a message decodes to, checked before decoding it.
 //! - [`chain`]: the [`Chain`] trait the node implements over its store, and
 //!   [`MemoryChain`] for tests.
 //! - [`status`]: the Status handshake checks (sans-IO).
@@ -53,6 +54,7 @@ pub mod messages;
 pub mod pool;
 pub mod requests;
 pub mod serve;
+pub mod size;
 pub mod status;
 pub mod txfetch;
 mod txs;
