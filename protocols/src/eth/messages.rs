@@ -587,6 +587,21 @@ pub fn encode_raw_response(request_id: u64, items: &[Raw]) -> bytes::Bytes {
     out.into()
 }
 
+/// Encodes NewBlock `[block, td]` from a borrowed block (the same bytes as
+/// [`Message::NewBlock`], without cloning a block of up to 10 MiB into one).
+pub fn encode_new_block(block: &Block<TxEnvelope>, td: U256) -> bytes::Bytes {
+    let payload_length = block.length() + td.length();
+    let mut out = Vec::with_capacity(payload_length + alloy_rlp::length_of_length(payload_length));
+    alloy_rlp::Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
+    block.encode(&mut out);
+    td.encode(&mut out);
+    out.into()
+}
+
 /// Encodes a Receipts response with one empty receipt list per block (identical in eth/68
 /// and eth/69: we do not execute, see [`super::Chain`]).
 pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
@@ -744,6 +759,24 @@ mod tests {
             assert!(Message::decode(ETH69, c, &[0xff, 0xff, 0xff]).is_err());
             assert!(Message::decode(ETH68, c, &[]).is_err());
         }
+    }
+
+    #[test]
+    fn new_block_encoded_from_a_borrow() {
+        let block = Block::<TxEnvelope> {
+            header: Header {
+                number: 7,
+                extra_data: Bytes::from_static(b"x"),
+                ..Default::default()
+            },
+            body: Default::default(),
+        };
+        let td = U256::from(99);
+        let whole = Message::NewBlock(Box::new(NewBlock {
+            block: block.clone(),
+            td,
+        }));
+        assert_eq!(encode_new_block(&block, td), whole.encode());
     }
 
     #[test]

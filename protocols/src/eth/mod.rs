@@ -276,6 +276,9 @@ struct Shared {
     pool: Arc<pool::Pool>,
     /// The fetcher task's input, started with the first peer (it needs a runtime).
     fetch: OnceLock<txs::FetchTx>,
+    /// The last NewBlock encoded `(hash, td, payload)`: propagating a block sends the same
+    /// bytes to sqrt(n) peers, encoded once.
+    last_new_block: Mutex<Option<(B256, alloy_primitives::U256, bytes::Bytes)>>,
 }
 
 impl Shared {
@@ -312,6 +315,7 @@ impl Eth {
             chain,
             pool: Arc::new(pool::Pool::new(config.pool.clone())),
             fetch: OnceLock::new(),
+            last_new_block: Mutex::new(None),
             config,
             peers: Mutex::new(HashMap::new()),
             events,
@@ -449,23 +453,19 @@ impl Handle {
         }
     }
 
-    /// Queues a message to `peer` unless it already knows `hash`, marking it known.
-    /// Returns whether it was queued (a full command queue drops it: propagation is best
-    /// effort).
-    fn send_block_message(&self, peer: &PeerId, hash: B256, msg: messages::Message) -> bool {
+    /// Queues message `c` (already encoded) to `peer` unless it already knows `hash`,
+    /// marking it known. Returns whether it was queued (a full command queue drops it:
+    /// propagation is best effort). Only a map lookup and a queue push happen under the
+    /// peer-table lock; the (up to 10 MiB) encoding is done before.
+    fn send_block_message(&self, peer: &PeerId, hash: B256, c: u8, data: bytes::Bytes) -> bool {
         let mut peers = self.shared.peers();
         let Some(e) = peers.get_mut(peer) else {
             return false;
         };
-        if e.known.contains(&hash)
-            || (msg.code() == messages::code::NEW_BLOCK && e.version >= ETH69)
-        {
+        if e.known.contains(&hash) || (c == messages::code::NEW_BLOCK && e.version >= ETH69) {
             return false;
         }
-        if e.commands
-            .try_send(Command::Send(msg.code(), msg.encode()))
-            .is_err()
-        {
+        if e.commands.try_send(Command::Send(c, data)).is_err() {
             return false;
         }
         e.known.insert(hash);
@@ -473,7 +473,8 @@ impl Handle {
     }
 
     /// Sends NewBlock to `peer` (eth/68 only) unless it knows the block. Returns whether
-    /// it was queued.
+    /// it was queued. The message is encoded once per block, outside the peer-table lock,
+    /// and the same bytes are queued for every peer it is sent to.
     pub fn send_new_block(
         &self,
         peer: &PeerId,
@@ -481,11 +482,32 @@ impl Handle {
         td: alloy_primitives::U256,
     ) -> bool {
         let hash = block.header.hash_slow();
-        let msg = messages::Message::NewBlock(Box::new(messages::NewBlock {
-            block: block.clone(),
-            td,
-        }));
-        self.send_block_message(peer, hash, msg)
+        let data = self.new_block_message(hash, block, td);
+        self.send_block_message(peer, hash, messages::code::NEW_BLOCK, data)
+    }
+
+    /// The encoded NewBlock for `block` (hash `hash`): the last one encoded if it is the
+    /// same block and total difficulty, else encoded now (outside every lock) and kept.
+    fn new_block_message(
+        &self,
+        hash: B256,
+        block: &alloy_consensus::Block<TxEnvelope>,
+        td: alloy_primitives::U256,
+    ) -> bytes::Bytes {
+        let last = || {
+            self.shared
+                .last_new_block
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some((h, t, data)) = &*last()
+            && (*h, *t) == (hash, td)
+        {
+            return data.clone();
+        }
+        let data = messages::encode_new_block(block, td);
+        *last() = Some((hash, td, data.clone()));
+        data
     }
 
     /// Announces block `hash` number `number` to `peer` with NewBlockHashes unless it
@@ -493,7 +515,7 @@ impl Handle {
     pub fn send_new_block_hashes(&self, peer: &PeerId, hash: B256, number: u64) -> bool {
         let msg =
             messages::Message::NewBlockHashes(vec![messages::BlockHashNumber { hash, number }]);
-        self.send_block_message(peer, hash, msg)
+        self.send_block_message(peer, hash, msg.code(), msg.encode())
     }
 
     /// The transaction pool.
