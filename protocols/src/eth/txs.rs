@@ -251,6 +251,9 @@ async fn drive(
         for peer in f.expire(now) {
             tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), "pooled transactions request timed out");
         }
+        for peer in f.take_useless() {
+            disconnect_useless(&shared, &peer);
+        }
         for mut fetch in f.poll(now) {
             // Some may have been pooled meanwhile (an arrival hint can be dropped).
             let (held, wanted): (Vec<_>, Vec<_>) = fetch
@@ -278,6 +281,20 @@ async fn drive(
             }
         }
     }
+}
+
+/// Disconnects an announcer that never delivers (`UselessPeer`, see [`txfetch`]).
+fn disconnect_useless(shared: &Shared, peer: &PeerId) {
+    tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(peer), "announcer never delivers, disconnecting");
+    let Some(commands) = shared.peers().get(peer).map(|e| e.commands.clone()) else {
+        return;
+    };
+    // The command queue may be full of the node's requests: wait for room off this task.
+    tokio::spawn(async move {
+        let _ = commands
+            .send(Command::Disconnect(rlpx::DisconnectReason::UselessPeer))
+            .await;
+    });
 }
 
 fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
