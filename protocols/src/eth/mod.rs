@@ -10,6 +10,8 @@
 //! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
 //! - [`pool`]: the transaction pool (stateless validation, bounded, lowest tip evicted).
 //! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
+//! - [`verify`]: the per-peer transaction budget and the worker pool that checks
+//!   signatures off the runtime.
 //! - `txs`: transaction propagation (sqrt(n) peers in full, the rest by announcement)
 //!   and the task driving the fetcher.
 //! - `handler`: the per-peer task tying them together.
@@ -39,10 +41,12 @@
 //! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
 //! says which reason each case is sent with. In short: malformed, oversized (over
 //! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
-//! `BreachOfProtocol`, and so are a blob transaction broadcast in full, a transaction
+//! `BreachOfProtocol`, and so are a message that would decode to more than
+//! [`size::allowance`] of its length, a blob transaction broadcast in full, a transaction
 //! with an invalid signature, a pooled transaction we did not ask for or of another type
-//! than its sender announced; another chain, or a
-//! peer exceeding its request budget, is `UselessPeer`; a missing Status is `PingTimeout`
+//! than its sender announced; another chain, a peer exceeding its request budget or
+//! its transaction budget ([`verify`]), or one that announces transactions and never
+//! delivers them ([`txfetch`]), is `UselessPeer`; a missing Status is `PingTimeout`
 //! (go-ethereum's `DiscReadTimeout`). Transactions the pool refuses (invalid, underpriced,
 //! another chain's) are dropped without a disconnect: a peer may relay what became
 //! invalid.
@@ -58,6 +62,7 @@ pub mod size;
 pub mod status;
 pub mod txfetch;
 mod txs;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -110,6 +115,11 @@ pub struct Config {
     pub pool: pool::Config,
     /// The pooled-transaction fetcher's limits.
     pub fetch: txfetch::Config,
+    /// What each peer may make us check, in transactions and bytes (see [`verify`]).
+    pub tx_budget: verify::Budget,
+    /// Signature checks (and decodes of large messages) running at once, off the runtime.
+    /// Default [`verify::default_threads`]: half the cores.
+    pub verify_threads: usize,
 }
 
 impl Default for Config {
@@ -125,6 +135,8 @@ impl Default for Config {
             event_queue: 1024,
             pool: pool::Config::default(),
             fetch: txfetch::Config::default(),
+            tx_budget: verify::Budget::default(),
+            verify_threads: verify::default_threads(),
         }
     }
 }
@@ -262,7 +274,8 @@ struct Entry {
     version: u32,
     commands: mpsc::Sender<Command>,
     known: Known<KNOWN_BLOCKS>,
-    known_txs: Known<KNOWN_TXS>,
+    /// Its outbound transactions and the transaction hashes it knows, behind a lock of
+    /// its own (broadcasting must not hold the table's).
     txq: Arc<txs::TxQueue>,
 }
 
@@ -279,6 +292,8 @@ struct Shared {
     /// The last NewBlock encoded `(hash, td, payload)`: propagating a block sends the same
     /// bytes to sqrt(n) peers, encoded once.
     last_new_block: Mutex<Option<(B256, alloy_primitives::U256, bytes::Bytes)>>,
+    /// Where signatures are checked, off the runtime.
+    workers: verify::Workers,
 }
 
 impl Shared {
@@ -316,6 +331,7 @@ impl Eth {
             pool: Arc::new(pool::Pool::new(config.pool.clone())),
             fetch: OnceLock::new(),
             last_new_block: Mutex::new(None),
+            workers: verify::Workers::new(config.verify_threads),
             config,
             peers: Mutex::new(HashMap::new()),
             events,
@@ -543,10 +559,8 @@ impl Handle {
     /// Whether `peer` is known to have transaction `hash` (it sent or announced it, or
     /// we did; the last [`KNOWN_TXS`] per peer are remembered).
     pub fn knows_transaction(&self, peer: &PeerId, hash: &B256) -> bool {
-        self.shared
-            .peers()
-            .get(peer)
-            .is_some_and(|e| e.known_txs.contains(hash))
+        let txq = self.shared.peers().get(peer).map(|e| e.txq.clone());
+        txq.is_some_and(|q| q.knows(hash))
     }
 
     /// Queues a command for `peer`'s handler and waits for its answer.

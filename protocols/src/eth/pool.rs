@@ -265,6 +265,13 @@ impl Pool {
         self.inner().by_hash.contains_key(hash)
     }
 
+    /// Whether `hash` is pooled or was refused a moment ago (see [`Error::Rejected`]):
+    /// offering it again costs no signature recovery.
+    pub fn seen(&self, hash: &B256) -> bool {
+        let inner = self.inner();
+        inner.by_hash.contains_key(hash) || inner.rejected_set.contains(hash)
+    }
+
     /// A pooled transaction.
     pub fn get(&self, hash: &B256) -> Option<Pooled> {
         self.inner().by_hash.get(hash).cloned()
