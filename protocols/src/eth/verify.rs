@@ -317,6 +317,46 @@ mod tests {
         );
     }
 
+    /// One peer with a long queue of chunks and another with one: the second runs next,
+    /// not after the first's whole queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn peers_take_turns_on_the_workers() {
+        type Order = Arc<std::sync::Mutex<Vec<&'static str>>>;
+        let workers = Workers::new(1);
+        let order: Order = Default::default();
+        let job =
+            |who: &'static str, order: &Order, started: Option<std::sync::mpsc::Sender<()>>| {
+                let order = order.clone();
+                move || {
+                    if let Some(s) = started {
+                        let _ = s.send(());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    order.lock().unwrap().push(who);
+                }
+            };
+        let (w, o) = (workers.clone(), order.clone());
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let greedy = tokio::spawn(async move {
+            let mut started_tx = Some(started_tx);
+            for _ in 0..5 {
+                w.run(job("greedy", &o, started_tx.take())).await.unwrap();
+            }
+        });
+        // The greedy peer's first chunk holds the only permit when the other one asks.
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        workers.run(job("other", &order, None)).await.unwrap();
+        greedy.await.unwrap();
+        let order = order.lock().unwrap().clone();
+        assert_eq!(
+            order.iter().position(|w| *w == "other"),
+            Some(1),
+            "{order:?}"
+        );
+    }
+
     #[test]
     fn time_going_backwards_is_harmless() {
         let t0 = Instant::now() + Duration::from_secs(10);
