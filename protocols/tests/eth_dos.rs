@@ -237,3 +237,75 @@ async fn honest_announcement_is_fetched_among_silent_announcers() {
     drop(silent);
     attacker.shutdown_background();
 }
+
+/// NewBlock events the node has not consumed hold their blocks' memory: at most
+/// `block_event_bytes` of it, whatever the event count.
+#[tokio::test]
+async fn new_block_events_are_bounded_in_bytes() {
+    let blocks: Vec<_> = blocks().into_iter().take(10).collect();
+    let size = |b: &alloy_consensus::Block<TxEnvelope>| {
+        std::mem::size_of_val(b) + eth::size::block_size(b)
+    };
+    // Room for the first three blocks (as the handler counts them), not a fourth.
+    let cap = blocks[..3].iter().map(size).sum();
+    let mut cfg = config();
+    cfg.block_event_bytes = cap;
+    let (mut node, _raw_peer, mut raw) = eth_vs_raw(Arc::new(chain()), cfg, ETH68).await;
+    handshake(&mut raw, &chain(), ETH68).await;
+    let mut events = Vec::new();
+    let collect = |node: &mut Node, events: &mut Vec<eth::Event>| {
+        while let Ok(ev) = node.events.try_recv() {
+            if matches!(ev, eth::Event::NewBlock { .. }) {
+                events.push(ev);
+            }
+        }
+    };
+    for b in &blocks[..10] {
+        let nb = protocols::eth::messages::NewBlock {
+            block: b.clone(),
+            td: U256::from(1),
+        };
+        send(&raw, &Message::NewBlock(Box::new(nb))).await;
+    }
+    // The handler takes messages in order: once the peer's table entry shows block 10 as
+    // its head, all ten were handled.
+    let last = blocks[9].header.hash_slow();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while node
+            .handle
+            .peers()
+            .first()
+            .is_none_or(|p| p.status.head_hash != last)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("blocks handled");
+    collect(&mut node, &mut events);
+    let held: usize = events
+        .iter()
+        .map(|e| match e {
+            eth::Event::NewBlock { block, .. } => size(block),
+            _ => 0,
+        })
+        .sum();
+    println!(
+        "{} of 10 NewBlock events kept, {held} of {cap} bytes",
+        events.len()
+    );
+    assert_eq!(events.len(), 3);
+    assert!(held <= cap);
+    // Consumed: there is room again.
+    events.clear();
+    let nb = protocols::eth::messages::NewBlock {
+        block: blocks[2].clone(),
+        td: U256::from(1),
+    };
+    send(&raw, &Message::NewBlock(Box::new(nb))).await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), node.events.recv())
+        .await
+        .expect("event in time")
+        .expect("open");
+    assert!(matches!(ev, eth::Event::NewBlock { .. }));
+}

@@ -625,11 +625,20 @@ impl Session {
                 let hash = nb.block.header.hash_slow();
                 self.mark_known([hash]);
                 self.update_head(hash, nb.block.header.number, Some(nb.td));
-                self.shared.emit(Event::NewBlock {
-                    peer: self.id,
-                    block: Box::new(nb.block),
-                    td: nb.td,
-                });
+                let bytes =
+                    std::mem::size_of::<alloy_consensus::Block<alloy_consensus::TxEnvelope>>()
+                        + super::size::block_size(&nb.block);
+                match self.shared.hold(bytes) {
+                    Some(held) => self.shared.emit(Event::NewBlock {
+                        peer: self.id,
+                        block: Box::new(nb.block),
+                        td: nb.td,
+                        held,
+                    }),
+                    None => {
+                        tracing::debug!(target: "eth", bytes, "block events over their byte budget, NewBlock dropped")
+                    }
+                }
             }
             Message::Transactions(list) => self.on_transactions(list).await?,
         }

@@ -110,6 +110,13 @@ pub struct Config {
     /// Events buffered for the node; when full, further events are dropped (the peer
     /// table behind [`Handle`] stays exact). Default 1024.
     pub event_queue: usize,
+    /// Decoded bytes of the blocks of [`Event::NewBlock`]s the node holds (their
+    /// [`Held`] not dropped yet), at most; beyond it NewBlock events are dropped (block
+    /// propagation is best effort). Default 256 MiB: dozens of the largest honest blocks
+    /// (a 36M-gas block of calldata is ~2 MB on the wire, under 8 MiB decoded), while the
+    /// 1024 queued events could otherwise hold 1024 blocks of up to 80 MiB
+    /// ([`size::allowance`] of a 10 MiB message).
+    pub block_event_bytes: usize,
     /// The transaction pool's limits and chain id (set `chain_id`: the default checks
     /// none).
     pub pool: pool::Config,
@@ -133,6 +140,7 @@ impl Default for Config {
             requests_per_second: 64,
             range_update_interval: Duration::from_secs(120),
             event_queue: 1024,
+            block_event_bytes: 256 << 20,
             pool: pool::Config::default(),
             fetch: txfetch::Config::default(),
             tx_budget: verify::Budget::default(),
@@ -177,6 +185,9 @@ pub enum Event {
         block: Box<alloy_consensus::Block<TxEnvelope>>,
         /// The total difficulty the peer claims for it.
         td: alloy_primitives::U256,
+        /// The block's memory, counted against [`Config::block_event_bytes`] until
+        /// dropped: keep it with the block (e.g. in a queue) to keep the count exact.
+        held: Held,
     },
     /// A peer announced blocks (NewBlockHashes): `(hash, number)` pairs.
     NewBlockHashes {
@@ -185,6 +196,30 @@ pub enum Event {
         /// The announced blocks.
         hashes: Vec<(B256, u64)>,
     },
+}
+
+/// Memory held by the block of an [`Event::NewBlock`], counted against
+/// [`Config::block_event_bytes`] until this is dropped. `Default` counts nothing (for
+/// events made elsewhere, e.g. in tests).
+#[derive(Debug, Default)]
+pub struct Held {
+    counter: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    bytes: usize,
+}
+
+impl Held {
+    /// The bytes counted ([`size::block_size`] and the block's inline size).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(c) = &self.counter {
+            c.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
 
 /// Why a request through [`Handle`] failed.
@@ -294,6 +329,8 @@ struct Shared {
     last_new_block: Mutex<Option<(B256, alloy_primitives::U256, bytes::Bytes)>>,
     /// Where signatures are checked, off the runtime.
     workers: verify::Workers,
+    /// Bytes of the blocks of NewBlock events not dropped yet (see [`Held`]).
+    block_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -308,6 +345,21 @@ impl Shared {
         if let Some(tx) = self.fetch.get() {
             tx.send(input);
         }
+    }
+
+    /// Counts `bytes` of a block against [`Config::block_event_bytes`]; `None` if they
+    /// do not fit.
+    fn hold(&self, bytes: usize) -> Option<Held> {
+        use std::sync::atomic::Ordering;
+        let before = self.block_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before.saturating_add(bytes) > self.config.block_event_bytes {
+            self.block_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return None;
+        }
+        Some(Held {
+            counter: Some(self.block_bytes.clone()),
+            bytes,
+        })
     }
 
     fn emit(&self, event: Event) {
@@ -332,6 +384,7 @@ impl Eth {
             fetch: OnceLock::new(),
             last_new_block: Mutex::new(None),
             workers: verify::Workers::new(config.verify_threads),
+            block_bytes: Default::default(),
             config,
             peers: Mutex::new(HashMap::new()),
             events,

@@ -13,8 +13,9 @@
 //! lowest-paying evicted first, at most [`Config::max_per_sender`] per sender, and a
 //! replacement (same sender and nonce) must pay [`PRICE_BUMP_PERCENT`] more.
 //!
-//! The pool is a plain data structure behind a mutex; the `eth` handlers feed it and
-//! propagate what it accepts.
+//! The pool is a plain data structure behind a mutex; the `eth` handlers feed it from
+//! their signature workers ([`super::verify`], off the runtime and within each peer's
+//! budget) and propagate what it accepts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;

@@ -190,29 +190,29 @@ pub(super) fn admit(
     now: Instant,
 ) -> Admitted {
     txq.mark_known(list.iter().map(|t| *t.tx_hash()));
-    let mut out = Admitted {
-        txs: Vec::with_capacity(list.len().min(CHUNK * 64)),
-        dropped: 0,
-        flood: false,
-        blob: false,
-        meter: meter.clone(),
-    };
+    let mut txs = Vec::new();
+    let (mut dropped, mut flood, mut blob) = (0, false, false);
     for tx in list {
         let Ok(tx) = tx.try_into_pooled() else {
-            out.blob = true;
+            blob = true;
             break;
         };
         match charge(&mut meter, pool, tx.hash(), tx.encode_2718_len(), now) {
-            Verdict::Admit => out.txs.push(tx),
-            Verdict::Drop => out.dropped += 1,
+            Verdict::Admit => txs.push(tx),
+            Verdict::Drop => dropped += 1,
             Verdict::Offender => {
-                out.flood = true;
+                flood = true;
                 break;
             }
         }
     }
-    out.meter = meter;
-    out
+    Admitted {
+        txs,
+        dropped,
+        flood,
+        blob,
+        meter,
+    }
 }
 
 /// The bounded pool that runs expensive checks off the runtime (see the module docs).
