@@ -202,3 +202,52 @@ fn vec_capacity_model() {
     assert_eq!(vec(0, 100), 0);
     assert_eq!(vec(usize::MAX, 100), usize::MAX);
 }
+
+/// Mutated real messages: the estimate never panics and, whenever the decoder accepts the
+/// result, covers what it decoded.
+#[test]
+fn estimate_covers_mutated_messages() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let blocks = chain_blocks();
+    let with_txs: Vec<_> = blocks
+        .iter()
+        .filter(|b| !b.body.transactions.is_empty())
+        .take(40)
+        .collect();
+    let (mut accepted, mut runs) = (0, 0);
+    for b in with_txs {
+        let payload = alloy_rlp::encode(NewBlock {
+            block: b.clone(),
+            td: U256::from(1),
+        });
+        let txs = alloy_rlp::encode(b.body.transactions.clone());
+        for _ in 0..100 {
+            runs += 1;
+            let (c, mut p) = if rng.random_bool(0.5) {
+                (code::NEW_BLOCK, payload.clone())
+            } else {
+                (code::TRANSACTIONS, txs.clone())
+            };
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..p.len());
+                p[i] = rng.random();
+            }
+            if rng.random_bool(0.2) {
+                p.truncate(rng.random_range(0..p.len()));
+            }
+            let est = estimate(c, &p);
+            let held = match Message::decode(ETH68, c, &p) {
+                Ok(Message::NewBlock(nb)) => size_of::<NewBlock>() + block_size(&nb.block),
+                Ok(Message::Transactions(t)) => {
+                    t.capacity() * size_of::<TxEnvelope>() + t.iter().map(tx_size).sum::<usize>()
+                }
+                _ => continue,
+            };
+            accepted += 1;
+            assert!(held <= est, "decoded {held} > estimated {est}");
+        }
+    }
+    println!("{accepted} of {runs} mutated messages decoded, all within their estimate");
+    assert!(accepted > 0);
+}
