@@ -81,9 +81,9 @@ pub enum Error {
     #[error("trailing bytes after message {0:#04x}")]
     Trailing(u8),
     /// The message holds more RLP items than any honest message of its kind, checked
-    /// before decoding: tiny items decode to much larger values (a 10-byte transaction to
-    /// a several-hundred-byte `TxEnvelope`), so the item count, not the byte size, bounds
-    /// the memory a message can cost.
+    /// before decoding: it bounds the decoder's work per message. (A typed transaction is
+    /// one item however much it decodes to: the memory is bounded by
+    /// [`Error::Amplified`].)
     #[error("message {code:#04x} has over {limit} RLP items")]
     TooManyItems {
         /// The message code.
