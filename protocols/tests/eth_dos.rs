@@ -312,3 +312,42 @@ async fn new_block_events_are_bounded_in_bytes() {
         .expect("open");
     assert!(matches!(ev, eth::Event::NewBlock { .. }));
 }
+
+/// A NewBlock of ~750k minimal EIP-2930 transactions (14 bytes each, 10 MiB, tens of KB
+/// after snappy) would decode to ~400 MiB: it is refused before decoding and the sender
+/// disconnected (`BreachOfProtocol`), and no block reaches the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amplifying_new_block_is_refused() {
+    let tiny: [u8; 14] = [
+        0x8d, 0x01, 0xcb, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0xc0, 0x80, 0x80, 0x80,
+    ];
+    let header = alloy_rlp::encode(&blocks()[0].header);
+    let n = (protocols::eth::messages::MAX_MESSAGE_SIZE - 2048) / tiny.len();
+    let list = |payload: &[u8]| {
+        let mut out = Vec::new();
+        alloy_rlp::Header {
+            list: true,
+            payload_length: payload.len(),
+        }
+        .encode(&mut out);
+        out.extend_from_slice(payload);
+        out
+    };
+    let mut block = header;
+    block.extend(list(&tiny.repeat(n)));
+    block.push(0xc0);
+    let mut nb = list(&block);
+    alloy_rlp::Encodable::encode(&U256::from(1), &mut nb);
+    let payload = list(&nb);
+    let (mut node, raw_peer, mut raw) = eth_vs_raw(Arc::new(chain()), config(), ETH68).await;
+    handshake(&mut raw, &chain(), ETH68).await;
+    send_bytes(&raw, 0x07, payload).await;
+    let e = expect_disconnect(&mut node, &raw_peer, DisconnectReason::BreachOfProtocol).await;
+    assert!(
+        matches!(
+            e,
+            eth::Error::Decode(protocols::eth::messages::Error::Amplified { .. })
+        ),
+        "{e:?}"
+    );
+}
