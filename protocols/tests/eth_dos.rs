@@ -242,7 +242,7 @@ async fn honest_announcement_is_fetched_among_silent_announcers() {
 }
 
 /// NewBlock events the node has not consumed hold their blocks' memory: at most
-/// `block_event_bytes` of it, whatever the event count.
+/// `block_event_bytes` of it, and a peer a quarter of that, whatever the event count.
 #[tokio::test]
 async fn new_block_events_are_bounded_in_bytes() {
     let blocks: Vec<_> = blocks().into_iter().take(10).collect();
@@ -252,7 +252,7 @@ async fn new_block_events_are_bounded_in_bytes() {
     // Room for the first three blocks (as the handler counts them), not a fourth.
     let cap = blocks[..3].iter().map(size).sum();
     let mut cfg = config();
-    cfg.block_event_bytes = cap;
+    cfg.block_event_bytes = 4 * cap;
     let (mut node, _raw_peer, mut raw) = eth_vs_raw(Arc::new(chain()), cfg, ETH68).await;
     handshake(&mut raw, &chain(), ETH68).await;
     let mut events = Vec::new();

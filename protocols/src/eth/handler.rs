@@ -174,6 +174,7 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
         announced: shared.chain.head().hash,
         meter: Meter::new(&shared.config.tx_budget, now),
         txq: txq.clone(),
+        block_bytes: Default::default(),
         shared: shared.clone(),
         peer,
         id,
@@ -238,6 +239,8 @@ struct Session {
     meter: Meter,
     /// Its outbound transactions and known hashes.
     txq: Arc<txs::TxQueue>,
+    /// Bytes of the blocks of its NewBlock events the node still holds.
+    block_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The session ended: `None` when the connection closed, `Some` when we end it.
@@ -628,7 +631,7 @@ impl Session {
                 let bytes =
                     std::mem::size_of::<alloy_consensus::Block<alloy_consensus::TxEnvelope>>()
                         + super::size::block_size(&nb.block);
-                match self.shared.hold(bytes) {
+                match self.shared.hold(&self.block_bytes, bytes) {
                     Some(held) => self.shared.emit(Event::NewBlock {
                         peer: self.id,
                         block: Box::new(nb.block),

@@ -115,7 +115,8 @@ pub struct Config {
     /// propagation is best effort). Default 256 MiB: dozens of the largest honest blocks
     /// (a 36M-gas block of calldata is ~2 MB on the wire, under 8 MiB decoded), while the
     /// 1024 queued events could otherwise hold 1024 blocks of up to 80 MiB
-    /// ([`size::allowance`] of a 10 MiB message).
+    /// ([`size::allowance`] of a 10 MiB message). One peer's blocks may take a quarter
+    /// of it.
     pub block_event_bytes: usize,
     /// The transaction pool's limits and chain id (set `chain_id`: the default checks
     /// none).
@@ -203,7 +204,8 @@ pub enum Event {
 /// events made elsewhere, e.g. in tests).
 #[derive(Debug, Default)]
 pub struct Held {
-    counter: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    /// The node-wide count and the sending peer's.
+    counters: Vec<Arc<std::sync::atomic::AtomicUsize>>,
     bytes: usize,
 }
 
@@ -216,7 +218,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(c) = &self.counter {
+        for c in &self.counters {
             c.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
         }
     }
@@ -347,19 +349,26 @@ impl Shared {
         }
     }
 
-    /// Counts `bytes` of a block against [`Config::block_event_bytes`]; `None` if they
-    /// do not fit.
-    fn hold(&self, bytes: usize) -> Option<Held> {
+    /// Counts `bytes` of a block from a peer whose own count is `peer` against
+    /// [`Config::block_event_bytes`], and against a quarter of it for the peer (so one
+    /// peer cannot take all the room: honest peers send a block per slot at most);
+    /// `None` if they do not fit.
+    fn hold(&self, peer: &Arc<std::sync::atomic::AtomicUsize>, bytes: usize) -> Option<Held> {
         use std::sync::atomic::Ordering;
-        let before = self.block_bytes.fetch_add(bytes, Ordering::AcqRel);
-        if before.saturating_add(bytes) > self.config.block_event_bytes {
-            self.block_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return None;
-        }
-        Some(Held {
-            counter: Some(self.block_bytes.clone()),
+        let total = self.config.block_event_bytes;
+        let mut held = Held {
+            counters: Vec::with_capacity(2),
             bytes,
-        })
+        };
+        for (counter, cap) in [(&self.block_bytes, total), (peer, total / 4)] {
+            // Counted first, so a failed check is undone by dropping `held`.
+            let before = counter.fetch_add(bytes, Ordering::AcqRel);
+            held.counters.push(counter.clone());
+            if before.saturating_add(bytes) > cap {
+                return None;
+            }
+        }
+        Some(held)
     }
 
     fn emit(&self, event: Event) {
