@@ -10,7 +10,7 @@
 //!   peer that keeps sending while over budget (a whole burst of debt) is disconnected with
 //!   `UselessPeer`: sending transactions is no breach of the protocol, which sets no rate,
 //!   but a peer flooding us is of no use.
-//! - [`Workers`]: the recoveries (and the decoding of large messages) run on tokio's
+//! - `Workers`: the recoveries (and the decoding of large messages) run on tokio's
 //!   blocking pool, at most [`super::Config::verify_threads`] jobs at once, in chunks of
 //!   [`CHUNK`]. The permits are handed out first come first served, and each peer's handler
 //!   waits for its chunk before queueing the next, so peers with work take turns: one peer
@@ -34,8 +34,8 @@ use super::txs::TxQueue;
 pub const CHUNK: usize = 64;
 
 /// What one peer may make us check. An honest peer relays each new transaction once:
-/// mainnet sees ~15-30 new transactions a second network-wide (~1,200-1,500 per block of
-/// 12 s), and blob transactions (~128 KiB per blob) at most 9 blobs per block. The
+/// mainnet sees ~15-30 new transactions a second network-wide (~1.2-2M a day, ~200-300
+/// per 12 s block), and blob transactions (~128 KiB per blob) at most 9 blobs per block. The
 /// defaults leave a sustained 3-6 times that and bursts of a whole relay queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
