@@ -15,7 +15,7 @@ use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_primitives::{Address, B256, Signature, TxKind, U256};
 use common::*;
 use protocols::Subprotocol;
-use protocols::eth::messages::{Message, NewPooledTransactionHashes};
+use protocols::eth::messages::{Message, NewPooledTransactionHashes, Raw};
 use protocols::eth::{self, ETH68, Eth};
 use rlpx::{CloseReason, Config, DisconnectReason, Peer, Protocol, ProtocolHandle, conn};
 use secp256k1::{PublicKey, SecretKey};
@@ -321,24 +321,21 @@ async fn amplifying_new_block_is_refused() {
     let tiny: [u8; 14] = [
         0x8d, 0x01, 0xcb, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0xc0, 0x80, 0x80, 0x80,
     ];
-    let header = alloy_rlp::encode(&blocks()[0].header);
     let n = (protocols::eth::messages::MAX_MESSAGE_SIZE - 2048) / tiny.len();
-    let list = |payload: &[u8]| {
+    let list = |items: &[Raw]| {
         let mut out = Vec::new();
-        alloy_rlp::Header {
-            list: true,
-            payload_length: payload.len(),
-        }
-        .encode(&mut out);
-        out.extend_from_slice(payload);
-        out
+        alloy_rlp::encode_list::<_, Raw>(items, &mut out);
+        Raw(out.into())
     };
-    let mut block = header;
-    block.extend(list(&tiny.repeat(n)));
-    block.push(0xc0);
-    let mut nb = list(&block);
-    alloy_rlp::Encodable::encode(&U256::from(1), &mut nb);
-    let payload = list(&nb);
+    let mut txs = Vec::new();
+    alloy_rlp::encode_iter::<_, _, Raw>(
+        std::iter::repeat_n(&Raw(alloy_primitives::Bytes::copy_from_slice(&tiny)), n),
+        &mut txs,
+    );
+    let header = Raw(alloy_rlp::encode(&blocks()[0].header).into());
+    let block = list(&[header, Raw(txs.into()), list(&[])]);
+    let td = Raw(alloy_rlp::encode(U256::from(1)).into());
+    let payload = list(&[block, td]).0.to_vec();
     let (mut node, raw_peer, mut raw) = eth_vs_raw(Arc::new(chain()), config(), ETH68).await;
     handshake(&mut raw, &chain(), ETH68).await;
     send_bytes(&raw, 0x07, payload).await;
