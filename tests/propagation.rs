@@ -164,6 +164,7 @@ async fn blocks_ahead_wait_for_their_parent() {
         peer: sender,
         block: Box::new(all[i].clone()),
         td: Default::default(),
+        held: Default::default(),
     };
     // Blocks 405 and 403 arrive before 401, 402 and 404; 500 is too far ahead and 300
     // is behind.

@@ -1,10 +1,12 @@
 //! Fuzz entry point for the `eth` wire messages (`protocols::eth::messages`).
 
 use protocols::eth::messages::Message;
+use protocols::eth::size;
 
 /// `data[0]` picks the version (even: eth/68, odd: eth/69), `data[1]` the message code,
 /// the rest is the payload. Decoding must never panic; a decoded message must re-encode
-/// to something that decodes to the same message.
+/// to something that decodes to the same message; what a decoded block or transaction
+/// list holds must be within the size estimate made before decoding.
 pub fn message(data: &[u8]) {
     let [v, code, payload @ ..] = data else {
         return;
@@ -14,6 +16,22 @@ pub fn message(data: &[u8]) {
         return;
     };
     assert_eq!(msg.code(), *code);
+    let estimate = size::estimate(*code, payload);
+    let held = match &msg {
+        Message::NewBlock(nb) => Some(std::mem::size_of_val(&**nb) + size::block_size(&nb.block)),
+        Message::Transactions(txs) => Some(
+            txs.first()
+                .map_or(0, |t| txs.capacity() * std::mem::size_of_val(t))
+                + txs.iter().map(size::tx_size).sum::<usize>(),
+        ),
+        _ => None,
+    };
+    if let Some(held) = held {
+        assert!(
+            held <= estimate,
+            "decoded {held} bytes, estimated {estimate}"
+        );
+    }
     let again = Message::decode(version, *code, &msg.encode())
         .unwrap_or_else(|e| panic!("re-encoded eth message does not decode: {e}"));
     assert_eq!(again, msg, "eth message round trip");

@@ -15,6 +15,7 @@ use super::pool::{self, Pooled};
 use super::requests::{Budget, Kind, Match, Tracker};
 use super::txfetch::Meta;
 use super::txs::{self, FetchInput};
+use super::verify::{self, Meter, Verdict};
 use super::{Command, Entry, Event, PeerId, PeerStatus, RequestError, Shared, serve, status};
 
 /// Why we disconnected a peer after the handshake. [`Error::disconnect_reason`] gives
@@ -74,6 +75,11 @@ pub enum Error {
     /// More requests than [`super::Config::requests_per_second`] allows: `UselessPeer`.
     #[error("request budget exceeded")]
     Budget,
+    /// New transactions beyond [`super::Config::tx_budget`] by a whole burst (see
+    /// [`super::verify`]): `UselessPeer`. The protocol sets no rate, so this is no
+    /// breach, but a peer flooding us is of no use.
+    #[error("transaction budget exceeded")]
+    TxFlood,
 }
 
 impl Error {
@@ -81,7 +87,7 @@ impl Error {
     pub fn disconnect_reason(&self) -> DisconnectReason {
         match self {
             Error::Status(e) => e.disconnect_reason(),
-            Error::Budget => DisconnectReason::UselessPeer,
+            Error::Budget | Error::TxFlood => DisconnectReason::UselessPeer,
             _ => DisconnectReason::BreachOfProtocol,
         }
     }
@@ -89,6 +95,11 @@ impl Error {
 
 /// Commands queued per peer before [`super::Handle`] callers wait.
 const COMMAND_QUEUE: usize = 16;
+
+/// Messages larger than this are decoded on the worker pool, not on the runtime: a
+/// 10 MiB message takes tens of milliseconds to walk and decode, while a 64 KiB one (a
+/// typical block or batch of transactions) takes well under one.
+const DECODE_INLINE: usize = 64 * 1024;
 
 /// Runs one peer: handshake, register, serve until the session ends, unregister.
 pub(super) async fn run(shared: Arc<Shared>, peer: ProtocolHandle) {
@@ -143,7 +154,6 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
             version,
             commands: tx,
             known: Default::default(),
-            known_txs: Default::default(),
             txq: txq.clone(),
         },
     );
@@ -162,6 +172,9 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
                 .finish(),
         ),
         announced: shared.chain.head().hash,
+        meter: Meter::new(&shared.config.tx_budget, now),
+        txq: txq.clone(),
+        block_bytes: Default::default(),
         shared: shared.clone(),
         peer,
         id,
@@ -222,6 +235,12 @@ struct Session {
     tracker: Tracker<Reply>,
     /// Head hash last announced to the peer (eth/69 BlockRangeUpdate).
     announced: alloy_primitives::B256,
+    /// The peer's transaction budget.
+    meter: Meter,
+    /// Its outbound transactions and known hashes.
+    txq: Arc<txs::TxQueue>,
+    /// Bytes of the blocks of its NewBlock events the node still holds.
+    block_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The session ended: `None` when the connection closed, `Some` when we end it.
@@ -356,15 +375,17 @@ impl Session {
     }
 
     /// Handles the answer to the fetcher's request `id` for `asked`.
-    fn on_pooled(
-        &self,
+    async fn on_pooled(
+        &mut self,
         id: u64,
         asked: &[(alloy_primitives::B256, Meta)],
         txs: Vec<alloy_consensus::transaction::PooledTransaction>,
     ) -> Result<(), Error> {
+        let now = Instant::now().into_std();
         let mut next = asked.iter();
         let mut delivered = Vec::with_capacity(txs.len());
-        let mut accepted = Vec::new();
+        let mut admitted = Vec::with_capacity(txs.len());
+        let mut flood = false;
         for tx in txs {
             let hash = *tx.hash();
             // In request order, a subset of it (spec: unknown ones are left out).
@@ -375,7 +396,7 @@ impl Session {
             if alloy_eips::Typed2718::ty(&tx) != meta.kind {
                 return Err(Error::AnnouncedType);
             }
-            self.mark_known_txs([hash]);
+            self.txq.mark_known([hash]);
             let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&tx);
             if size != meta.size as usize {
                 // Not worth a disconnect (encodings of sidecars vary), nor pooling; not
@@ -383,18 +404,68 @@ impl Session {
                 tracing::debug!(target: "eth", %hash, size, announced = meta.size, "pooled transaction size differs from announcement");
                 continue;
             }
-            delivered.push(hash);
-            if let Some(p) = self.pool_add(self.shared.pool.add(tx, pool::Origin::Remote))? {
-                accepted.push(p);
+            // Over budget: not checked and not counted as delivered (another announcer
+            // is asked).
+            match self.charge(now, &hash, size) {
+                Verdict::Admit => {
+                    delivered.push(hash);
+                    admitted.push(tx);
+                }
+                Verdict::Drop => {}
+                Verdict::Offender => flood = true,
             }
         }
+        let accepted = self.verify(admitted).await?;
         self.shared.fetcher(FetchInput::Delivered {
             peer: self.id,
             id,
             hashes: delivered,
         });
         txs::broadcast(&self.shared, Some(self.id), &accepted);
+        if flood {
+            return Err(Error::TxFlood);
+        }
         Ok(())
+    }
+
+    /// Charges a new transaction to the peer's budget (see [`verify::charge`]).
+    fn charge(
+        &mut self,
+        now: std::time::Instant,
+        hash: &alloy_primitives::B256,
+        size: usize,
+    ) -> Verdict {
+        verify::charge(&mut self.meter, &self.shared.pool, hash, size, now)
+    }
+
+    /// Checks `txs` (signature recovery) on the worker pool, [`verify::CHUNK`] at a time
+    /// so that other peers' checks take turns with ours, and pools what is valid.
+    async fn verify(
+        &self,
+        txs: Vec<alloy_consensus::transaction::PooledTransaction>,
+    ) -> Result<Vec<Pooled>, Error> {
+        let mut accepted = Vec::new();
+        let mut txs = txs.into_iter();
+        loop {
+            let chunk: Vec<_> = txs.by_ref().take(verify::CHUNK).collect();
+            if chunk.is_empty() {
+                return Ok(accepted);
+            }
+            let pool = self.shared.pool.clone();
+            let job = move || {
+                chunk
+                    .into_iter()
+                    .map(|tx| pool.add(tx, pool::Origin::Remote))
+                    .collect::<Vec<_>>()
+            };
+            // `None`: the runtime is shutting down.
+            let Some(results) = self.shared.workers.run(job).await else {
+                return Ok(accepted);
+            };
+            for r in results {
+                accepted.extend(self.pool_add(r)?);
+            }
+        }
     }
 
     /// The pool's verdict on a peer's transaction: pooled, or dropped (with the reason at
@@ -428,8 +499,19 @@ impl Session {
                 len: data.len(),
             });
         }
-        let msg = Message::decode(self.version, c, &data)?;
-        tracing::trace!(target: "eth", code = c, len = data.len(), "message");
+        let len = data.len();
+        let msg = if len > DECODE_INLINE {
+            let version = self.version;
+            let job = move || Message::decode(version, c, &data);
+            match self.shared.workers.run(job).await {
+                Some(m) => m?,
+                // The runtime is shutting down.
+                None => return Ok(()),
+            }
+        } else {
+            Message::decode(self.version, c, &data)?
+        };
+        tracing::trace!(target: "eth", code = c, len, "message");
         let chain = self.shared.chain.clone();
         match msg {
             Message::Status(_) => return Err(Error::UnexpectedStatus),
@@ -492,7 +574,7 @@ impl Session {
                         if res.message.len() > count {
                             return Err(Error::TooManyItems { code: c });
                         }
-                        self.on_pooled(id, &asked, res.message)?;
+                        self.on_pooled(id, &asked, res.message).await?;
                     }
                     Match::Late => {
                         tracing::debug!(target: "eth", "late pooled transactions dropped")
@@ -511,7 +593,7 @@ impl Session {
                 // Beyond the spec's soft limit of 4096 hashes per message the rest is
                 // ignored: it would only cost time under the peer-table lock.
                 let n = a.hashes.len().min(txs::MAX_ANNOUNCE_PACKET);
-                self.mark_known_txs(a.hashes.iter().take(n).copied());
+                self.txq.mark_known(a.hashes.iter().take(n).copied());
                 let items = a
                     .hashes
                     .iter()
@@ -546,42 +628,66 @@ impl Session {
                 let hash = nb.block.header.hash_slow();
                 self.mark_known([hash]);
                 self.update_head(hash, nb.block.header.number, Some(nb.td));
-                self.shared.emit(Event::NewBlock {
-                    peer: self.id,
-                    block: Box::new(nb.block),
-                    td: nb.td,
-                });
+                let bytes =
+                    std::mem::size_of::<alloy_consensus::Block<alloy_consensus::TxEnvelope>>()
+                        + super::size::block_size(&nb.block);
+                match self.shared.hold(&self.block_bytes, bytes) {
+                    Some(held) => self.shared.emit(Event::NewBlock {
+                        peer: self.id,
+                        block: Box::new(nb.block),
+                        td: nb.td,
+                        held,
+                    }),
+                    None => {
+                        tracing::debug!(target: "eth", bytes, "block events over their byte budget, NewBlock dropped")
+                    }
+                }
             }
-            Message::Transactions(list) => self.on_transactions(list)?,
+            Message::Transactions(list) => self.on_transactions(list).await?,
         }
         Ok(())
     }
 
-    /// A broadcast: pool what validates and pass it on.
-    fn on_transactions(&self, list: Vec<alloy_consensus::TxEnvelope>) -> Result<(), Error> {
-        let hashes: Vec<_> = list.iter().map(|t| *t.tx_hash()).collect();
-        self.mark_known_txs(hashes.iter().copied());
-        let mut accepted = Vec::new();
-        for tx in list {
-            match self.shared.pool.add_envelope(tx, pool::Origin::Remote) {
-                Err(pool::Error::NoSidecar) => return Err(Error::BlobBroadcast),
-                r => accepted.extend(self.pool_add(r)?),
-            }
+    /// A broadcast: check what is new within the peer's budget (dropping the excess),
+    /// pool what validates and pass it on. Sorting a large broadcast against the budget
+    /// is itself work (a hash lookup per transaction), done on the worker pool too.
+    async fn on_transactions(
+        &mut self,
+        list: Vec<alloy_consensus::TxEnvelope>,
+    ) -> Result<(), Error> {
+        let now = Instant::now().into_std();
+        let (meter, pool, txq) = (
+            self.meter.clone(),
+            self.shared.pool.clone(),
+            self.txq.clone(),
+        );
+        let job = move || verify::admit(list, meter, &pool, &txq, now);
+        let Some(admitted) = self.shared.workers.run(job).await else {
+            return Ok(());
+        };
+        let verify::Admitted {
+            txs,
+            dropped,
+            flood,
+            blob,
+            meter,
+        } = admitted;
+        self.meter = meter;
+        if blob {
+            return Err(Error::BlobBroadcast);
         }
+        if dropped > 0 || flood {
+            tracing::debug!(target: "eth", dropped, flood, "transactions over the peer's budget");
+        }
+        // Only what was checked has arrived: the fetcher may still ask others for the rest.
+        let hashes: Vec<_> = txs.iter().map(|t| *t.hash()).collect();
+        let accepted = self.verify(txs).await?;
         self.shared.fetcher(FetchInput::Arrived(hashes));
         txs::broadcast(&self.shared, Some(self.id), &accepted);
-        Ok(())
-    }
-
-    fn mark_known_txs(&self, hashes: impl IntoIterator<Item = alloy_primitives::B256>) {
-        let mut peers = self.shared.peers();
-        if let Some(e) = peers.get_mut(&self.id)
-            && e.session == self.session
-        {
-            for h in hashes {
-                e.known_txs.insert(h);
-            }
+        if flood {
+            return Err(Error::TxFlood);
         }
+        Ok(())
     }
 
     fn mark_known(&self, hashes: impl IntoIterator<Item = alloy_primitives::B256>) {

@@ -81,14 +81,26 @@ pub enum Error {
     #[error("trailing bytes after message {0:#04x}")]
     Trailing(u8),
     /// The message holds more RLP items than any honest message of its kind, checked
-    /// before decoding: tiny items decode to much larger values (a 10-byte transaction to
-    /// a several-hundred-byte `TxEnvelope`), so the item count, not the byte size, bounds
-    /// the memory a message can cost.
+    /// before decoding: it bounds the decoder's work per message. (A typed transaction is
+    /// one item however much it decodes to: the memory is bounded by
+    /// [`Error::Amplified`].)
     #[error("message {code:#04x} has over {limit} RLP items")]
     TooManyItems {
         /// The message code.
         code: u8,
         /// The limit for that message.
+        limit: usize,
+    },
+    /// The message would decode to more memory than [`super::size::allowance`] of its
+    /// length (e.g. tiny typed transactions, each a whole `TxEnvelope`), estimated by
+    /// [`super::size::estimate`] before decoding.
+    #[error("message {code:#04x} would decode to {decoded} bytes, over {limit}")]
+    Amplified {
+        /// The message code.
+        code: u8,
+        /// The estimated decoded size.
+        decoded: usize,
+        /// What its length allows.
         limit: usize,
     },
 }
@@ -505,11 +517,22 @@ impl Message {
 
     /// Decodes the payload of message `code` for protocol `version`. Status is decoded in
     /// the layout of `version`; NewBlock exists only in eth/68 and BlockRangeUpdate only in
-    /// eth/69.
+    /// eth/69. Before decoding, the payload's RLP items are counted and what it would
+    /// decode to is estimated ([`super::size`]): the memory a decoded message holds is at
+    /// most [`super::size::allowance`] of its length.
     pub fn decode(version: u32, code: u8, payload: &[u8]) -> Result<Self, Error> {
         let limit = item_limit(code);
         if !within_item_limit(payload, limit) {
             return Err(Error::TooManyItems { code, limit });
+        }
+        let decoded = super::size::estimate(code, payload);
+        let allowed = super::size::allowance(payload.len());
+        if decoded > allowed {
+            return Err(Error::Amplified {
+                code,
+                decoded,
+                limit: allowed,
+            });
         }
         let mut buf = payload;
         let msg = Self::decode_inner(version, code, &mut buf)
@@ -561,6 +584,21 @@ pub fn encode_raw_response(request_id: u64, items: &[Raw]) -> bytes::Bytes {
     .encode(&mut out);
     request_id.encode(&mut out);
     alloy_rlp::encode_list(items, &mut out);
+    out.into()
+}
+
+/// Encodes NewBlock `[block, td]` from a borrowed block (the same bytes as
+/// [`Message::NewBlock`], without cloning a block of up to 10 MiB into one).
+pub fn encode_new_block(block: &Block<TxEnvelope>, td: U256) -> bytes::Bytes {
+    let payload_length = block.length() + td.length();
+    let mut out = Vec::with_capacity(payload_length + alloy_rlp::length_of_length(payload_length));
+    alloy_rlp::Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
+    block.encode(&mut out);
+    td.encode(&mut out);
     out.into()
 }
 
@@ -721,6 +759,24 @@ mod tests {
             assert!(Message::decode(ETH69, c, &[0xff, 0xff, 0xff]).is_err());
             assert!(Message::decode(ETH68, c, &[]).is_err());
         }
+    }
+
+    #[test]
+    fn new_block_encoded_from_a_borrow() {
+        let block = Block::<TxEnvelope> {
+            header: Header {
+                number: 7,
+                extra_data: Bytes::from_static(b"x"),
+                ..Default::default()
+            },
+            body: Default::default(),
+        };
+        let td = U256::from(99);
+        let whole = Message::NewBlock(Box::new(NewBlock {
+            block: block.clone(),
+            td,
+        }));
+        assert_eq!(encode_new_block(&block, td), whole.encode());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - [`forkid`]: EIP-2124/EIP-6122 fork identifiers and the peer filter.
 //! - [`messages`]: eth/68 and eth/69 wire types (wire format only).
+//! - [`size`]: what a message decodes to, checked before decoding it.
 //! - [`chain`]: the [`Chain`] trait the node implements over its store, and
 //!   [`MemoryChain`] for tests.
 //! - [`status`]: the Status handshake checks (sans-IO).
@@ -9,6 +10,8 @@
 //! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
 //! - [`pool`]: the transaction pool (stateless validation, bounded, lowest tip evicted).
 //! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
+//! - [`verify`]: the per-peer transaction budget and the worker pool that checks
+//!   signatures off the runtime.
 //! - `txs`: transaction propagation (sqrt(n) peers in full, the rest by announcement)
 //!   and the task driving the fetcher.
 //! - `handler`: the per-peer task tying them together.
@@ -38,10 +41,12 @@
 //! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
 //! says which reason each case is sent with. In short: malformed, oversized (over
 //! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
-//! `BreachOfProtocol`, and so are a blob transaction broadcast in full, a transaction
+//! `BreachOfProtocol`, and so are a message that would decode to more than
+//! [`size::allowance`] of its length, a blob transaction broadcast in full, a transaction
 //! with an invalid signature, a pooled transaction we did not ask for or of another type
-//! than its sender announced; another chain, or a
-//! peer exceeding its request budget, is `UselessPeer`; a missing Status is `PingTimeout`
+//! than its sender announced; another chain, a peer exceeding its request budget or
+//! its transaction budget ([`verify`]), or one that announces transactions and never
+//! delivers them ([`txfetch`]), is `UselessPeer`; a missing Status is `PingTimeout`
 //! (go-ethereum's `DiscReadTimeout`). Transactions the pool refuses (invalid, underpriced,
 //! another chain's) are dropped without a disconnect: a peer may relay what became
 //! invalid.
@@ -53,9 +58,11 @@ pub mod messages;
 pub mod pool;
 pub mod requests;
 pub mod serve;
+pub mod size;
 pub mod status;
 pub mod txfetch;
 mod txs;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -103,11 +110,24 @@ pub struct Config {
     /// Events buffered for the node; when full, further events are dropped (the peer
     /// table behind [`Handle`] stays exact). Default 1024.
     pub event_queue: usize,
+    /// Decoded bytes of the blocks of [`Event::NewBlock`]s the node holds (their
+    /// [`Held`] not dropped yet), at most; beyond it NewBlock events are dropped (block
+    /// propagation is best effort). Default 256 MiB: dozens of the largest honest blocks
+    /// (a 36M-gas block of calldata is ~2 MB on the wire, under 8 MiB decoded), while the
+    /// 1024 queued events could otherwise hold 1024 blocks of up to 80 MiB
+    /// ([`size::allowance`] of a 10 MiB message). One peer's blocks may take a quarter
+    /// of it.
+    pub block_event_bytes: usize,
     /// The transaction pool's limits and chain id (set `chain_id`: the default checks
     /// none).
     pub pool: pool::Config,
     /// The pooled-transaction fetcher's limits.
     pub fetch: txfetch::Config,
+    /// What each peer may make us check, in transactions and bytes (see [`verify`]).
+    pub tx_budget: verify::Budget,
+    /// Signature checks (and decodes of large messages) running at once, off the runtime.
+    /// Default [`verify::default_threads`]: half the cores.
+    pub verify_threads: usize,
 }
 
 impl Default for Config {
@@ -121,8 +141,11 @@ impl Default for Config {
             requests_per_second: 64,
             range_update_interval: Duration::from_secs(120),
             event_queue: 1024,
+            block_event_bytes: 256 << 20,
             pool: pool::Config::default(),
             fetch: txfetch::Config::default(),
+            tx_budget: verify::Budget::default(),
+            verify_threads: verify::default_threads(),
         }
     }
 }
@@ -163,6 +186,9 @@ pub enum Event {
         block: Box<alloy_consensus::Block<TxEnvelope>>,
         /// The total difficulty the peer claims for it.
         td: alloy_primitives::U256,
+        /// The block's memory, counted against [`Config::block_event_bytes`] until
+        /// dropped: keep it with the block (e.g. in a queue) to keep the count exact.
+        held: Held,
     },
     /// A peer announced blocks (NewBlockHashes): `(hash, number)` pairs.
     NewBlockHashes {
@@ -171,6 +197,31 @@ pub enum Event {
         /// The announced blocks.
         hashes: Vec<(B256, u64)>,
     },
+}
+
+/// Memory held by the block of an [`Event::NewBlock`], counted against
+/// [`Config::block_event_bytes`] until this is dropped. `Default` counts nothing (for
+/// events made elsewhere, e.g. in tests).
+#[derive(Debug, Default)]
+pub struct Held {
+    /// The node-wide count and the sending peer's.
+    counters: Vec<Arc<std::sync::atomic::AtomicUsize>>,
+    bytes: usize,
+}
+
+impl Held {
+    /// The bytes counted ([`size::block_size`] and the block's inline size).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for c in &self.counters {
+            c.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
 
 /// Why a request through [`Handle`] failed.
@@ -260,7 +311,8 @@ struct Entry {
     version: u32,
     commands: mpsc::Sender<Command>,
     known: Known<KNOWN_BLOCKS>,
-    known_txs: Known<KNOWN_TXS>,
+    /// Its outbound transactions and the transaction hashes it knows, behind a lock of
+    /// its own (broadcasting must not hold the table's).
     txq: Arc<txs::TxQueue>,
 }
 
@@ -274,6 +326,13 @@ struct Shared {
     pool: Arc<pool::Pool>,
     /// The fetcher task's input, started with the first peer (it needs a runtime).
     fetch: OnceLock<txs::FetchTx>,
+    /// The last NewBlock encoded `(hash, td, payload)`: propagating a block sends the same
+    /// bytes to sqrt(n) peers, encoded once.
+    last_new_block: Mutex<Option<(B256, alloy_primitives::U256, bytes::Bytes)>>,
+    /// Where signatures are checked, off the runtime.
+    workers: verify::Workers,
+    /// Bytes of the blocks of NewBlock events not dropped yet (see [`Held`]).
+    block_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -288,6 +347,28 @@ impl Shared {
         if let Some(tx) = self.fetch.get() {
             tx.send(input);
         }
+    }
+
+    /// Counts `bytes` of a block from a peer whose own count is `peer` against
+    /// [`Config::block_event_bytes`], and against a quarter of it for the peer (so one
+    /// peer cannot take all the room: honest peers send a block per slot at most);
+    /// `None` if they do not fit.
+    fn hold(&self, peer: &Arc<std::sync::atomic::AtomicUsize>, bytes: usize) -> Option<Held> {
+        use std::sync::atomic::Ordering;
+        let total = self.config.block_event_bytes;
+        let mut held = Held {
+            counters: Vec::with_capacity(2),
+            bytes,
+        };
+        for (counter, cap) in [(&self.block_bytes, total), (peer, total / 4)] {
+            // Counted first, so a failed check is undone by dropping `held`.
+            let before = counter.fetch_add(bytes, Ordering::AcqRel);
+            held.counters.push(counter.clone());
+            if before.saturating_add(bytes) > cap {
+                return None;
+            }
+        }
+        Some(held)
     }
 
     fn emit(&self, event: Event) {
@@ -310,6 +391,9 @@ impl Eth {
             chain,
             pool: Arc::new(pool::Pool::new(config.pool.clone())),
             fetch: OnceLock::new(),
+            last_new_block: Mutex::new(None),
+            workers: verify::Workers::new(config.verify_threads),
+            block_bytes: Default::default(),
             config,
             peers: Mutex::new(HashMap::new()),
             events,
@@ -447,23 +531,19 @@ impl Handle {
         }
     }
 
-    /// Queues a message to `peer` unless it already knows `hash`, marking it known.
-    /// Returns whether it was queued (a full command queue drops it: propagation is best
-    /// effort).
-    fn send_block_message(&self, peer: &PeerId, hash: B256, msg: messages::Message) -> bool {
+    /// Queues message `c` (already encoded) to `peer` unless it already knows `hash`,
+    /// marking it known. Returns whether it was queued (a full command queue drops it:
+    /// propagation is best effort). Only a map lookup and a queue push happen under the
+    /// peer-table lock; the (up to 10 MiB) encoding is done before.
+    fn send_block_message(&self, peer: &PeerId, hash: B256, c: u8, data: bytes::Bytes) -> bool {
         let mut peers = self.shared.peers();
         let Some(e) = peers.get_mut(peer) else {
             return false;
         };
-        if e.known.contains(&hash)
-            || (msg.code() == messages::code::NEW_BLOCK && e.version >= ETH69)
-        {
+        if e.known.contains(&hash) || (c == messages::code::NEW_BLOCK && e.version >= ETH69) {
             return false;
         }
-        if e.commands
-            .try_send(Command::Send(msg.code(), msg.encode()))
-            .is_err()
-        {
+        if e.commands.try_send(Command::Send(c, data)).is_err() {
             return false;
         }
         e.known.insert(hash);
@@ -471,7 +551,8 @@ impl Handle {
     }
 
     /// Sends NewBlock to `peer` (eth/68 only) unless it knows the block. Returns whether
-    /// it was queued.
+    /// it was queued. The message is encoded once per block, outside the peer-table lock,
+    /// and the same bytes are queued for every peer it is sent to.
     pub fn send_new_block(
         &self,
         peer: &PeerId,
@@ -479,11 +560,32 @@ impl Handle {
         td: alloy_primitives::U256,
     ) -> bool {
         let hash = block.header.hash_slow();
-        let msg = messages::Message::NewBlock(Box::new(messages::NewBlock {
-            block: block.clone(),
-            td,
-        }));
-        self.send_block_message(peer, hash, msg)
+        let data = self.new_block_message(hash, block, td);
+        self.send_block_message(peer, hash, messages::code::NEW_BLOCK, data)
+    }
+
+    /// The encoded NewBlock for `block` (hash `hash`): the last one encoded if it is the
+    /// same block and total difficulty, else encoded now (outside every lock) and kept.
+    fn new_block_message(
+        &self,
+        hash: B256,
+        block: &alloy_consensus::Block<TxEnvelope>,
+        td: alloy_primitives::U256,
+    ) -> bytes::Bytes {
+        let last = || {
+            self.shared
+                .last_new_block
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some((h, t, data)) = &*last()
+            && (*h, *t) == (hash, td)
+        {
+            return data.clone();
+        }
+        let data = messages::encode_new_block(block, td);
+        *last() = Some((hash, td, data.clone()));
+        data
     }
 
     /// Announces block `hash` number `number` to `peer` with NewBlockHashes unless it
@@ -491,7 +593,7 @@ impl Handle {
     pub fn send_new_block_hashes(&self, peer: &PeerId, hash: B256, number: u64) -> bool {
         let msg =
             messages::Message::NewBlockHashes(vec![messages::BlockHashNumber { hash, number }]);
-        self.send_block_message(peer, hash, msg)
+        self.send_block_message(peer, hash, msg.code(), msg.encode())
     }
 
     /// The transaction pool.
@@ -519,10 +621,8 @@ impl Handle {
     /// Whether `peer` is known to have transaction `hash` (it sent or announced it, or
     /// we did; the last [`KNOWN_TXS`] per peer are remembered).
     pub fn knows_transaction(&self, peer: &PeerId, hash: &B256) -> bool {
-        self.shared
-            .peers()
-            .get(peer)
-            .is_some_and(|e| e.known_txs.contains(hash))
+        let txq = self.shared.peers().get(peer).map(|e| e.txq.clone());
+        txq.is_some_and(|q| q.knows(hash))
     }
 
     /// Queues a command for `peer`'s handler and waits for its answer.

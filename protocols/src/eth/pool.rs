@@ -13,8 +13,9 @@
 //! lowest-paying evicted first, at most [`Config::max_per_sender`] per sender, and a
 //! replacement (same sender and nonce) must pay [`PRICE_BUMP_PERCENT`] more.
 //!
-//! The pool is a plain data structure behind a mutex; the `eth` handlers feed it and
-//! propagate what it accepts.
+//! The pool is a plain data structure behind a mutex; the `eth` handlers feed it from
+//! their signature workers ([`super::verify`], off the runtime and within each peer's
+//! budget) and propagate what it accepts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -263,6 +264,13 @@ impl Pool {
     /// Whether `hash` is pooled.
     pub fn contains(&self, hash: &B256) -> bool {
         self.inner().by_hash.contains_key(hash)
+    }
+
+    /// Whether `hash` is pooled or was refused a moment ago (see [`Error::Rejected`]):
+    /// offering it again costs no signature recovery.
+    pub fn seen(&self, hash: &B256) -> bool {
+        let inner = self.inner();
+        inner.by_hash.contains_key(hash) || inner.rejected_set.contains(hash)
     }
 
     /// A pooled transaction.

@@ -9,6 +9,15 @@
 //! back without some hashes drops that peer from those hashes' announcers; the hashes go
 //! to another announcer, or are forgotten when none is left. Everything is bounded: hashes
 //! per announcing peer, announcers per hash and hashes tracked in all.
+//!
+//! The global table is shared fairly, not first come first served: each tracked hash is
+//! charged to one announcer (its owner, the first one still announcing it), and when the
+//! table is full a new hash evicts one owned by the peer that owns the most, as long as
+//! that peer owns more than the newcomer would. Peers flooding announcements they never
+//! deliver thus cannot lock honest announcers out, and they pay: a peer whose requests
+//! time out [`Config::max_timeouts`] times in a row is reported by [`Fetcher::take_useless`]
+//! for the driver to disconnect (`UselessPeer`: announcing is no breach of the protocol,
+//! but a peer that never answers is of no use to us).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -35,6 +44,11 @@ pub struct Config {
     pub max_tracked: usize,
     /// Announcers remembered per hash. Default 8: enough alternatives for retries.
     pub max_announcers: usize,
+    /// Requests in a row a peer may let time out before it is reported useless. Default
+    /// 3: an honest peer answers within [`Config::timeout`] (5 s) unless its link fails,
+    /// which ends the session anyway; three misses in a row (15 s of holding our slots)
+    /// is a peer that announces and never delivers.
+    pub max_timeouts: u32,
 }
 
 impl Default for Config {
@@ -47,6 +61,7 @@ impl Default for Config {
             max_per_peer: 4096,
             max_tracked: 32768,
             max_announcers: 8,
+            max_timeouts: 3,
         }
     }
 }
@@ -72,6 +87,8 @@ struct Tracked {
     announcers: Vec<(PeerId, Meta)>,
     /// The peer it is requested from.
     fetching: Option<PeerId>,
+    /// The announcer it is charged to in the table's fair share.
+    owner: PeerId,
 }
 
 /// A request in flight to one peer.
@@ -102,6 +119,12 @@ pub struct Fetcher {
     /// Hashes each peer announced that are still tracked.
     by_peer: HashMap<PeerId, HashSet<B256>>,
     requests: HashMap<PeerId, Request>,
+    /// Tracked hashes charged to each peer (see [`Tracked::owner`]).
+    owned: HashMap<PeerId, HashSet<B256>>,
+    /// Requests in a row that timed out, per peer.
+    timeouts: HashMap<PeerId, u32>,
+    /// Peers that reached [`Config::max_timeouts`], not yet taken.
+    useless: Vec<PeerId>,
     next_id: u64,
     next_seq: u64,
 }
@@ -133,22 +156,24 @@ impl Fetcher {
         have: impl Fn(&B256) -> bool,
         now: Instant,
     ) {
-        let mine = self.by_peer.entry(peer).or_default();
         for (hash, meta) in items {
+            let mine = self.by_peer.entry(peer).or_default();
             if mine.len() >= self.config.max_per_peer {
                 break;
             }
             if mine.contains(&hash) || have(&hash) {
                 continue;
             }
-            let room = self.tracked.len() < self.config.max_tracked;
             match self.tracked.get_mut(&hash) {
                 Some(t) if t.announcers.len() < self.config.max_announcers => {
                     t.announcers.push((peer, meta));
                     mine.insert(hash);
                 }
                 Some(_) => {}
-                None if room => {
+                None => {
+                    if self.tracked.len() >= self.config.max_tracked && !self.evict_for(&peer) {
+                        continue;
+                    }
                     self.next_seq += 1;
                     self.tracked.insert(
                         hash,
@@ -157,11 +182,52 @@ impl Fetcher {
                             seq: self.next_seq,
                             announcers: vec![(peer, meta)],
                             fetching: None,
+                            owner: peer,
                         },
                     );
-                    mine.insert(hash);
+                    self.by_peer.entry(peer).or_default().insert(hash);
+                    self.owned.entry(peer).or_default().insert(hash);
                 }
-                None => {}
+            }
+        }
+    }
+
+    /// The table is full and `peer` has a new hash: forgets a hash (not being fetched) of
+    /// the peer that owns the most, if it owns more than `peer` would with the new one.
+    /// Returns whether room was made.
+    fn evict_for(&mut self, peer: &PeerId) -> bool {
+        let mine = self.owned.get(peer).map_or(0, HashSet::len);
+        let Some((_, theirs)) = self
+            .owned
+            .iter()
+            .filter(|(p, set)| *p != peer && set.len() > mine + 1)
+            .max_by_key(|(_, set)| set.len())
+        else {
+            return false;
+        };
+        let victim = theirs
+            .iter()
+            .find(|h| self.tracked.get(*h).is_some_and(|t| t.fetching.is_none()))
+            .copied();
+        match victim {
+            Some(h) => {
+                self.forget(&h);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops tracking `hash`.
+    fn forget(&mut self, hash: &B256) {
+        if let Some(t) = self.tracked.remove(hash) {
+            for (p, _) in t.announcers {
+                if let Some(set) = self.by_peer.get_mut(&p) {
+                    set.remove(hash);
+                }
+            }
+            if let Some(set) = self.owned.get_mut(&t.owner) {
+                set.remove(hash);
             }
         }
     }
@@ -170,14 +236,14 @@ impl Fetcher {
     /// stop tracking them.
     pub fn arrived(&mut self, hashes: impl IntoIterator<Item = B256>) {
         for h in hashes {
-            if let Some(t) = self.tracked.remove(&h) {
-                for (p, _) in t.announcers {
-                    if let Some(set) = self.by_peer.get_mut(&p) {
-                        set.remove(&h);
-                    }
-                }
-            }
+            self.forget(&h);
         }
+    }
+
+    /// Peers whose requests timed out [`Config::max_timeouts`] times in a row since the
+    /// last call: the driver disconnects them (`UselessPeer`).
+    pub fn take_useless(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.useless)
     }
 
     /// `peer` answered request `id`; `delivered` are the hashes it sent. Hashes it left out
@@ -191,6 +257,9 @@ impl Fetcher {
         let Some(req) = self.requests.remove(&peer) else {
             return;
         };
+        if !delivered.is_empty() {
+            self.timeouts.remove(&peer);
+        }
         self.arrived(delivered.iter().copied());
         for h in req.hashes {
             self.drop_announcer(&h, &peer);
@@ -200,9 +269,12 @@ impl Fetcher {
     /// `peer` disconnected: its request and announcements are void.
     pub fn peer_left(&mut self, peer: &PeerId) {
         self.requests.remove(peer);
+        self.timeouts.remove(peer);
+        self.useless.retain(|p| p != peer);
         for h in self.by_peer.remove(peer).unwrap_or_default() {
             self.drop_announcer(&h, peer);
         }
+        self.owned.remove(peer);
     }
 
     fn drop_announcer(&mut self, hash: &B256, peer: &PeerId) {
@@ -216,8 +288,22 @@ impl Fetcher {
         if t.fetching == Some(*peer) {
             t.fetching = None;
         }
-        if t.announcers.is_empty() {
-            self.tracked.remove(hash);
+        match t.announcers.first() {
+            None => {
+                self.tracked.remove(hash);
+                if let Some(set) = self.owned.get_mut(peer) {
+                    set.remove(hash);
+                }
+            }
+            // Charged to the next announcer from now on.
+            Some(&(next, _)) if t.owner == *peer => {
+                t.owner = next;
+                if let Some(set) = self.owned.get_mut(peer) {
+                    set.remove(hash);
+                }
+                self.owned.entry(next).or_default().insert(*hash);
+            }
+            Some(_) => {}
         }
     }
 
@@ -232,6 +318,11 @@ impl Fetcher {
             .collect();
         for &(p, id) in &late {
             self.delivered(p, id, &[]);
+            let misses = self.timeouts.entry(p).or_default();
+            *misses += 1;
+            if *misses == self.config.max_timeouts {
+                self.useless.push(p);
+            }
         }
         late.into_iter().map(|(p, _)| p).collect()
     }

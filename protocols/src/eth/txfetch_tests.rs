@@ -127,13 +127,87 @@ fn tracking_is_bounded() {
     });
     f.announce(peer(1), items(0..1000), |_| false, t0);
     assert_eq!(f.len(), 100);
+    // Full at 150: peer 2 then takes room from peer 1 until they own the same share.
     f.announce(peer(2), items(500..1000), |_| false, t0);
     assert_eq!(f.len(), 150);
+    assert_eq!(f.owned[&peer(1)].len(), 75);
+    assert_eq!(f.owned[&peer(2)].len(), 75);
     f.announce(peer(3), items(0..100), |_| false, t0);
     f.announce(peer(4), items(0..100), |_| false, t0);
+    assert!(f.len() <= 150);
     assert!(f.tracked.values().all(|t| t.announcers.len() <= 2));
-    assert_eq!(f.by_peer[&peer(3)].len(), 100);
-    assert_eq!(f.by_peer[&peer(4)].len(), 0);
+    assert!(f.by_peer.values().all(|s| s.len() <= 100));
+    // Every tracked hash is charged to exactly one of its announcers.
+    let charged: usize = f.owned.values().map(|s| s.len()).sum();
+    assert_eq!(charged, f.len());
+    for (h, t) in &f.tracked {
+        assert!(t.announcers.iter().any(|(p, _)| *p == t.owner));
+        assert!(f.owned[&t.owner].contains(h));
+    }
+}
+
+/// Eight peers announce 4096 hashes each (the default table holds 32768) and never
+/// answer; an honest peer's announcement must still be fetched.
+#[test]
+fn silent_announcers_leave_room_for_honest_ones() {
+    let t0 = Instant::now();
+    let config = Config::default();
+    let mut f = Fetcher::new(config.clone());
+    for i in 0..8u16 {
+        f.announce(
+            peer(i as u8 + 1),
+            items(i * 4096..(i + 1) * 4096),
+            |_| false,
+            t0,
+        );
+    }
+    assert_eq!(f.len(), config.max_tracked);
+    let honest = peer(9);
+    let tx = h(u16::MAX);
+    f.announce(honest, [(tx, M)], |_| false, t0);
+    let t1 = t0 + config.arrival_wait;
+    let reqs = f.poll(t1);
+    let mine = reqs
+        .iter()
+        .find(|r| r.peer == honest)
+        .expect("honest peer asked");
+    assert_eq!(hashes(mine), vec![tx]);
+    f.delivered(honest, mine.id, &[tx]);
+    // The silent ones time out again and again and are reported, once each.
+    let mut now = t1;
+    let mut useless = Vec::new();
+    for _ in 0..config.max_timeouts {
+        now += config.timeout;
+        f.expire(now);
+        useless.extend(f.take_useless());
+        f.poll(now);
+    }
+    useless.sort_by_key(|p| p.serialize());
+    let mut silent: Vec<_> = (1..=8).map(peer).collect();
+    silent.sort_by_key(|p| p.serialize());
+    assert_eq!(useless, silent);
+    assert!(f.take_useless().is_empty());
+}
+
+#[test]
+fn a_delivery_clears_the_timeouts() {
+    let t0 = Instant::now();
+    let config = Config::default();
+    let mut f = Fetcher::new(config.clone());
+    let mut now = t0;
+    for round in 0..2 * config.max_timeouts as u16 {
+        f.announce(peer(1), items(round * 10..round * 10 + 2), |_| false, now);
+        now += config.arrival_wait;
+        let r = f.poll(now);
+        if round % 2 == 0 {
+            // Times out.
+            now += config.timeout;
+            f.expire(now);
+        } else {
+            f.delivered(peer(1), r[0].id, &hashes(&r[0])[..1]);
+        }
+    }
+    assert!(f.take_useless().is_empty());
 }
 
 #[test]

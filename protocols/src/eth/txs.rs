@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::messages::{self, Message, NewPooledTransactionHashes, Raw};
 use super::pool::Pooled;
 use super::txfetch::{self, Fetcher, Meta};
-use super::{Command, PeerId, Shared};
+use super::{Command, KNOWN_TXS, Known, PeerId, Shared};
 
 /// Transactions queued for one peer in full, at most (go-ethereum `maxQueuedTxs`).
 pub const MAX_QUEUED_TXS: usize = 4096;
@@ -33,15 +33,18 @@ pub const MAX_ANNOUNCE_PACKET: usize = 4096;
 /// Fetcher inputs buffered; beyond it announcements are dropped (they are hints).
 pub const FETCH_QUEUE: usize = 1024;
 
-/// What is waiting to go to one peer.
+/// What is waiting to go to one peer, and what it knows.
 #[derive(Default)]
 struct Out {
     full: Vec<Bytes>,
     full_bytes: usize,
     announce: Vec<(B256, Meta)>,
+    /// Transaction hashes the peer is known to have (it sent or announced them, or we did).
+    known: Known<KNOWN_TXS>,
 }
 
-/// One peer's outbound transaction queue; its handler waits on `notify`.
+/// One peer's outbound transaction queue and known transactions, behind a lock of its
+/// own; its handler waits on `notify`.
 #[derive(Default)]
 pub(super) struct TxQueue {
     out: Mutex<Out>,
@@ -53,21 +56,59 @@ impl TxQueue {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `tx` in full; false when the queue is full (the transaction is dropped).
-    fn push_full(&self, tx: &Pooled) -> bool {
+    /// Whether the peer is known to have `hash`.
+    pub(super) fn knows(&self, hash: &B256) -> bool {
+        self.out().known.contains(hash)
+    }
+
+    /// Remembers that the peer has `hashes`.
+    pub(super) fn mark_known(&self, hashes: impl IntoIterator<Item = B256>) {
         let mut out = self.out();
-        if out.full.len() >= MAX_QUEUED_TXS || out.full_bytes + tx.encoded.len() > MAX_QUEUED_BYTES
+        for h in hashes {
+            out.known.insert(h);
+        }
+    }
+
+    /// Queues those of `txs` the peer does not know, in full (`full`, blob transactions
+    /// aside) or as announcements, marking them known; returns whether any was queued.
+    /// What does not fit in the queue is dropped.
+    fn push(&self, txs: &[Pooled], full: bool) -> bool {
+        let mut out = self.out();
+        let mut queued = false;
+        for tx in txs {
+            if out.known.contains(&tx.hash) {
+                continue;
+            }
+            let ok = if full && !tx.blob {
+                out.push_full(tx)
+            } else {
+                out.push_announce(tx)
+            };
+            if ok {
+                out.known.insert(tx.hash);
+                queued = true;
+            }
+        }
+        queued
+    }
+}
+
+impl Out {
+    /// Queues `tx` in full; false when the queue is full (the transaction is dropped).
+    fn push_full(&mut self, tx: &Pooled) -> bool {
+        if self.full.len() >= MAX_QUEUED_TXS
+            || self.full_bytes + tx.encoded.len() > MAX_QUEUED_BYTES
         {
             return false;
         }
-        out.full_bytes += tx.encoded.len();
-        out.full.push(tx.encoded.clone());
+        self.full_bytes += tx.encoded.len();
+        self.full.push(tx.encoded.clone());
         true
     }
 
     /// Queues an announcement of `tx`; false when the queue is full.
-    fn push_announce(&self, tx: &Pooled) -> bool {
-        let mut out = self.out();
+    fn push_announce(&mut self, tx: &Pooled) -> bool {
+        let out = self;
         if out.announce.len() >= MAX_QUEUED_ANNOUNCES {
             return false;
         }
@@ -80,10 +121,19 @@ impl TxQueue {
         ));
         true
     }
+}
 
+impl TxQueue {
     /// Takes what is queued, as encoded messages `(code, payload)`.
     pub(super) fn drain(&self) -> Vec<(u8, bytes::Bytes)> {
-        let Out { full, announce, .. } = std::mem::take(&mut *self.out());
+        let (full, announce) = {
+            let mut out = self.out();
+            out.full_bytes = 0;
+            (
+                std::mem::take(&mut out.full),
+                std::mem::take(&mut out.announce),
+            )
+        };
         let mut msgs = Vec::new();
         let mut batch: Vec<Raw> = Vec::new();
         let mut size = 0;
@@ -125,46 +175,28 @@ fn random() -> u64 {
 }
 
 /// Sends newly pooled `txs` on: in full to sqrt(n) random peers, announced to the rest,
-/// never to `from` nor to a peer known to have them.
+/// never to `from` nor to a peer known to have them. The table lock is held only to list
+/// the peers' queues; each queue is then filled under its own lock.
 pub(super) fn broadcast(shared: &Shared, from: Option<PeerId>, txs: &[Pooled]) {
     if txs.is_empty() {
         return;
     }
-    let mut peers = shared.peers();
-    let mut ids: Vec<PeerId> = peers.keys().copied().filter(|p| Some(*p) != from).collect();
-    let fan_out = (ids.len() as f64).sqrt().ceil() as usize;
+    let mut queues: Vec<Arc<TxQueue>> = shared
+        .peers()
+        .iter()
+        .filter(|(p, _)| Some(**p) != from)
+        .map(|(_, e)| e.txq.clone())
+        .collect();
+    let fan_out = (queues.len() as f64).sqrt().ceil() as usize;
     // Partial Fisher-Yates: the first `fan_out` are a random choice.
-    for i in 0..ids.len().min(fan_out) {
-        let j = i + (random() as usize) % (ids.len() - i);
-        ids.swap(i, j);
+    for i in 0..queues.len().min(fan_out) {
+        let j = i + (random() as usize) % (queues.len() - i);
+        queues.swap(i, j);
     }
-    let mut woken = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        let Some(e) = peers.get_mut(id) else {
-            continue;
-        };
-        let mut queued = false;
-        for tx in txs {
-            if e.known_txs.contains(&tx.hash) {
-                continue;
-            }
-            let ok = if i < fan_out && !tx.blob {
-                e.txq.push_full(tx)
-            } else {
-                e.txq.push_announce(tx)
-            };
-            if ok {
-                e.known_txs.insert(tx.hash);
-                queued = true;
-            }
+    for (i, q) in queues.iter().enumerate() {
+        if q.push(txs, i < fan_out) {
+            q.notify.notify_one();
         }
-        if queued {
-            woken.push(e.txq.clone());
-        }
-    }
-    drop(peers);
-    for q in woken {
-        q.notify.notify_one();
     }
 }
 
@@ -251,6 +283,9 @@ async fn drive(
         for peer in f.expire(now) {
             tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), "pooled transactions request timed out");
         }
+        for peer in f.take_useless() {
+            disconnect_useless(&shared, &peer);
+        }
         for mut fetch in f.poll(now) {
             // Some may have been pooled meanwhile (an arrival hint can be dropped).
             let (held, wanted): (Vec<_>, Vec<_>) = fetch
@@ -278,6 +313,20 @@ async fn drive(
             }
         }
     }
+}
+
+/// Disconnects an announcer that never delivers (`UselessPeer`, see [`txfetch`]).
+fn disconnect_useless(shared: &Shared, peer: &PeerId) {
+    tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(peer), "announcer never delivers, disconnecting");
+    let Some(commands) = shared.peers().get(peer).map(|e| e.commands.clone()) else {
+        return;
+    };
+    // The command queue may be full of the node's requests: wait for room off this task.
+    tokio::spawn(async move {
+        let _ = commands
+            .send(Command::Disconnect(rlpx::DisconnectReason::UselessPeer))
+            .await;
+    });
 }
 
 fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
