@@ -93,13 +93,11 @@ pub enum Verdict {
     Disconnect,
 }
 
-/// A rough upper estimate of the memory a decoded block holds: its encoding (every decoded
-/// field holds at most its encoded bytes) plus the fixed size of each decoded transaction
-/// (a 14-byte typed transaction decodes into a few hundred bytes of structure).
+/// The memory a decoded block holds (its struct and heap, by the decoded capacities:
+/// [`eth::size::block_size`]); a 14-byte typed transaction decodes into a few hundred bytes
+/// of structure, so this, not the wire size, is what the queue is bounded by.
 pub fn block_memory(block: &Block) -> usize {
-    alloy_rlp::Encodable::length(block)
-        + block.body.transactions.len() * std::mem::size_of::<alloy_consensus::TxEnvelope>()
-        + std::mem::size_of::<Block>()
+    std::mem::size_of::<Block>() + eth::size::block_size(block)
 }
 
 /// The peers that announced a block being fetched.

@@ -149,6 +149,7 @@ async fn orphans_are_bounded_in_memory_and_per_peer() {
                     peer: *s,
                     block: Box::new(b),
                     td: U256::ZERO,
+                    held: Default::default(),
                 })
                 .await;
         }
