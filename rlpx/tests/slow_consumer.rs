@@ -163,10 +163,7 @@ async fn request(f: &mut Framed<DuplexStream, FrameCodec>, n: usize) {
 
 /// Reads frames at about `rate` wire bytes per (virtual) second and pings every 10 s, so
 /// the session never looks idle. Returns the number of answers read once the session ends.
-fn read_slowly(
-    f: Framed<DuplexStream, FrameCodec>,
-    rate: usize,
-) -> tokio::task::JoinHandle<usize> {
+fn read_slowly(f: Framed<DuplexStream, FrameCodec>, rate: usize) -> tokio::task::JoinHandle<usize> {
     let (mut tx, mut rx) = f.split();
     tokio::spawn(async move {
         let pinger = tokio::spawn(async move {
