@@ -275,3 +275,79 @@ async fn snappy_bombs_are_budgeted_before_decompressing() {
     peer.disconnect(DisconnectReason::ClientQuitting);
     attack.abort();
 }
+
+/// Four peers share one node budget (12 MiB received, 8 MiB queued for sending). Each sends
+/// 8 MiB to a protocol that is not reading, while its protocol queues 8 MiB for it and it
+/// reads none of it: together they hold no more than the node budget plus the frames in
+/// hand, where the per-peer budgets alone would allow 48 MiB. Once the others are gone,
+/// their share returns and the last peer is served in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_sharing_a_node_budget_hold_no_more_than_it() {
+    let _serial = serial();
+    let node = rlpx::NodeBudget::new(12 * MIB, 8 * MIB);
+    let cfg = Config {
+        node_budget: node.clone(),
+        ..config()
+    };
+    let mut peers = Vec::new();
+    for _ in 0..4 {
+        let (mut peer, f) = session(&cfg, MIB).await;
+        let eth = peer.take_protocol("eth").unwrap();
+        peers.push((peer, eth, f));
+    }
+    let msg = noise(MIB, 7);
+    let base = baseline();
+    let mut attackers = Vec::new();
+    let mut handles = Vec::new();
+    for (peer, eth, mut f) in peers {
+        let body = compressed(&msg);
+        attackers.push(tokio::spawn(async move {
+            for _ in 0..8 {
+                let data = body.clone();
+                if f.send(RawMessage { id: 0x10, data }).await.is_err() {
+                    break;
+                }
+            }
+            f
+        }));
+        let sender = eth.sender();
+        let out = msg.clone();
+        tokio::spawn(async move {
+            for _ in 0..8 {
+                // A fresh copy each, as answers are.
+                let answer = Bytes::from(out.to_vec());
+                if sender.send(4, answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+        handles.push((peer, eth));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = peak_growth_mib(base);
+    println!("4 peers within a 12 + 8 MiB node budget: peak heap +{grown:.1} MiB");
+    assert!(node.inbound_in_use() <= 12 * MIB && node.outbound_in_use() <= 8 * MIB);
+    assert!(node.inbound_in_use() >= 8 * MIB, "{node:?}");
+    // 20 MiB of budget, plus about 6 MiB per peer outside any budget: the frame in the
+    // reader's hand, codec buffers at both ends of the in-process pipe, the attacker's own,
+    // and the answer each sender holds while it waits. Per-peer budgets alone: ~67 MiB.
+    assert!(
+        grown < 52.0,
+        "four peers made us hold {grown:.1} MiB with a 20 MiB node budget"
+    );
+    // The others leave (as the progress rule makes peers that do not read) and their
+    // protocols end; the last peer's messages then all arrive.
+    let (last, mut last_eth) = handles.pop().unwrap();
+    for (peer, eth) in handles {
+        peer.disconnect(DisconnectReason::ClientQuitting);
+        drop(eth);
+    }
+    for _ in 0..8 {
+        let got = tokio::time::timeout(Duration::from_secs(5), last_eth.recv()).await;
+        assert_eq!(got.unwrap().unwrap().1.len(), MIB);
+    }
+    last.disconnect(DisconnectReason::ClientQuitting);
+    for a in attackers {
+        a.abort();
+    }
+}
