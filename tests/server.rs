@@ -390,7 +390,9 @@ async fn a_penalty_while_the_handler_is_blocked_still_bans() {
     use protocols::eth::messages::{BlockId, GetBlockHeaders, Message, RequestPair};
     let dir = support::tempdir("server-ban-blocked");
     let store = support::ethtest_store(&dir);
-    store.insert_blocks(&support::chain_blocks(u64::MAX)).unwrap();
+    store
+        .insert_blocks(&support::chain_blocks(u64::MAX))
+        .unwrap();
     let chain = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
     let (proto, eth, _events) = protocols::eth::Eth::new(chain.clone(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -436,7 +438,13 @@ async fn a_penalty_while_the_handler_is_blocked_still_bans() {
     }
     // Wait until the node has stopped getting answers out: its handler is blocked.
     until(10, "attacker admitted", || server.peers().len() == 1).await;
-    let out = || server.peers()[0].info.stats.messages_out.load(Ordering::Relaxed);
+    let out = || {
+        server.peers()[0]
+            .info
+            .stats
+            .messages_out
+            .load(Ordering::Relaxed)
+    };
     let mut last = out();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -10,6 +10,7 @@
 //! | framing (`Decoder`/`Encoder`) | [`codec`] | sans-IO codec |
 //! | p2p messages: Hello, Disconnect, Ping/Pong, snappy | [`p2p`] | pure |
 //! | capability negotiation and id routing | [`caps`] | pure |
+//! | byte budgets (per peer, per node) and the write-progress rule | [`budget`] | sans-IO |
 //! | connection typestates: [`Handshaked`] → [`Established`] → [`Peer`] | [`conn`], [`peer`] | tokio |
 //!
 //! A [`Peer`] runs one reader task, which routes each message by id into one bounded

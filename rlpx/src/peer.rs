@@ -201,7 +201,9 @@ impl ProtocolSender {
         })
     }
 
-    /// Disconnects the whole peer with `reason`.
+    /// Disconnects the whole peer with `reason`. The reason is recorded as the session's
+    /// [`CloseReason`] at once (unless it has already ended), ahead of anything queued and
+    /// without waiting for a blocked sender, so a penalty is never lost to a later failure.
     pub fn disconnect(&self, reason: DisconnectReason) {
         self.shutdown.close(CloseReason::Local(reason));
     }
@@ -241,7 +243,7 @@ impl ProtocolHandle {
         self.sender.send(code, data).await
     }
 
-    /// Disconnects the peer with `reason`.
+    /// Disconnects the peer with `reason`, see [`ProtocolSender::disconnect`].
     pub fn disconnect(&self, reason: DisconnectReason) {
         self.sender.disconnect(reason)
     }
@@ -512,10 +514,15 @@ impl<S: Io> Reader<S> {
                 Ok(())
             }
             DISCONNECT => {
-                // Some clients send Disconnect uncompressed even on v5 sessions.
-                let reason = self
-                    .decompress(&msg.data)
-                    .ok()
+                // Some clients send Disconnect uncompressed even on v5 sessions. A real
+                // body is 2 bytes: one declaring more is not expanded.
+                let small = p2p::decompressed_len(&msg.data).is_ok_and(|n| n <= 16);
+                let expanded = if small {
+                    self.decompress(&msg.data).ok()
+                } else {
+                    None
+                };
+                let reason = expanded
                     .and_then(|d| DisconnectReason::decode_body(&d).ok())
                     .or_else(|| DisconnectReason::decode_body(&msg.data).ok())
                     .unwrap_or(DisconnectReason::DisconnectRequested);
