@@ -208,9 +208,14 @@ async fn trickle_reader_is_dropped_for_not_keeping_up() {
     let server = serve(&mut peer, noise(512 * 1024, 1));
     request(&mut f, 64).await;
     let reader = read_slowly(f, 50 * 1024);
+    let start = tokio::time::Instant::now();
     let reason = tokio::time::timeout(Duration::from_secs(120), peer.closed())
         .await
         .expect("a trickle reader kept its session for 120 s");
+    println!(
+        "trickle reader dropped after {:?} (virtual)",
+        start.elapsed()
+    );
     assert_eq!(
         reason,
         CloseReason::Local(DisconnectReason::TcpSubsystemError)
@@ -274,6 +279,48 @@ async fn snappy_bombs_are_budgeted_before_decompressing() {
     );
     peer.disconnect(DisconnectReason::ClientQuitting);
     attack.abort();
+}
+
+/// The attack as found: a peer asks for many 2 MiB answers (the eth soft limit), reads
+/// none of them, and sends snappy frames that expand to 16 MiB. What one such peer makes
+/// us hold is the receive budget (here one 16 MiB message), the send budget, and the copies
+/// of the one answer being written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_asking_much_and_reading_nothing() {
+    let _serial = serial();
+    let cfg = config();
+    let (mut peer, mut f) = session(&cfg, MIB).await;
+    let answer = noise(2 * MIB, 3);
+    let mut eth = peer.take_protocol("eth").unwrap();
+    // Serves like eth: a fresh answer per request.
+    let server = tokio::spawn(async move {
+        while eth.recv().await.is_some() {
+            if eth.send(4, Bytes::from(answer.to_vec())).await.is_err() {
+                return;
+            }
+        }
+    });
+    let bomb = compressed(&vec![0u8; p2p::MAX_MESSAGE_SIZE]);
+    let base = baseline();
+    let attack = tokio::spawn(async move {
+        request(&mut f, 64).await;
+        for _ in 0..8 {
+            let data = bomb.clone();
+            if f.send(RawMessage { id: 0x10, data }).await.is_err() {
+                break;
+            }
+        }
+        f
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = peak_growth_mib(base);
+    println!(
+        "one peer asking 64 x 2 MiB, reading nothing, sending bombs: peak heap +{grown:.1} MiB"
+    );
+    assert!(grown < 36.0, "one peer made us hold {grown:.1} MiB");
+    peer.disconnect(DisconnectReason::ClientQuitting);
+    attack.abort();
+    server.abort();
 }
 
 /// Four peers share one node budget (12 MiB received, 8 MiB queued for sending). Each sends
