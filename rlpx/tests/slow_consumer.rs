@@ -323,6 +323,50 @@ async fn one_peer_asking_much_and_reading_nothing() {
     server.abort();
 }
 
+/// Once a 12 MiB message has been received and another sent, the session's frame buffers
+/// shrink back: a peer cannot make us keep the largest frame it ever sent (or we sent it)
+/// allocated for the rest of the session, outside every budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_messages_leave_no_big_buffers_behind() {
+    let _serial = serial();
+    let cfg = config();
+    let (mut peer, mut f) = session(&cfg, MIB).await;
+    let mut eth = peer.take_protocol("eth").unwrap();
+    let big = noise(12 * MIB, 5);
+    let body = compressed(&big);
+    let sender = eth.sender();
+    let base = baseline();
+    let (sent, got) = tokio::join!(
+        async {
+            f.send(RawMessage {
+                id: 0x10,
+                data: body,
+            })
+            .await
+            .unwrap();
+            sender.send(4, Bytes::from(big.to_vec())).await.unwrap();
+            loop {
+                let m = f.next().await.unwrap().unwrap();
+                if m.id == 0x14 {
+                    break m.data.len();
+                }
+            }
+        },
+        async { eth.recv().await.unwrap().1.len() }
+    );
+    assert!(sent > 11 * MIB && got == 12 * MIB);
+    // The attacker's own buffers are in this process too: shrink them by hand.
+    let r = f.read_buffer_mut();
+    *r = bytes::BytesMut::from(&r[..]);
+    let w = f.write_buffer_mut();
+    *w = bytes::BytesMut::from(&w[..]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let kept = LIVE.load(Ordering::Relaxed).saturating_sub(base) as f64 / MIB as f64;
+    println!("after a 12 MiB message each way: +{kept:.1} MiB still allocated");
+    assert!(kept < 4.0, "the session kept {kept:.1} MiB of buffers");
+    peer.disconnect(DisconnectReason::ClientQuitting);
+}
+
 /// Four peers share one node budget (12 MiB received, 8 MiB queued for sending). Each sends
 /// 8 MiB to a protocol that is not reading, while its protocol queues 8 MiB for it and it
 /// reads none of it: together they hold no more than the node budget plus the frames in
