@@ -12,21 +12,21 @@
 
 use crate::budget::{Budget, Held, Progress};
 use crate::caps::Shared;
-use crate::codec::{FrameCodec, RawMessage};
+use crate::codec::{FrameDecoder, FrameEncoder, RawMessage};
 use crate::conn::{Established, Io};
 use crate::handshake::Role;
 use crate::p2p::{self, DISCONNECT, DisconnectReason, EMPTY_LIST, MAX_MESSAGE_SIZE, PING, PONG};
 use crate::{Config, Error};
-use bytes::Bytes;
-use futures::stream::{SplitSink, SplitStream};
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use secp256k1::PublicKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{Instrument, debug, trace};
 
 /// Why a session ended.
@@ -348,7 +348,15 @@ impl<S: Io> Established<S> {
             }));
         }
         drop(queue);
-        let (sink, stream) = self.framed.split();
+        // Separate read and write halves, so each task owns (and can shrink) its buffer.
+        let parts = self.framed.into_parts();
+        let (rd, wr) = tokio::io::split(parts.io);
+        // Bytes read past the Hello are fed through the reader: a `FramedRead` given them
+        // in its buffer would not decode them before the socket is readable again.
+        let rd = std::io::Cursor::new(parts.read_buf).chain(rd);
+        let stream = FramedRead::new(rd, parts.codec.decoder);
+        let mut sink = FramedWrite::new(wr, parts.codec.encoder);
+        sink.write_buffer_mut().extend_from_slice(&parts.write_buf);
         let span = tracing::debug_span!(target: "rlpx", "peer", id = %short_id(&info.id));
         let reader = Reader {
             stream,
@@ -398,13 +406,21 @@ const CONTROL_QUEUE: usize = 16;
 /// Most payload bytes written per flush when draining a burst of queued messages.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Frame buffers that grew past this for one large message are given back afterwards, so
+/// a session keeps at most this much allocated between large messages (instead of the
+/// largest frame ever seen, up to 16 MiB each way). Small traffic never reallocates.
+const KEEP_BUFFER: usize = BATCH_BYTES;
+
 enum Control {
     Ping,
     Pong,
 }
 
+/// The reader's byte source: what was read past the Hello, then the socket.
+type ReadIo<S> = tokio::io::Chain<std::io::Cursor<BytesMut>, ReadHalf<S>>;
+
 struct Reader<S> {
-    stream: SplitStream<Framed<S, FrameCodec>>,
+    stream: FramedRead<ReadIo<S>, FrameDecoder>,
     info: Arc<Info>,
     routes: Vec<mpsc::Sender<Inbound>>,
     control: mpsc::Sender<Control>,
@@ -429,6 +445,13 @@ impl<S: Io> Reader<S> {
                 Ok(Some(Err(e))) => break close_for(&Error::from(e)),
                 Ok(Some(Ok(m))) => m,
             };
+            if msg.data.len() > KEEP_BUFFER {
+                // The buffer grew to hold this frame and would keep that allocation for
+                // the rest of the session (it still shares it): move what is left of it
+                // (the start of the next frame) to a fresh one.
+                let buf = self.stream.read_buffer_mut();
+                *buf = BytesMut::from(&buf[..]);
+            }
             match self.handle(msg, &mut closed).await {
                 Ok(()) => {}
                 Err(r) => break r,
@@ -555,7 +578,7 @@ fn close_for(e: &Error) -> CloseReason {
 }
 
 struct Writer<S> {
-    sink: SplitSink<Framed<S, FrameCodec>, RawMessage>,
+    sink: FramedWrite<WriteHalf<S>, FrameEncoder>,
     info: Arc<Info>,
     queue: mpsc::Receiver<Outbound>,
     control: mpsc::Receiver<Control>,
@@ -611,6 +634,10 @@ impl<S: Io> Writer<S> {
         match tokio::time::timeout_at(by, fut).await {
             Ok(Ok(())) => {
                 self.written += bytes;
+                if bytes > KEEP_BUFFER as u64 {
+                    // Flushed, so empty, but still as large as this batch: let it go.
+                    *self.sink.write_buffer_mut() = BytesMut::new();
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
