@@ -10,10 +10,10 @@ use rlpx::handshake::id_bytes;
 use rlpx::{CloseReason, Config, DisconnectReason, Hello, Peer, Protocol, conn, p2p};
 use secp256k1::{PublicKey, SecretKey};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::DuplexStream;
+use tokio::sync::Mutex;
 use tokio_util::codec::Framed;
 
 /// Counts live heap bytes and their peak.
@@ -53,12 +53,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// Tests share the allocator counters, so they run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Tests share the allocator counters, so they run one at a time (an async lock: each
+/// holds it across its awaits; it does not poison).
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// Resets the peak to the current live bytes and returns them.
 fn baseline() -> usize {
@@ -202,7 +199,7 @@ fn read_slowly(f: Framed<DuplexStream, FrameCodec>, rate: usize) -> tokio::task:
 /// ever. It must be dropped for not keeping up, and the blocked sender released.
 #[tokio::test(start_paused = true)]
 async fn trickle_reader_is_dropped_for_not_keeping_up() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let cfg = config();
     let (mut peer, mut f) = session(&cfg, 64 * 1024).await;
     let server = serve(&mut peer, noise(512 * 1024, 1));
@@ -232,7 +229,7 @@ async fn trickle_reader_is_dropped_for_not_keeping_up() {
 /// The same requests read at 400 KiB/s (a slow but honest link) are all served.
 #[tokio::test(start_paused = true)]
 async fn slow_but_steady_reader_is_served_everything() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let cfg = config();
     let (mut peer, mut f) = session(&cfg, 64 * 1024).await;
     let _server = serve(&mut peer, noise(512 * 1024, 2));
@@ -255,7 +252,7 @@ async fn slow_but_steady_reader_is_served_everything() {
 /// expanded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snappy_bombs_are_budgeted_before_decompressing() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let cfg = config();
     let (mut peer, mut f) = session(&cfg, MIB).await;
     let _eth = peer.take_protocol("eth").unwrap(); // held, never read
@@ -287,7 +284,7 @@ async fn snappy_bombs_are_budgeted_before_decompressing() {
 /// of the one answer being written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_peer_asking_much_and_reading_nothing() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let cfg = config();
     let (mut peer, mut f) = session(&cfg, MIB).await;
     let answer = noise(2 * MIB, 3);
@@ -328,7 +325,7 @@ async fn one_peer_asking_much_and_reading_nothing() {
 /// allocated for the rest of the session, outside every budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_messages_leave_no_big_buffers_behind() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let cfg = config();
     let (mut peer, mut f) = session(&cfg, MIB).await;
     let mut eth = peer.take_protocol("eth").unwrap();
@@ -374,7 +371,7 @@ async fn big_messages_leave_no_big_buffers_behind() {
 /// their share returns and the last peer is served in full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_sharing_a_node_budget_hold_no_more_than_it() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let node = rlpx::NodeBudget::new(12 * MIB, 8 * MIB);
     let cfg = Config {
         node_budget: node.clone(),
