@@ -411,6 +411,9 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// largest frame ever seen, up to 16 MiB each way). Small traffic never reallocates.
 const KEEP_BUFFER: usize = BATCH_BYTES;
 
+/// A fresh read buffer's size: `tokio_util`'s initial frame buffer capacity.
+const FRESH_BUFFER: usize = 8 * 1024;
+
 enum Control {
     Ping,
     Pong,
@@ -450,7 +453,9 @@ impl<S: Io> Reader<S> {
                 // the rest of the session (it still shares it): move what is left of it
                 // (the start of the next frame) to a fresh one.
                 let buf = self.stream.read_buffer_mut();
-                *buf = BytesMut::from(&buf[..]);
+                let mut fresh = BytesMut::with_capacity(buf.len().max(FRESH_BUFFER));
+                fresh.extend_from_slice(buf);
+                *buf = fresh;
             }
             match self.handle(msg, &mut closed).await {
                 Ok(()) => {}
@@ -617,6 +622,7 @@ impl<S: Io> Writer<S> {
         let by = progress.map_or(now + self.write_timeout, |p| {
             p.min(now + self.write_timeout)
         });
+        // The batch's budget, given back once it is flushed.
         let mut batch = Vec::from_iter(held);
         let mut bytes = data.len() as u64;
         let fut = async {
