@@ -166,8 +166,8 @@ impl Budget {
 /// at least `min_bytes` must be written per `window`. The window starts when data becomes
 /// owed and restarts only once `min_bytes` more have been written or nothing is owed, so a
 /// trickle of small writes does not keep a peer alive; a peer that stops reading, or reads
-/// a byte now and then, is dropped within `window` (`2 × window` if its backlog grew
-/// while a write was under way). Sans-IO: the writer feeds it `now`.
+/// a byte now and then, is dropped `window` after the writer started on what it owes.
+/// Sans-IO: the writer feeds it `now` (and counts a message being written as owed).
 #[derive(Debug)]
 pub(crate) struct Progress {
     window: Duration,
