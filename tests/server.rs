@@ -1,12 +1,15 @@
 //! The p2p server on loopback: discovery-driven dialling, peer limits, admission reasons,
 //! and resilience against garbage and stalled connections.
 
+mod support;
+
 use devp2p::server::{self, Handle, PeerEvent};
 use discovery::{Node, NodeId};
 use protocols::{Handler, Subprotocol};
 use rlpx::{CloseReason, DisconnectReason};
 use secp256k1::{PublicKey, SecretKey};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -381,4 +384,97 @@ async fn next_drop(events: &mut tokio::sync::broadcast::Receiver<PeerEvent>) -> 
             return reason;
         }
     }
+}
+
+/// A penalty decided while the peer's eth handler is blocked in `send` (the peer asked for
+/// many answers and stopped reading) still bans the peer: the session closes at once with
+/// the penalty's reason. (A penalty queued behind the blocked send lost to the write
+/// timeout, whose `Failed` is no ban reason.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_penalty_while_the_handler_is_blocked_still_bans() {
+    use protocols::eth::messages::{BlockId, GetBlockHeaders, Message, RequestPair};
+    let dir = support::tempdir("server-ban-blocked");
+    let store = support::ethtest_store(&dir);
+    store
+        .insert_blocks(&support::chain_blocks(u64::MAX))
+        .unwrap();
+    let chain = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
+    let (proto, eth, _events) = protocols::eth::Eth::new(chain.clone(), Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let key = SecretKey::new(&mut rand::rng());
+    let mut config = server::Config::new(key);
+    // A small queue, so the handler blocks after a few answers.
+    config.rlpx.outbound_budget = 1 << 20;
+    let server = server::start(config, listener, None, vec![Arc::new(proto)]).unwrap();
+    let mut events = server.subscribe();
+
+    // The attacker: a real eth/68 Status, then a burst of requests it never reads.
+    let attacker = SecretKey::new(&mut rand::rng());
+    let attacker_id = PublicKey::from_secret_key_global(&attacker);
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+        protocol_queue: 1,
+        inbound_budget: 64 * 1024,
+        ..rlpx::Config::default()
+    };
+    let remote = PublicKey::from_secret_key_global(&key);
+    let dial = || async {
+        let hs = rlpx::conn::connect_tcp(server.listen_addr(), &attacker, remote, &cfg)
+            .await
+            .unwrap();
+        hs.hello(&attacker, &cfg).await.unwrap().start(&cfg)
+    };
+    let mut peer = dial().await;
+    let mut raw = peer.take_protocol("eth").unwrap();
+    let status = Message::Status(protocols::eth::status::local(&*chain, 68));
+    raw.send(status.code(), status.encode()).await.unwrap();
+    assert_eq!(raw.recv().await.unwrap().0, status.code());
+    for id in 0..100 {
+        let req = Message::GetBlockHeaders(RequestPair {
+            request_id: id,
+            message: GetBlockHeaders {
+                origin: BlockId::Number(0),
+                amount: 1024,
+                skip: 0,
+                reverse: false,
+            },
+        });
+        raw.send(req.code(), req.encode()).await.unwrap();
+    }
+    // Wait until the node has stopped getting answers out: its handler is blocked.
+    until(10, "attacker admitted", || server.peers().len() == 1).await;
+    let out = || {
+        server.peers()[0]
+            .info
+            .stats
+            .messages_out
+            .load(Ordering::Relaxed)
+    };
+    let mut last = out();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = out();
+        if now == last && now > 1 {
+            break;
+        }
+        last = now;
+    }
+    eth.disconnect(&attacker_id, DisconnectReason::BreachOfProtocol)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_drop(&mut events).await,
+        CloseReason::Local(DisconnectReason::BreachOfProtocol)
+    );
+    drop((raw, peer));
+    // And it is refused on its return.
+    let peer = dial().await;
+    let reason = tokio::time::timeout(Duration::from_secs(3), peer.closed()).await;
+    assert_eq!(
+        reason.unwrap(),
+        CloseReason::Remote(DisconnectReason::UselessPeer)
+    );
+    server.shutdown().await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }

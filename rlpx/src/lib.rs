@@ -10,12 +10,19 @@
 //! | framing (`Decoder`/`Encoder`) | [`codec`] | sans-IO codec |
 //! | p2p messages: Hello, Disconnect, Ping/Pong, snappy | [`p2p`] | pure |
 //! | capability negotiation and id routing | [`caps`] | pure |
+//! | byte budgets (per peer, per node) and the write-progress rule | [`budget`] | sans-IO |
 //! | connection typestates: [`Handshaked`] → [`Established`] → [`Peer`] | [`conn`], [`peer`] | tokio |
 //!
 //! A [`Peer`] runs one reader task, which routes each message by id into one bounded
 //! channel per shared protocol ([`ProtocolHandle`]), and one writer task fed by a single
 //! outbound queue ([`ProtocolSender`]), which also pings every 15 s. The p2p layer runs over
 //! any `AsyncRead + AsyncWrite` stream, so tests use an in-memory duplex.
+//!
+//! What a peer can make us hold is bounded per peer and for the whole node ([`budget`]):
+//! by default 8 MiB of received messages and 4 MiB queued for sending per peer (or one
+//! larger message, up to the 16 MiB limit), within 128 MiB and 64 MiB for all peers
+//! sharing a [`NodeBudget`]; and a peer that does not take what it is sent (2 MiB per
+//! 20 s while messages are queued for it) is dropped.
 //!
 //! # Example
 //!
@@ -50,6 +57,7 @@
 //! [`codec::Error`] / [`p2p::Error`] → [`Error`]. [`Error::disconnect_reason`] says which
 //! `Disconnect` reason, if any, the peer is sent for each.
 
+pub mod budget;
 pub mod caps;
 pub mod codec;
 pub mod conn;
@@ -59,12 +67,15 @@ pub mod mac;
 pub mod p2p;
 pub mod peer;
 
+pub use budget::NodeBudget;
 pub use caps::{Protocol, Shared};
 pub use conn::{Established, Handshaked};
 pub use p2p::{Capability, DisconnectReason, Hello};
 pub use peer::{CloseReason, Info, Peer, ProtocolHandle, ProtocolSender, SendError};
 
 use std::time::Duration;
+
+const MIB: usize = 1024 * 1024;
 
 /// Session settings. Defaults follow go-ethereum where it has a value.
 #[derive(Debug, Clone)]
@@ -83,18 +94,36 @@ pub struct Config {
     /// A peer that sends nothing at all for this long is dropped with `PingTimeout`.
     /// Default 30 s: two missed ping rounds (geth `frameReadTimeout`).
     pub idle_timeout: Duration,
-    /// A frame write that stalls this long fails the session. Default 20 s (geth
-    /// `frameWriteTimeout`).
+    /// A write that stalls this long ends the session, and so does a peer that, while
+    /// messages are queued for it, takes fewer than [`Config::min_write_progress`] bytes
+    /// in this long (the period is not restarted by small writes: see [`budget`]). Either
+    /// closes with `Local(TcpSubsystemError)` (go-ethereum's `DiscNetworkError` for a
+    /// failed write). Default 20 s (geth `frameWriteTimeout`).
     pub write_timeout: Duration,
+    /// Bytes a peer must take per [`Config::write_timeout`] while messages are queued for
+    /// it. Default 2 MiB, one eth answer at the soft limit: about 100 KiB/s, a fifth of
+    /// what geth demands of its largest messages (10 MiB per 20 s write timeout). A single
+    /// message larger than this must still be written within one period.
+    pub min_write_progress: usize,
     /// Messages buffered per protocol before the reader waits. Default 64.
     pub protocol_queue: usize,
-    /// Uncompressed bytes of received messages buffered per peer before the reader waits.
-    /// Must be at least the 16 MiB message limit. Default 32 MiB.
+    /// Uncompressed bytes of received messages held per peer before the reader waits,
+    /// taken on the size a snappy body declares, before it is expanded. Default 8 MiB:
+    /// eth answers stop at the 2 MiB soft limit, so this holds four while the protocol
+    /// handles another; a single larger message (up to the 16 MiB limit, e.g. a 10 MiB
+    /// `NewBlock`) is admitted alone.
     pub inbound_budget: usize,
     /// Messages queued for sending per peer. Default 256.
     pub outbound_queue: usize,
-    /// Bytes queued for sending per peer before senders wait. Default 32 MiB.
+    /// Bytes queued for sending per peer before senders wait. Default 4 MiB: two 2 MiB eth
+    /// answers, one being written and the next ready (go-ethereum writes one message at a
+    /// time and buffers none); a single larger message is queued alone.
     pub outbound_budget: usize,
+    /// The node-wide cap on the bytes held by all sessions started with this `Config` or a
+    /// clone of it (so one server's peers share it). Default
+    /// [`budget::DEFAULT_NODE_INBOUND`] received, [`budget::DEFAULT_NODE_OUTBOUND`] queued
+    /// for sending: with the per-peer budgets above, 16 peers at their limits.
+    pub node_budget: NodeBudget,
 }
 
 impl Default for Config {
@@ -107,10 +136,12 @@ impl Default for Config {
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(20),
+            min_write_progress: 2 * MIB,
             protocol_queue: 64,
-            inbound_budget: 2 * p2p::MAX_MESSAGE_SIZE,
+            inbound_budget: 8 * MIB,
             outbound_queue: 256,
-            outbound_budget: 2 * p2p::MAX_MESSAGE_SIZE,
+            outbound_budget: 4 * MIB,
+            node_budget: NodeBudget::default(),
         }
     }
 }

@@ -336,6 +336,18 @@ impl std::fmt::Display for DisconnectReason {
 /// The RLP empty list, the body of Ping and Pong.
 pub const EMPTY_LIST: [u8; 1] = [0xc0];
 
+/// The size a snappy body declares it expands to, checked against [`MAX_MESSAGE_SIZE`]:
+/// what receiving it will cost, known before anything is allocated for it.
+pub fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
+    let len = snap::raw::decompress_len(data).map_err(|e| Error::Snappy(e.to_string()))?;
+    if len > MAX_MESSAGE_SIZE {
+        return Err(Error::Snappy(format!(
+            "declared size {len} exceeds {MAX_MESSAGE_SIZE}"
+        )));
+    }
+    Ok(len)
+}
+
 /// Snappy compression state for one session (the encoder keeps its hash table).
 pub struct Snappy {
     enc: snap::raw::Encoder,
@@ -363,12 +375,7 @@ impl Snappy {
     /// Decompresses a message body, checking the declared length against
     /// [`MAX_MESSAGE_SIZE`] before allocating anything for it.
     pub fn decompress(&mut self, data: &[u8]) -> Result<Bytes, Error> {
-        let len = snap::raw::decompress_len(data).map_err(|e| Error::Snappy(e.to_string()))?;
-        if len > MAX_MESSAGE_SIZE {
-            return Err(Error::Snappy(format!(
-                "declared size {len} exceeds {MAX_MESSAGE_SIZE}"
-            )));
-        }
+        let len = decompressed_len(data)?;
         let mut out = vec![0u8; len];
         let n = self
             .dec

@@ -3,22 +3,30 @@
 //! queue (btcd-style: callers enqueue and never touch the socket). The reader answers
 //! Ping, handles Disconnect, and drops a peer that sends nothing for
 //! [`Config::idle_timeout`]; the writer pings every [`Config::ping_interval`].
+//!
+//! Each message held (received and not yet taken, or queued and not yet written) holds
+//! its size in the peer's and the node's [`budget`](crate::budget). A protocol that stops
+//! taking messages stops the reader (back-pressure on the peer's TCP stream), and a
+//! protocol blocked sending to a peer that does not read is released when the writer's
+//! progress rule drops that peer: no wait in the session is unbounded.
 
+use crate::budget::{Budget, Held, Progress};
 use crate::caps::Shared;
-use crate::codec::{FrameCodec, RawMessage};
+use crate::codec::{FrameDecoder, FrameEncoder, RawMessage};
 use crate::conn::{Established, Io};
 use crate::handshake::Role;
 use crate::p2p::{self, DISCONNECT, DisconnectReason, EMPTY_LIST, MAX_MESSAGE_SIZE, PING, PONG};
 use crate::{Config, Error};
-use bytes::Bytes;
-use futures::stream::{SplitSink, SplitStream};
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use secp256k1::PublicKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio_util::codec::Framed;
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{Instrument, debug, trace};
 
 /// Why a session ended.
@@ -66,20 +74,19 @@ pub struct Info {
     pub stats: Stats,
 }
 
-/// An incoming subprotocol message, holding its share of the peer's receive budget until
-/// it is taken with [`ProtocolHandle::recv`].
+/// An incoming subprotocol message, holding its share of the receive budget until it is
+/// taken with [`ProtocolHandle::recv`].
 struct Inbound {
     code: u8,
     data: Bytes,
-    _budget: OwnedSemaphorePermit,
+    _budget: Held,
 }
 
-enum Outbound {
-    Message {
-        id: u64,
-        data: Bytes,
-        _budget: OwnedSemaphorePermit,
-    },
+/// A message queued for sending, holding its share of the send budget until written.
+struct Outbound {
+    id: u64,
+    data: Bytes,
+    budget: Held,
 }
 
 /// Errors sending on a peer.
@@ -135,8 +142,7 @@ pub struct ProtocolSender {
     offset: u64,
     messages: u8,
     queue: mpsc::Sender<Outbound>,
-    budget: Arc<Semaphore>,
-    budget_total: usize,
+    budget: Budget,
     shutdown: Arc<Shutdown>,
 }
 
@@ -151,43 +157,43 @@ impl ProtocolSender {
         Ok(())
     }
 
-    fn permits(&self, len: usize) -> u32 {
-        len.clamp(1, self.budget_total) as u32
-    }
-
     /// Queues a message (code relative to the protocol), waiting while the peer's outbound
-    /// queue is full. Never waits on the socket itself.
+    /// queue or budget, or the node's, is full. Never waits on the socket itself, and
+    /// returns [`SendError::Closed`] as soon as the session ends (e.g. because the peer
+    /// did not read what was queued for it).
     pub async fn send(&self, code: u8, data: Bytes) -> Result<(), SendError> {
         self.check(code, data.len())?;
-        let budget = self
-            .budget
-            .clone()
-            .acquire_many_owned(self.permits(data.len()))
-            .await
-            .map_err(|_| SendError::Closed)?;
-        let msg = Outbound::Message {
-            id: self.offset + u64::from(code),
-            data,
-            _budget: budget,
+        let mut closed = self.shutdown.state.subscribe();
+        let queued = async {
+            let budget = self.budget.acquire(data.len()).await;
+            let msg = Outbound {
+                id: self.offset + u64::from(code),
+                data,
+                budget: budget.map_err(|_| SendError::Closed)?,
+            };
+            self.queue.send(msg).await.map_err(|_| SendError::Closed)
         };
-        self.queue.send(msg).await.map_err(|_| SendError::Closed)
+        tokio::select! {
+            biased;
+            _ = until_closed(&mut closed) => Err(SendError::Closed),
+            r = queued => r,
+        }
     }
 
     /// Queues a message without waiting; [`SendError::Full`] when the queue is full.
     pub fn try_send(&self, code: u8, data: Bytes) -> Result<(), SendError> {
         self.check(code, data.len())?;
-        let budget = self
-            .budget
-            .clone()
-            .try_acquire_many_owned(self.permits(data.len()))
-            .map_err(|e| match e {
-                tokio::sync::TryAcquireError::Closed => SendError::Closed,
-                tokio::sync::TryAcquireError::NoPermits => SendError::Full,
-            })?;
-        let msg = Outbound::Message {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let budget = self.budget.try_acquire(data.len()).map_err(|e| match e {
+            tokio::sync::TryAcquireError::Closed => SendError::Closed,
+            tokio::sync::TryAcquireError::NoPermits => SendError::Full,
+        })?;
+        let msg = Outbound {
             id: self.offset + u64::from(code),
             data,
-            _budget: budget,
+            budget,
         };
         self.queue.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
@@ -195,7 +201,9 @@ impl ProtocolSender {
         })
     }
 
-    /// Disconnects the whole peer with `reason`.
+    /// Disconnects the whole peer with `reason`. The reason is recorded as the session's
+    /// [`CloseReason`] at once (unless it has already ended), ahead of anything queued and
+    /// without waiting for a blocked sender, so a penalty is never lost to a later failure.
     pub fn disconnect(&self, reason: DisconnectReason) {
         self.shutdown.close(CloseReason::Local(reason));
     }
@@ -235,7 +243,7 @@ impl ProtocolHandle {
         self.sender.send(code, data).await
     }
 
-    /// Disconnects the peer with `reason`.
+    /// Disconnects the peer with `reason`, see [`ProtocolSender::disconnect`].
     pub fn disconnect(&self, reason: DisconnectReason) {
         self.sender.disconnect(reason)
     }
@@ -317,8 +325,8 @@ impl<S: Io> Established<S> {
         let owner = Arc::new(Owner(shutdown.clone()));
         let (queue, out_rx) = mpsc::channel(config.outbound_queue);
         let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
-        let out_budget = Arc::new(Semaphore::new(config.outbound_budget));
-        let in_budget = Arc::new(Semaphore::new(config.inbound_budget));
+        let out_budget = Budget::outbound(config.outbound_budget, &config.node_budget);
+        let in_budget = Budget::inbound(config.inbound_budget, &config.node_budget);
         let mut handles = Vec::new();
         let mut routes = Vec::new();
         for s in &info.shared {
@@ -329,7 +337,6 @@ impl<S: Io> Established<S> {
                 messages: s.messages,
                 queue: queue.clone(),
                 budget: out_budget.clone(),
-                budget_total: config.outbound_budget,
                 shutdown: shutdown.clone(),
             };
             handles.push(Some(ProtocolHandle {
@@ -341,7 +348,15 @@ impl<S: Io> Established<S> {
             }));
         }
         drop(queue);
-        let (sink, stream) = self.framed.split();
+        // Separate read and write halves, so each task owns (and can shrink) its buffer.
+        let parts = self.framed.into_parts();
+        let (rd, wr) = tokio::io::split(parts.io);
+        // Bytes read past the Hello are fed through the reader: a `FramedRead` given them
+        // in its buffer would not decode them before the socket is readable again.
+        let rd = std::io::Cursor::new(parts.read_buf).chain(rd);
+        let stream = FramedRead::new(rd, parts.codec.decoder);
+        let mut sink = FramedWrite::new(wr, parts.codec.encoder);
+        sink.write_buffer_mut().extend_from_slice(&parts.write_buf);
         let span = tracing::debug_span!(target: "rlpx", "peer", id = %short_id(&info.id));
         let reader = Reader {
             stream,
@@ -349,7 +364,6 @@ impl<S: Io> Established<S> {
             routes,
             control: ctrl_tx.clone(),
             budget: in_budget,
-            budget_total: config.inbound_budget,
             shutdown: shutdown.clone(),
             snappy: p2p::Snappy::default(),
             idle_timeout: config.idle_timeout,
@@ -363,6 +377,8 @@ impl<S: Io> Established<S> {
             snappy: p2p::Snappy::default(),
             ping_interval: config.ping_interval,
             write_timeout: config.write_timeout,
+            progress: Progress::new(config.write_timeout, config.min_write_progress),
+            written: 0,
             shutdown: shutdown.clone(),
         };
         tokio::spawn(reader.run().instrument(span.clone()));
@@ -390,18 +406,28 @@ const CONTROL_QUEUE: usize = 16;
 /// Most payload bytes written per flush when draining a burst of queued messages.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Frame buffers that grew past this for one large message are given back afterwards, so
+/// a session keeps at most this much allocated between large messages (instead of the
+/// largest frame ever seen, up to 16 MiB each way). Small traffic never reallocates.
+const KEEP_BUFFER: usize = BATCH_BYTES;
+
+/// A fresh read buffer's size: `tokio_util`'s initial frame buffer capacity.
+const FRESH_BUFFER: usize = 8 * 1024;
+
 enum Control {
     Ping,
     Pong,
 }
 
+/// The reader's byte source: what was read past the Hello, then the socket.
+type ReadIo<S> = tokio::io::Chain<std::io::Cursor<BytesMut>, ReadHalf<S>>;
+
 struct Reader<S> {
-    stream: SplitStream<Framed<S, FrameCodec>>,
+    stream: FramedRead<ReadIo<S>, FrameDecoder>,
     info: Arc<Info>,
     routes: Vec<mpsc::Sender<Inbound>>,
     control: mpsc::Sender<Control>,
-    budget: Arc<Semaphore>,
-    budget_total: usize,
+    budget: Budget,
     shutdown: Arc<Shutdown>,
     snappy: p2p::Snappy,
     idle_timeout: std::time::Duration,
@@ -422,6 +448,15 @@ impl<S: Io> Reader<S> {
                 Ok(Some(Err(e))) => break close_for(&Error::from(e)),
                 Ok(Some(Ok(m))) => m,
             };
+            if msg.data.len() > KEEP_BUFFER {
+                // The buffer grew to hold this frame and would keep that allocation for
+                // the rest of the session (it still shares it): move what is left of it
+                // (the start of the next frame) to a fresh one.
+                let buf = self.stream.read_buffer_mut();
+                let mut fresh = BytesMut::with_capacity(buf.len().max(FRESH_BUFFER));
+                fresh.extend_from_slice(buf);
+                *buf = fresh;
+            }
             match self.handle(msg, &mut closed).await {
                 Ok(()) => {}
                 Err(r) => break r,
@@ -429,6 +464,17 @@ impl<S: Io> Reader<S> {
         };
         debug!(target: "rlpx", ?reason, "reader stopped");
         self.shutdown.close(reason);
+    }
+
+    /// What `data` will occupy once expanded, known before expanding it.
+    fn declared_len(&self, data: &[u8]) -> Result<usize, Error> {
+        if self.info.snappy {
+            Ok(p2p::decompressed_len(data)?)
+        } else if data.len() > MAX_MESSAGE_SIZE {
+            Err(Error::MessageTooLarge(data.len()))
+        } else {
+            Ok(data.len())
+        }
     }
 
     fn decompress(&mut self, data: &Bytes) -> Result<Bytes, Error> {
@@ -454,19 +500,24 @@ impl<S: Io> Reader<S> {
             debug!(target: "rlpx", id = msg.id, "message id outside every shared protocol");
             return Err(CloseReason::Local(DisconnectReason::BreachOfProtocol));
         };
+        // Back-pressure: wait for the protocol to consume, bounded by count and bytes. The
+        // budget is taken on the size the body declares (or on the frame, if larger)
+        // before expanding it, so a peer cannot make us hold more than the budget plus
+        // the one frame being read.
+        let declared = self.declared_len(&msg.data).map_err(|e| close_for(&e))?;
+        let budget = tokio::select! {
+            _ = until_closed(closed) => return Ok(()),
+            p = self.budget.acquire(declared.max(msg.data.len())) => p,
+        };
+        let Ok(budget) = budget else { return Ok(()) };
         let data = self.decompress(&msg.data).map_err(|e| close_for(&e))?;
+        let id = msg.id;
+        drop(msg);
         self.info
             .stats
             .bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        trace!(target: "rlpx", id = msg.id, len = data.len(), "message");
-        // Back-pressure: wait for the protocol to consume, bounded by count and bytes.
-        let permits = data.len().clamp(1, self.budget_total) as u32;
-        let budget = tokio::select! {
-            _ = until_closed(closed) => return Ok(()),
-            p = self.budget.clone().acquire_many_owned(permits) => p,
-        };
-        let Ok(budget) = budget else { return Ok(()) };
+        trace!(target: "rlpx", id, len = data.len(), "message");
         let route = &self.routes[index]; // ok: index comes from `route` over the same list
         let sent = tokio::select! {
             _ = until_closed(closed) => return Ok(()),
@@ -491,10 +542,15 @@ impl<S: Io> Reader<S> {
                 Ok(())
             }
             DISCONNECT => {
-                // Some clients send Disconnect uncompressed even on v5 sessions.
-                let reason = self
-                    .decompress(&msg.data)
-                    .ok()
+                // Some clients send Disconnect uncompressed even on v5 sessions. A real
+                // body is 2 bytes: one declaring more is not expanded.
+                let small = p2p::decompressed_len(&msg.data).is_ok_and(|n| n <= 16);
+                let expanded = if small {
+                    self.decompress(&msg.data).ok()
+                } else {
+                    None
+                };
+                let reason = expanded
                     .and_then(|d| DisconnectReason::decode_body(&d).ok())
                     .or_else(|| DisconnectReason::decode_body(&msg.data).ok())
                     .unwrap_or(DisconnectReason::DisconnectRequested);
@@ -527,7 +583,7 @@ fn close_for(e: &Error) -> CloseReason {
 }
 
 struct Writer<S> {
-    sink: SplitSink<Framed<S, FrameCodec>, RawMessage>,
+    sink: FramedWrite<WriteHalf<S>, FrameEncoder>,
     info: Arc<Info>,
     queue: mpsc::Receiver<Outbound>,
     control: mpsc::Receiver<Control>,
@@ -535,8 +591,16 @@ struct Writer<S> {
     snappy: p2p::Snappy,
     ping_interval: std::time::Duration,
     write_timeout: std::time::Duration,
+    /// The rule that a peer keeps taking what is queued for it.
+    progress: Progress,
+    /// Payload bytes written (flushed) so far, for `progress`.
+    written: u64,
     shutdown: Arc<Shutdown>,
 }
+
+/// Why a peer too slow to take what we send is dropped: go-ethereum closes with
+/// `DiscNetworkError` (this code) when a write fails or times out.
+const SLOW_PEER: CloseReason = CloseReason::Local(DisconnectReason::TcpSubsystemError);
 
 impl<S: Io> Writer<S> {
     fn compress(&mut self, data: &[u8]) -> Bytes {
@@ -550,25 +614,43 @@ impl<S: Io> Writer<S> {
 
     /// Writes one message and then whatever else is already queued, up to
     /// [`BATCH_BYTES`], with one flush: a burst of small messages costs one socket write
-    /// instead of one each.
-    async fn write(&mut self, id: u64, data: Bytes) -> Result<(), CloseReason> {
-        let write_timeout = self.write_timeout;
+    /// instead of one each. The batch must be written within the write timeout and by the
+    /// progress rule's deadline; the messages keep their budget until it is.
+    async fn write(&mut self, id: u64, data: Bytes, held: Option<Held>) -> Result<(), CloseReason> {
+        let now = Instant::now();
+        let progress = self.progress.deadline(now, self.written, true);
+        let by = progress.map_or(now + self.write_timeout, |p| {
+            p.min(now + self.write_timeout)
+        });
+        // The batch's budget, given back once it is flushed.
+        let mut batch = Vec::from_iter(held);
+        let mut bytes = data.len() as u64;
         let fut = async {
-            let mut batched = data.len();
             self.feed(id, data).await?;
-            while batched < BATCH_BYTES {
-                let Ok(Outbound::Message { id, data, _budget }) = self.queue.try_recv() else {
+            while bytes < BATCH_BYTES as u64 {
+                let Ok(m) = self.queue.try_recv() else {
                     break;
                 };
-                batched += data.len();
-                self.feed(id, data).await?;
+                bytes += m.data.len() as u64;
+                batch.push(m.budget);
+                self.feed(m.id, m.data).await?;
             }
             self.sink.flush().await
         };
-        match tokio::time::timeout(write_timeout, fut).await {
-            Ok(Ok(())) => Ok(()),
+        match tokio::time::timeout_at(by, fut).await {
+            Ok(Ok(())) => {
+                self.written += bytes;
+                if bytes > KEEP_BUFFER as u64 {
+                    // Flushed, so empty, but still as large as this batch: let it go.
+                    *self.sink.write_buffer_mut() = BytesMut::new();
+                }
+                Ok(())
+            }
             Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
-            Err(_) => Err(CloseReason::Failed("write timed out".into())),
+            Err(_) => {
+                debug!(target: "rlpx", written = self.written, "peer is not taking what it is sent");
+                Err(SLOW_PEER)
+            }
         }
     }
 
@@ -595,17 +677,21 @@ impl<S: Io> Writer<S> {
         );
         let mut closed = self.closed.clone();
         let failure = loop {
+            let owed = !self.queue.is_empty();
+            let deadline = self.progress.deadline(Instant::now(), self.written, owed);
             let step = tokio::select! {
                 biased;
                 _ = until_closed(&mut closed) => break None,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    debug!(target: "rlpx", written = self.written, "peer is not taking what it is sent");
+                    Err(SLOW_PEER)
+                }
                 Some(c) = self.control.recv() => {
                     let id = match c { Control::Ping => PING, Control::Pong => PONG };
-                    self.write(id, Bytes::from_static(&EMPTY_LIST)).await
+                    self.write(id, Bytes::from_static(&EMPTY_LIST), None).await
                 }
-                _ = ping.tick() => self.write(PING, Bytes::from_static(&EMPTY_LIST)).await,
-                Some(Outbound::Message { id, data, _budget }) = self.queue.recv() => {
-                    self.write(id, data).await
-                }
+                _ = ping.tick() => self.write(PING, Bytes::from_static(&EMPTY_LIST), None).await,
+                Some(m) = self.queue.recv() => self.write(m.id, m.data, Some(m.budget)).await,
             };
             if let Err(reason) = step {
                 break Some(reason);
@@ -614,6 +700,9 @@ impl<S: Io> Writer<S> {
         if let Some(reason) = failure {
             self.shutdown.close(reason);
         }
+        // Give the queued messages' budget back to the node now, not after the goodbye.
+        self.queue.close();
+        while self.queue.try_recv().is_ok() {}
         let reason = { self.closed.borrow().clone() };
         if let Some(CloseReason::Local(r)) = reason {
             // Best effort: tell the peer why, then close.

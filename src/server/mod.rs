@@ -14,6 +14,12 @@
 //! `UselessPeer` (in [`rlpx::Handshaked::hello`]); over `max_peers`, or over the inbound
 //! share for an inbound peer → `TooManyPeers` (trusted peers are exempt). Shutdown sends
 //! `ClientQuitting` to every peer.
+//!
+//! A ban is decided on the reason the session records when it closes. A protocol that
+//! penalises a peer ([`rlpx::ProtocolSender::disconnect`], e.g. eth's `Handle::disconnect`)
+//! records its reason at once, even while that peer's handler is blocked sending, so the
+//! penalty is never lost to a later write failure. A peer dropped for not taking what it is
+//! sent (`Local(TcpSubsystemError)`) is not banned: it may just be slow.
 
 pub mod dial;
 mod stats;
@@ -59,6 +65,9 @@ pub struct Config {
     /// How long a peer we dropped for a protocol breach is refused. Default 10 min.
     pub ban_duration: Duration,
     /// RLPx session settings; `protocols` is filled from the registered subprotocols.
+    /// Every peer of this server shares its `node_budget` (by default 128 MiB of received
+    /// and 64 MiB of queued outgoing messages across all peers, on top of 8 MiB and 4 MiB
+    /// per peer).
     pub rlpx: rlpx::Config,
     /// Dial limits; `max_dynamic` is derived from `max_peers / dial_ratio`.
     pub dial: dial::Limits,

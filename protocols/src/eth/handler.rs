@@ -153,6 +153,7 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
             status,
             version,
             commands: tx,
+            closer: peer.sender(),
             known: Default::default(),
             txq: txq.clone(),
         },
@@ -308,11 +309,6 @@ impl Session {
 
     async fn on_command(&mut self, cmd: Command) -> bool {
         let cmd = match cmd {
-            Command::Disconnect(reason) => {
-                tracing::debug!(target: "eth", ?reason, "disconnecting on the node's request");
-                self.peer.disconnect(reason);
-                return false;
-            }
             Command::Send(c, data) => return self.send(c, data).await,
             Command::FetchPooled { id, hashes } => return self.fetch_pooled(id, hashes).await,
             other => other,
@@ -321,7 +317,7 @@ impl Session {
             match cmd {
                 Command::Headers { reply, .. } => Reply::Headers(reply).fail(RequestError::Busy),
                 Command::Bodies { reply, .. } => Reply::Bodies(reply).fail(RequestError::Busy),
-                Command::Disconnect(_) | Command::Send(..) | Command::FetchPooled { .. } => {}
+                Command::Send(..) | Command::FetchPooled { .. } => {}
             }
             return true;
         }
@@ -348,7 +344,7 @@ impl Session {
                     message: hashes,
                 })
             }
-            Command::Disconnect(_) | Command::Send(..) | Command::FetchPooled { .. } => {
+            Command::Send(..) | Command::FetchPooled { .. } => {
                 return true;
             }
         };

@@ -264,8 +264,6 @@ enum Command {
         hashes: Vec<B256>,
         reply: oneshot::Sender<Result<Vec<BlockBody<TxEnvelope>>, RequestError>>,
     },
-    /// End the session with this reason (the node's downloader penalising the peer).
-    Disconnect(rlpx::DisconnectReason),
     /// Send an encoded message (block propagation).
     Send(u8, bytes::Bytes),
     /// Ask for announced pooled transactions (the fetcher's request `id`).
@@ -310,6 +308,8 @@ struct Entry {
     status: PeerStatus,
     version: u32,
     commands: mpsc::Sender<Command>,
+    /// Closes the session directly: a penalty must not queue behind a blocked handler.
+    closer: rlpx::ProtocolSender,
     known: Known<KNOWN_BLOCKS>,
     /// Its outbound transactions and the transaction hashes it knows, behind a lock of
     /// its own (broadcasting must not hold the table's).
@@ -503,11 +503,13 @@ impl Handle {
         peer: &PeerId,
         reason: rlpx::DisconnectReason,
     ) -> Result<(), RequestError> {
-        let commands = self.commands(peer)?;
-        commands
-            .send(Command::Disconnect(reason))
-            .await
-            .map_err(|_| RequestError::Disconnected)
+        // Closed at once, bypassing the handler's queue (it may be blocked sending to this
+        // very peer): the session records `reason` now, so the server bans on it.
+        let peers = self.shared.peers();
+        let entry = peers.get(peer).ok_or(RequestError::UnknownPeer)?;
+        tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(peer), ?reason, "disconnecting on the node's request");
+        entry.closer.disconnect(reason);
+        Ok(())
     }
 
     /// The negotiated eth version of `peer`.
