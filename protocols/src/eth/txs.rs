@@ -318,15 +318,10 @@ async fn drive(
 /// Disconnects an announcer that never delivers (`UselessPeer`, see [`txfetch`]).
 fn disconnect_useless(shared: &Shared, peer: &PeerId) {
     tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(peer), "announcer never delivers, disconnecting");
-    let Some(commands) = shared.peers().get(peer).map(|e| e.commands.clone()) else {
-        return;
-    };
-    // The command queue may be full of the node's requests: wait for room off this task.
-    tokio::spawn(async move {
-        let _ = commands
-            .send(Command::Disconnect(rlpx::DisconnectReason::UselessPeer))
-            .await;
-    });
+    // Closed at once through the session, not queued behind the handler's commands.
+    if let Some(e) = shared.peers().get(peer) {
+        e.closer.disconnect(rlpx::DisconnectReason::UselessPeer);
+    }
 }
 
 fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
