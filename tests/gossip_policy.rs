@@ -162,3 +162,33 @@ async fn orphans_are_bounded_in_memory_and_per_peer() {
     assert!(n.propagator.queued() <= 4 * MAX_QUEUED_PER_PEER);
     n.stop().await;
 }
+
+/// With eth's own switch off (what `devp2p node` does on public presets) the handler
+/// refuses block gossip before it becomes an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eth_handler_refuses_block_gossip_when_told_to() {
+    let all = chain_blocks(401);
+    let no_gossip = eth::Config {
+        block_gossip: false,
+        ..config()
+    };
+    // The propagator would accept anything from E: only the handler stands in the way.
+    let a = Propagating::start("gossip-handler", &all[..400], no_gossip).await;
+    let e = EthNode::start(
+        Arc::new(devp2p::chain::eth::EthChain::new(a.store.clone())),
+        config(),
+    )
+    .await;
+    a.allow(e.id());
+    a.server.add_peer(e.node()).await;
+    until(10, "connected", || e.eth.peer(&a.net.id()).is_some()).await;
+    assert!(
+        e.eth
+            .send_new_block_hashes(&a.net.id(), all[400].header.hash_slow(), 401)
+    );
+    until(10, "E disconnected", || a.eth.peer(&e.id()).is_none()).await;
+    assert_eq!(a.propagator.fetching(), 0);
+    assert_eq!(a.head().0, 400);
+    e.server.shutdown().await;
+    a.stop().await;
+}

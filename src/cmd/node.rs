@@ -327,7 +327,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     } else {
         args.bootnodes.clone()
     };
-    let mut eth_config = protocols::eth::Config::default();
+    let mut eth_config = protocols::eth::Config {
+        // Public networks: block gossip disconnects (docs/fork-choice.md).
+        block_gossip: !spec.public,
+        ..protocols::eth::Config::default()
+    };
     eth_config.pool.chain_id = Some(spec.config.chain_id);
     let store = Arc::new(crate::chain::Store::open(&datadir, spec)?);
     let chain = Arc::new(crate::chain::eth::EthChain::new(store.clone()));

@@ -80,6 +80,11 @@ pub enum Error {
     /// breach, but a peer flooding us is of no use.
     #[error("transaction budget exceeded")]
     TxFlood,
+    /// NewBlock or NewBlockHashes while [`super::Config::block_gossip`] is off (public
+    /// post-merge networks): `SubprotocolError`, as go-ethereum answers block gossip
+    /// since it dropped pre-merge support.
+    #[error("block gossip is not part of this network's protocol")]
+    BlockGossip,
 }
 
 impl Error {
@@ -88,6 +93,7 @@ impl Error {
         match self {
             Error::Status(e) => e.disconnect_reason(),
             Error::Budget | Error::TxFlood => DisconnectReason::UselessPeer,
+            Error::BlockGossip => DisconnectReason::SubprotocolError,
             _ => DisconnectReason::BreachOfProtocol,
         }
     }
@@ -607,6 +613,11 @@ impl Session {
                     return Err(Error::Range);
                 }
                 self.update_range(r);
+            }
+            Message::NewBlockHashes(_) | Message::NewBlock(_)
+                if !self.shared.config.block_gossip =>
+            {
+                return Err(Error::BlockGossip);
             }
             Message::NewBlockHashes(a) => {
                 let hashes: Vec<_> = a.iter().map(|h| (h.hash, h.number)).collect();

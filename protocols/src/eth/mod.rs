@@ -118,6 +118,11 @@ pub struct Config {
     /// ([`size::allowance`] of a 10 MiB message). One peer's blocks may take a quarter
     /// of it.
     pub block_event_bytes: usize,
+    /// Whether peers may send NewBlock and NewBlockHashes. Default true. Off on public
+    /// post-merge networks, where block propagation belongs to the consensus layer (eth
+    /// spec, "Block Propagation"): such a message then disconnects its sender with
+    /// `SubprotocolError` before it costs an event.
+    pub block_gossip: bool,
     /// The transaction pool's limits and chain id (set `chain_id`: the default checks
     /// none).
     pub pool: pool::Config,
@@ -142,6 +147,7 @@ impl Default for Config {
             range_update_interval: Duration::from_secs(120),
             event_queue: 1024,
             block_event_bytes: 256 << 20,
+            block_gossip: true,
             pool: pool::Config::default(),
             fetch: txfetch::Config::default(),
             tx_budget: verify::Budget::default(),
