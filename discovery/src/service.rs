@@ -26,6 +26,12 @@ const DB_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// How often nodes not seen for [`db::SEED_MAX_AGE`] are deleted from the node database
 /// (go-ethereum expires hourly too), so it cannot grow without bound.
 const DB_EXPIRE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Buffered database updates beyond which the oldest are dropped while the writer is
+/// behind (a slow disk): a few minutes of bonds at a busy node's rate; the database is a
+/// cache of good nodes, losing some updates costs nothing but seeds.
+const MAX_PENDING_DB: usize = 4096;
+/// Writes queued to the database thread; more wait in the driver's buffer.
+const DB_QUEUE: usize = 4;
 
 /// Errors of the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +103,9 @@ impl Service {
         let driver = Driver {
             proto,
             socket: Arc::new(socket),
-            db,
+            db: db.map(DbWriter::spawn),
+            pending_seq: None,
+            v6_socket: local_addr.is_ipv6(),
             rx,
             pending_db: Vec::new(),
             lookups: HashMap::new(),
@@ -216,10 +224,67 @@ impl RandomNodes {
     }
 }
 
+/// Work for the database thread.
+enum DbJob {
+    Apply(Vec<Update>),
+    Expire(u64),
+    SetSeq(u64),
+    /// Closes the database, then acknowledges.
+    Close(oneshot::Sender<()>),
+}
+
+/// The node database on a blocking thread of its own: redb commits fsync, which must not
+/// stall the packet loop (and every peer's lookups with it).
+struct DbWriter {
+    jobs: mpsc::Sender<DbJob>,
+}
+
+impl DbWriter {
+    fn spawn(db: NodeDb) -> Self {
+        let (jobs, mut rx) = mpsc::channel(DB_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            while let Some(job) = rx.blocking_recv() {
+                match job {
+                    DbJob::Apply(updates) => {
+                        if let Err(e) = db.apply(&updates) {
+                            warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed");
+                        }
+                    }
+                    DbJob::Expire(now) => match db.expire(now, db::SEED_MAX_AGE) {
+                        Ok(n) if n > 0 => {
+                            debug!(target: "discv4", removed = n, "expired old nodes");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(target: "discv4", error = %e, "expiring the node database failed");
+                        }
+                    },
+                    DbJob::SetSeq(seq) => {
+                        if let Err(e) = db.set_local_seq(seq) {
+                            warn!(target: "discv4", error = %e, "storing record seq failed");
+                        }
+                    }
+                    DbJob::Close(ack) => {
+                        drop(db);
+                        let _ = ack.send(());
+                        return;
+                    }
+                }
+            }
+        });
+        DbWriter { jobs }
+    }
+}
+
 struct Driver {
     proto: Protocol,
     socket: Arc<UdpSocket>,
-    db: Option<NodeDb>,
+    db: Option<DbWriter>,
+    /// A record seq the writer had no room for yet.
+    pending_seq: Option<u64>,
+    /// The socket is IPv6 (dual-stack): IPv4 destinations go out in mapped form, since
+    /// the protocol sees every address in canonical form (`node::canonical_ip`).
+    v6_socket: bool,
     rx: mpsc::Receiver<Command>,
     pending_db: Vec<Update>,
     lookups: HashMap<LookupId, oneshot::Sender<Vec<Node>>>,
@@ -269,9 +334,7 @@ impl Driver {
                 },
             }
         }
-        self.flush_db();
-        // Close the database before acknowledging, so the caller may reopen it at once.
-        self.db = None;
+        self.close_db().await;
         info!(target: "discv4", "discovery stopped");
         if let Some(ack) = shutdown {
             let _ = ack.send(());
@@ -307,7 +370,13 @@ impl Driver {
 
     async fn drain(&mut self) {
         while let Some(t) = self.proto.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.data, t.to).await {
+            let to = match t.to {
+                SocketAddr::V4(v4) if self.v6_socket => {
+                    SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+                }
+                to => to,
+            };
+            if let Err(e) = self.socket.send_to(&t.data, to).await {
                 debug!(target: "discv4", to = %t.to, error = %e, "send failed");
             }
         }
@@ -322,11 +391,8 @@ impl Driver {
                 }
                 Event::LocalEnrUpdated(enr) => {
                     info!(target: "discv4", seq = enr.seq(), "local record updated");
-                    if let Some(db) = &self.db
-                        && let Err(e) = db.set_local_seq(enr.seq())
-                    {
-                        warn!(target: "discv4", error = %e, "storing record seq failed");
-                    }
+                    self.pending_seq = Some(enr.seq());
+                    self.flush_db();
                 }
                 Event::Removed(_) | Event::Enr(_) => {}
             }
@@ -336,22 +402,62 @@ impl Driver {
         }
     }
 
+    /// Queues deletion of nodes not seen for [`db::SEED_MAX_AGE`]; skipped when the
+    /// writer is busy (the next hour's run catches up).
     fn expire_db(&self) {
         if let Some(db) = &self.db {
-            match db.expire(unix_now(), db::SEED_MAX_AGE) {
-                Ok(n) if n > 0 => debug!(target: "discv4", removed = n, "expired old nodes"),
-                Ok(_) => {}
-                Err(e) => warn!(target: "discv4", error = %e, "expiring the node database failed"),
-            }
+            let _ = db.jobs.try_send(DbJob::Expire(unix_now()));
         }
     }
 
+    /// Hands buffered updates to the writer without waiting; when it is behind they stay
+    /// buffered, the oldest dropped past [`MAX_PENDING_DB`].
     fn flush_db(&mut self) {
-        let updates = std::mem::take(&mut self.pending_db);
-        if let Some(db) = &self.db
-            && let Err(e) = db.apply(&updates)
+        let Some(db) = &self.db else {
+            self.pending_db.clear();
+            return;
+        };
+        if let Some(seq) = self.pending_seq
+            && db.jobs.try_send(DbJob::SetSeq(seq)).is_ok()
         {
-            warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed");
+            self.pending_seq = None;
+        }
+        if self.pending_db.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(&mut self.pending_db);
+        if let Err(e) = db.jobs.try_send(DbJob::Apply(updates)) {
+            let (mpsc::error::TrySendError::Full(DbJob::Apply(mut back))
+            | mpsc::error::TrySendError::Closed(DbJob::Apply(mut back))) = e
+            else {
+                return;
+            };
+            let over = back.len().saturating_sub(MAX_PENDING_DB);
+            if over > 0 {
+                debug!(target: "discv4", dropped = over, "node database behind, dropping updates");
+                back.drain(..over);
+            }
+            self.pending_db = back;
+        }
+    }
+
+    /// Writes everything buffered and closes the database, waiting for both, so the
+    /// caller may reopen it at once.
+    async fn close_db(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        let mut jobs = Vec::new();
+        if let Some(seq) = self.pending_seq.take() {
+            jobs.push(DbJob::SetSeq(seq));
+        }
+        jobs.push(DbJob::Apply(std::mem::take(&mut self.pending_db)));
+        for job in jobs {
+            if db.jobs.send(job).await.is_err() {
+                return;
+            }
+        }
+        let (ack, done) = oneshot::channel();
+        if db.jobs.send(DbJob::Close(ack)).await.is_ok() {
+            let _ = done.await;
         }
     }
 }
