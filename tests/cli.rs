@@ -160,3 +160,62 @@ fn node_reads_a_toml_config_prints_its_enode_and_stops_on_sigint() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two nodes started at once on a fresh data directory: one runs, with the key stored
+/// there; the other stops with a clear error instead of running with a key of its own.
+#[test]
+fn two_nodes_on_one_fresh_datadir_do_not_run_with_different_keys() {
+    let dir = tempdir("twonodes");
+    let data = dir.join("data");
+    let start = || {
+        bin()
+            .args(["node", "--port", "0", "--addr", "127.0.0.1", "--no-discovery"])
+            .arg("--datadir")
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [start(), start()];
+    let mut enodes = Vec::new();
+    let mut errors = Vec::new();
+    for child in &mut children {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.starts_with("enode://") {
+            enodes.push(line);
+        } else {
+            errors.push(stderr_of(child));
+        }
+    }
+    assert_eq!(enodes.len(), 1, "exactly one node runs: {errors:?}");
+    assert!(errors[0].contains("in use by another process"), "{errors:?}");
+    let key = std::fs::read_to_string(data.join("nodekey")).unwrap();
+    let key = secp256k1::SecretKey::from_byte_array(
+        <[u8; 32]>::try_from(hex::decode(key.trim()).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let id = discovery::NodeId::from_secret_key(&key);
+    assert!(enodes[0].starts_with(&format!("enode://{id}@")), "{}", enodes[0]);
+    for child in &mut children {
+        if child.try_wait().unwrap().is_none() {
+            let status = support::interrupt_and_wait(child, 10);
+            assert!(status.success(), "{status:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits for `child` and returns what it wrote to stderr.
+fn stderr_of(child: &mut std::process::Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = child.wait();
+    err
+}

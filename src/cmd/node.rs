@@ -41,6 +41,12 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another process holds the data directory's lock (another node runs on it).
+    #[error("data directory {path} is in use by another process")]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A socket could not be bound.
     #[error("cannot listen on {what} {addr}: {source}")]
     Bind {
@@ -247,6 +253,28 @@ pub fn read_node_list(path: &Path) -> Result<Vec<Node>, Error> {
         .collect()
 }
 
+/// Takes the exclusive lock of `datadir` (an advisory lock on its `LOCK` file, released
+/// when the returned file is closed or the process dies).
+pub fn lock_datadir(datadir: &Path) -> Result<std::fs::File, Error> {
+    let io = |source| Error::DataDir {
+        path: datadir.into(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(datadir.join("LOCK"))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::DataDirInUse {
+            path: datadir.into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 /// Runs the node until `shutdown` completes.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let args = args.merged()?;
@@ -255,6 +283,9 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         path: datadir.clone(),
         source,
     })?;
+    // Held until we return: before the key is created, so a second node started on this
+    // directory stops here instead of making or using a key of its own.
+    let _lock = lock_datadir(&datadir)?;
     let key = key::resolve(
         args.nodekey.as_deref(),
         args.nodekeyhex.as_deref(),
