@@ -181,6 +181,76 @@ async fn max_peers_rejects_the_extra_inbound_peer_but_admits_trusted() {
     }
 }
 
+/// Dials `to` from the local address `from` with a fresh key and returns the session (or
+/// how the handshake failed).
+async fn dial_from(to: &TestNode, from: [u8; 4]) -> Result<rlpx::Peer, rlpx::Error> {
+    let key = SecretKey::new(&mut rand::rng());
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+        ..rlpx::Config::default()
+    };
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let stream = socket.connect(to.server.listen_addr()).await.unwrap();
+    let addr = stream.peer_addr().ok();
+    let remote = to.node().id.public_key().unwrap();
+    let hs = rlpx::conn::connect(stream, addr, &key, remote, &cfg).await?;
+    Ok(hs.hello(&key, &cfg).await?.start(&cfg))
+}
+
+/// How a session ends within 3 s, or "still connected".
+async fn outcome(peer: &rlpx::Peer) -> CloseReason {
+    tokio::time::timeout(Duration::from_secs(3), peer.closed())
+        .await
+        .unwrap_or(CloseReason::Failed("still connected".into()))
+}
+
+/// One address (and one /24) cannot take every inbound slot: past the per-IP and
+/// per-subnet caps it gets `TooManyPeers` while other addresses still get in. Loopback is
+/// exempt by default; this test removes the exemption and uses 127.0.0.x as the sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_peers_are_capped_per_ip_and_subnet() {
+    let s = spawn(
+        |c| {
+            c.max_peers = 20;
+            c.ip_limit_exempt = None;
+            c.max_inbound_per_ip = 2;
+            c.max_inbound_per_subnet = 3;
+        },
+        None,
+    )
+    .await;
+    let mut keep = Vec::new();
+    for _ in 0..2 {
+        let p = dial_from(&s, [127, 0, 0, 1]).await.unwrap();
+        keep.push(p);
+    }
+    until(5, "two peers from 127.0.0.1", || {
+        s.server.peers().len() == 2
+    })
+    .await;
+    let third = dial_from(&s, [127, 0, 0, 1]).await.unwrap();
+    assert_eq!(
+        outcome(&third).await,
+        CloseReason::Remote(DisconnectReason::TooManyPeers),
+        "a third peer from one address"
+    );
+    let other = dial_from(&s, [127, 0, 0, 2]).await.unwrap();
+    assert_eq!(
+        outcome(&other).await,
+        CloseReason::Failed("still connected".into())
+    );
+    let crowded = dial_from(&s, [127, 0, 0, 3]).await.unwrap();
+    assert_eq!(
+        outcome(&crowded).await,
+        CloseReason::Remote(DisconnectReason::TooManyPeers),
+        "a fourth peer from one /24"
+    );
+    assert_eq!(s.server.peers().len(), 3);
+    s.server.shutdown().await;
+    drop((keep, other));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_dial_and_duplicate_connection_get_their_reasons() {
     let s = spawn(|_| {}, None).await;
