@@ -169,7 +169,14 @@ fn two_nodes_on_one_fresh_datadir_do_not_run_with_different_keys() {
     let data = dir.join("data");
     let start = || {
         bin()
-            .args(["node", "--port", "0", "--addr", "127.0.0.1", "--no-discovery"])
+            .args([
+                "node",
+                "--port",
+                "0",
+                "--addr",
+                "127.0.0.1",
+                "--no-discovery",
+            ])
             .arg("--datadir")
             .arg(&data)
             .stdout(Stdio::piped())
@@ -192,14 +199,21 @@ fn two_nodes_on_one_fresh_datadir_do_not_run_with_different_keys() {
         }
     }
     assert_eq!(enodes.len(), 1, "exactly one node runs: {errors:?}");
-    assert!(errors[0].contains("in use by another process"), "{errors:?}");
+    assert!(
+        errors[0].contains("in use by another process"),
+        "{errors:?}"
+    );
     let key = std::fs::read_to_string(data.join("nodekey")).unwrap();
     let key = secp256k1::SecretKey::from_byte_array(
         <[u8; 32]>::try_from(hex::decode(key.trim()).unwrap()).unwrap(),
     )
     .unwrap();
     let id = discovery::NodeId::from_secret_key(&key);
-    assert!(enodes[0].starts_with(&format!("enode://{id}@")), "{}", enodes[0]);
+    assert!(
+        enodes[0].starts_with(&format!("enode://{id}@")),
+        "{}",
+        enodes[0]
+    );
     for child in &mut children {
         if child.try_wait().unwrap().is_none() {
             let status = support::interrupt_and_wait(child, 10);

@@ -449,7 +449,8 @@ impl Index {
     fn admit(&mut self, node: &Node, at: u64) -> Admit {
         let stale = at.saturating_sub(STALE_AFTER.as_secs());
         let net = limited(node.ip).then(|| subnet(node.ip));
-        let net_full = net.is_some_and(|n| self.per_net.get(&n).copied().unwrap_or(0) >= SUBNET_LIMIT);
+        let net_full =
+            net.is_some_and(|n| self.per_net.get(&n).copied().unwrap_or(0) >= SUBNET_LIMIT);
         let victim = if net_full {
             self.worst(|ip| Some(subnet(ip)) == net, stale)
         } else if self.nodes.len() >= MAX_NODES {

@@ -335,7 +335,10 @@ mod tests {
         assert!(!relay_ok(public, ip("::ffff:0.1.2.3")), "special");
         assert!(is_special(ip("::ffff:255.255.255.255")));
         assert!(relay_ok(public, ip("::ffff:1.2.3.4")));
-        assert!(relay_ok(ip("::ffff:127.0.0.1"), ip("127.0.0.2")), "loopback peer");
+        assert!(
+            relay_ok(ip("::ffff:127.0.0.1"), ip("127.0.0.2")),
+            "loopback peer"
+        );
         assert_eq!(canonical_ip(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
         assert_eq!(canonical_ip(ip("::1")), ip("::1"));
         assert_eq!(canonical_ip(ip("::")), ip("::"));

@@ -91,7 +91,12 @@ impl Protocol {
 
     /// Whether `ip` counts against [`BONDS_PER_IP`] (exempt as in the table's IP limits).
     fn ip_limited(&self, ip: IpAddr) -> bool {
-        !(ip.is_loopback() || self.config.netrestrict.as_ref().is_some_and(|n| n.contains(ip)))
+        !(ip.is_loopback()
+            || self
+                .config
+                .netrestrict
+                .as_ref()
+                .is_some_and(|n| n.contains(ip)))
     }
 
     /// Live bonds made from `ip`.

@@ -511,7 +511,10 @@ fn bonds_are_bounded_per_ip_and_evictable() {
     for i in 0..200u16 {
         bond(&mut p, now, &wide_key(i), host);
     }
-    assert!(answers_findnode(&mut p, now, &wide_key(199), host), "newest kept");
+    assert!(
+        answers_findnode(&mut p, now, &wide_key(199), host),
+        "newest kept"
+    );
     assert!(
         p.bonds_from(host.ip(), now) <= BONDS_PER_IP,
         "{} bonds from one address",

@@ -261,9 +261,16 @@ mod tests {
         std::fs::write(&planted, "").unwrap();
         std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
         let key = resolve(None, None, Some(&dir)).unwrap();
-        let mode = std::fs::metadata(dir.join("nodekey")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("nodekey"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "", "written through");
+        assert_eq!(
+            std::fs::read_to_string(&planted).unwrap(),
+            "",
+            "written through"
+        );
         let out = dir.join("out");
         std::fs::write(dir.join("out.tmp"), "").unwrap();
         std::fs::set_permissions(dir.join("out.tmp"), std::fs::Permissions::from_mode(0o666))
