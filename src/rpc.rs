@@ -39,6 +39,7 @@
 mod admin;
 mod eth;
 pub mod http;
+mod slots;
 
 use std::future::Future;
 use std::net::IpAddr;

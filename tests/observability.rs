@@ -447,3 +447,55 @@ async fn hostile_http_clients_do_not_take_the_endpoints_down() {
     );
     n.server.shutdown().await;
 }
+
+/// One client holding idle keep-alive connections cannot lock others out: past its
+/// per-address share it is answered 503 and closed, and a client from another address is
+/// served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_hold_every_http_connection() {
+    let mut config = rpc_config();
+    config.limits.max_connections = 8;
+    config.limits.max_connections_per_ip = 3;
+    config.limits.reserved_local = 1;
+    let n = spawn(false, config).await;
+    let mut hog = Vec::new();
+    for _ in 0..8 {
+        hog.push(TcpStream::connect(n.rpc).await.unwrap());
+    }
+    let mut refused = 0;
+    for s in &mut hog {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+        if let Ok(Ok(len)) = read {
+            assert!(buf[..len].starts_with(b"HTTP/1.1 503"), "{len}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5, "connections past the per-address share");
+    let started = Instant::now();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 2], 0).into()).unwrap();
+    let mut other = tokio::time::timeout(Duration::from_secs(1), socket.connect(n.rpc))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"net_listening"}"#;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    other.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), other.read_to_end(&mut answer))
+        .await
+        .expect("another address is served at once")
+        .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(hog);
+    n.server.shutdown().await;
+}
