@@ -233,3 +233,35 @@ fn stderr_of(child: &mut std::process::Child) -> String {
     let _ = child.wait();
     err
 }
+
+/// `--rpc` on a non-loopback address is refused unless explicitly allowed.
+#[test]
+fn node_refuses_a_remote_rpc_address_without_the_flag() {
+    let dir = tempdir("rpcremote");
+    let mut child = bin()
+        .args([
+            "node",
+            "--port",
+            "0",
+            "--addr",
+            "127.0.0.1",
+            "--no-discovery",
+        ])
+        .args(["--rpc", "0.0.0.0:0", "--datadir"])
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node started with a remote --rpc");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let err = stderr_of(&mut child);
+    assert!(err.contains("--rpc-allow-remote"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

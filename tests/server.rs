@@ -447,3 +447,19 @@ async fn next_drop(events: &mut tokio::sync::broadcast::Receiver<PeerEvent>) -> 
         }
     }
 }
+
+/// The admin API cannot grow the trusted set without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_set_is_capped() {
+    let s = spawn(|_| {}, None).await;
+    for i in 0..server::MAX_TRUSTED as u32 {
+        let mut id = [0x55u8; 64];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        assert!(s.server.add_trusted(NodeId(id)).await);
+    }
+    assert!(!s.server.add_trusted(NodeId([0x66; 64])).await, "set full");
+    let mut known = [0x55u8; 64];
+    known[..4].copy_from_slice(&0u32.to_be_bytes());
+    assert!(s.server.add_trusted(NodeId(known)).await, "known id");
+    s.server.shutdown().await;
+}

@@ -112,7 +112,7 @@ pub fn load_or_create(path: &Path) -> Result<SecretKey, Error> {
         path: path.into(),
         source,
     };
-    let tmp = write_temp(path, &key).map_err(io)?;
+    let tmp = write_temp(path, hex::encode(key.secret_bytes()).as_bytes()).map_err(io)?;
     // A hard link never replaces an existing file, unlike rename.
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
@@ -128,13 +128,19 @@ pub fn load_or_create(path: &Path) -> Result<SecretKey, Error> {
 
 /// Writes a key file (replacing any), readable only by the owner on Unix.
 pub fn save(path: &Path, key: &SecretKey) -> Result<(), Error> {
+    write_private(path, hex::encode(key.secret_bytes()).as_bytes())
+}
+
+/// Writes a secret file (replacing any), readable only by the owner on Unix, as key
+/// files are written (see the module docs).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.into(),
         source,
     };
     // Write a temporary file and rename it into place, so a crash never leaves an empty
-    // or partial key file behind.
-    let tmp = write_temp(path, key).map_err(io)?;
+    // or partial file behind.
+    let tmp = write_temp(path, contents).map_err(io)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(io(e));
@@ -142,9 +148,9 @@ pub fn save(path: &Path, key: &SecretKey) -> Result<(), Error> {
     sync_dir(path).map_err(io)
 }
 
-/// Writes `key` to a new file next to `path` and syncs it; returns the file's path. The
-/// name is unique to this call and the file is created exclusively with mode 0600.
-fn write_temp(path: &Path, key: &SecretKey) -> std::io::Result<PathBuf> {
+/// Writes `contents` to a new file next to `path` and syncs it; returns the file's path.
+/// The name is unique to this call and the file is created exclusively with mode 0600.
+fn write_temp(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
     use std::io::Write;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let dir = path.parent().unwrap_or(Path::new(""));
@@ -160,9 +166,7 @@ fn write_temp(path: &Path, key: &SecretKey) -> std::io::Result<PathBuf> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         };
-        let written = f
-            .write_all(hex::encode(key.secret_bytes()).as_bytes())
-            .and_then(|()| f.sync_all());
+        let written = f.write_all(contents).and_then(|()| f.sync_all());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);

@@ -130,9 +130,16 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// Serve the JSON-RPC admin API at http://ADDR (keep it on 127.0.0.1).
+    /// Serve the JSON-RPC API at http://ADDR. `admin_*` calls need the token written to
+    /// DATADIR/rpc.cookie (`Authorization: Bearer <token>`). A non-loopback address is
+    /// refused unless --rpc-allow-remote is given.
     #[arg(long, value_name = "ADDR")]
     pub rpc: Option<SocketAddr>,
+    /// Allow --rpc on a non-loopback address: anyone who reaches it can read the node's
+    /// state and submit transactions (admin calls still need the cookie).
+    #[arg(long)]
+    #[serde(default)]
+    pub rpc_allow_remote: bool,
     /// Seconds between the status lines logged at info level [default: 30].
     #[arg(long, value_name = "SECS")]
     pub status_interval: Option<u32>,
@@ -204,6 +211,7 @@ impl Args {
             no_discovery: self.no_discovery || file.no_discovery,
             metrics: self.metrics.or(file.metrics),
             rpc: self.rpc.or(file.rpc),
+            rpc_allow_remote: self.rpc_allow_remote || file.rpc_allow_remote,
             status_interval: self.status_interval.or(file.status_interval),
             replay: self.replay.or(file.replay),
             interval: self.interval.or(file.interval),
@@ -278,6 +286,15 @@ pub fn lock_datadir(datadir: &Path) -> Result<std::fs::File, Error> {
 /// Runs the node until `shutdown` completes.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let args = args.merged()?;
+    if let Some(addr) = args.rpc
+        && !discovery::node::canonical_ip(addr.ip()).is_loopback()
+        && !args.rpc_allow_remote
+    {
+        return Err(Error::Invalid(format!(
+            "--rpc {addr} is not a loopback address: anyone who can reach it could use the \
+             API; use 127.0.0.1, or add --rpc-allow-remote"
+        )));
+    }
     let datadir = args.datadir.clone().unwrap_or_else(default_datadir);
     std::fs::create_dir_all(&datadir).map_err(|source| Error::DataDir {
         path: datadir.clone(),
@@ -436,8 +453,14 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 addr,
                 source,
             })?;
+        // A fresh admin token per start, readable only by the data directory's owner.
+        let token = hex::encode(secp256k1::rand::random::<[u8; 32]>());
+        let cookie = datadir.join("rpc.cookie");
+        key::write_private(&cookie, token.as_bytes())?;
+        info!(target: "p2p", cookie = %cookie.display(), "JSON-RPC admin token written");
         let cfg = crate::rpc::Config {
             client_id,
+            admin_token: Some(token),
             ..crate::rpc::Config::default()
         };
         let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg)

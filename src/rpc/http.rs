@@ -101,12 +101,41 @@ pub(crate) struct Request {
     pub path: String,
     /// The `Content-Type` header, if present and ASCII.
     pub content_type: Option<String>,
-    /// The `Host` header, if present and ASCII.
-    pub host: Option<String>,
-    /// The `Origin` header, if present and ASCII (browsers send it on cross-site requests).
-    pub origin: Option<String>,
+    /// The `Host` header.
+    pub host: Header,
+    /// The `Origin` header (browsers send it on cross-site requests).
+    pub origin: Header,
+    /// The `Authorization` header.
+    pub authorization: Header,
     /// The body.
     pub body: Bytes,
+}
+
+/// A header a security check depends on. Anything but one visible-ASCII value is
+/// [`Header::Invalid`], never "absent": a second `Host` or a non-ASCII `Origin` must not
+/// slip past a check that reads only the first or only valid ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// Not sent.
+    Absent,
+    /// Sent once, visible ASCII.
+    Value(String),
+    /// Sent more than once, or not visible ASCII.
+    Invalid,
+}
+
+impl Header {
+    fn of(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Self {
+        let mut all = headers.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (None, _) => Header::Absent,
+            (Some(v), None) => match v.to_str() {
+                Ok(s) => Header::Value(s.to_owned()),
+                Err(_) => Header::Invalid,
+            },
+            (Some(_), Some(_)) => Header::Invalid,
+        }
+    }
 }
 
 /// What a handler answers.
@@ -340,8 +369,9 @@ async fn read(req: hyper::Request<Incoming>, limits: &Limits) -> Result<Request,
         method: parts.method,
         path: parts.uri.path().to_owned(),
         content_type: header(CONTENT_TYPE),
-        host: header(HOST),
-        origin: header(hyper::header::ORIGIN),
+        host: Header::of(&parts.headers, HOST),
+        origin: Header::of(&parts.headers, hyper::header::ORIGIN),
+        authorization: Header::of(&parts.headers, hyper::header::AUTHORIZATION),
         body,
     })
 }

@@ -141,10 +141,14 @@ pub struct PeerSummary {
     pub is_static: bool,
 }
 
+/// Most trusted nodes: an operator trusts a few dozen; the set is checked on every
+/// admission and may be grown over the admin API.
+pub const MAX_TRUSTED: usize = 256;
+
 enum Command {
-    AddPeer(Node),
+    AddPeer(Node, oneshot::Sender<bool>),
     RemovePeer(NodeId),
-    AddTrusted(NodeId),
+    AddTrusted(NodeId, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -224,9 +228,12 @@ impl Handle {
         self.shared.events.subscribe()
     }
 
-    /// Adds a static node: dialled now and kept connected.
-    pub async fn add_peer(&self, node: Node) {
-        let _ = self.commands.send(Command::AddPeer(node)).await;
+    /// Adds a static node: dialled now and kept connected. False when it is refused
+    /// (`netrestrict`, our own id, or [`dial::MAX_STATIC`] static nodes already).
+    pub async fn add_peer(&self, node: Node) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::AddPeer(node, tx)).await;
+        rx.await.unwrap_or(false)
     }
 
     /// Forgets a static node and disconnects it if connected.
@@ -234,9 +241,12 @@ impl Handle {
         let _ = self.commands.send(Command::RemovePeer(id)).await;
     }
 
-    /// Marks a node as trusted: admitted even when we are full.
-    pub async fn add_trusted(&self, id: NodeId) {
-        let _ = self.commands.send(Command::AddTrusted(id)).await;
+    /// Marks a node as trusted: admitted even when we are full. False when
+    /// [`MAX_TRUSTED`] nodes are trusted already.
+    pub async fn add_trusted(&self, id: NodeId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::AddTrusted(id, tx)).await;
+        rx.await.unwrap_or(false)
     }
 
     /// Disconnects every peer with `ClientQuitting` and stops the server.
@@ -313,7 +323,12 @@ pub fn start(
         }));
     }
     let server = Server {
-        trusted: config.trusted_nodes.iter().copied().collect(),
+        trusted: config
+            .trusted_nodes
+            .iter()
+            .take(MAX_TRUSTED)
+            .copied()
+            .collect(),
         config,
         subprotocols,
         shared: shared.clone(),
@@ -453,8 +468,8 @@ impl Server {
     fn command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::AddPeer(node) => {
-                self.scheduler.add_static(node, now);
+            Command::AddPeer(node, done) => {
+                let _ = done.send(self.scheduler.add_static(node, now));
             }
             Command::RemovePeer(id) => {
                 self.scheduler.remove_static(&id);
@@ -462,8 +477,14 @@ impl Server {
                     e.peer.disconnect(DisconnectReason::DisconnectRequested);
                 }
             }
-            Command::AddTrusted(id) => {
-                self.trusted.insert(id);
+            Command::AddTrusted(id, done) => {
+                let room = self.trusted.len() < MAX_TRUSTED || self.trusted.contains(&id);
+                if room {
+                    self.trusted.insert(id);
+                } else {
+                    warn!(target: "p2p", max = MAX_TRUSTED, "trusted node set full");
+                }
+                let _ = done.send(room);
             }
             Command::Shutdown(_) => {}
         }
