@@ -491,8 +491,7 @@ fn answers_findnode(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketA
     });
     p.handle_packet(now, from, &req.encode(k).0);
     let to = canonical_ip(from.ip());
-    let answered = std::iter::from_fn(|| p.poll_transmit()).any(|t| t.to.ip() == to);
-    answered
+    std::iter::from_fn(|| p.poll_transmit()).any(|t| t.to.ip() == to)
 }
 
 /// One address with hundreds of node ids holds [`BONDS_PER_IP`] bonds; a map full of
