@@ -161,6 +161,20 @@ fn node_reads_a_toml_config_prints_its_enode_and_stops_on_sigint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `devp2p node` on a free loopback port without discovery.
+fn local_node() -> Command {
+    let mut c = bin();
+    c.args([
+        "node",
+        "--port",
+        "0",
+        "--addr",
+        "127.0.0.1",
+        "--no-discovery",
+    ]);
+    c
+}
+
 /// Two nodes started at once on a fresh data directory: one runs, with the key stored
 /// there; the other stops with a clear error instead of running with a key of its own.
 #[test]
@@ -168,15 +182,7 @@ fn two_nodes_on_one_fresh_datadir_do_not_run_with_different_keys() {
     let dir = tempdir("twonodes");
     let data = dir.join("data");
     let start = || {
-        bin()
-            .args([
-                "node",
-                "--port",
-                "0",
-                "--addr",
-                "127.0.0.1",
-                "--no-discovery",
-            ])
+        local_node()
             .arg("--datadir")
             .arg(&data)
             .stdout(Stdio::piped())
@@ -238,15 +244,7 @@ fn stderr_of(child: &mut std::process::Child) -> String {
 #[test]
 fn node_refuses_a_remote_rpc_address_without_the_flag() {
     let dir = tempdir("rpcremote");
-    let mut child = bin()
-        .args([
-            "node",
-            "--port",
-            "0",
-            "--addr",
-            "127.0.0.1",
-            "--no-discovery",
-        ])
+    let mut child = local_node()
         .args(["--rpc", "0.0.0.0:0", "--datadir"])
         .arg(dir.join("data"))
         .stdout(Stdio::null())
