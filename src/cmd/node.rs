@@ -384,11 +384,22 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     let mut config = server::Config::new(key);
     config.max_peers = args.maxpeers.unwrap_or(config.max_peers);
     config.netrestrict = netrestrict;
+    let capped = |path: &PathBuf, max: usize| -> Result<Vec<Node>, Error> {
+        let nodes = read_node_list(path)?;
+        if nodes.len() > max {
+            return Err(Error::Config {
+                path: path.clone(),
+                reason: format!("{} nodes, at most {max} are kept", nodes.len()),
+            });
+        }
+        Ok(nodes)
+    };
     if let Some(p) = &args.static_nodes {
-        config.static_nodes = read_node_list(p)?;
+        config.static_nodes = capped(p, server::dial::MAX_STATIC)?;
     }
     if let Some(p) = &args.trusted_nodes {
-        config.trusted_nodes = read_node_list(p)?.into_iter().map(|n| n.id).collect();
+        let trusted = capped(p, server::MAX_TRUSTED)?;
+        config.trusted_nodes = trusted.into_iter().map(|n| n.id).collect();
     }
     let client_id = config.rlpx.client_id.clone();
     let subprotocols: Vec<Arc<dyn protocols::Subprotocol>> = vec![Arc::new(eth)];
