@@ -463,3 +463,37 @@ async fn trusted_set_is_capped() {
     assert!(s.server.add_trusted(NodeId(known)).await, "known id");
     s.server.shutdown().await;
 }
+
+/// Stalled handshakes from one /24 hold at most its pending slots: another peer from that
+/// /24 is dropped unread while one from another /24 completes its handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_handshakes_are_capped_per_subnet() {
+    let s = spawn(
+        |c| {
+            c.ip_limit_exempt = None;
+            c.max_pending_per_subnet = 2;
+        },
+        None,
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let mut c = socket.connect(s.server.listen_addr()).await.unwrap();
+        c.write_all(b"\x01").await.unwrap();
+        stalled.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        dial_from(&s, [127, 0, 0, 2]).await.is_err(),
+        "a third handshake from the /24"
+    );
+    let other = dial_from(&s, [127, 0, 1, 1]).await.unwrap();
+    assert_eq!(
+        outcome(&other).await,
+        CloseReason::Failed("still connected".into())
+    );
+    s.server.shutdown().await;
+    drop(stalled);
+}
