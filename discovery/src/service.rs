@@ -68,8 +68,9 @@ impl Service {
     /// Starts discovery on `socket` with identity `key` on the current tokio runtime.
     ///
     /// With a database, the table is seeded with up to 30 nodes seen alive in the last
-    /// 5 days (before the bootnodes), bonds are recorded, and our record's sequence number
-    /// keeps increasing across restarts.
+    /// 5 days, those that kept answering longest first (before the bootnodes), bonds are
+    /// recorded (on a blocking thread: redb commits fsync), and our record's sequence
+    /// number keeps increasing across restarts.
     pub fn spawn(
         socket: UdpSocket,
         key: SecretKey,
