@@ -191,6 +191,10 @@ impl Protocol {
         mut rng: StdRng,
         enr_seq: u64,
     ) -> Result<Self, EnrError> {
+        let mut config = config;
+        for b in &mut config.bootnodes {
+            b.ip = canonical_ip(b.ip);
+        }
         let id = NodeId::from_secret_key(&key);
         let ip = config
             .external_ip
