@@ -497,7 +497,9 @@ impl Protocol {
             udp: from.port(),
             tcp: ping.from.tcp,
         };
-        self.peer_mut(id, now).last_ping = Some(now);
+        if let Some(peer) = self.peer_mut(id, now, false) {
+            peer.last_ping = Some(now);
+        }
         // The remote now has our endpoint proof: held-back FindNodes can go.
         let (ready, keep): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
             .into_iter()

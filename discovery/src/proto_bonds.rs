@@ -9,21 +9,31 @@ use super::{BONDS_PER_IP, PeerState, Protocol, UNVERIFIED_TTL};
 use crate::node::NodeId;
 
 impl Protocol {
-    /// Bonding state for `id`, creating it (and making room, see [`Self::make_room`]).
-    pub(super) fn peer_mut(&mut self, id: NodeId, now: Instant) -> &mut PeerState {
-        if !self.peers.contains_key(&id) && self.peers.len() >= self.config.max_peers {
-            self.make_room(now);
+    /// Bonding state for `id`, creating it (and making room, see [`Self::make_room`]);
+    /// `None` when the map is full and `bond` is false.
+    pub(super) fn peer_mut(
+        &mut self,
+        id: NodeId,
+        now: Instant,
+        bond: bool,
+    ) -> Option<&mut PeerState> {
+        if !self.peers.contains_key(&id)
+            && self.peers.len() >= self.config.max_peers
+            && !self.make_room(now, bond)
+        {
+            return None;
         }
-        self.peers.entry(id).or_default()
+        Some(self.peers.entry(id).or_default())
     }
 
-    /// Frees at least one slot of the full state map. Stale entries go first; a ping-only
-    /// entry matters only while its round trip can complete, so it is kept a minute and a
-    /// flood of unanswered pings from fresh ids cannot hold the map. Still full, the oldest
-    /// unverified entry goes, else the least recently proven bond: newcomers can always
-    /// bond (an evicted node simply bonds again), and with [`BONDS_PER_IP`] filling the
-    /// map takes a thousand addresses.
-    fn make_room(&mut self, now: Instant) {
+    /// Frees a slot of the full state map; false if none could be freed. Stale entries
+    /// go first; a ping-only entry matters only while its round trip can complete, so it is
+    /// kept a minute and a flood of unanswered pings from fresh ids cannot hold the map.
+    /// Still full, the oldest unverified entry goes, or, to make room for a new bond
+    /// (`bond`), the least recently proven bond: newcomers can always bond (an evicted node
+    /// simply bonds again), a mere ping never costs a bond, and with [`BONDS_PER_IP`]
+    /// filling the map takes a thousand addresses.
+    fn make_room(&mut self, now: Instant, bond: bool) -> bool {
         let exp = self.config.bond_expiration;
         let bonded = |p: &PeerState| p.last_pong.is_some_and(|t| now < t + exp);
         let pinging = |p: &PeerState| p.last_ping.is_some_and(|t| now < t + UNVERIFIED_TTL);
@@ -35,13 +45,18 @@ impl Protocol {
             self.remove_peer(&k);
         }
         if self.peers.len() < self.config.max_peers {
-            return;
+            return true;
         }
         let victim = (self.peers.iter())
+            .filter(|(_, p)| bond || !bonded(p))
             .min_by_key(|(_, p)| (bonded(p), p.last_pong, p.last_ping))
             .map(|(k, _)| *k);
-        if let Some(k) = victim {
-            self.remove_peer(&k);
+        match victim {
+            Some(k) => {
+                self.remove_peer(&k);
+                true
+            }
+            None => false,
         }
     }
 
@@ -81,7 +96,9 @@ impl Protocol {
                 }
             }
         }
-        let peer = self.peer_mut(id, now);
+        let Some(peer) = self.peer_mut(id, now, true) else {
+            return;
+        };
         peer.last_pong = Some(now);
         peer.ip = Some(ip);
         if old_ip != Some(ip) {

@@ -527,6 +527,28 @@ fn bonds_are_bounded_per_ip_and_evictable() {
     }
     assert!(p.tracked_peers() <= 64);
     let later = now + Duration::from_secs(600);
+    // Pings from fresh ids (no pong) do not push bonds out.
+    for i in 0..100u16 {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(7, 7, i as u8, 1)), 30303);
+        let ep = Endpoint {
+            ip: from.ip(),
+            udp: 30303,
+            tcp: 0,
+        };
+        let ping = Message::Ping(Ping {
+            from: ep,
+            to: ep,
+            expiration: UNIX + 3600,
+            enr_seq: None,
+        });
+        p.handle_packet(later, from, &ping.encode(&wide_key(3000 + i)).0);
+        while p.poll_transmit().is_some() {}
+    }
+    let oldest = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(9, 9, 0, 1)), 30303);
+    assert!(
+        answers_findnode(&mut p, later, &wide_key(1000), oldest),
+        "bond kept"
+    );
     let newcomer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(5, 5, 5, 5)), 30303);
     bond(&mut p, later, &wide_key(5000), newcomer);
     assert!(
