@@ -263,3 +263,68 @@ fn node_refuses_a_remote_rpc_address_without_the_flag() {
     assert!(err.contains("--rpc-allow-remote"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// POSTs a JSON-RPC body with extra `headers` and returns the response text.
+fn post_json(addr: &str, headers: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// `devp2p node --rpc` writes a private admin token to DATADIR/rpc.cookie; admin calls
+/// work with it and fail without it.
+#[test]
+fn node_admin_rpc_needs_the_cookie() {
+    let dir = tempdir("cookie");
+    let data = dir.join("data");
+    let mut child = local_node()
+        .args(["--rpc", "127.0.0.1:0", "--datadir"])
+        .arg(&data)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while url.is_none() && err.read_line(&mut line).unwrap() > 0 {
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            let rest = &line[at + "http://".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .unwrap_or(rest.len());
+            url = Some(rest[..end].to_string());
+        }
+        line.clear();
+    }
+    let addr = url.expect("the node logs its JSON-RPC address");
+    let token = std::fs::read_to_string(data.join("rpc.cookie")).unwrap();
+    assert_eq!(token.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("rpc.cookie"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"admin_nodeInfo"}"#;
+    let without = post_json(&addr, "", body);
+    assert!(without.contains("-32001"), "{without}");
+    let with = post_json(&addr, &format!("Authorization: Bearer {token}\r\n"), body);
+    assert!(with.contains("\"enode\""), "{with}");
+    let status = support::interrupt_and_wait(&mut child, 10);
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
