@@ -275,6 +275,34 @@ impl DbWriter {
         });
         DbWriter { jobs }
     }
+
+    /// Hands `pending` updates and a pending record seq to the writer without waiting;
+    /// what it has no room for stays buffered, the oldest updates dropped past
+    /// [`MAX_PENDING_DB`].
+    fn hand_over(&self, pending: &mut Vec<Update>, seq: &mut Option<u64>) {
+        if let Some(s) = *seq
+            && self.jobs.try_send(DbJob::SetSeq(s)).is_ok()
+        {
+            *seq = None;
+        }
+        if pending.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(pending);
+        if let Err(e) = self.jobs.try_send(DbJob::Apply(updates)) {
+            let (mpsc::error::TrySendError::Full(DbJob::Apply(mut back))
+            | mpsc::error::TrySendError::Closed(DbJob::Apply(mut back))) = e
+            else {
+                return;
+            };
+            let over = back.len().saturating_sub(MAX_PENDING_DB);
+            if over > 0 {
+                debug!(target: "discv4", dropped = over, "node database behind, dropping updates");
+                back.drain(..over);
+            }
+            *pending = back;
+        }
+    }
 }
 
 struct Driver {
@@ -414,31 +442,9 @@ impl Driver {
     /// Hands buffered updates to the writer without waiting; when it is behind they stay
     /// buffered, the oldest dropped past [`MAX_PENDING_DB`].
     fn flush_db(&mut self) {
-        let Some(db) = &self.db else {
-            self.pending_db.clear();
-            return;
-        };
-        if let Some(seq) = self.pending_seq
-            && db.jobs.try_send(DbJob::SetSeq(seq)).is_ok()
-        {
-            self.pending_seq = None;
-        }
-        if self.pending_db.is_empty() {
-            return;
-        }
-        let updates = std::mem::take(&mut self.pending_db);
-        if let Err(e) = db.jobs.try_send(DbJob::Apply(updates)) {
-            let (mpsc::error::TrySendError::Full(DbJob::Apply(mut back))
-            | mpsc::error::TrySendError::Closed(DbJob::Apply(mut back))) = e
-            else {
-                return;
-            };
-            let over = back.len().saturating_sub(MAX_PENDING_DB);
-            if over > 0 {
-                debug!(target: "discv4", dropped = over, "node database behind, dropping updates");
-                back.drain(..over);
-            }
-            self.pending_db = back;
+        match &self.db {
+            Some(db) => db.hand_over(&mut self.pending_db, &mut self.pending_seq),
+            None => self.pending_db.clear(),
         }
     }
 
@@ -479,4 +485,43 @@ pub async fn bind(
 ) -> Result<Handle, Error> {
     let socket = UdpSocket::bind(addr).await?;
     Service::spawn(socket, key, config, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pong(i: u32) -> Update {
+        let mut id = [1u8; 64];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        let node = Node {
+            id: NodeId(id),
+            ip: [8, 8, 8, 8].into(),
+            udp: 1,
+            tcp: 1,
+        };
+        Update::Pong(node, u64::from(i))
+    }
+
+    /// A database that does not keep up (here: a writer that never reads) neither stalls
+    /// the packet loop nor lets the buffer grow: handing over returns at once and keeps
+    /// at most [`MAX_PENDING_DB`] updates, the newest.
+    #[test]
+    fn a_stuck_database_never_blocks_the_driver() {
+        let (jobs, _stuck) = mpsc::channel(DB_QUEUE);
+        let writer = DbWriter { jobs };
+        let mut pending = Vec::new();
+        let mut seq = Some(5);
+        let mut next = 0u32;
+        for _ in 0..DB_QUEUE + 20 {
+            pending.extend((0..1000).map(|_| {
+                next += 1;
+                pong(next)
+            }));
+            writer.hand_over(&mut pending, &mut seq);
+        }
+        assert!(pending.len() <= MAX_PENDING_DB, "{}", pending.len());
+        assert_eq!(pending.last(), Some(&pong(next)), "the newest are kept");
+        assert_eq!(seq, None, "the seq went first");
+    }
 }
