@@ -449,13 +449,18 @@ fn wide_key(i: u16) -> SecretKey {
     SecretKey::from_byte_array(b).unwrap()
 }
 
-/// The node with key `k` at `from` pings `p` and answers the ping back: a full bond.
-fn bond(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
-    let ep = Endpoint {
+/// The endpoint of a node at `from`.
+fn endpoint_of(from: SocketAddr) -> Endpoint {
+    Endpoint {
         ip: from.ip(),
         udp: from.port(),
         tcp: 0,
-    };
+    }
+}
+
+/// The node with key `k` at `from` pings `p`.
+fn ping_from(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
+    let ep = endpoint_of(from);
     let ping = Message::Ping(Ping {
         from: ep,
         to: ep,
@@ -463,6 +468,12 @@ fn bond(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
         enr_seq: None,
     });
     p.handle_packet(now, from, &ping.encode(k).0);
+}
+
+/// The node with key `k` at `from` pings `p` and answers the ping back: a full bond.
+fn bond(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
+    let ep = endpoint_of(from);
+    ping_from(p, now, k, from);
     let mut ours = None;
     while let Some(t) = p.poll_transmit() {
         if let Ok(pk) = packet::decode(&t.data)
@@ -530,18 +541,7 @@ fn bonds_are_bounded_per_ip_and_evictable() {
     // Pings from fresh ids (no pong) do not push bonds out.
     for i in 0..100u16 {
         let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(7, 7, i as u8, 1)), 30303);
-        let ep = Endpoint {
-            ip: from.ip(),
-            udp: 30303,
-            tcp: 0,
-        };
-        let ping = Message::Ping(Ping {
-            from: ep,
-            to: ep,
-            expiration: UNIX + 3600,
-            enr_seq: None,
-        });
-        p.handle_packet(later, from, &ping.encode(&wide_key(3000 + i)).0);
+        ping_from(&mut p, later, &wide_key(3000 + i), from);
         while p.poll_transmit().is_some() {}
     }
     let oldest = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(9, 9, 0, 1)), 30303);
