@@ -31,7 +31,16 @@
 //! not an IP address or in [`Config::allowed_hosts`] get 403, so a web page cannot
 //! reach it through DNS rebinding; a `Content-Type` other than `application/json` gets
 //! 415, so a cross-site form post is refused too (go-ethereum's `--http.vhosts` and
-//! content-type checks).
+//! content-type checks). A `Host`, `Origin` or `Authorization` header sent twice or not
+//! in visible ASCII gets 403 (a check must not read it as absent).
+//!
+//! `admin_*` methods need the API's secret ([`Config::admin_token`]) as
+//! `Authorization: Bearer <token>`; without it they fail with -32001, and a wrong token
+//! gets 401. `devp2p node --rpc` writes a fresh token to `<datadir>/rpc.cookie` (mode
+//! 0600) at every start, as bitcoind's cookie file: whoever can read the data directory
+//! may administer the node, e.g.
+//! `curl -H "Authorization: Bearer $(cat DATADIR/rpc.cookie)" -H 'Content-Type: application/json' ...`.
+//! In-process callers of [`Api::call`] and [`Api::handle`] have full access.
 //!
 //! JSON-RPC is written by hand on `serde_json` instead of `jsonrpsee`: its server adds
 //! about 110 s to a clean build on two cores (hyper alone adds 12 s), for nine methods.
@@ -39,6 +48,7 @@
 mod admin;
 mod eth;
 pub mod http;
+mod slots;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -62,6 +72,8 @@ mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL: i64 = -32603;
+    /// An `admin_*` call without the API's secret (implementation-defined server error).
+    pub const UNAUTHORIZED: i64 = -32001;
 }
 
 /// Methods with their names as logged; anything else is logged only by length.
@@ -104,6 +116,9 @@ pub enum Error {
     /// -32000, go-ethereum's generic server error, with the reason as the message.
     #[error("{0}")]
     Refused(String),
+    /// An `admin_*` method called without the API's secret: code -32001.
+    #[error("admin methods need the API secret (Authorization: Bearer, see rpc.cookie)")]
+    Unauthorized,
 }
 
 impl Error {
@@ -116,6 +131,7 @@ impl Error {
             Error::InvalidParams(_) => code::INVALID_PARAMS,
             Error::Internal(_) => code::INTERNAL,
             Error::Refused(_) => code::SERVER,
+            Error::Unauthorized => code::UNAUTHORIZED,
         }
     }
 }
@@ -134,6 +150,9 @@ pub struct Config {
     pub max_batch: usize,
     /// HTTP bounds. Default [`Limits::default`] (1 MiB bodies).
     pub limits: Limits,
+    /// The secret `admin_*` calls over HTTP must present (`Authorization: Bearer
+    /// <token>`). Default `None`: admin methods are refused over HTTP.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Config {
@@ -143,6 +162,7 @@ impl Default for Config {
             allowed_hosts: vec!["localhost".to_string()],
             max_batch: 100,
             limits: Limits::default(),
+            admin_token: None,
         }
     }
 }
@@ -199,9 +219,14 @@ impl Api {
         admin::call(self, method, params).await
     }
 
-    /// Answers a request body (one request or a batch); `None` when every request was a
-    /// notification and nothing is to be sent back.
+    /// Answers a request body (one request or a batch) with full access; `None` when
+    /// every request was a notification and nothing is to be sent back.
     pub async fn handle(&self, body: &[u8]) -> Option<Value> {
+        self.handle_with(body, true).await
+    }
+
+    /// [`Api::handle`], with `admin_*` methods refused unless `admin`.
+    async fn handle_with(&self, body: &[u8], admin: bool) -> Option<Value> {
         let Ok(request) = serde_json::from_slice::<Value>(body) else {
             return Some(failure(Value::Null, &Error::Parse));
         };
@@ -216,16 +241,16 @@ impl Api {
                 }
                 let mut answers = Vec::with_capacity(batch.len());
                 for r in batch {
-                    answers.extend(self.one(r).await);
+                    answers.extend(self.one(r, admin).await);
                 }
                 (!answers.is_empty()).then_some(Value::Array(answers))
             }
-            single => self.one(single).await,
+            single => self.one(single, admin).await,
         }
     }
 
     /// Answers one request object; `None` for a valid notification.
-    async fn one(&self, request: Value) -> Option<Value> {
+    async fn one(&self, request: Value, admin: bool) -> Option<Value> {
         let Value::Object(mut req) = request else {
             return Some(failure(
                 Value::Null,
@@ -262,7 +287,11 @@ impl Api {
             let e = Error::InvalidRequest("params must be an array or object");
             return Some(failure(id, &e));
         }
-        let result = self.call(&method, params.as_ref()).await;
+        let result = if method.starts_with("admin_") && !admin {
+            Err(Error::Unauthorized)
+        } else {
+            self.call(&method, params.as_ref()).await
+        };
         match (&result, METHODS.contains(&method.as_str())) {
             (Ok(_), true) => debug!(target: "rpc", method, "call"),
             (Err(e), true) => debug!(target: "rpc", method, code = e.code(), "call failed"),
@@ -278,9 +307,13 @@ impl Api {
     }
 
     /// Whether a `Host` header passes [`Config::allowed_hosts`].
-    fn host_allowed(&self, host: Option<&str>) -> bool {
-        // HTTP/1.0 clients may omit Host; browsers never do.
-        let Some(host) = host else { return true };
+    fn host_allowed(&self, host: &http::Header) -> bool {
+        let host = match host {
+            // HTTP/1.0 clients may omit Host; browsers never do.
+            http::Header::Absent => return true,
+            http::Header::Invalid => return false,
+            http::Header::Value(h) => h.as_str(),
+        };
         let name = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => host.rsplit_once(':').map_or(host, |(h, _)| h),
@@ -301,14 +334,14 @@ impl Api {
         if req.method != Method::POST {
             return Reply::method_not_allowed("POST");
         }
-        if !self.host_allowed(req.host.as_deref()) {
+        if !self.host_allowed(&req.host) {
             debug!(target: "rpc", "refused Host header");
             return Reply::status(StatusCode::FORBIDDEN);
         }
         // A browser page may POST to 127.0.0.1 without a preflight when the request has
         // no Content-Type (a `Blob` body); requiring JSON, and refusing any cross-site
         // `Origin`, keeps web pages from driving the admin API (go-ethereum does the same).
-        if req.origin.is_some() {
+        if req.origin != http::Header::Absent {
             debug!(target: "rpc", "refused request with an Origin header");
             return Reply::status(StatusCode::FORBIDDEN);
         }
@@ -319,12 +352,30 @@ impl Api {
         if !json_type {
             return Reply::status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
         }
-        let body = match self.handle(&req.body).await {
+        let admin = match (&req.authorization, &self.config.admin_token) {
+            (http::Header::Absent, _) => false,
+            (http::Header::Value(v), Some(token)) if bearer_matches(v, token) => true,
+            _ => {
+                debug!(target: "rpc", "refused a wrong Authorization header");
+                return Reply::status(StatusCode::UNAUTHORIZED);
+            }
+        };
+        let body = match self.handle_with(&req.body, admin).await {
             Some(answer) => answer.to_string(),
             None => String::new(),
         };
         Reply::ok("application/json", body)
     }
+}
+
+/// Whether an `Authorization` value is `Bearer <token>`, compared in constant time so
+/// the answer's timing tells nothing about the token.
+fn bearer_matches(value: &str, token: &str) -> bool {
+    let Some(given) = value.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An error response.

@@ -183,3 +183,171 @@ fn node_reads_a_toml_config_prints_its_enode_and_stops_on_sigint() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `devp2p node` on a free loopback port without discovery.
+fn local_node() -> Command {
+    let mut c = bin();
+    c.args([
+        "node",
+        "--port",
+        "0",
+        "--addr",
+        "127.0.0.1",
+        "--no-discovery",
+    ]);
+    c
+}
+
+/// Two nodes started at once on a fresh data directory: one runs, with the key stored
+/// there; the other stops with a clear error instead of running with a key of its own.
+#[test]
+fn two_nodes_on_one_fresh_datadir_do_not_run_with_different_keys() {
+    let dir = tempdir("twonodes");
+    let data = dir.join("data");
+    let start = || {
+        local_node()
+            .arg("--datadir")
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [start(), start()];
+    let mut enodes = Vec::new();
+    let mut errors = Vec::new();
+    for child in &mut children {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.starts_with("enode://") {
+            enodes.push(line);
+        } else {
+            errors.push(stderr_of(child));
+        }
+    }
+    assert_eq!(enodes.len(), 1, "exactly one node runs: {errors:?}");
+    assert!(
+        errors[0].contains("in use by another process"),
+        "{errors:?}"
+    );
+    let key = std::fs::read_to_string(data.join("nodekey")).unwrap();
+    let key = secp256k1::SecretKey::from_byte_array(
+        <[u8; 32]>::try_from(hex::decode(key.trim()).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let id = discovery::NodeId::from_secret_key(&key);
+    assert!(
+        enodes[0].starts_with(&format!("enode://{id}@")),
+        "{}",
+        enodes[0]
+    );
+    for child in &mut children {
+        if child.try_wait().unwrap().is_none() {
+            let status = support::interrupt_and_wait(child, 10);
+            assert!(status.success(), "{status:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits for `child` and returns what it wrote to stderr.
+fn stderr_of(child: &mut std::process::Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = child.wait();
+    err
+}
+
+/// `--rpc` on a non-loopback address is refused unless explicitly allowed.
+#[test]
+fn node_refuses_a_remote_rpc_address_without_the_flag() {
+    let dir = tempdir("rpcremote");
+    let mut child = local_node()
+        .args(["--rpc", "0.0.0.0:0", "--datadir"])
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node started with a remote --rpc");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let err = stderr_of(&mut child);
+    assert!(err.contains("--rpc-allow-remote"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// POSTs a JSON-RPC body with extra `headers` and returns the response text.
+fn post_json(addr: &str, headers: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// `devp2p node --rpc` writes a private admin token to DATADIR/rpc.cookie; admin calls
+/// work with it and fail without it.
+#[test]
+fn node_admin_rpc_needs_the_cookie() {
+    let dir = tempdir("cookie");
+    let data = dir.join("data");
+    let mut child = local_node()
+        .args(["--rpc", "127.0.0.1:0", "--datadir"])
+        .arg(&data)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while url.is_none() && err.read_line(&mut line).unwrap() > 0 {
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            let rest = &line[at + "http://".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .unwrap_or(rest.len());
+            url = Some(rest[..end].to_string());
+        }
+        line.clear();
+    }
+    let addr = url.expect("the node logs its JSON-RPC address");
+    let token = std::fs::read_to_string(data.join("rpc.cookie")).unwrap();
+    assert_eq!(token.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("rpc.cookie"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"admin_nodeInfo"}"#;
+    let without = post_json(&addr, "", body);
+    assert!(without.contains("-32001"), "{without}");
+    let with = post_json(&addr, &format!("Authorization: Bearer {token}\r\n"), body);
+    assert!(with.contains("\"enode\""), "{with}");
+    let status = support::interrupt_and_wait(&mut child, 10);
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -98,9 +98,13 @@ async fn spawn(with_discovery: bool, rpc_config: rpc::Config) -> TestNode {
     }
 }
 
+/// The admin secret of the test nodes (`devp2p node` writes a fresh one to rpc.cookie).
+const TOKEN: &str = "5ec7e7";
+
 fn rpc_config() -> rpc::Config {
     rpc::Config {
         client_id: CLIENT_ID.into(),
+        admin_token: Some(TOKEN.into()),
         ..rpc::Config::default()
     }
 }
@@ -125,12 +129,10 @@ async fn post(addr: std::net::SocketAddr, headers: &str, body: &str) -> (u16, St
 
 /// Posts a JSON-RPC body and parses the answer.
 async fn rpc_raw(addr: std::net::SocketAddr, body: &str) -> Value {
-    let (status, text) = post(
-        addr,
-        "Host: localhost:8545\r\nContent-Type: application/json\r\n",
-        body,
-    )
-    .await;
+    let headers = format!(
+        "Host: localhost:8545\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}\r\n"
+    );
+    let (status, text) = post(addr, &headers, body).await;
     assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
@@ -460,5 +462,105 @@ async fn hostile_http_clients_do_not_take_the_endpoints_down() {
         TcpStream::connect(n.metrics).await.is_err()
     })
     .await;
+    n.server.shutdown().await;
+}
+
+/// One client holding idle keep-alive connections cannot lock others out: past its
+/// per-address share it is answered 503 and closed, and a client from another address is
+/// served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_hold_every_http_connection() {
+    let mut config = rpc_config();
+    config.limits.max_connections = 8;
+    config.limits.max_connections_per_ip = 3;
+    config.limits.reserved_local = 1;
+    let n = spawn(false, config).await;
+    let mut hog = Vec::new();
+    for _ in 0..8 {
+        hog.push(TcpStream::connect(n.rpc).await.unwrap());
+    }
+    let mut refused = 0;
+    for s in &mut hog {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+        if let Ok(Ok(len)) = read {
+            assert!(buf[..len].starts_with(b"HTTP/1.1 503"), "{len}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5, "connections past the per-address share");
+    let started = Instant::now();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 2], 0).into()).unwrap();
+    let mut other = tokio::time::timeout(Duration::from_secs(1), socket.connect(n.rpc))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"net_listening"}"#;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    other.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), other.read_to_end(&mut answer))
+        .await
+        .expect("another address is served at once")
+        .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(hog);
+    n.server.shutdown().await;
+}
+
+/// Admin methods need the secret; Host and Origin headers that are duplicated or not
+/// ASCII are refused instead of read as absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_needs_the_secret_and_odd_headers_are_refused() {
+    let n = spawn(false, rpc_config()).await;
+    let add = json!({ "jsonrpc": "2.0", "id": 1, "method": "admin_addTrustedPeer",
+        "params": [n.enode()] })
+    .to_string();
+    let json_type = "Host: localhost\r\nContent-Type: application/json\r\n";
+    let (status, text) = post(n.rpc, json_type, &add).await;
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+    let info = r#"{"jsonrpc":"2.0","id":1,"method":"admin_nodeInfo"}"#;
+    let (_, text) = post(n.rpc, json_type, info).await;
+    assert!(text.contains("-32001"), "{text}");
+    let listening = r#"{"jsonrpc":"2.0","id":1,"method":"net_listening"}"#;
+    let (_, text) = post(n.rpc, json_type, listening).await;
+    assert!(
+        text.contains("true"),
+        "other methods need no secret: {text}"
+    );
+    let wrong = format!("{json_type}Authorization: Bearer 5ec7e8\r\n");
+    assert_eq!(post(n.rpc, &wrong, &add).await.0, 401);
+    let right = format!("{json_type}Authorization: Bearer {TOKEN}\r\n");
+    let (status, text) = post(n.rpc, &right, &add).await;
+    assert_eq!((status, text.contains("true")), (200, true), "{text}");
+
+    let hostile = [
+        "Host: localhost\r\nHost: evil.example\r\nContent-Type: application/json\r\n",
+        "Host: evil.example\r\nHost: localhost\r\nContent-Type: application/json\r\n",
+        "Host: ev\u{e9}l.example\r\nContent-Type: application/json\r\n",
+        "Host: localhost\r\nContent-Type: application/json\r\nOrigin: https://\u{e9}vil.example\r\n",
+        "Host: localhost\r\nContent-Type: application/json\r\nOrigin: null\r\nOrigin: x\r\n",
+    ];
+    for headers in hostile {
+        let req = format!(
+            "POST / HTTP/1.1\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{listening}",
+            listening.len()
+        );
+        // Latin-1 bytes, as a hostile client sends them (not UTF-8).
+        let bytes: Vec<u8> = req.chars().map(|c| c as u32 as u8).collect();
+        let (status, _) = raw(n.rpc, &bytes).await;
+        assert!(status == 403 || status == 400, "{status} for {headers:?}");
+    }
     n.server.shutdown().await;
 }

@@ -184,6 +184,76 @@ async fn max_peers_rejects_the_extra_inbound_peer_but_admits_trusted() {
     }
 }
 
+/// Dials `to` from the local address `from` with a fresh key and returns the session (or
+/// how the handshake failed).
+async fn dial_from(to: &TestNode, from: [u8; 4]) -> Result<rlpx::Peer, rlpx::Error> {
+    let key = SecretKey::new(&mut rand::rng());
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("echo", 1, 2)],
+        ..rlpx::Config::default()
+    };
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let stream = socket.connect(to.server.listen_addr()).await.unwrap();
+    let addr = stream.peer_addr().ok();
+    let remote = to.node().id.public_key().unwrap();
+    let hs = rlpx::conn::connect(stream, addr, &key, remote, &cfg).await?;
+    Ok(hs.hello(&key, &cfg).await?.start(&cfg))
+}
+
+/// How a session ends within 3 s, or "still connected".
+async fn outcome(peer: &rlpx::Peer) -> CloseReason {
+    tokio::time::timeout(Duration::from_secs(3), peer.closed())
+        .await
+        .unwrap_or(CloseReason::Failed("still connected".into()))
+}
+
+/// One address (and one /24) cannot take every inbound slot: past the per-IP and
+/// per-subnet caps it gets `TooManyPeers` while other addresses still get in. Loopback is
+/// exempt by default; this test removes the exemption and uses 127.0.0.x as the sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_peers_are_capped_per_ip_and_subnet() {
+    let s = spawn(
+        |c| {
+            c.max_peers = 20;
+            c.ip_limit_exempt = None;
+            c.max_inbound_per_ip = 2;
+            c.max_inbound_per_subnet = 3;
+        },
+        None,
+    )
+    .await;
+    let mut keep = Vec::new();
+    for _ in 0..2 {
+        let p = dial_from(&s, [127, 0, 0, 1]).await.unwrap();
+        keep.push(p);
+    }
+    until(5, "two peers from 127.0.0.1", || {
+        s.server.peers().len() == 2
+    })
+    .await;
+    let third = dial_from(&s, [127, 0, 0, 1]).await.unwrap();
+    assert_eq!(
+        outcome(&third).await,
+        CloseReason::Remote(DisconnectReason::TooManyPeers),
+        "a third peer from one address"
+    );
+    let other = dial_from(&s, [127, 0, 0, 2]).await.unwrap();
+    assert_eq!(
+        outcome(&other).await,
+        CloseReason::Failed("still connected".into())
+    );
+    let crowded = dial_from(&s, [127, 0, 0, 3]).await.unwrap();
+    assert_eq!(
+        outcome(&crowded).await,
+        CloseReason::Remote(DisconnectReason::TooManyPeers),
+        "a fourth peer from one /24"
+    );
+    assert_eq!(s.server.peers().len(), 3);
+    s.server.shutdown().await;
+    drop((keep, other));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_dial_and_duplicate_connection_get_their_reasons() {
     let s = spawn(|_| {}, None).await;
@@ -477,4 +547,54 @@ async fn a_penalty_while_the_handler_is_blocked_still_bans() {
     server.shutdown().await;
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The admin API cannot grow the trusted set without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_set_is_capped() {
+    let s = spawn(|_| {}, None).await;
+    for i in 0..server::MAX_TRUSTED as u32 {
+        let mut id = [0x55u8; 64];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        assert!(s.server.add_trusted(NodeId(id)).await);
+    }
+    assert!(!s.server.add_trusted(NodeId([0x66; 64])).await, "set full");
+    let mut known = [0x55u8; 64];
+    known[..4].copy_from_slice(&0u32.to_be_bytes());
+    assert!(s.server.add_trusted(NodeId(known)).await, "known id");
+    s.server.shutdown().await;
+}
+
+/// Stalled handshakes from one /24 hold at most its pending slots: another peer from that
+/// /24 is dropped unread while one from another /24 completes its handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_handshakes_are_capped_per_subnet() {
+    let s = spawn(
+        |c| {
+            c.ip_limit_exempt = None;
+            c.max_pending_per_subnet = 2;
+        },
+        None,
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let mut c = socket.connect(s.server.listen_addr()).await.unwrap();
+        c.write_all(b"\x01").await.unwrap();
+        stalled.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        dial_from(&s, [127, 0, 0, 2]).await.is_err(),
+        "a third handshake from the /24"
+    );
+    let other = dial_from(&s, [127, 0, 1, 1]).await.unwrap();
+    assert_eq!(
+        outcome(&other).await,
+        CloseReason::Failed("still connected".into())
+    );
+    s.server.shutdown().await;
+    drop(stalled);
 }

@@ -44,7 +44,8 @@ pub struct Config {
     /// Burst allowance per IP. Default: 100.
     pub rate_burst: u32,
     /// Cap on remote nodes with bonding state, bounding memory under floods of fresh ids.
-    /// Default: 10 000.
+    /// When full, stale and unverified entries go first, then the least recently proven
+    /// bond; each IP keeps at most [`crate::proto::BONDS_PER_IP`] bonds. Default: 10 000.
     pub max_peers: usize,
     /// Votes needed (and kept) before the majority external IP is adopted. Default: 3 of the
     /// last 20 Pongs.

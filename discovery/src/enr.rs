@@ -188,7 +188,7 @@ impl Enr {
         let tcp = self.get(b"tcp6").or_else(|| self.tcp()).unwrap_or(0);
         Some(Node {
             id: self.id,
-            ip: IpAddr::V6(ip),
+            ip: crate::node::canonical_ip(IpAddr::V6(ip)),
             udp,
             tcp,
         })

@@ -205,9 +205,30 @@ impl FromStr for Node {
     }
 }
 
+/// `ip` as the address it stands for: an IPv6 address that carries an IPv4 address
+/// (IPv4-mapped `::ffff:a.b.c.d`, the deprecated IPv4-compatible `::a.b.c.d`, and the
+/// NAT64 prefix `64:ff9b::/96`) is that IPv4 address, since a dual-stack socket or a NAT64
+/// gateway delivers it there. Every address check judges the canonical form, so
+/// `::ffff:127.0.0.1` counts as loopback and `::ffff:169.254.169.254` as link-local.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let seg = v6.segments();
+    let embedded = std::net::Ipv4Addr::from(v6.to_bits() as u32);
+    let compatible = seg[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
+    let nat64 = seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    if compatible || nat64 {
+        IpAddr::V4(embedded)
+    } else {
+        ip
+    }
+}
+
 /// Whether `ip` is in a local-area network range (RFC 1918, link-local, ULA).
 pub fn is_lan(ip: IpAddr) -> bool {
-    match ip {
+    match canonical_ip(ip) {
         IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_loopback(),
         IpAddr::V6(v6) => {
             let seg = v6.segments()[0];
@@ -220,7 +241,7 @@ pub fn is_lan(ip: IpAddr) -> bool {
 /// broadcast, documentation and benchmarking ranges, carrier-grade NAT, `0.0.0.0/8`
 /// (after go-ethereum's `IsSpecialNetwork`).
 pub fn is_special(ip: IpAddr) -> bool {
-    match ip {
+    match canonical_ip(ip) {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
             v4.is_unspecified()
@@ -247,6 +268,7 @@ pub fn is_special(ip: IpAddr) -> bool {
 /// only from or to a LAN host (as go-ethereum's `CheckRelayIP`). Stops a public peer from
 /// making us probe private networks.
 pub fn relay_ok(to: IpAddr, ip: IpAddr) -> bool {
+    let (to, ip) = (canonical_ip(to), canonical_ip(ip));
     if is_special(ip) {
         return false;
     }
@@ -292,6 +314,35 @@ mod tests {
         }
         assert!(!relay_ok(public, ip("fc00::1")));
         assert!(relay_ok(ip("fd00::2"), ip("fc00::1")));
+    }
+
+    /// IPv6 forms of IPv4 addresses are judged as the IPv4 address they carry.
+    #[test]
+    fn mapped_addresses_are_judged_as_ipv4() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let public = ip("8.8.4.4");
+        for hidden in [
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::ffff:192.168.1.1",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(!relay_ok(public, ip(hidden)), "{hidden}");
+            assert!(is_lan(ip(hidden)), "{hidden}");
+        }
+        assert!(!relay_ok(public, ip("::ffff:0.1.2.3")), "special");
+        assert!(is_special(ip("::ffff:255.255.255.255")));
+        assert!(relay_ok(public, ip("::ffff:1.2.3.4")));
+        assert!(
+            relay_ok(ip("::ffff:127.0.0.1"), ip("127.0.0.2")),
+            "loopback peer"
+        );
+        assert_eq!(canonical_ip(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(canonical_ip(ip("::1")), ip("::1"));
+        assert_eq!(canonical_ip(ip("::")), ip("::"));
+        assert_eq!(canonical_ip(ip("2a00::1")), ip("2a00::1"));
     }
 
     #[test]

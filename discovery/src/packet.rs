@@ -404,7 +404,8 @@ fn ip(b: &[u8]) -> IpAddr {
     if let Ok(v4) = <[u8; 4]>::try_from(b) {
         IpAddr::V4(Ipv4Addr::from(v4))
     } else if let Ok(v6) = <[u8; 16]>::try_from(b) {
-        IpAddr::V6(Ipv6Addr::from(v6))
+        // A mapped address is the IPv4 address it carries (`node::canonical_ip`).
+        crate::node::canonical_ip(IpAddr::V6(Ipv6Addr::from(v6)))
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     }

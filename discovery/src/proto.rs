@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::enr::{Enr, EnrError, LocalEnr};
 use crate::limits::{RateLimiter, Votes};
 use crate::lookup::{K, Lookup};
-use crate::node::{Node, NodeId, relay_ok};
+use crate::node::{Node, NodeId, canonical_ip, relay_ok};
 use crate::packet::{
     self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Packet, PacketError, Ping, Pong,
 };
@@ -27,6 +27,13 @@ use crate::table::Table;
 /// How long bonding state of a node that has not answered our ping (or pinged us
 /// without bonding) is kept when the state map is full.
 const UNVERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Live bonds (endpoint proofs) kept per source IP address. Several nodes behind one NAT
+/// address need a few; the table takes at most 10 per /24 anyway
+/// ([`crate::table::TABLE_IP_LIMIT`]). Past it the oldest bond of that address goes, so a
+/// host with 10,000 node ids holds 10 bonds, not the whole map for the 12-hour bond
+/// lifetime. Loopback and `--netrestrict` addresses are exempt, as in the table.
+pub const BONDS_PER_IP: usize = 10;
 
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +158,9 @@ pub struct Protocol {
     epoch: (Instant, u64),
     table: Table,
     peers: HashMap<NodeId, PeerState>,
+    /// The ids in `peers` whose endpoint proof was made from each IP (at most
+    /// [`BONDS_PER_IP`] + 1 per limited IP).
+    by_ip: HashMap<IpAddr, Vec<NodeId>>,
     pending: Vec<Pending>,
     deferred: Vec<Deferred>,
     lookups: BTreeMap<LookupId, Running>,
@@ -181,6 +191,10 @@ impl Protocol {
         mut rng: StdRng,
         enr_seq: u64,
     ) -> Result<Self, EnrError> {
+        let mut config = config;
+        for b in &mut config.bootnodes {
+            b.ip = canonical_ip(b.ip);
+        }
         let id = NodeId::from_secret_key(&key);
         let ip = config
             .external_ip
@@ -206,6 +220,7 @@ impl Protocol {
             epoch: (now, unix_secs),
             table,
             peers: HashMap::new(),
+            by_ip: HashMap::new(),
             pending: Vec::new(),
             deferred: Vec::new(),
             lookups: BTreeMap::new(),
@@ -262,7 +277,8 @@ impl Protocol {
     }
 
     /// Adds a node we know of (database seeds, static lists) to the table, unverified.
-    pub fn add_node(&mut self, node: Node) {
+    pub fn add_node(&mut self, mut node: Node) {
+        node.ip = canonical_ip(node.ip);
         if self.allowed(node.ip) {
             self.table.add_seen(node);
         }
@@ -407,6 +423,9 @@ impl Protocol {
     /// Handles one datagram from `from`. Invalid input is counted and dropped.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.metrics.received += 1;
+        // A dual-stack socket reports IPv4 senders as `::ffff:a.b.c.d`: judge (and rate
+        // limit, and bond) them as the IPv4 address.
+        let from = SocketAddr::new(canonical_ip(from.ip()), from.port());
         if !self.allowed(from.ip()) {
             self.metrics.restricted += 1;
             return;
@@ -478,7 +497,7 @@ impl Protocol {
             udp: from.port(),
             tcp: ping.from.tcp,
         };
-        if let Some(peer) = self.peer_mut(id, now) {
+        if let Some(peer) = self.peer_mut(id, now, false) {
             peer.last_ping = Some(now);
         }
         // The remote now has our endpoint proof: held-back FindNodes can go.
@@ -509,10 +528,7 @@ impl Protocol {
             return;
         };
         let p = self.pending.swap_remove(pos);
-        if let Some(peer) = self.peer_mut(id, now) {
-            peer.last_pong = Some(now);
-            peer.ip = Some(from.ip());
-        }
+        self.record_bond(id, from.ip(), now);
         let node = Node {
             id,
             ip: from.ip(),
@@ -687,35 +703,6 @@ impl Protocol {
         })
     }
 
-    /// Bonding state for `id`, creating it unless the map is full of live bonds.
-    fn peer_mut(&mut self, id: NodeId, now: Instant) -> Option<&mut PeerState> {
-        if !self.peers.contains_key(&id) && self.peers.len() >= self.config.max_peers {
-            let exp = self.config.bond_expiration;
-            let bonded = |p: &PeerState| p.last_pong.is_some_and(|t| now < t + exp);
-            // A ping-only entry matters only while its round trip can complete: keep it a
-            // minute, so a flood of unanswered pings from fresh ids cannot hold the map
-            // (and keep newcomers from bonding) for the 12-hour bond lifetime.
-            let pinging = |p: &PeerState| p.last_ping.is_some_and(|t| now < t + UNVERIFIED_TTL);
-            self.peers.retain(|_, p| bonded(p) || pinging(p));
-            if self.peers.len() >= self.config.max_peers {
-                // Still full: make room by dropping the oldest unverified entry, never a bond.
-                let oldest = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| !bonded(p))
-                    .min_by_key(|(_, p)| p.last_ping)
-                    .map(|(k, _)| *k);
-                match oldest {
-                    Some(k) => {
-                        self.peers.remove(&k);
-                    }
-                    None => return None,
-                }
-            }
-        }
-        Some(self.peers.entry(id).or_default())
-    }
-
     /// Number of remote nodes with bonding state (bounded by [`Config::max_peers`]).
     pub fn tracked_peers(&self) -> usize {
         self.peers.len()
@@ -744,6 +731,9 @@ fn random_duration(rng: &mut StdRng, max: Duration) -> Duration {
 
 #[path = "proto_lookups.rs"]
 mod lookups;
+
+#[path = "proto_bonds.rs"]
+mod bonds;
 
 #[cfg(test)]
 #[path = "proto_tests.rs"]

@@ -442,3 +442,141 @@ fn external_address_by_majority_and_eth_entry() {
         Some(Ipv4Addr::new(1, 2, 3, 4))
     );
 }
+
+fn wide_key(i: u16) -> SecretKey {
+    let mut b = [7u8; 32];
+    b[..2].copy_from_slice(&i.to_be_bytes());
+    SecretKey::from_byte_array(b).unwrap()
+}
+
+/// The endpoint of a node at `from`.
+fn endpoint_of(from: SocketAddr) -> Endpoint {
+    Endpoint {
+        ip: from.ip(),
+        udp: from.port(),
+        tcp: 0,
+    }
+}
+
+/// The node with key `k` at `from` pings `p`.
+fn ping_from(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
+    let ep = endpoint_of(from);
+    let ping = Message::Ping(Ping {
+        from: ep,
+        to: ep,
+        expiration: UNIX + 3600,
+        enr_seq: None,
+    });
+    p.handle_packet(now, from, &ping.encode(k).0);
+}
+
+/// The node with key `k` at `from` pings `p` and answers the ping back: a full bond.
+fn bond(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
+    let ep = endpoint_of(from);
+    ping_from(p, now, k, from);
+    let mut ours = None;
+    while let Some(t) = p.poll_transmit() {
+        if let Ok(pk) = packet::decode(&t.data)
+            && t.to.ip() == canonical_ip(from.ip())
+            && matches!(pk.message, Message::Ping(_))
+        {
+            ours = Some(pk.hash);
+        }
+    }
+    let Some(hash) = ours else { return };
+    let pong = Message::Pong(Pong {
+        to: ep,
+        ping_hash: hash,
+        expiration: UNIX + 3600,
+        enr_seq: None,
+    });
+    p.handle_packet(now, from, &pong.encode(k).0);
+    while p.poll_transmit().is_some() {}
+}
+
+/// Whether `p` answers a FindNode from key `k` at `from` (it does only for a live bond).
+fn answers_findnode(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) -> bool {
+    let req = Message::FindNode(FindNode {
+        target: NodeId([1; 64]),
+        expiration: UNIX + 3600,
+    });
+    p.handle_packet(now, from, &req.encode(k).0);
+    let to = canonical_ip(from.ip());
+    std::iter::from_fn(|| p.poll_transmit()).any(|t| t.to.ip() == to)
+}
+
+/// One address with hundreds of node ids holds [`BONDS_PER_IP`] bonds; a map full of
+/// bonds from many addresses still lets a newcomer bond (the least recently proven goes).
+#[test]
+fn bonds_are_bounded_per_ip_and_evictable() {
+    let config = Config {
+        max_peers: 64,
+        rate_limit: 1_000_000,
+        rate_burst: 1_000_000,
+        ..Config::default()
+    };
+    let mut p = proto(1, config, Instant::now());
+    let now = Instant::now();
+    let host = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)), 30303);
+    for i in 0..200u16 {
+        bond(&mut p, now, &wide_key(i), host);
+    }
+    assert!(
+        answers_findnode(&mut p, now, &wide_key(199), host),
+        "newest kept"
+    );
+    assert!(
+        p.bonds_from(host.ip(), now) <= BONDS_PER_IP,
+        "{} bonds from one address",
+        p.bonds_from(host.ip(), now)
+    );
+    // Fill the map with bonds from 64 addresses, a minute apart so their age differs.
+    for i in 0..64u16 {
+        let at = now + Duration::from_secs(60 + u64::from(i));
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(9, 9, i as u8, 1)), 30303);
+        bond(&mut p, at, &wide_key(1000 + i), from);
+    }
+    assert!(p.tracked_peers() <= 64);
+    let later = now + Duration::from_secs(600);
+    // Pings from fresh ids (no pong) do not push bonds out.
+    for i in 0..100u16 {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(7, 7, i as u8, 1)), 30303);
+        ping_from(&mut p, later, &wide_key(3000 + i), from);
+        while p.poll_transmit().is_some() {}
+    }
+    let oldest = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(9, 9, 0, 1)), 30303);
+    assert!(
+        answers_findnode(&mut p, later, &wide_key(1000), oldest),
+        "bond kept"
+    );
+    let newcomer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(5, 5, 5, 5)), 30303);
+    bond(&mut p, later, &wide_key(5000), newcomer);
+    assert!(
+        answers_findnode(&mut p, later, &wide_key(5000), newcomer),
+        "a newcomer bonds although the map is full of bonds"
+    );
+    assert!(p.tracked_peers() <= 64);
+    // Loopback (local test networks) is exempt.
+    let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 30303);
+    for i in 0..20u16 {
+        bond(&mut p, later, &wide_key(6000 + i), local);
+    }
+    assert_eq!(p.bonds_from(local.ip(), later), 20);
+}
+
+/// A sender seen through a dual-stack socket as `::ffff:a.b.c.d` bonds as the IPv4 address.
+#[test]
+fn mapped_sender_is_its_ipv4_address() {
+    let config = Config {
+        rate_limit: 1_000_000,
+        rate_burst: 1_000_000,
+        ..Config::default()
+    };
+    let mut p = proto(1, config, Instant::now());
+    let now = Instant::now();
+    let mapped: SocketAddr = "[::ffff:8.8.4.4]:30303".parse().unwrap();
+    bond(&mut p, now, &wide_key(1), mapped);
+    let v4: SocketAddr = "8.8.4.4:30303".parse().unwrap();
+    assert_eq!(p.bonds_from(v4.ip(), now), 1);
+    assert!(answers_findnode(&mut p, now, &wide_key(1), v4));
+}

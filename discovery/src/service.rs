@@ -26,6 +26,12 @@ const DB_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// How often nodes not seen for [`db::SEED_MAX_AGE`] are deleted from the node database
 /// (go-ethereum expires hourly too), so it cannot grow without bound.
 const DB_EXPIRE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Buffered database updates beyond which the oldest are dropped while the writer is
+/// behind (a slow disk): a few minutes of bonds at a busy node's rate; the database is a
+/// cache of good nodes, losing some updates costs nothing but seeds.
+const MAX_PENDING_DB: usize = 4096;
+/// Writes queued to the database thread; more wait in the driver's buffer.
+const DB_QUEUE: usize = 4;
 
 /// Errors of the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +68,9 @@ impl Service {
     /// Starts discovery on `socket` with identity `key` on the current tokio runtime.
     ///
     /// With a database, the table is seeded with up to 30 nodes seen alive in the last
-    /// 5 days (before the bootnodes), bonds are recorded, and our record's sequence number
-    /// keeps increasing across restarts.
+    /// 5 days, those that kept answering longest first (before the bootnodes), bonds are
+    /// recorded (on a blocking thread: redb commits fsync), and our record's sequence
+    /// number keeps increasing across restarts.
     pub fn spawn(
         socket: UdpSocket,
         key: SecretKey,
@@ -97,7 +104,9 @@ impl Service {
         let driver = Driver {
             proto,
             socket: Arc::new(socket),
-            db,
+            db: db.map(DbWriter::spawn),
+            pending_seq: None,
+            v6_socket: local_addr.is_ipv6(),
             rx,
             pending_db: Vec::new(),
             lookups: HashMap::new(),
@@ -216,10 +225,104 @@ impl RandomNodes {
     }
 }
 
+/// Work for the database thread.
+enum DbJob {
+    Apply(Vec<Update>),
+    Expire(u64),
+    SetSeq(u64),
+    /// Closes the database, then acknowledges.
+    Close(oneshot::Sender<()>),
+}
+
+/// The node database on a blocking thread of its own: redb commits fsync, which must not
+/// stall the packet loop (and every peer's lookups with it).
+struct DbWriter {
+    jobs: mpsc::Sender<DbJob>,
+}
+
+impl DbWriter {
+    fn spawn(db: NodeDb) -> Self {
+        let (jobs, mut rx) = mpsc::channel(DB_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            while let Some(job) = rx.blocking_recv() {
+                match job {
+                    DbJob::Apply(updates) if updates.is_empty() => {}
+                    DbJob::Apply(updates) => {
+                        // Both lines mark the commit for the crash tests
+                        // (`tests/discovery_kill.rs`).
+                        debug!(target: "discv4", updates = updates.len(), "writing node database");
+                        match db.apply(&updates) {
+                            Ok(()) => {
+                                debug!(target: "discv4", updates = updates.len(), "node database written")
+                            }
+                            Err(e) => {
+                                warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed")
+                            }
+                        }
+                    }
+                    DbJob::Expire(now) => match db.expire(now, db::SEED_MAX_AGE) {
+                        Ok(n) if n > 0 => {
+                            debug!(target: "discv4", removed = n, "expired old nodes");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(target: "discv4", error = %e, "expiring the node database failed");
+                        }
+                    },
+                    DbJob::SetSeq(seq) => {
+                        if let Err(e) = db.set_local_seq(seq) {
+                            warn!(target: "discv4", error = %e, "storing record seq failed");
+                        }
+                    }
+                    DbJob::Close(ack) => {
+                        drop(db);
+                        let _ = ack.send(());
+                        return;
+                    }
+                }
+            }
+        });
+        DbWriter { jobs }
+    }
+
+    /// Hands `pending` updates and a pending record seq to the writer without waiting;
+    /// what it has no room for stays buffered, the oldest updates dropped past
+    /// [`MAX_PENDING_DB`].
+    fn hand_over(&self, pending: &mut Vec<Update>, seq: &mut Option<u64>) {
+        if let Some(s) = *seq
+            && self.jobs.try_send(DbJob::SetSeq(s)).is_ok()
+        {
+            *seq = None;
+        }
+        if pending.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(pending);
+        if let Err(e) = self.jobs.try_send(DbJob::Apply(updates)) {
+            let (mpsc::error::TrySendError::Full(DbJob::Apply(mut back))
+            | mpsc::error::TrySendError::Closed(DbJob::Apply(mut back))) = e
+            else {
+                return;
+            };
+            let over = back.len().saturating_sub(MAX_PENDING_DB);
+            if over > 0 {
+                debug!(target: "discv4", dropped = over, "node database behind, dropping updates");
+                back.drain(..over);
+            }
+            *pending = back;
+        }
+    }
+}
+
 struct Driver {
     proto: Protocol,
     socket: Arc<UdpSocket>,
-    db: Option<NodeDb>,
+    db: Option<DbWriter>,
+    /// A record seq the writer had no room for yet.
+    pending_seq: Option<u64>,
+    /// The socket is IPv6 (dual-stack): IPv4 destinations go out in mapped form, since
+    /// the protocol sees every address in canonical form (`node::canonical_ip`).
+    v6_socket: bool,
     rx: mpsc::Receiver<Command>,
     pending_db: Vec<Update>,
     lookups: HashMap<LookupId, oneshot::Sender<Vec<Node>>>,
@@ -269,9 +372,7 @@ impl Driver {
                 },
             }
         }
-        self.flush_db();
-        // Close the database before acknowledging, so the caller may reopen it at once.
-        self.db = None;
+        self.close_db().await;
         info!(target: "discv4", "discovery stopped");
         if let Some(ack) = shutdown {
             let _ = ack.send(());
@@ -307,7 +408,13 @@ impl Driver {
 
     async fn drain(&mut self) {
         while let Some(t) = self.proto.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.data, t.to).await {
+            let to = match t.to {
+                SocketAddr::V4(v4) if self.v6_socket => {
+                    SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+                }
+                to => to,
+            };
+            if let Err(e) = self.socket.send_to(&t.data, to).await {
                 debug!(target: "discv4", to = %t.to, error = %e, "send failed");
             }
         }
@@ -325,11 +432,8 @@ impl Driver {
                 }
                 Event::LocalEnrUpdated(enr) => {
                     info!(target: "discv4", seq = enr.seq(), "local record updated");
-                    if let Some(db) = &self.db
-                        && let Err(e) = db.set_local_seq(enr.seq())
-                    {
-                        warn!(target: "discv4", error = %e, "storing record seq failed");
-                    }
+                    self.pending_seq = Some(enr.seq());
+                    self.flush_db();
                 }
                 Event::Removed(_) | Event::Enr(_) => {}
             }
@@ -339,29 +443,40 @@ impl Driver {
         }
     }
 
+    /// Queues deletion of nodes not seen for [`db::SEED_MAX_AGE`]; skipped when the
+    /// writer is busy (the next hour's run catches up).
     fn expire_db(&self) {
         if let Some(db) = &self.db {
-            match db.expire(unix_now(), db::SEED_MAX_AGE) {
-                Ok(n) if n > 0 => debug!(target: "discv4", removed = n, "expired old nodes"),
-                Ok(_) => {}
-                Err(e) => warn!(target: "discv4", error = %e, "expiring the node database failed"),
-            }
+            let _ = db.jobs.try_send(DbJob::Expire(unix_now()));
         }
     }
 
+    /// Hands buffered updates to the writer without waiting; when it is behind they stay
+    /// buffered, the oldest dropped past [`MAX_PENDING_DB`].
     fn flush_db(&mut self) {
-        let updates = std::mem::take(&mut self.pending_db);
-        let Some(db) = &self.db else { return };
-        if updates.is_empty() {
-            return;
+        match &self.db {
+            Some(db) => db.hand_over(&mut self.pending_db, &mut self.pending_seq),
+            None => self.pending_db.clear(),
         }
-        // Both lines mark the commit for the crash tests (`tests/discovery_kill.rs`).
-        debug!(target: "discv4", updates = updates.len(), "writing node database");
-        match db.apply(&updates) {
-            Ok(()) => debug!(target: "discv4", updates = updates.len(), "node database written"),
-            Err(e) => {
-                warn!(target: "discv4", error = %e, updates = updates.len(), "writing node database failed")
+    }
+
+    /// Writes everything buffered and closes the database, waiting for both, so the
+    /// caller may reopen it at once.
+    async fn close_db(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        let mut jobs = Vec::new();
+        if let Some(seq) = self.pending_seq.take() {
+            jobs.push(DbJob::SetSeq(seq));
+        }
+        jobs.push(DbJob::Apply(std::mem::take(&mut self.pending_db)));
+        for job in jobs {
+            if db.jobs.send(job).await.is_err() {
+                return;
             }
+        }
+        let (ack, done) = oneshot::channel();
+        if db.jobs.send(DbJob::Close(ack)).await.is_ok() {
+            let _ = done.await;
         }
     }
 }
@@ -382,4 +497,43 @@ pub async fn bind(
 ) -> Result<Handle, Error> {
     let socket = UdpSocket::bind(addr).await?;
     Service::spawn(socket, key, config, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pong(i: u32) -> Update {
+        let mut id = [1u8; 64];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        let node = Node {
+            id: NodeId(id),
+            ip: [8, 8, 8, 8].into(),
+            udp: 1,
+            tcp: 1,
+        };
+        Update::Pong(node, u64::from(i))
+    }
+
+    /// A database that does not keep up (here: a writer that never reads) neither stalls
+    /// the packet loop nor lets the buffer grow: handing over returns at once and keeps
+    /// at most [`MAX_PENDING_DB`] updates, the newest.
+    #[test]
+    fn a_stuck_database_never_blocks_the_driver() {
+        let (jobs, _stuck) = mpsc::channel(DB_QUEUE);
+        let writer = DbWriter { jobs };
+        let mut pending = Vec::new();
+        let mut seq = Some(5);
+        let mut next = 0u32;
+        for _ in 0..DB_QUEUE + 20 {
+            pending.extend((0..1000).map(|_| {
+                next += 1;
+                pong(next)
+            }));
+            writer.hand_over(&mut pending, &mut seq);
+        }
+        assert!(pending.len() <= MAX_PENDING_DB, "{}", pending.len());
+        assert_eq!(pending.last(), Some(&pong(next)), "the newest are kept");
+        assert_eq!(seq, None, "the seq went first");
+    }
 }

@@ -58,12 +58,12 @@ pub enum Insert {
 
 /// A /24 (IPv4) or /64 (IPv6) network, the unit of the IP limits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Subnet {
+pub(crate) enum Subnet {
     V4([u8; 3]),
     V6([u8; 8]),
 }
 
-fn subnet(ip: IpAddr) -> Subnet {
+pub(crate) fn subnet(ip: IpAddr) -> Subnet {
     match ip {
         IpAddr::V4(a) => {
             let o = a.octets();

@@ -1,8 +1,9 @@
 //! `devp2p import`: validates and stores blocks from an RLP block file (concatenated RLP
 //! blocks, the format of go-ethereum's `geth export`).
 //!
-//! Blocks are stored in batches of [`BATCH`], one database transaction each, so an
-//! interrupted import keeps every committed batch and resumes by skipping known blocks.
+//! Blocks are stored in batches of at most [`BATCH`] blocks and [`BATCH_BYTES`] encoded
+//! bytes, one database transaction each, so an interrupted import keeps every committed
+//! batch and resumes by skipping known blocks.
 
 use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,11 @@ use crate::chain::{self, Block, Spec, Store, store};
 
 /// Blocks per write transaction.
 pub const BATCH: usize = 256;
+/// Encoded bytes per write transaction: a batch is flushed once it holds this much, so
+/// what a batch keeps in memory is bounded by bytes, not only by count (256 hostile blocks
+/// of [`MAX_BLOCK_BYTES`] would be 8 GiB). 64 MiB is above 256 of today's mainnet blocks
+/// (about 150 KB each, 40 MB), so an honest file still flushes by count.
+pub const BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Largest accepted encoded block: ten times today's largest mainnet blocks, and a bound on
 /// what a hostile file can make us allocate.
 pub const MAX_BLOCK_BYTES: usize = 32 * 1024 * 1024;
@@ -101,6 +107,13 @@ pub struct BlockReader<R> {
     reader: R,
     offset: u64,
     buf: Vec<u8>,
+}
+
+impl<R> BlockReader<R> {
+    /// Encoded size of the block last returned by [`BlockReader::next_block`].
+    pub fn last_len(&self) -> usize {
+        self.buf.len()
+    }
 }
 
 impl<R: Read> BlockReader<R> {
@@ -224,14 +237,18 @@ impl Progress {
     }
 }
 
-/// Imports every block of `reader` into `store`, in batches of [`BATCH`] blocks.
+/// Imports every block of `reader` into `store`, in batches of at most [`BATCH`] blocks
+/// and [`BATCH_BYTES`] bytes.
 pub fn import(store: &Store, reader: impl Read) -> Result<Summary, Error> {
-    import_with(store, reader, |_, _, _| {})
+    import_with(store, reader, BATCH_BYTES, |_, _, _| {})
 }
 
+/// [`import`] with batches flushed at `batch_bytes` encoded bytes; `progress` is called
+/// after every flush with (blocks read, transactions, head number).
 fn import_with(
     store: &Store,
     reader: impl Read,
+    batch_bytes: usize,
     mut progress: impl FnMut(u64, u64, u64),
 ) -> Result<Summary, Error> {
     let start = Instant::now();
@@ -246,17 +263,20 @@ fn import_with(
         elapsed: Duration::ZERO,
     };
     let mut batch = Vec::with_capacity(BATCH);
+    let mut bytes = 0usize;
     loop {
         let next = reader.next_block()?;
         let done = next.is_none();
         if let Some(block) = next {
             summary.blocks += 1;
             summary.txs += block.body.transactions.len() as u64;
+            bytes = bytes.saturating_add(reader.last_len());
             batch.push(block);
         }
-        if batch.len() >= BATCH || (done && !batch.is_empty()) {
+        if batch.len() >= BATCH || bytes >= batch_bytes || (done && !batch.is_empty()) {
             let inserted = store.insert_blocks(&batch)?;
             batch.clear();
+            bytes = 0;
             summary.imported += inserted.imported as u64;
             summary.head_number = inserted.head_number;
             summary.head_hash = inserted.head_hash;
@@ -289,6 +309,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let result = import_with(
         &store,
         BufReader::with_capacity(1 << 20, file),
+        BATCH_BYTES,
         |b, t, h| progress.update(b, t, h),
     );
     progress.finish();
@@ -305,4 +326,41 @@ pub fn run(args: Args) -> Result<(), Error> {
         s.head_hash
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of large blocks is flushed by bytes: no batch holds more than the byte
+    /// budget plus one block, however few blocks that is.
+    #[test]
+    fn batches_flush_by_bytes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
+        let data = std::fs::read(path).unwrap();
+        let mut sizes = Vec::new();
+        let mut reader = BlockReader::new(data.as_slice());
+        while reader.next_block().unwrap().is_some() {
+            sizes.push(reader.last_len());
+        }
+        let largest = sizes.iter().copied().max().unwrap();
+        // A budget of a few blocks stands for BATCH_BYTES against 32 MiB blocks.
+        let budget = 4 * largest;
+        let dir = std::env::temp_dir().join(format!("import-bytes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, crate::chain::presets::ethtest().unwrap()).unwrap();
+        let mut flushed_at = vec![0u64];
+        let summary = import_with(&store, data.as_slice(), budget, |blocks, _, _| {
+            flushed_at.push(blocks)
+        })
+        .unwrap();
+        assert_eq!(summary.imported as usize, sizes.len());
+        for w in flushed_at.windows(2) {
+            let held: usize = sizes[w[0] as usize..w[1] as usize].iter().sum();
+            assert!(held < budget + largest, "a batch held {held} bytes");
+        }
+        assert!(flushed_at.len() > sizes.len() / BATCH + 2, "{flushed_at:?}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

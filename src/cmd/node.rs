@@ -41,6 +41,12 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another process holds the data directory's lock (another node runs on it).
+    #[error("data directory {path} is in use by another process")]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A socket could not be bound.
     #[error("cannot listen on {what} {addr}: {source}")]
     Bind {
@@ -124,10 +130,17 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// Serve the JSON-RPC admin API at http://ADDR (keep it on 127.0.0.1). Port 0 picks a
-    /// free port; the node prints `rpc http://<bound address>` on stdout after its enode.
+    /// Serve the JSON-RPC API at http://ADDR. Port 0 picks a free port; the node prints
+    /// `rpc http://<bound address>` on stdout after its enode. `admin_*` calls need the
+    /// token written to DATADIR/rpc.cookie (`Authorization: Bearer <token>`). A
+    /// non-loopback address is refused unless --rpc-allow-remote is given.
     #[arg(long, value_name = "ADDR")]
     pub rpc: Option<SocketAddr>,
+    /// Allow --rpc on a non-loopback address: anyone who reaches it can read the node's
+    /// state and submit transactions (admin calls still need the cookie).
+    #[arg(long)]
+    #[serde(default)]
+    pub rpc_allow_remote: bool,
     /// Seconds between the status lines logged at info level [default: 30].
     #[arg(long, value_name = "SECS")]
     pub status_interval: Option<u32>,
@@ -210,6 +223,7 @@ impl Args {
             no_discovery: self.no_discovery || file.no_discovery,
             metrics: self.metrics.or(file.metrics),
             rpc: self.rpc.or(file.rpc),
+            rpc_allow_remote: self.rpc_allow_remote || file.rpc_allow_remote,
             status_interval: self.status_interval.or(file.status_interval),
             replay: self.replay.or(file.replay),
             interval: self.interval.or(file.interval),
@@ -277,14 +291,48 @@ fn parse_peer_id(s: &str) -> Result<protocols::eth::PeerId, String> {
         .ok_or_else(|| format!("{s:.40}: not a valid public key"))
 }
 
+/// Takes the exclusive lock of `datadir` (an advisory lock on its `LOCK` file, released
+/// when the returned file is closed or the process dies).
+pub fn lock_datadir(datadir: &Path) -> Result<std::fs::File, Error> {
+    let io = |source| Error::DataDir {
+        path: datadir.into(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(datadir.join("LOCK"))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::DataDirInUse {
+            path: datadir.into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 /// Runs the node until `shutdown` completes.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let args = args.merged()?;
+    if let Some(addr) = args.rpc
+        && !discovery::node::canonical_ip(addr.ip()).is_loopback()
+        && !args.rpc_allow_remote
+    {
+        return Err(Error::Invalid(format!(
+            "--rpc {addr} is not a loopback address: anyone who can reach it could use the \
+             API; use 127.0.0.1, or add --rpc-allow-remote"
+        )));
+    }
     let datadir = args.datadir.clone().unwrap_or_else(default_datadir);
     std::fs::create_dir_all(&datadir).map_err(|source| Error::DataDir {
         path: datadir.clone(),
         source,
     })?;
+    // Held until we return: before the key is created, so a second node started on this
+    // directory stops here instead of making or using a key of its own.
+    let _lock = lock_datadir(&datadir)?;
     let key = key::resolve(
         args.nodekey.as_deref(),
         args.nodekeyhex.as_deref(),
@@ -382,11 +430,22 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     let mut config = server::Config::new(key);
     config.max_peers = args.maxpeers.unwrap_or(config.max_peers);
     config.netrestrict = netrestrict;
+    let capped = |path: &PathBuf, max: usize| -> Result<Vec<Node>, Error> {
+        let nodes = read_node_list(path)?;
+        if nodes.len() > max {
+            return Err(Error::Config {
+                path: path.clone(),
+                reason: format!("{} nodes, at most {max} are kept", nodes.len()),
+            });
+        }
+        Ok(nodes)
+    };
     if let Some(p) = &args.static_nodes {
-        config.static_nodes = read_node_list(p)?;
+        config.static_nodes = capped(p, server::dial::MAX_STATIC)?;
     }
     if let Some(p) = &args.trusted_nodes {
-        config.trusted_nodes = read_node_list(p)?.into_iter().map(|n| n.id).collect();
+        let trusted = capped(p, server::MAX_TRUSTED)?;
+        config.trusted_nodes = trusted.into_iter().map(|n| n.id).collect();
     }
     // Trusted peers are block sources too (the operator vouches for them).
     block_sources.extend(config.trusted_nodes.iter().filter_map(|id| id.public_key()));
@@ -462,8 +521,14 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 addr,
                 source,
             })?;
+        // A fresh admin token per start, readable only by the data directory's owner.
+        let token = hex::encode(secp256k1::rand::random::<[u8; 32]>());
+        let cookie = datadir.join("rpc.cookie");
+        key::write_private(&cookie, token.as_bytes())?;
+        info!(target: "p2p", cookie = %cookie.display(), "JSON-RPC admin token written");
         let cfg = crate::rpc::Config {
             client_id,
+            admin_token: Some(token),
             ..crate::rpc::Config::default()
         };
         let api = crate::rpc::Api::new(server.clone(), disc.clone(), cfg)

@@ -29,7 +29,12 @@ pub(super) async fn call(api: &Api, method: &str, params: Option<&Value>) -> Res
             Ok(peers(api))
         }
         "admin_addPeer" => {
-            api.server.add_peer(node_param(params)?).await;
+            if !api.server.add_peer(node_param(params)?).await {
+                let max = crate::server::dial::MAX_STATIC;
+                return Err(Error::Refused(format!(
+                    "node refused: restricted, ourselves, or {max} static nodes already"
+                )));
+            }
             Ok(Value::Bool(true))
         }
         "admin_removePeer" => {
@@ -37,7 +42,10 @@ pub(super) async fn call(api: &Api, method: &str, params: Option<&Value>) -> Res
             Ok(Value::Bool(true))
         }
         "admin_addTrustedPeer" => {
-            api.server.add_trusted(node_param(params)?.id).await;
+            if !api.server.add_trusted(node_param(params)?.id).await {
+                let max = crate::server::MAX_TRUSTED;
+                return Err(Error::Refused(format!("{max} trusted nodes already")));
+            }
             Ok(Value::Bool(true))
         }
         "net_peerCount" => {

@@ -6,11 +6,15 @@
 //! ([`Limits::max_header_bytes`], answered with 431), time to send them and time between
 //! keep-alive requests ([`Limits::header_timeout`]), body size (413) and body time (408),
 //! concurrent connections ([`Limits::max_connections`]; further clients wait in the
-//! kernel's accept backlog) and total connection age. Handlers see a fully read body.
+//! kernel's accept backlog), connections per client address
+//! ([`Limits::max_connections_per_ip`]; more are answered 503 and closed), slots kept for
+//! loopback clients ([`Limits::reserved_local`], so the operator on the host gets in when
+//! remote clients hold the rest) and total connection age. Handlers see a fully read body.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -21,8 +25,10 @@ use hyper::service::service_fn;
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
+
+use super::slots::{Pool, Slots};
 use tracing::{debug, warn};
 
 /// Bounds applied to every connection and request.
@@ -40,7 +46,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Time allowed to send the request line and headers, counted from when the server
     /// starts waiting for them, so it also closes idle keep-alive connections
-    /// (slowloris). Default 10 s.
+    /// (slowloris). Default 5 s: a client sends its headers in milliseconds, and an idle
+    /// connection should not hold a slot for long.
     pub header_timeout: Duration,
     /// Time allowed to send the body once the headers are in; slower gets 408.
     /// Default 10 s.
@@ -48,8 +55,15 @@ pub struct Limits {
     /// Connections served at once; further clients wait in the accept backlog until one
     /// ends. Default 64: far above a scraper or operator's needs, small in memory.
     pub max_connections: usize,
+    /// Connections from one client address; more are answered 503 and closed. Default 8:
+    /// a scraper needs one, an operator's tools a few, so one client cannot hold all 64.
+    pub max_connections_per_ip: usize,
+    /// Of [`Limits::max_connections`], slots only loopback clients may take (at least
+    /// one). Default 4.
+    pub reserved_local: usize,
     /// A connection is closed after this long whatever it is doing, which also bounds a
-    /// client that stops reading its response. Default 120 s.
+    /// client that stops reading its response and how long keep-alive holds a slot.
+    /// Default 30 s.
     pub max_connection_age: Duration,
 }
 
@@ -59,10 +73,12 @@ impl Default for Limits {
             max_header_bytes: 8 * 1024,
             max_headers: 32,
             max_body_bytes: 2 * 1024 * 1024,
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(10),
             max_connections: 64,
-            max_connection_age: Duration::from_secs(120),
+            max_connections_per_ip: 8,
+            reserved_local: 4,
+            max_connection_age: Duration::from_secs(30),
         }
     }
 }
@@ -85,12 +101,41 @@ pub(crate) struct Request {
     pub path: String,
     /// The `Content-Type` header, if present and ASCII.
     pub content_type: Option<String>,
-    /// The `Host` header, if present and ASCII.
-    pub host: Option<String>,
-    /// The `Origin` header, if present and ASCII (browsers send it on cross-site requests).
-    pub origin: Option<String>,
+    /// The `Host` header.
+    pub host: Header,
+    /// The `Origin` header (browsers send it on cross-site requests).
+    pub origin: Header,
+    /// The `Authorization` header.
+    pub authorization: Header,
     /// The body.
     pub body: Bytes,
+}
+
+/// A header a security check depends on. Anything but one visible-ASCII value is
+/// [`Header::Invalid`], never "absent": a second `Host` or a non-ASCII `Origin` must not
+/// slip past a check that reads only the first or only valid ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// Not sent.
+    Absent,
+    /// Sent once, visible ASCII.
+    Value(String),
+    /// Sent more than once, or not visible ASCII.
+    Invalid,
+}
+
+impl Header {
+    fn of(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Self {
+        let mut all = headers.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (None, _) => Header::Absent,
+            (Some(v), None) => match v.to_str() {
+                Ok(s) => Header::Value(s.to_owned()),
+                Err(_) => Header::Invalid,
+            },
+            (Some(_), Some(_)) => Header::Invalid,
+        }
+    }
 }
 
 /// What a handler answers.
@@ -150,19 +195,24 @@ pub(crate) async fn serve<H, F>(
     F: Future<Output = Reply> + Send + 'static,
 {
     let limits = Arc::new(limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(Mutex::new(Slots::new(
+        limits.max_connections,
+        limits.reserved_local,
+        limits.max_connections_per_ip,
+    )));
+    let freed = Arc::new(Notify::new());
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
-    loop {
-        // Reap finished connections so the set stays as small as the permit count.
+    'accept: loop {
+        // Reap finished connections so the set stays as small as the slot count.
         while conns.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break, // ok: the semaphore is never closed
-            },
-        };
+        // With no slot free, leave new clients in the backlog until a connection ends.
+        while !lock(&slots).any_free() {
+            tokio::select! {
+                _ = &mut shutdown => break 'accept,
+                _ = freed.notified() => {}
+            }
+        }
         let (stream, addr) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
@@ -175,9 +225,25 @@ pub(crate) async fn serve<H, F>(
                 }
             },
         };
+        let pool = lock(&slots).admit(addr.ip());
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(why) => {
+                log_conn(endpoint, addr, refusal(why));
+                // Best effort and without waiting: the client learns why it is closed.
+                let _ = stream.try_write(SERVICE_UNAVAILABLE);
+                continue;
+            }
+        };
+        let slot = Slot {
+            slots: slots.clone(),
+            freed: freed.clone(),
+            ip: addr.ip(),
+            pool,
+        };
         let (limits, handler) = (limits.clone(), handler.clone());
         conns.spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             let (header_timeout, max_age) = (limits.header_timeout, limits.max_connection_age);
             let (max_header_bytes, max_headers) = (limits.max_header_bytes, limits.max_headers);
             let service = service_fn(move |req| {
@@ -201,6 +267,37 @@ pub(crate) async fn serve<H, F>(
         });
     }
     conns.shutdown().await;
+}
+
+/// Sent to a client refused a slot.
+const SERVICE_UNAVAILABLE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+fn refusal(why: super::slots::Refused) -> &'static str {
+    match why {
+        super::slots::Refused::PerIp => "refused: connections per address",
+        super::slots::Refused::Full => "refused: only loopback slots left",
+    }
+}
+
+fn lock(slots: &Mutex<Slots>) -> MutexGuard<'_, Slots> {
+    // The critical sections cannot panic; a poisoned lock still holds valid counts.
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A connection's slot, returned when the connection task ends.
+struct Slot {
+    slots: Arc<Mutex<Slots>>,
+    freed: Arc<Notify>,
+    ip: IpAddr,
+    pool: Pool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.slots).release(self.ip, self.pool);
+        self.freed.notify_one();
+    }
 }
 
 fn log_warn(endpoint: Endpoint, e: &std::io::Error) {
@@ -272,8 +369,9 @@ async fn read(req: hyper::Request<Incoming>, limits: &Limits) -> Result<Request,
         method: parts.method,
         path: parts.uri.path().to_owned(),
         content_type: header(CONTENT_TYPE),
-        host: header(HOST),
-        origin: header(hyper::header::ORIGIN),
+        host: Header::of(&parts.headers, HOST),
+        origin: Header::of(&parts.headers, hyper::header::ORIGIN),
+        authorization: Header::of(&parts.headers, hyper::header::AUTHORIZATION),
         body,
     })
 }

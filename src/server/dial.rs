@@ -10,6 +10,11 @@
 use discovery::{NetRestrict, Node, NodeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// Most static nodes: an operator pins a few dozen; each holds a redial timer and may be
+/// added over the admin API.
+pub const MAX_STATIC: usize = 256;
 
 /// Dial limits.
 #[derive(Debug, Clone)]
@@ -97,9 +102,14 @@ impl Scheduler {
                 .is_none_or(|r| r.contains(node.ip))
     }
 
-    /// Adds a static node (kept connected). Returns false for ourselves or a restricted node.
+    /// Adds a static node (kept connected). Returns false for ourselves, a restricted node,
+    /// or a new node when [`MAX_STATIC`] are kept already.
     pub fn add_static(&mut self, node: Node, now: Instant) -> bool {
         if !self.allowed(&node) {
+            return false;
+        }
+        if self.statics.len() >= MAX_STATIC && !self.statics.contains_key(&node.id) {
+            debug!(target: "p2p", max = MAX_STATIC, "static node set full");
             return false;
         }
         self.statics.insert(

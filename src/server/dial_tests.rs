@@ -112,3 +112,25 @@ fn netrestrict_filters_candidates() {
     s.offer(inside, now);
     assert_eq!(s.next_dials(now), vec![(inside, Kind::Dynamic)]);
 }
+
+/// The admin API cannot grow the static set without bound.
+#[test]
+fn static_set_is_capped() {
+    let now = Instant::now();
+    let mut s = sched(10, 10);
+    let mut added = 0;
+    for i in 0..MAX_STATIC as u32 + 50 {
+        let mut n = node(1);
+        n.id.0[..4].copy_from_slice(&i.to_be_bytes());
+        n.id.0[4] = 0xaa;
+        added += usize::from(s.add_static(n, now));
+    }
+    assert_eq!(added, MAX_STATIC);
+    let mut known = node(1);
+    known.id.0[..4].copy_from_slice(&0u32.to_be_bytes());
+    known.id.0[4] = 0xaa;
+    assert!(
+        s.add_static(known, now),
+        "re-adding a known node still works"
+    );
+}

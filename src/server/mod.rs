@@ -3,7 +3,8 @@
 //!
 //! Shape (go-ethereum `p2p.Server`): one server task owns the peer set and the dial
 //! scheduler ([`dial::Scheduler`], sans-IO); a listener task admits inbound connections
-//! (pending-handshake cap, per-IP throttle, `netrestrict`); each handshake and each dial
+//! (pending-handshake cap, per-IP throttle and per-subnet pending slots, `netrestrict`;
+//! see [`limits`]); each handshake and each dial
 //! runs in its own task and reports back; each peer is an [`rlpx::Peer`] (reader + writer
 //! task) plus one handler task per shared subprotocol.
 //!
@@ -12,7 +13,8 @@
 //! disconnected for a protocol breach or as useless (e.g. `eth` Status on another network)
 //! → `UselessPeer`, and not dialled for `ban_duration`; no shared capability →
 //! `UselessPeer` (in [`rlpx::Handshaked::hello`]); over `max_peers`, or over the inbound
-//! share for an inbound peer → `TooManyPeers` (trusted peers are exempt). Shutdown sends
+//! share for an inbound peer, or over the per-IP or per-subnet inbound caps
+//! ([`limits`]) → `TooManyPeers` (trusted peers are exempt). Shutdown sends
 //! `ClientQuitting` to every peer.
 //!
 //! A ban is decided on the reason the session records when it closes. A protocol that
@@ -22,6 +24,7 @@
 //! sent (`Local(TcpSubsystemError)`) is not banned: it may just be slow.
 
 pub mod dial;
+pub mod limits;
 mod stats;
 
 pub use stats::Stats;
@@ -37,9 +40,6 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, warn};
-
-/// Most source addresses remembered by the inbound throttle.
-const MAX_THROTTLED: usize = 8192;
 
 /// Server settings. Defaults follow go-ethereum.
 #[derive(Debug, Clone)]
@@ -71,6 +71,16 @@ pub struct Config {
     pub rlpx: rlpx::Config,
     /// Dial limits; `max_dynamic` is derived from `max_peers / dial_ratio`.
     pub dial: dial::Limits,
+    /// Inbound peers from one IP address. Default [`limits::MAX_INBOUND_PER_IP`] (2).
+    pub max_inbound_per_ip: usize,
+    /// Inbound peers from one /24 (IPv6 /64). Default [`limits::MAX_INBOUND_PER_SUBNET`] (4).
+    pub max_inbound_per_subnet: usize,
+    /// Inbound handshakes in progress from one /24 (IPv6 /64). Default
+    /// [`limits::MAX_PENDING_PER_SUBNET`] (5).
+    pub max_pending_per_subnet: usize,
+    /// Sources exempt from the per-IP and per-subnet limits. Default loopback
+    /// (`127.0.0.0/8, ::1/128`): local networks run many nodes on one host.
+    pub ip_limit_exempt: Option<NetRestrict>,
 }
 
 impl Config {
@@ -88,7 +98,18 @@ impl Config {
             ban_duration: Duration::from_secs(600),
             rlpx: rlpx::Config::default(),
             dial: dial::Limits::default(),
+            max_inbound_per_ip: limits::MAX_INBOUND_PER_IP,
+            max_inbound_per_subnet: limits::MAX_INBOUND_PER_SUBNET,
+            max_pending_per_subnet: limits::MAX_PENDING_PER_SUBNET,
+            ip_limit_exempt: "127.0.0.0/8,::1/128".parse().ok(),
         }
+    }
+
+    /// Whether `ip` is exempt from the per-IP and per-subnet limits.
+    fn ip_exempt(&self, ip: IpAddr) -> bool {
+        self.ip_limit_exempt
+            .as_ref()
+            .is_some_and(|n| n.contains(ip))
     }
 
     fn max_dynamic(&self) -> usize {
@@ -129,10 +150,14 @@ pub struct PeerSummary {
     pub is_static: bool,
 }
 
+/// Most trusted nodes: an operator trusts a few dozen; the set is checked on every
+/// admission and may be grown over the admin API.
+pub const MAX_TRUSTED: usize = 256;
+
 enum Command {
-    AddPeer(Node),
+    AddPeer(Node, oneshot::Sender<bool>),
     RemovePeer(NodeId),
-    AddTrusted(NodeId),
+    AddTrusted(NodeId, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -141,6 +166,8 @@ enum Internal {
         est: Box<Established<TcpStream>>,
         inbound: bool,
         dial: Option<dial::Kind>,
+        /// The source address of an inbound connection.
+        remote: Option<IpAddr>,
     },
     DialFailed {
         id: NodeId,
@@ -210,9 +237,12 @@ impl Handle {
         self.shared.events.subscribe()
     }
 
-    /// Adds a static node: dialled now and kept connected.
-    pub async fn add_peer(&self, node: Node) {
-        let _ = self.commands.send(Command::AddPeer(node)).await;
+    /// Adds a static node: dialled now and kept connected. False when it is refused
+    /// (`netrestrict`, our own id, or [`dial::MAX_STATIC`] static nodes already).
+    pub async fn add_peer(&self, node: Node) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::AddPeer(node, tx)).await;
+        rx.await.unwrap_or(false)
     }
 
     /// Forgets a static node and disconnects it if connected.
@@ -220,9 +250,12 @@ impl Handle {
         let _ = self.commands.send(Command::RemovePeer(id)).await;
     }
 
-    /// Marks a node as trusted: admitted even when we are full.
-    pub async fn add_trusted(&self, id: NodeId) {
-        let _ = self.commands.send(Command::AddTrusted(id)).await;
+    /// Marks a node as trusted: admitted even when we are full. False when
+    /// [`MAX_TRUSTED`] nodes are trusted already.
+    pub async fn add_trusted(&self, id: NodeId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::AddTrusted(id, tx)).await;
+        rx.await.unwrap_or(false)
     }
 
     /// Disconnects every peer with `ClientQuitting` and stops the server.
@@ -299,7 +332,12 @@ pub fn start(
         }));
     }
     let server = Server {
-        trusted: config.trusted_nodes.iter().copied().collect(),
+        trusted: config
+            .trusted_nodes
+            .iter()
+            .take(MAX_TRUSTED)
+            .copied()
+            .collect(),
         config,
         subprotocols,
         shared: shared.clone(),
@@ -326,8 +364,8 @@ async fn listen(
     shared: Arc<Shared>,
 ) {
     let pending = Arc::new(Semaphore::new(config.max_pending_inbound));
-    let mut throttle: HashMap<IpAddr, Instant> = HashMap::new();
-    let mut prune_at = Instant::now();
+    let mut throttle = limits::Throttle::new(config.inbound_throttle, limits::MAX_THROTTLED);
+    let subnet_slots = limits::PendingSlots::default();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(c) => c,
@@ -338,37 +376,37 @@ async fn listen(
                 continue;
             }
         };
-        let ip = addr.ip();
+        // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`.
+        let ip = discovery::node::canonical_ip(addr.ip());
         if config.netrestrict.as_ref().is_some_and(|r| !r.contains(ip)) {
             shared.stats.inbound_rejected("netrestrict");
             continue;
         }
-        if !ip.is_loopback() {
-            let now = Instant::now();
-            // Forget expired entries at most once a second, so a flood from many
-            // addresses costs one scan per second, not one per connection; when the map
-            // is still full, refuse unknown sources until entries expire.
-            if now >= prune_at {
-                throttle.retain(|_, until| *until > now);
-                prune_at = now + Duration::from_secs(1);
-            }
-            if throttle.len() >= MAX_THROTTLED && !throttle.contains_key(&ip) {
-                shared.stats.inbound_rejected("throttled");
-                continue;
-            }
-            if throttle.get(&ip).is_some_and(|until| *until > now) {
-                shared.stats.inbound_rejected("throttled");
-                continue;
-            }
-            throttle.insert(ip, now + config.inbound_throttle);
+        let exempt = config.ip_exempt(ip);
+        if !ip.is_loopback() && !throttle.allow(ip, Instant::now()) {
+            shared.stats.inbound_rejected("throttled");
+            continue;
         }
+        let subnet_slot = if exempt {
+            None
+        } else {
+            match subnet_slots.try_take(ip, config.max_pending_per_subnet) {
+                Some(slot) => Some(slot),
+                None => {
+                    shared
+                        .stats
+                        .inbound_rejected("too many pending from subnet");
+                    continue;
+                }
+            }
+        };
         let Ok(permit) = pending.clone().try_acquire_owned() else {
             shared.stats.inbound_rejected("too many pending");
             continue;
         };
         let (config, internal, shared) = (config.clone(), internal.clone(), shared.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, subnet_slot);
             let _ = stream.set_nodelay(true);
             let result = async {
                 let hs = rlpx::conn::accept(stream, Some(addr), &config.key, &config.rlpx).await?;
@@ -381,6 +419,7 @@ async fn listen(
                         est: Box::new(est),
                         inbound: true,
                         dial: None,
+                        remote: Some(ip),
                     };
                     let _ = internal.send(msg).await;
                 }
@@ -438,8 +477,8 @@ impl Server {
     fn command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::AddPeer(node) => {
-                self.scheduler.add_static(node, now);
+            Command::AddPeer(node, done) => {
+                let _ = done.send(self.scheduler.add_static(node, now));
             }
             Command::RemovePeer(id) => {
                 self.scheduler.remove_static(&id);
@@ -447,8 +486,14 @@ impl Server {
                     e.peer.disconnect(DisconnectReason::DisconnectRequested);
                 }
             }
-            Command::AddTrusted(id) => {
-                self.trusted.insert(id);
+            Command::AddTrusted(id, done) => {
+                let room = self.trusted.len() < MAX_TRUSTED || self.trusted.contains(&id);
+                if room {
+                    self.trusted.insert(id);
+                } else {
+                    warn!(target: "p2p", max = MAX_TRUSTED, "trusted node set full");
+                }
+                let _ = done.send(room);
             }
             Command::Shutdown(_) => {}
         }
@@ -484,6 +529,7 @@ impl Server {
                             est: Box::new(est),
                             inbound: false,
                             dial: Some(kind),
+                            remote: None,
                         },
                         Err(e) => Internal::DialFailed {
                             id: node.id,
@@ -505,12 +551,20 @@ impl Server {
                 self.shared.stats.dial_finished(false);
                 self.scheduler.dial_done(&id, false, now);
             }
-            Internal::Established { est, inbound, dial } => {
+            Internal::Established {
+                est,
+                inbound,
+                dial,
+                remote,
+            } => {
                 let id = node_id(est.remote_id());
                 if dial.is_some() {
                     self.shared.stats.dial_finished(true);
                 }
-                match self.admit(&id, inbound) {
+                match self
+                    .admit(&id, inbound)
+                    .and_then(|()| self.admit_address(&id, remote))
+                {
                     Ok(()) => {
                         if dial.is_some() {
                             self.scheduler.dial_done(&id, true, now);
@@ -577,6 +631,28 @@ impl Server {
             return Err(DisconnectReason::TooManyPeers);
         }
         Ok(())
+    }
+
+    /// The per-IP and per-subnet caps on inbound peers ([`limits::check_inbound`]);
+    /// trusted peers and exempt sources pass.
+    fn admit_address(&self, id: &NodeId, remote: Option<IpAddr>) -> Result<(), DisconnectReason> {
+        let Some(ip) = remote.filter(|ip| !self.config.ip_exempt(*ip)) else {
+            return Ok(());
+        };
+        if self.trusted.contains(id) {
+            return Ok(());
+        }
+        let inbound = (self.peers.values())
+            .filter(|e| e.summary.inbound)
+            .filter_map(|e| e.summary.info.addr.map(|a| a.ip()));
+        let (per_ip, per_net) = (
+            self.config.max_inbound_per_ip,
+            self.config.max_inbound_per_subnet,
+        );
+        limits::check_inbound(ip, inbound, per_ip, per_net).map_err(|over| {
+            debug!(target: "p2p", node = %short(id), ?over, "inbound address cap reached");
+            DisconnectReason::TooManyPeers
+        })
     }
 
     fn add_peer(
