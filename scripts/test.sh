@@ -43,3 +43,4 @@ cargo test -p rlpx --bench rlpx --locked
 cargo test -p discovery --bench discv4 --locked
 cargo test --bench server --locked
 cargo test --bench sync --locked
+cargo test --bench flood --locked

@@ -25,6 +25,7 @@
 
 pub mod dial;
 pub mod limits;
+mod pending;
 mod stats;
 
 pub use stats::Stats;
@@ -38,7 +39,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, warn};
 
 /// Server settings. Defaults follow go-ethereum.
@@ -363,7 +364,7 @@ async fn listen(
     internal: mpsc::Sender<Internal>,
     shared: Arc<Shared>,
 ) {
-    let pending = Arc::new(Semaphore::new(config.max_pending_inbound));
+    let pending = pending::Table::new(config.max_pending_inbound);
     let mut throttle = limits::Throttle::new(config.inbound_throttle, limits::MAX_THROTTLED);
     let subnet_slots = limits::PendingSlots::default();
     loop {
@@ -400,13 +401,16 @@ async fn listen(
                 }
             }
         };
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
+        // Fair between subnets: a full table gives way to a lighter subnet (`pending`).
+        let Some(ticket) = pending.admit(limits::subnet(ip)) else {
             shared.stats.inbound_rejected("too many pending");
             continue;
         };
         let (config, internal, shared) = (config.clone(), internal.clone(), shared.clone());
-        tokio::spawn(async move {
-            let _permit = (permit, subnet_slot);
+        let ticket_id = ticket.id();
+        let guard = (ticket, subnet_slot);
+        let task = tokio::spawn(async move {
+            let guard = guard;
             let _ = stream.set_nodelay(true);
             let result = async {
                 let hs = rlpx::conn::accept(stream, Some(addr), &config.key, &config.rlpx).await?;
@@ -428,7 +432,10 @@ async fn listen(
                     shared.stats.handshake_failed(&e);
                 }
             }
+            drop(guard);
         });
+        // Named before the next accept could evict it (this loop is the only admitter).
+        pending.set_task(ticket_id, task.abort_handle());
     }
 }
 
