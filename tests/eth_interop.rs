@@ -230,7 +230,7 @@ async fn sync_599_from(
     };
     let a_id = id_hex(&a.net.id());
     // The JS peer produces block 600: A's block source; A is B's.
-    a.allow(PublicKey::from_secret_key_global(&js_key));
+    a.allow(PublicKey::from_secret_key_global(js_key));
     let syncer = devp2p::sync::spawn(
         a.net.eth.clone(),
         a.store.clone(),
