@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 
@@ -90,4 +91,55 @@ fn import_on_a_full_disk_fails_cleanly_and_resumes() {
     let inserted = store.insert_blocks(&chain[stuck as usize..]).unwrap();
     assert_eq!(inserted.head_number, 600);
     assert_eq!(inserted.head_hash, head_hash);
+}
+
+#[test]
+fn node_db_on_a_full_disk_fails_cleanly_and_resumes() {
+    use discovery::db::{NodeDb, Update};
+    use discovery::{Node, NodeId};
+    let dir = support::tempdir("disk-full-nodes");
+    if !mount_tmpfs(&dir, "256k") {
+        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _guard = Unmount(&dir);
+    let path = dir.join("nodes.redb");
+    let node = |i: u32| {
+        let mut id = [0u8; 64];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[63] = 1;
+        // LAN addresses: the DB's per-/24 cap does not apply to them.
+        let [_, _, b, c] = i.to_be_bytes();
+        Node {
+            id: NodeId(id),
+            ip: Ipv4Addr::new(10, 0, b, c.max(1)).into(),
+            udp: 30303,
+            tcp: 30303,
+        }
+    };
+    let now = 1_700_000_000;
+    let db = NodeDb::open(&path).expect("the empty DB fits");
+    let mut written = 0u32;
+    let err = loop {
+        let batch: Vec<Update> = (written..written + 50)
+            .map(|i| Update::Pong(node(i), now))
+            .collect();
+        match db.apply(&batch) {
+            Ok(()) => written += 50,
+            Err(e) => break e,
+        }
+        assert!(written < 4_000, "the disk never filled");
+    };
+    eprintln!("node DB full after {written} nodes: {err}");
+    let stored = db.len().unwrap();
+    assert!(stored > 0);
+    drop(db);
+    // Reopened as committed, then writable again once space is freed.
+    let db = NodeDb::open(&path).expect("reopens on a full disk");
+    assert_eq!(db.len().unwrap(), stored);
+    drop(db);
+    remount(&dir, "16m");
+    let db = NodeDb::open(&path).unwrap();
+    db.apply(&[Update::Pong(node(written + 1), now)]).unwrap();
+    assert_eq!(db.len().unwrap(), stored + 1);
 }
