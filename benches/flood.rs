@@ -17,32 +17,9 @@ use devp2p::server;
 use secp256k1::{PublicKey, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
+mod common;
 
-fn rlpx_config() -> rlpx::Config {
-    rlpx::Config {
-        protocols: vec![rlpx::Protocol::new("idle", 1, 1)],
-        ..Default::default()
-    }
-}
-
-struct Idle;
-impl protocols::Subprotocol for Idle {
-    fn protocols(&self) -> Vec<rlpx::Protocol> {
-        rlpx_config().protocols
-    }
-    fn handle(&self, mut peer: rlpx::ProtocolHandle) -> protocols::Handler {
-        Box::pin(async move { while peer.recv().await.is_some() {} })
-    }
-}
+use common::{Idle, rlpx_config, rss_kib};
 
 /// Attacker source `i`: 127.1.S.H, one /24 per S in 1..=40 (round robin, so even a small
 /// flood spans all 40), hosts H in 1..=250.

@@ -14,32 +14,9 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
+mod common;
 
-fn rlpx_config() -> rlpx::Config {
-    rlpx::Config {
-        protocols: vec![rlpx::Protocol::new("idle", 1, 1)],
-        ..Default::default()
-    }
-}
-
-struct Idle;
-impl protocols::Subprotocol for Idle {
-    fn protocols(&self) -> Vec<rlpx::Protocol> {
-        rlpx_config().protocols
-    }
-    fn handle(&self, mut peer: rlpx::ProtocolHandle) -> protocols::Handler {
-        Box::pin(async move { while peer.recv().await.is_some() {} })
-    }
-}
+use common::{Idle, rlpx_config, rss_kib};
 
 /// Child mode: `--dialer hold N ADDR ID` keeps N sessions open until stdin closes;
 /// `--dialer flood K SECS ADDR ID` runs K concurrent connect-Hello-disconnect loops.
