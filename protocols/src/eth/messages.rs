@@ -80,6 +80,11 @@ pub enum Error {
     /// Bytes were left after the message.
     #[error("trailing bytes after message {0:#04x}")]
     Trailing(u8),
+    /// Transactions that decode but do not line up with the message's RLP items (alloy
+    /// accepts some such encodings; an honest peer's are canonical): the size estimate
+    /// walked other items than were decoded, so the message is refused.
+    #[error("transactions of message {0:#04x} do not match its RLP items")]
+    Misaligned(u8),
     /// The message holds more RLP items than any honest message of its kind, checked
     /// before decoding: it bounds the decoder's work per message. (A typed transaction is
     /// one item however much it decodes to: the memory is bounded by
@@ -541,6 +546,23 @@ impl Message {
         if !buf.is_empty() {
             return Err(Error::Trailing(code));
         }
+        let aligned = match &msg {
+            Message::Transactions(txs) => items_match(payload, txs),
+            Message::PooledTransactions(res) => {
+                // `[request-id, [tx, ...]]`: the list is the second item.
+                let mut buf = payload;
+                let list = alloy_rlp::Header::decode(&mut buf).ok().and_then(|_| {
+                    let mut rest = buf;
+                    let id = alloy_rlp::Header::decode(&mut rest).ok()?;
+                    rest.get(id.payload_length..)
+                });
+                list.is_some_and(|l| items_match(l, &res.message))
+            }
+            _ => true,
+        };
+        if !aligned {
+            return Err(Error::Misaligned(code));
+        }
         Ok(msg)
     }
 
@@ -792,4 +814,32 @@ mod tests {
         let empty = encode_empty_receipts(3, 2);
         assert_eq!(empty.as_ref(), &[0xc4, 0x03, 0xc2, 0xc0, 0xc0]);
     }
+}
+
+/// Whether the RLP list `payload` has one item per element of `decoded`, each exactly as
+/// long as that element's canonical encoding.
+fn items_match<T: Encodable>(payload: &[u8], decoded: &[T]) -> bool {
+    let mut buf = payload;
+    let Ok(list) = alloy_rlp::Header::decode(&mut buf) else {
+        return false;
+    };
+    let Some(mut items) = buf.get(..list.payload_length) else {
+        return false;
+    };
+    for t in decoded {
+        let before = items.len();
+        let Ok(h) = alloy_rlp::Header::decode(&mut items) else {
+            return false;
+        };
+        // A single byte below 0x80 is its own payload: the header read consumed nothing.
+        let header_len = before - items.len();
+        if header_len + h.payload_length != t.length() {
+            return false;
+        }
+        let Some(rest) = items.get(h.payload_length..) else {
+            return false;
+        };
+        items = rest;
+    }
+    items.is_empty()
 }

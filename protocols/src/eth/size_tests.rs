@@ -251,3 +251,19 @@ fn estimate_covers_mutated_messages() {
     println!("{accepted} of {runs} mutated messages decoded, all within their estimate");
     assert!(accepted > 0);
 }
+
+/// Found by `cargo fuzz run eth_message`: alloy decoded two transactions from three RLP
+/// items (one transaction spanning two), so the size estimate, which walks the items, fell
+/// a byte short. Such a message is refused.
+#[test]
+fn transactions_must_line_up_with_their_rlp_items() {
+    let payload: &[u8] = &[
+        228, 201, 128, 86, 128, 128, 128, 128, 86, 86, 199, 203, 1, 128, 69, 48, 128, 3, 0, 192,
+        128, 128, 86, 205, 197, 203, 1, 128, 23, 48, 128, 3, 0, 192, 128, 128, 128,
+    ];
+    let err = crate::eth::messages::Message::decode(68, 2, payload).unwrap_err();
+    assert!(
+        matches!(err, crate::eth::messages::Error::Misaligned(2)),
+        "{err}"
+    );
+}
