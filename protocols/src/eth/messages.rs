@@ -637,6 +637,34 @@ pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
     out.into()
 }
 
+/// Whether the RLP list `payload` has one item per element of `decoded`, each exactly as
+/// long as that element's canonical encoding.
+fn items_match<T: Encodable>(payload: &[u8], decoded: &[T]) -> bool {
+    let mut buf = payload;
+    let Ok(list) = alloy_rlp::Header::decode(&mut buf) else {
+        return false;
+    };
+    let Some(mut items) = buf.get(..list.payload_length) else {
+        return false;
+    };
+    for t in decoded {
+        let before = items.len();
+        let Ok(h) = alloy_rlp::Header::decode(&mut items) else {
+            return false;
+        };
+        // A single byte below 0x80 is its own payload: the header read consumed nothing.
+        let header_len = before - items.len();
+        if header_len + h.payload_length != t.length() {
+            return false;
+        }
+        let Some(rest) = items.get(h.payload_length..) else {
+            return false;
+        };
+        items = rest;
+    }
+    items.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -814,32 +842,4 @@ mod tests {
         let empty = encode_empty_receipts(3, 2);
         assert_eq!(empty.as_ref(), &[0xc4, 0x03, 0xc2, 0xc0, 0xc0]);
     }
-}
-
-/// Whether the RLP list `payload` has one item per element of `decoded`, each exactly as
-/// long as that element's canonical encoding.
-fn items_match<T: Encodable>(payload: &[u8], decoded: &[T]) -> bool {
-    let mut buf = payload;
-    let Ok(list) = alloy_rlp::Header::decode(&mut buf) else {
-        return false;
-    };
-    let Some(mut items) = buf.get(..list.payload_length) else {
-        return false;
-    };
-    for t in decoded {
-        let before = items.len();
-        let Ok(h) = alloy_rlp::Header::decode(&mut items) else {
-            return false;
-        };
-        // A single byte below 0x80 is its own payload: the header read consumed nothing.
-        let header_len = before - items.len();
-        if header_len + h.payload_length != t.length() {
-            return false;
-        }
-        let Some(rest) = items.get(h.payload_length..) else {
-            return false;
-        };
-        items = rest;
-    }
-    items.is_empty()
 }
