@@ -24,6 +24,12 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another process (a node or bootnode) holds the data directory's lock.
+    #[error("data directory {path} is in use by another process")]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A --bootnodes entry is neither an enode URL nor an ENR.
     #[error("invalid bootnode {index}: {source}")]
     Bootnode {
@@ -109,6 +115,19 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             source,
         })?;
     }
+    // The datadir's lock before its key and node DB, as `devp2p node` takes it: two
+    // processes on one datadir would race for both.
+    let _lock = match &args.datadir {
+        Some(dir) => Some(super::node::lock_datadir(dir).map_err(|e| match e {
+            super::node::Error::DataDirInUse { path } => Error::DataDirInUse { path },
+            super::node::Error::DataDir { path, source } => Error::DataDir { path, source },
+            other => Error::DataDir {
+                path: dir.clone(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?),
+        None => None,
+    };
     let key = node_key(&args)?;
     let bootnodes = args
         .bootnodes
@@ -177,12 +196,20 @@ mod tests {
         let conflict = Args {
             nodekeyhex: Some("00".into()),
             nodekey: Some(dir.join("nodekey")),
-            ..args
+            ..args.clone()
         };
         assert!(matches!(
             run(conflict, async {}).await,
             Err(Error::Key(key::Error::Conflict))
         ));
+        // A second process on the same datadir (here: its lock held) is refused.
+        let held = crate::cmd::node::lock_datadir(&dir).unwrap();
+        assert!(matches!(
+            run(args.clone(), async {}).await,
+            Err(Error::DataDirInUse { .. })
+        ));
+        drop(held);
+        run(args, async {}).await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
