@@ -110,7 +110,8 @@ struct Announcers {
 }
 
 /// Blocks waiting for their parent: (number, hash) → (sender, block).
-type Queue = BTreeMap<(u64, B256), (Option<PeerId>, Block)>;
+/// Each with its [`block_memory`], measured once when queued.
+type Queue = BTreeMap<(u64, B256), (Option<PeerId>, Block, usize)>;
 
 /// The propagation component. Cheap to clone.
 #[derive(Clone)]
@@ -313,7 +314,7 @@ impl Propagator {
 
     /// Estimated memory of the blocks waiting for their parent ([`block_memory`]).
     pub fn queued_bytes(&self) -> usize {
-        self.queue().values().map(|(_, b)| block_memory(b)).sum()
+        self.queue().values().map(|(_, _, size)| size).sum()
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -331,16 +332,17 @@ impl Propagator {
         }
         let mut q = self.queue();
         q.retain(|(n, _), _| *n > head.number);
-        let from_peer = q.values().filter(|(f, _)| *f == from).count();
+        let from_peer = q.values().filter(|(f, _, _)| *f == from).count();
         if from.is_some() && from_peer >= MAX_QUEUED_PER_PEER {
             return;
         }
-        q.insert((number, hash), (from, block));
+        let size = block_memory(&block);
+        q.insert((number, hash), (from, block, size));
         // Full: forget the farthest ahead (the least likely to connect soon).
-        let mut bytes: usize = q.values().map(|(_, b)| block_memory(b)).sum();
+        let mut bytes: usize = q.values().map(|(_, _, size)| size).sum();
         while q.len() > MAX_QUEUED || bytes > MAX_QUEUED_BYTES {
             match q.pop_last() {
-                Some((_, (_, b))) => bytes = bytes.saturating_sub(block_memory(&b)),
+                Some((_, (_, _, size))) => bytes = bytes.saturating_sub(size),
                 None => break,
             }
         }
@@ -351,10 +353,13 @@ impl Propagator {
         let mut q = self.queue();
         let keys: Vec<_> = q
             .range((number + 1, B256::ZERO)..=(number + 1, B256::repeat_byte(0xff)))
-            .filter(|(_, (_, b))| b.header.parent_hash == parent)
+            .filter(|(_, (_, b, _))| b.header.parent_hash == parent)
             .map(|(k, _)| *k)
             .collect();
-        keys.iter().filter_map(|k| q.remove(k)).collect()
+        keys.iter()
+            .filter_map(|k| q.remove(k))
+            .map(|(from, block, _)| (from, block))
+            .collect()
     }
 
     /// Imports `block` (and the queued blocks it unblocks). `fetch_missing`: a missing

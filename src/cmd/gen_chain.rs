@@ -188,6 +188,8 @@ pub fn sender_key(seed: u64, index: u64) -> SecretKey {
             input.extend_from_slice(&attempt.to_be_bytes());
             SecretKey::from_byte_array(keccak256(&input).0).ok()
         })
+        // ok: `(0u64..)` is unbounded and a Keccak output is a valid key with probability
+        // 1 - 2^-128 per attempt; the iterator only ends after 2^64 failures.
         .unwrap_or_else(|| unreachable!("an unbounded search finds a key"))
 }
 
