@@ -10,6 +10,7 @@
 pub mod eth;
 pub mod forks;
 pub mod genesis;
+pub mod importer;
 pub mod presets;
 pub mod store;
 pub mod validate;
@@ -23,6 +24,7 @@ use alloy_genesis::{ChainConfig, Genesis};
 use alloy_primitives::B256;
 use protocols::eth::forkid::{Filter, ForkId};
 
+pub use importer::Importer;
 pub use store::Store;
 
 /// A block with its transactions decoded (any EIP-2718 type).

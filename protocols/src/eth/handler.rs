@@ -16,7 +16,10 @@ use super::requests::{Budget, Kind, Match, Tracker};
 use super::txfetch::Meta;
 use super::txs::{self, FetchInput};
 use super::verify::{self, Meter, Verdict};
-use super::{Command, Entry, Event, PeerId, PeerStatus, RequestError, Shared, serve, status};
+use super::{
+    Command, Entry, Event, PeerEvent, PeerId, PeerInfo, PeerStatus, RequestError, Shared, serve,
+    status,
+};
 
 /// Why we disconnected a peer after the handshake. [`Error::disconnect_reason`] gives
 /// the reason sent.
@@ -164,6 +167,7 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
             txq: txq.clone(),
         },
     );
+    shared.peer_event(PeerEvent::Joined(PeerInfo { id, status }));
     shared.emit(Event::PeerConnected { peer: id, status });
 
     let now = Instant::now().into_std();
@@ -197,6 +201,7 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
         let mut peers = shared.peers();
         if peers.get(&id).is_some_and(|e| e.session == session) {
             peers.remove(&id);
+            shared.peer_event(PeerEvent::Left(id));
         }
     }
     if let Some(e) = &error {
@@ -727,6 +732,10 @@ impl Session {
             if td.is_some() {
                 e.status.total_difficulty = td;
             }
+            self.shared.peer_event(PeerEvent::Updated(PeerInfo {
+                id: self.id,
+                status: e.status,
+            }));
         }
     }
 
@@ -741,6 +750,10 @@ impl Session {
                 earliest: Some(r.earliest),
                 ..e.status
             };
+            self.shared.peer_event(PeerEvent::Updated(PeerInfo {
+                id: self.id,
+                status: e.status,
+            }));
         }
     }
 }

@@ -260,6 +260,23 @@ pub struct PeerInfo {
     pub status: PeerStatus,
 }
 
+/// A change in the table of handshaked peers, for [`Handle::subscribe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A peer completed the Status exchange and joined the table.
+    Joined(PeerInfo),
+    /// A peer's head moved: it announced or sent a block beyond it, or sent
+    /// BlockRangeUpdate (eth/69).
+    Updated(PeerInfo),
+    /// A handshaked peer left the table.
+    Left(PeerId),
+}
+
+/// Peer events a [`Handle::subscribe`]r may fall behind by before it loses the oldest
+/// (and is told how many, then should re-read [`Handle::peers`]). Each is ~200 bytes;
+/// 1024 is several times a full table joining at once.
+pub const PEER_EVENT_BACKLOG: usize = 1024;
+
 /// A request from the [`Handle`] to one peer's handler.
 enum Command {
     Headers {
@@ -328,6 +345,8 @@ struct Shared {
     config: Config,
     peers: Mutex<HashMap<PeerId, Entry>>,
     events: mpsc::Sender<Event>,
+    /// Joins, head updates and departures, for [`Handle::subscribe`].
+    peer_events: tokio::sync::broadcast::Sender<PeerEvent>,
     sessions: std::sync::atomic::AtomicU64,
     pool: Arc<pool::Pool>,
     /// The fetcher task's input, started with the first peer (it needs a runtime).
@@ -377,6 +396,11 @@ impl Shared {
         Some(held)
     }
 
+    /// Tells [`Handle::subscribe`]rs (none is not an error).
+    fn peer_event(&self, event: PeerEvent) {
+        let _ = self.peer_events.send(event);
+    }
+
     fn emit(&self, event: Event) {
         if self.events.try_send(event).is_err() {
             tracing::debug!(target: "eth", "event queue full or closed, event dropped");
@@ -403,6 +427,7 @@ impl Eth {
             config,
             peers: Mutex::new(HashMap::new()),
             events,
+            peer_events: tokio::sync::broadcast::channel(PEER_EVENT_BACKLOG).0,
             sessions: Default::default(),
         });
         let handle = Handle {
@@ -447,6 +472,14 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Peers joining, changing head and leaving, from now on. Subscribe first, then read
+    /// [`Handle::peers`] for the peers already there. A subscriber that falls
+    /// [`PEER_EVENT_BACKLOG`] behind gets `RecvError::Lagged` and should re-read
+    /// [`Handle::peers`]; it never slows the peers.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
+        self.shared.peer_events.subscribe()
+    }
+
     /// The handshaked peers.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.shared

@@ -171,6 +171,14 @@ pub struct Pooled {
     pub blob: bool,
 }
 
+impl Pooled {
+    /// The full transaction, decoded from [`Pooled::encoded`] (for subscribers that want
+    /// more than the summary; the pool keeps only the encoding).
+    pub fn transaction(&self) -> Result<PooledTransaction, alloy_rlp::Error> {
+        alloy_rlp::Decodable::decode(&mut self.encoded.as_ref())
+    }
+}
+
 /// Counts the pool reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -184,7 +192,15 @@ pub struct Stats {
 pub struct Pool {
     config: Config,
     inner: Mutex<Inner>,
+    /// Every transaction pooled, for [`Pool::subscribe`].
+    added: tokio::sync::broadcast::Sender<Pooled>,
 }
+
+/// Pooled transactions a [`Pool::subscribe`]r may fall behind by before it loses the
+/// oldest (and is told how many). Each holds a reference to the transaction's encoding
+/// (at most [`MAX_TX_SIZE`] plus a blob sidecar), shared with the pool while pooled: 4096
+/// covers more than a second of mainnet's busiest gossip.
+pub const SUBSCRIBER_BACKLOG: usize = 4096;
 
 #[derive(Default)]
 struct Inner {
@@ -247,7 +263,16 @@ impl Pool {
         Self {
             config,
             inner: Mutex::new(Inner::default()),
+            added: tokio::sync::broadcast::channel(SUBSCRIBER_BACKLOG).0,
         }
+    }
+
+    /// Every transaction pooled from now on (from peers and local submissions), in the
+    /// order pooled. A subscriber that falls [`SUBSCRIBER_BACKLOG`] behind loses the
+    /// oldest and gets `RecvError::Lagged(n)` first: it never slows the pool. The full
+    /// transaction is [`Pooled::encoded`] (decode it with [`Pooled::transaction`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Pooled> {
+        self.added.subscribe()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -378,6 +403,9 @@ impl Pool {
             inner.remove(v);
         }
         inner.insert(pooled.clone());
+        drop(inner);
+        // No subscriber is not an error.
+        let _ = self.added.send(pooled.clone());
         Ok(pooled)
     }
 
