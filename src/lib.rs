@@ -15,7 +15,9 @@ pub use protocols;
 pub use rlpx;
 
 pub mod chain;
+pub mod key;
 pub mod metrics;
+pub mod node;
 pub mod propagate;
 pub mod required;
 pub mod rpc;

@@ -82,6 +82,34 @@ pub fn spawn_check(eth: eth::Handle, peer: PeerId, required: BTreeMap<u64, B256>
     });
 }
 
+/// Challenges every eth peer that completes the Status handshake from now on (see
+/// [`spawn_check`]); `None` if nothing is pinned. Subscribed to the peer table: a lag
+/// (thousands of joins at once) re-reads it, so a peer is never left unchallenged.
+pub fn spawn_watch(
+    eth: eth::Handle,
+    required: BTreeMap<u64, B256>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if required.is_empty() {
+        return None;
+    }
+    let mut events = eth.subscribe();
+    Some(tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(eth::PeerEvent::Joined(p)) => spawn_check(eth.clone(), p.id, required.clone()),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Checked twice at worst: the challenge is a header request.
+                    for p in eth.peers() {
+                        spawn_check(eth.clone(), p.id, required.clone());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }))
+}
+
 /// Parses `N=HASH,N=HASH` (the `--required-blocks` syntax).
 pub fn parse(s: &str) -> Result<BTreeMap<u64, B256>, String> {
     let mut out = BTreeMap::new();

@@ -1,9 +1,8 @@
 //! `devp2p bootnode`: a discovery-only node that helps others find each other.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use discovery::{Config, NetRestrict, NodeDb, Service, parse_node};
 use secp256k1::SecretKey;
@@ -46,30 +45,7 @@ pub enum Error {
     Discovery(#[from] discovery::service::Error),
 }
 
-/// How the external address is determined (`--nat`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Nat {
-    /// `none`: advertise the bound address, or learn it from peers when bound to 0.0.0.0.
-    #[default]
-    None,
-    /// `extip:IP`: always advertise this IP.
-    ExtIp(IpAddr),
-}
-
-impl FromStr for Nat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.eq_ignore_ascii_case("none") {
-            return Ok(Nat::None);
-        }
-        let ip = s
-            .strip_prefix("extip:")
-            .ok_or_else(|| format!("expected extip:IP or none, got {s:?}"))?;
-        ip.parse()
-            .map(Nat::ExtIp)
-            .map_err(|_| format!("invalid IP address {ip:?}"))
-    }
-}
+pub use crate::node::Nat;
 
 /// Arguments of `devp2p bootnode`.
 #[derive(clap::Args, Debug, Clone)]
@@ -118,9 +94,9 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     // The datadir's lock before its key and node DB, as `devp2p node` takes it: two
     // processes on one datadir would race for both.
     let _lock = match &args.datadir {
-        Some(dir) => Some(super::node::lock_datadir(dir).map_err(|e| match e {
-            super::node::Error::DataDirInUse { path } => Error::DataDirInUse { path },
-            super::node::Error::DataDir { path, source } => Error::DataDir { path, source },
+        Some(dir) => Some(crate::node::lock_datadir(dir).map_err(|e| match e {
+            crate::node::Error::DataDirInUse { path } => Error::DataDirInUse { path },
+            crate::node::Error::DataDir { path, source } => Error::DataDir { path, source },
             other => Error::DataDir {
                 path: dir.clone(),
                 source: std::io::Error::other(other.to_string()),
@@ -203,7 +179,7 @@ mod tests {
             Err(Error::Key(key::Error::Conflict))
         ));
         // A second process on the same datadir (here: its lock held) is refused.
-        let held = crate::cmd::node::lock_datadir(&dir).unwrap();
+        let held = crate::node::lock_datadir(&dir).unwrap();
         assert!(matches!(
             run(args.clone(), async {}).await,
             Err(Error::DataDirInUse { .. })

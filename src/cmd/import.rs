@@ -70,7 +70,7 @@ impl StoreArgs {
         let datadir = self
             .datadir
             .clone()
-            .unwrap_or_else(super::node::default_datadir);
+            .unwrap_or_else(crate::node::default_datadir);
         Ok(Store::open(&datadir, spec)?)
     }
 }
