@@ -1,14 +1,6 @@
-//! A custom subprotocol on the same connections as others: `kv/1`, a replicated
-//! key-value store with gossip and request ids.
-//!
-//! - `Put [key, value]` (code 0): a new entry; stored and forwarded to every other peer
-//!   that has not seen it (gossip, so an entry reaches peers we are not connected to).
-//! - `Get [id, key]` (code 1): ask a peer for a key.
-//! - `Value [id, found, value]` (code 2): the answer to the `Get` with the same id.
-//!
-//! Node-level state (the store, the peers' senders, pending requests) lives in [`Kv`];
-//! each peer gets a handler task that talks to it through shared state — the shape the
-//! `protocols::Subprotocol` API asks for. Run the demo with:
+//! Custom subprotocols on a bare RLPx server (no eth, no chain): `kv/1`, a replicated
+//! key-value store with gossip and request ids (`common/kv.rs`), beside `echo/1`. For the
+//! full node with a custom protocol, see `full_node_with_custom_protocol`. Run with:
 //!
 //! ```sh
 //! cargo run --example custom_protocol
@@ -18,207 +10,14 @@
 //! protocol (`echo/1`), puts a value on A, watches it reach C through B, and asks B for
 //! it by request id.
 
-use alloy_rlp::{RlpDecodable, RlpEncodable};
-use bytes::Bytes;
+#[path = "common/kv.rs"]
+pub mod kv;
+
 use devp2p::server;
-use discovery::NodeId;
+use kv::Kv;
 use protocols::{Handler, Subprotocol};
 use secp256k1::SecretKey;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::oneshot;
-
-/// Message codes of `kv/1`.
-const PUT: u8 = 0;
-const GET: u8 = 1;
-const VALUE: u8 = 2;
-/// Largest key or value accepted from a peer.
-const MAX_ITEM: usize = 64 * 1024;
-/// Most requests a peer may have waiting for an answer from us... and we from it.
-const MAX_PENDING: usize = 256;
-
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-struct Put {
-    key: Bytes,
-    value: Bytes,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-struct Get {
-    id: u64,
-    key: Bytes,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-struct Value {
-    id: u64,
-    found: bool,
-    value: Bytes,
-}
-
-fn encode<T: alloy_rlp::Encodable>(m: &T) -> Bytes {
-    let mut out = Vec::new();
-    m.encode(&mut out);
-    out.into()
-}
-
-#[derive(Default)]
-struct State {
-    store: HashMap<Bytes, Bytes>,
-    peers: HashMap<NodeId, rlpx::ProtocolSender>,
-    pending: HashMap<u64, oneshot::Sender<Option<Bytes>>>,
-}
-
-/// The node-level half of `kv/1`.
-#[derive(Clone, Default)]
-pub struct Kv {
-    state: Arc<Mutex<State>>,
-    next_id: Arc<AtomicU64>,
-}
-
-/// Errors of [`Kv::get`].
-#[derive(Debug, thiserror::Error)]
-pub enum GetError {
-    /// We have no `kv` session with that peer.
-    #[error("not connected to that peer")]
-    NotConnected,
-    /// The peer did not answer in time, or too many requests are waiting.
-    #[error("no answer")]
-    NoAnswer,
-}
-
-impl Kv {
-    /// Stores `value` under `key` locally and gossips it to every peer.
-    pub fn put(&self, key: &[u8], value: &[u8]) {
-        let put = Put {
-            key: Bytes::copy_from_slice(key),
-            value: Bytes::copy_from_slice(value),
-        };
-        self.accept(put, None);
-    }
-
-    /// The local value of `key`.
-    pub fn local(&self, key: &[u8]) -> Option<Bytes> {
-        self.state.lock().ok()?.store.get(key).cloned()
-    }
-
-    /// Asks `peer` for `key`, waiting up to 5 s for the answer with our request id.
-    pub async fn get(&self, peer: &NodeId, key: &[u8]) -> Result<Option<Bytes>, GetError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let sender = {
-            let mut s = self.state.lock().map_err(|_| GetError::NoAnswer)?;
-            if s.pending.len() >= MAX_PENDING {
-                return Err(GetError::NoAnswer);
-            }
-            let sender = s.peers.get(peer).cloned().ok_or(GetError::NotConnected)?;
-            s.pending.insert(id, tx);
-            sender
-        };
-        let msg = encode(&Get {
-            id,
-            key: Bytes::copy_from_slice(key),
-        });
-        sender
-            .send(GET, msg)
-            .await
-            .map_err(|_| GetError::NotConnected)?;
-        let answer = tokio::time::timeout(Duration::from_secs(5), rx).await;
-        if let Ok(mut s) = self.state.lock() {
-            s.pending.remove(&id);
-        }
-        match answer {
-            Ok(Ok(v)) => Ok(v),
-            _ => Err(GetError::NoAnswer),
-        }
-    }
-
-    /// Stores a new entry and forwards it to every peer but `from`.
-    fn accept(&self, put: Put, from: Option<NodeId>) {
-        let targets: Vec<rlpx::ProtocolSender> = {
-            let Ok(mut s) = self.state.lock() else { return };
-            if s.store.get(&put.key) == Some(&put.value) {
-                return; // seen: gossip stops here
-            }
-            s.store.insert(put.key.clone(), put.value.clone());
-            s.peers
-                .iter()
-                .filter(|(id, _)| Some(**id) != from)
-                .map(|(_, tx)| tx.clone())
-                .collect()
-        };
-        let msg = encode(&put);
-        for tx in targets {
-            // A peer whose queue is full misses this gossip; it can still `Get` the key.
-            let _ = tx.try_send(PUT, msg.clone());
-        }
-    }
-
-    /// One peer's session: returns when the peer leaves or misbehaves.
-    async fn serve(self, mut peer: rlpx::ProtocolHandle) {
-        let id = NodeId::from_public_key(&peer.info().id);
-        if let Ok(mut s) = self.state.lock() {
-            s.peers.insert(id, peer.sender());
-        }
-        while let Some((code, data)) = peer.recv().await {
-            let ok = match code {
-                PUT => match alloy_rlp::decode_exact::<Put>(&data) {
-                    Ok(p) if p.key.len() <= MAX_ITEM && p.value.len() <= MAX_ITEM => {
-                        self.accept(p, Some(id));
-                        true
-                    }
-                    _ => false,
-                },
-                GET => match alloy_rlp::decode_exact::<Get>(&data) {
-                    Ok(g) => {
-                        let value = self.local(&g.key);
-                        let reply = Value {
-                            id: g.id,
-                            found: value.is_some(),
-                            value: value.unwrap_or_default(),
-                        };
-                        peer.send(VALUE, encode(&reply)).await.is_ok()
-                    }
-                    Err(_) => false,
-                },
-                VALUE => match alloy_rlp::decode_exact::<Value>(&data) {
-                    Ok(v) => {
-                        let waiter = self
-                            .state
-                            .lock()
-                            .ok()
-                            .and_then(|mut s| s.pending.remove(&v.id));
-                        // An answer to nothing we asked is a breach; a late one is not.
-                        if let Some(w) = waiter {
-                            let _ = w.send(v.found.then_some(v.value));
-                        }
-                        true
-                    }
-                    Err(_) => false,
-                },
-                _ => false,
-            };
-            if !ok {
-                peer.disconnect(rlpx::DisconnectReason::SubprotocolError);
-                break;
-            }
-        }
-        if let Ok(mut s) = self.state.lock() {
-            s.peers.remove(&id);
-        }
-    }
-}
-
-impl Subprotocol for Kv {
-    fn protocols(&self) -> Vec<rlpx::Protocol> {
-        vec![rlpx::Protocol::new("kv", 1, 3)]
-    }
-    fn handle(&self, peer: rlpx::ProtocolHandle) -> Handler {
-        Box::pin(self.clone().serve(peer))
-    }
-}
+use std::sync::Arc;
 
 /// A second protocol on the same connections: echoes every message back.
 pub struct Echo;
@@ -250,6 +49,17 @@ pub async fn start_node() -> (server::Handle, Kv) {
     (handle, kv)
 }
 
+/// Waits (on the server's peer events, no polling) until `h` has `n` peers.
+pub async fn peers(h: &server::Handle, n: usize) {
+    let mut events = h.subscribe();
+    while h.peers().len() < n {
+        // A lag only means events were missed: the count is re-read either way.
+        if let Err(tokio::sync::broadcast::error::RecvError::Closed) = events.recv().await {
+            return;
+        }
+    }
+}
+
 /// The enode of a node started by [`start_node`].
 pub fn node_of(h: &server::Handle) -> discovery::Node {
     let addr = h.listen_addr();
@@ -270,20 +80,15 @@ async fn main() {
     // A line: A - B - C (B dials both).
     b.add_peer(node_of(&a)).await;
     b.add_peer(node_of(&c)).await;
-    while b.peers().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    peers(&b, 2).await;
     for p in b.peers() {
         let caps: Vec<String> = p.info.shared.iter().map(|s| s.cap.to_string()).collect();
         println!("B <-> {}: {}", server::short(&p.id), caps.join(", "));
     }
     kv_a.put(b"greeting", b"hello from A");
-    while kv_c.local(b"greeting").is_none() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     println!(
         "C got it by gossip through B: {:?}",
-        kv_c.local(b"greeting")
+        kv_c.wait(b"greeting").await
     );
     let got = kv_a.get(&b.local_id(), b"greeting").await;
     println!("A asked B with a request id: {got:?}");

@@ -7,15 +7,7 @@ mod example;
 
 use bytes::Bytes;
 use example::{node_of, start_node};
-use std::time::{Duration, Instant};
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_gossips_across_a_line_and_answers_requests_beside_echo() {
@@ -24,7 +16,9 @@ async fn kv_gossips_across_a_line_and_answers_requests_beside_echo() {
     let (c, kv_c) = start_node().await;
     b.add_peer(node_of(&a)).await;
     b.add_peer(node_of(&c)).await;
-    until("B connects to A and C", || b.peers().len() == 2).await;
+    tokio::time::timeout(Duration::from_secs(10), example::peers(&b, 2))
+        .await
+        .expect("B connects to A and C");
     for p in b.peers() {
         let caps: Vec<String> = p.info.shared.iter().map(|s| s.cap.to_string()).collect();
         assert_eq!(caps, ["echo/1", "kv/1"]);
@@ -32,11 +26,15 @@ async fn kv_gossips_across_a_line_and_answers_requests_beside_echo() {
     // Gossip: A's put reaches C, which is not connected to A.
     assert!(a.peers().iter().all(|p| p.id != c.local_id()));
     kv_a.put(b"k1", b"v1");
-    until("gossip reaches C", || kv_c.local(b"k1").is_some()).await;
+    tokio::time::timeout(Duration::from_secs(10), kv_c.wait(b"k1"))
+        .await
+        .expect("gossip reaches C");
     assert_eq!(kv_b.local(b"k1"), Some(Bytes::from_static(b"v1")));
     // Request/response by id, several at once.
     kv_c.put(b"k2", b"v2");
-    until("k2 reaches A", || kv_a.local(b"k2").is_some()).await;
+    tokio::time::timeout(Duration::from_secs(10), kv_a.wait(b"k2"))
+        .await
+        .expect("k2 reaches A");
     let b_id = b.local_id();
     let (x, y, z) = tokio::join!(
         kv_a.get(&b_id, b"k1"),
