@@ -8,6 +8,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "node and npm are required for the interop tests (apt-get install nodejs npm)" >&2
   exit 1
 fi
+# Formatting and lints first: they fail in seconds, before the long build.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
 # The interop harness's own self-tests (its peers against each other, eth/68 and eth/69),
