@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use discovery::{Config, NetRestrict, NodeDb, Service, parse_node};
+use discovery::{Config, NetRestrict, NodeDb, Service};
 use secp256k1::SecretKey;
 
 use super::key;
@@ -28,14 +28,6 @@ pub enum Error {
     DataDirInUse {
         /// The directory.
         path: PathBuf,
-    },
-    /// A --bootnodes entry is neither an enode URL nor an ENR.
-    #[error("invalid bootnode {index}: {source}")]
-    Bootnode {
-        /// Position in the list, from 0.
-        index: usize,
-        /// The cause.
-        source: discovery::ParseError,
     },
     /// The node database could not be opened.
     #[error(transparent)]
@@ -69,8 +61,8 @@ pub struct Args {
     #[arg(long, default_value = "none")]
     pub nat: Nat,
     /// Other bootnodes to join (comma-separated enode URLs or ENRs).
-    #[arg(long, value_delimiter = ',')]
-    pub bootnodes: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = crate::node::parse_enode)]
+    pub bootnodes: Vec<discovery::Node>,
 }
 
 fn node_key(args: &Args) -> Result<SecretKey, Error> {
@@ -105,20 +97,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         None => None,
     };
     let key = node_key(&args)?;
-    let bootnodes = args
-        .bootnodes
-        .iter()
-        .enumerate()
-        .map(|(index, s)| parse_node(s).map_err(|source| Error::Bootnode { index, source }))
-        .collect::<Result<Vec<_>, _>>()?;
-    let external_ip = match args.nat {
-        Nat::ExtIp(ip) => Some(ip),
-        Nat::None => None,
-    };
     let config = Config {
-        bootnodes,
+        bootnodes: args.bootnodes.clone(),
         netrestrict: args.netrestrict.clone(),
-        external_ip,
+        external_ip: args.nat.external_ip(),
         ..Config::default()
     };
     let db = match &args.datadir {

@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, value_name = "IP")]
     pub addr: Option<IpAddr>,
     /// Bootnodes: comma-separated enode URLs or ENRs [default: the chain preset's].
-    #[arg(long, value_delimiter = ',', value_parser = parse_enode)]
+    #[arg(long, value_delimiter = ',', value_parser = crate::node::parse_enode)]
     pub bootnodes: Vec<Enode>,
     /// Node key file (64 hex characters).
     #[arg(long, value_name = "FILE")]
@@ -104,10 +104,6 @@ pub struct Args {
     /// chain that contradicts them is stored.
     #[arg(long, value_name = "N=HASH,...", value_parser = parse_required)]
     pub required_blocks: Option<BTreeMap<u64, B256>>,
-}
-
-fn parse_enode(s: &str) -> Result<Enode, String> {
-    discovery::parse_node(s).map_err(|e| format!("{s:.40}: {e}"))
 }
 
 fn parse_required(s: &str) -> Result<BTreeMap<u64, B256>, String> {

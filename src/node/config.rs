@@ -165,6 +165,11 @@ impl Nat {
     }
 }
 
+/// An enode URL or ENR (a `--bootnodes` entry).
+pub fn parse_enode(s: &str) -> Result<Node, String> {
+    parse_node(s).map_err(|e| format!("{s:.40}: {e}"))
+}
+
 /// A node id from 128 hex characters (optionally `0x`-prefixed), an enode URL or an ENR.
 pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
     let s = s.trim();

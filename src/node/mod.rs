@@ -31,7 +31,9 @@
 
 mod config;
 
-pub use config::{Config, Nat, default_datadir, lock_datadir, parse_node_id, read_node_list};
+pub use config::{
+    Config, Nat, default_datadir, lock_datadir, parse_enode, parse_node_id, read_node_list,
+};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
