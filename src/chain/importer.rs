@@ -3,7 +3,7 @@
 //! included transactions from the pool, and tells subscribers which blocks were accepted
 //! and from whom.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use alloy_primitives::B256;
 use protocols::eth::{PeerId, pool::Pool};
@@ -36,9 +36,11 @@ pub struct Imported {
     /// The store's answer. On [`store::Error::BadBlock`] the blocks before the bad one
     /// were stored all the same (they are in `accepted`).
     pub result: Result<Inserted, store::Error>,
-    /// The blocks stored by this call, in order. Blocks that were already stored are left
-    /// out when someone subscribes (finding them costs a read per block, skipped
-    /// otherwise); [`Inserted::known`] counts them either way.
+    /// The blocks stored by this call, in order, as subscribers were told of them. While
+    /// someone subscribes, blocks that were already stored are left out; with no
+    /// subscriber they are not told apart (that costs a read per block) and every block
+    /// the call kept is here. [`Inserted::imported`] and [`Inserted::known`] count them
+    /// exactly either way.
     pub accepted: Vec<Arc<Block>>,
 }
 
@@ -52,6 +54,8 @@ struct Inner {
     store: Arc<Store>,
     pool: Option<Arc<Pool>>,
     accepted: broadcast::Sender<Accepted>,
+    /// Held (on the blocking thread) for the whole of one import.
+    serial: Mutex<()>,
 }
 
 impl Importer {
@@ -62,6 +66,7 @@ impl Importer {
                 store,
                 pool,
                 accepted: broadcast::channel(SUBSCRIBER_BACKLOG).0,
+                serial: Mutex::new(()),
             }),
         }
     }
@@ -80,21 +85,38 @@ impl Importer {
 
     /// Validates and stores `blocks` (each one's parent stored or earlier in `blocks`) on
     /// a blocking thread: validation hashes every transaction and the commit fsyncs.
-    /// Then drops their transactions from the pool and tells subscribers.
+    /// Then drops their transactions from the pool (on that thread too: a batch holds
+    /// tens of thousands) and tells subscribers.
+    ///
+    /// Imports are serialised: the store takes one write at a time anyway, and telling
+    /// new blocks from known ones must not race another import of the same blocks (sync
+    /// and propagation may both be handed a block), or both would report it accepted.
     pub async fn import(&self, blocks: Vec<Block>, from: Option<PeerId>) -> Imported {
-        let store = self.inner.store.clone();
-        // Which blocks are new is only worth finding out for a subscriber.
-        let watched = self.inner.accepted.receiver_count() > 0;
+        let inner = self.inner.clone();
+        // Which blocks are new is only worth a read per block for a subscriber.
+        let watched = inner.accepted.receiver_count() > 0;
         let run = tokio::task::spawn_blocking(move || {
+            let _serial = inner.serial.lock().unwrap_or_else(|e| e.into_inner());
             let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash_slow()).collect();
             let fresh: Vec<bool> = hashes
                 .iter()
-                .map(|h| !watched || matches!(store.header_by_hash(h), Ok(None)))
+                .map(|h| !watched || matches!(inner.store.header_rlp(h), Ok(None)))
                 .collect();
-            let result = store.insert_blocks(&blocks);
-            (blocks, hashes, fresh, result)
+            let result = inner.store.insert_blocks(&blocks);
+            let stored = stored(&result, &hashes, blocks.len());
+            if let Some(pool) = &inner.pool
+                && stored > 0
+                && pool.stats().count > 0
+            {
+                pool.remove(
+                    blocks[..stored]
+                        .iter()
+                        .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash())),
+                );
+            }
+            (blocks, hashes, fresh, result, stored)
         });
-        let (blocks, hashes, fresh, result) = match run.await {
+        let (blocks, hashes, fresh, result, stored) = match run.await {
             Ok(r) => r,
             Err(_) => {
                 return Imported {
@@ -103,23 +125,6 @@ impl Importer {
                 };
             }
         };
-        // How many of `blocks` the store kept: all, those before the bad one, or none.
-        let stored = match &result {
-            Ok(_) => blocks.len(),
-            Err(store::Error::BadBlock { hash, .. }) => {
-                hashes.iter().position(|h| h == hash).unwrap_or(0)
-            }
-            Err(_) => 0,
-        };
-        if let Some(pool) = &self.inner.pool
-            && pool.stats().count > 0
-        {
-            pool.remove(
-                blocks[..stored]
-                    .iter()
-                    .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash())),
-            );
-        }
         let accepted: Vec<Arc<Block>> = blocks
             .into_iter()
             .zip(hashes)
@@ -138,5 +143,19 @@ impl Importer {
             })
             .collect();
         Imported { result, accepted }
+    }
+}
+
+/// How many of the `len` blocks (with `hashes`) the store kept: all, those before the bad
+/// one, or none (the write failed and nothing was committed).
+fn stored(result: &Result<Inserted, store::Error>, hashes: &[B256], len: usize) -> usize {
+    match result {
+        Ok(_) => len,
+        // The bad block is in `hashes` (the store names the block it was given); were it
+        // not, keeping none is the safe answer (no pool clean-up, nothing announced).
+        Err(store::Error::BadBlock { hash, .. }) => {
+            hashes.iter().position(|h| h == hash).unwrap_or(0)
+        }
+        Err(_) => 0,
     }
 }

@@ -173,7 +173,7 @@ fn parse_boxed_path(s: &str) -> Result<Box<PathBuf>, String> {
 
 /// `--interval`: a duration like `2s` or `500ms`, in milliseconds.
 fn parse_interval_ms(s: &str) -> Result<u32, String> {
-    crate::propagate::parse_duration(s)
+    super::replay::parse_duration(s)
         .and_then(|d| u32::try_from(d.as_millis()).ok())
         .ok_or_else(|| format!("{s:.20}: expected a duration such as 2s or 500ms"))
 }
@@ -464,9 +464,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     })?;
 
     // Catch-up sync from the eth peers; stopped before the server on shutdown.
+    // One importer for sync and propagation: one pool clean-up, one accepted-block feed.
+    let importer = crate::chain::Importer::new(store.clone(), Some(eth_handle.pool().clone()));
     let syncer = crate::sync::spawn(
         eth_handle.clone(),
-        store.clone(),
+        importer.clone(),
         crate::sync::Config {
             announce: !public,
             ..crate::sync::Config::default()
@@ -476,11 +478,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     // Block propagation, fed the block events below; and the replay source, if any.
     let (block_events, block_rx) = tokio::sync::mpsc::channel(256);
     let (propagator, propagation) =
-        crate::propagate::Propagator::spawn(eth_handle.clone(), store.clone(), gossip, block_rx);
+        crate::propagate::Propagator::spawn(eth_handle.clone(), importer.clone(), gossip, block_rx);
     let replay = args.replay.clone().map(|path| {
         let p = propagator.clone();
         tokio::spawn(async move {
-            match crate::propagate::replay(&p, &path, interval).await {
+            match super::replay::replay(&p, &path, interval).await {
                 Ok(n) => info!(target: "sync", blocks = n, "replay done"),
                 Err(e) => tracing::warn!(target: "sync", error = %e, "replay failed"),
             }
