@@ -159,3 +159,117 @@ fn stored(result: &Result<Inserted, store::Error>, hashes: &[B256], len: usize) 
         Err(_) => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::presets;
+    use crate::chain::reader::BlockReader;
+    use protocols::eth::pool;
+
+    fn blocks(n: u64) -> Vec<Block> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
+        let data = std::fs::read(path).unwrap();
+        let mut reader = BlockReader::new(data.as_slice());
+        let mut v = Vec::new();
+        while let Some(b) = reader.next_block().unwrap() {
+            if b.header.number > n {
+                break;
+            }
+            v.push(b);
+        }
+        v
+    }
+
+    fn store(name: &str) -> (Arc<Store>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("importer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, presets::ethtest().unwrap()).unwrap();
+        (Arc::new(store), dir)
+    }
+
+    /// Blocks are announced once, with their sender, in order; the pool loses the
+    /// transactions they include; a batch with a bad block keeps (and announces) the
+    /// blocks before it only.
+    #[tokio::test]
+    async fn accepted_blocks_are_announced_once_and_leave_the_pool() {
+        let (store, dir) = store("accepted");
+        let all = blocks(20);
+        let chain_id = store.spec().config.chain_id;
+        let pool = Arc::new(pool::Pool::new(pool::Config {
+            chain_id: Some(chain_id),
+            ..pool::Config::default()
+        }));
+        let tx = all
+            .iter()
+            .take(10)
+            .find_map(|b| b.body.transactions.first().cloned())
+            .expect("a transaction in blocks 1..=10");
+        pool.add_envelope(tx, pool::Origin::Remote).unwrap();
+        assert_eq!(pool.stats().count, 1);
+        let importer = Importer::new(store.clone(), Some(pool.clone()));
+        let mut events = importer.subscribe();
+        let from = secp256k1::PublicKey::from_secret_key_global(
+            &secp256k1::SecretKey::from_byte_array([7; 32]).unwrap(),
+        );
+
+        let first = importer.import(all[..10].to_vec(), Some(from)).await;
+        assert_eq!(first.result.unwrap().imported, 10);
+        assert_eq!(first.accepted.len(), 10);
+        assert_eq!(pool.stats().count, 0, "included transaction dropped");
+        for b in &all[..10] {
+            let ev = events.try_recv().unwrap();
+            assert_eq!((ev.hash, ev.from), (b.header.hash_slow(), Some(from)));
+        }
+        // Known blocks again, then new ones: only the new ones are accepted.
+        let again = importer.import(all[5..15].to_vec(), None).await;
+        assert_eq!(again.result.as_ref().unwrap().known, 5);
+        let numbers: Vec<u64> = again.accepted.iter().map(|b| b.header.number).collect();
+        assert_eq!(numbers, (11..=15).collect::<Vec<_>>());
+        for n in 11..=15 {
+            assert_eq!(events.try_recv().unwrap().block.header.number, n);
+        }
+        // Block 17 forged: 16 is kept, 17 refused, 18 never tried.
+        let mut batch = all[15..18].to_vec();
+        batch[1].header.gas_used = batch[1].header.gas_limit + 1;
+        let bad = importer.import(batch, None).await;
+        assert!(matches!(
+            bad.result,
+            Err(store::Error::BadBlock { number: 17, .. })
+        ));
+        assert_eq!(bad.accepted.len(), 1);
+        assert_eq!(events.try_recv().unwrap().block.header.number, 16);
+        assert!(events.try_recv().is_err());
+        assert_eq!(store.head().unwrap().number, 16);
+        drop((importer, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Sync and propagation handed the same blocks at once: each is stored once and
+    /// announced once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_imports_of_the_same_blocks_announce_them_once() {
+        let (store, dir) = store("race");
+        let all = blocks(64);
+        let importer = Importer::new(store.clone(), None);
+        let mut events = importer.subscribe();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let (importer, batch) = (importer.clone(), all.clone());
+                tokio::spawn(async move { importer.import(batch, None).await })
+            })
+            .collect();
+        let mut accepted = 0;
+        for r in runs {
+            accepted += r.await.unwrap().accepted.len();
+        }
+        assert_eq!(accepted, 64);
+        let mut seen = 0;
+        while events.try_recv().is_ok() {
+            seen += 1;
+        }
+        assert_eq!(seen, 64);
+        drop((importer, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
