@@ -77,7 +77,7 @@ pub enum Action {
         /// Its hash.
         hash: B256,
         /// The block.
-        block: Block,
+        block: Box<Block>,
     },
     /// Send the stored `block` on: in full to √n eth/68 peers that lack it, by hash to
     /// the others, never back to `except` (its sender).
@@ -158,7 +158,7 @@ struct Fetch {
 struct Ready {
     from: Option<PeerId>,
     hash: B256,
-    block: Block,
+    block: Box<Block>,
 }
 
 /// The propagation state machine (see the module docs).
@@ -488,7 +488,11 @@ impl<L: Local> Core<L> {
         if self.pending.contains(&parent) || self.local.has_block(&parent) {
             self.queue.remove(&(number, hash));
             self.pending.insert(hash);
-            self.ready.push_back(Ready { from, hash, block });
+            self.ready.push_back(Ready {
+                from,
+                hash,
+                block: Box::new(block),
+            });
             return;
         }
         // A gap of a few blocks is fetched from the sender, a bigger one left to sync.
@@ -593,7 +597,7 @@ impl<L: Local> Core<L> {
                 self.ready.push_back(Ready {
                     from: orphan.from,
                     hash: child,
-                    block: orphan.block,
+                    block: Box::new(orphan.block),
                 });
             }
         }

@@ -79,7 +79,7 @@ fn run(c: &mut Core<Mem>, mem: &Mem, now: Instant) -> (Vec<Action>, Vec<u64>) {
                     from,
                     hash,
                     number,
-                    ImportResult::Stored(Arc::new(block)),
+                    ImportResult::Stored(Arc::new(*block)),
                     now,
                 );
             }

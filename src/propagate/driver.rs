@@ -48,7 +48,7 @@ enum Command {
     /// Handle an eth event; answer once the imports it leads to are done.
     Event(eth::Event, oneshot::Sender<()>),
     /// Import a local block and what it unblocks.
-    Local(Block, oneshot::Sender<Result<Outcome, store::Error>>),
+    Local(Box<Block>, oneshot::Sender<Result<Outcome, store::Error>>),
 }
 
 /// What the fetch tasks report back.
@@ -176,7 +176,7 @@ impl Propagator {
         let (tx, rx) = oneshot::channel();
         let stopped = || store::Error::Corrupt("the propagation task stopped");
         self.commands
-            .send(Command::Local(block, tx))
+            .send(Command::Local(Box::new(block), tx))
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -214,7 +214,7 @@ impl Driver {
                         let _ = done.send(());
                     }
                     Some(Command::Local(block, done)) => {
-                        let r = self.import_local(block).await;
+                        let r = self.import_local(*block).await;
                         let _ = done.send(r);
                     }
                     None => commands_open = false,
@@ -262,7 +262,7 @@ impl Driver {
             match action {
                 Action::Import { from, hash, block } => {
                     let number = block.header.number;
-                    let result = match self.import(from, block).await {
+                    let result = match self.import(from, *block).await {
                         Ok(r) => r,
                         Err(e) => failed(e, number, hash),
                     };
