@@ -30,6 +30,9 @@ use super::{
     Gossip, MAX_ANNOUNCERS, MAX_FETCH_AHEAD, MAX_FETCHING, MAX_FETCHING_PER_PEER, Verdict,
 };
 use crate::chain::{Block, Body};
+/// Why a fetch request got no usable answer: the same as sync's ([`Failure::Timeout`]
+/// penalises the announcer, [`Failure::Gone`] moves on to the next one).
+pub use crate::sync::downloader::Failure;
 
 /// Time an announcer has to answer one fetch request before it is penalised: above eth's
 /// own deadline for a request (twice its 10 s `request_timeout`), which normally reports
@@ -97,15 +100,6 @@ pub enum Action {
         /// Why.
         reason: DisconnectReason,
     },
-}
-
-/// Why a fetch request got no usable answer (from the transport, not the data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// No answer in time: the announcer is penalised.
-    Timeout,
-    /// The peer left or was busy: the next announcer is asked.
-    Gone,
 }
 
 /// The result of an import, reported with [`Core::on_imported`].

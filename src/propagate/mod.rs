@@ -15,6 +15,29 @@
 //! only the peers the operator names (producers and their relays). Everything else a peer
 //! sends is dropped before it costs a queue slot, a fetch or an import, and nothing is
 //! relayed before the store accepted it.
+//!
+//! Layers:
+//! - [`Core`] ([`core`]): the sans-IO state machine — policy, orphan queue, fetches,
+//!   penalties — driven by inputs and `now`, asking for [`Action`]s;
+//! - [`Propagator`]: the tokio task carrying those out through [`eth::Handle`] and the
+//!   chain [`crate::chain::Importer`] (shared with sync), fed the eth event stream.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use devp2p::chain::{Importer, Store};
+//! use devp2p::propagate::{Gossip, Propagator};
+//! use devp2p::protocols::eth;
+//!
+//! # async fn node(chain: Arc<dyn eth::Chain>, store: Arc<Store>, producer: eth::PeerId) {
+//! let (eth, handle, events) = eth::Eth::new(chain, eth::Config::default());
+//! let importer = Importer::new(store, Some(handle.pool().clone()));
+//! let gossip = Gossip::From([producer].into());
+//! let (propagator, task) = Propagator::spawn(handle, importer, gossip, events);
+//! # let _ = (eth, propagator, task);
+//! # }
+//! ```
 
 use std::collections::HashSet;
 
