@@ -188,7 +188,8 @@ async fn sync_from(case: &Case, serving: &[Arc<Store>], dir: &Path, head: (u64, 
     .expect("all serving peers connected");
 
     let start = Instant::now();
-    let syncer = sync::spawn(fresh.eth.clone(), store.clone(), sync::Config::default());
+    let importer = devp2p::chain::Importer::new(store.clone(), Some(fresh.eth.pool().clone()));
+    let syncer = sync::spawn(fresh.eth.clone(), importer, sync::Config::default());
     let mut progress = syncer.handle();
     let done = tokio::time::timeout(SYNC_TIMEOUT, progress.wait_for(|s| s.current >= head.0)).await;
     let elapsed = start.elapsed();

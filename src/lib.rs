@@ -33,4 +33,5 @@ pub mod cmd {
     pub mod import;
     pub mod key;
     pub mod node;
+    pub mod replay;
 }

@@ -233,7 +233,7 @@ async fn sync_599_from(
     a.allow(PublicKey::from_secret_key_global(js_key));
     let syncer = devp2p::sync::spawn(
         a.net.eth.clone(),
-        a.store.clone(),
+        devp2p::chain::Importer::new(a.store.clone(), Some(a.net.eth.pool().clone())),
         devp2p::sync::Config::default(),
     );
     a.net.server.add_peer(js_node).await;

@@ -3,7 +3,6 @@
 //! through NewBlock relays, none receiving a full block from both of its neighbours; a
 //! star where announced blocks are fetched; and the queue of blocks ahead of their parent.
 
-use devp2p::propagate;
 use devp2p::protocols::eth::{self, ETH68};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Propagating {
 /// The first node replays blocks 401..600, 20 ms apart; waits (30 s at most) until every
 /// node is at 600.
 async fn replay_until_all_at_600(nodes: &[Propagating]) {
-    let imported = propagate::replay(
+    let imported = devp2p::cmd::replay::replay(
         &nodes[0].propagator,
         &chain_file(),
         Duration::from_millis(20),

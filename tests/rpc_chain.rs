@@ -74,7 +74,8 @@ async fn eth_methods_and_chain_metrics_over_an_imported_store() {
     let subs: Vec<Arc<dyn Subprotocol>> = vec![Arc::new(proto)];
     let server = server::start(server::Config::new(key), listener, None, subs).unwrap();
     // No peers: the sync task idles at the imported head.
-    let syncer = sync::spawn(eth, store.clone(), sync::Config::default());
+    let importer = devp2p::chain::Importer::new(store.clone(), Some(eth.pool().clone()));
+    let syncer = sync::spawn(eth, importer, sync::Config::default());
 
     let (stop, stopped) = oneshot::channel::<()>();
     let stopped = futures::FutureExt::shared(stopped);

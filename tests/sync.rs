@@ -175,6 +175,11 @@ async fn wait_dropped(b: &Node, id: &PublicKey) {
     .expect("peer dropped");
 }
 
+/// The importer sync uses on `b` (dropping included transactions from its pool).
+fn importer(b: &Node) -> devp2p::chain::Importer {
+    devp2p::chain::Importer::new(b.store.clone(), Some(b.eth.pool().clone()))
+}
+
 async fn wait_synced(s: &sync::Syncer, secs: u64) {
     let mut h = s.handle();
     tokio::time::timeout(Duration::from_secs(secs), h.wait_for(|s| s.current >= 600))
@@ -186,7 +191,7 @@ async fn wait_synced(s: &sync::Syncer, secs: u64) {
 async fn fresh_node_syncs_from_one_peer() {
     let a = node("one-a", true, Serve::Honest).await;
     let b = node("one-b", false, Serve::Honest).await;
-    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
     b.server.add_peer(a.node()).await;
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
@@ -210,7 +215,7 @@ async fn corrupt_body_peer_is_dropped_and_sync_completes() {
     let b = node("three-b", false, Serve::Honest).await;
     // All three handshaked first, so the corrupt peer is sure to be given bodies.
     connect(&b, &[&good1, &good2, &bad]).await;
-    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
     assert_eq!(head.number, 600);
@@ -232,7 +237,7 @@ async fn peer_claiming_a_huge_head_and_withholding_gaps_is_dropped() {
     let liar = node("huge-liar", true, Serve::HugeHeadLiar).await;
     let b = node("huge-b", false, Serve::Honest).await;
     connect(&b, &[&good, &liar]).await;
-    let syncer = sync::spawn(b.eth.clone(), b.store.clone(), sync::Config::default());
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
     assert_eq!(head.hash_slow().to_string(), HEAD);

@@ -3,7 +3,6 @@
 //! every node's pool (in full to sqrt(n) peers, announced to the others and fetched); the
 //! pools are emptied when the blocks including them are imported.
 
-use devp2p::propagate;
 use devp2p::protocols::eth;
 use std::time::{Duration, Instant};
 
@@ -87,7 +86,7 @@ async fn transactions_reach_every_pool_and_leave_with_their_blocks() {
     // The blocks that include them empty every pool as they propagate.
     // 50 ms: the eth/69 links fetch each announced block (two requests), which at 20
     // blocks a second stays within a peer's request budget (64 requests/s).
-    let imported = propagate::replay(
+    let imported = devp2p::cmd::replay::replay(
         &nodes[0].propagator,
         &chain_rlp(),
         Duration::from_millis(50),

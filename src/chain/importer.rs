@@ -3,7 +3,7 @@
 //! included transactions from the pool, and tells subscribers which blocks were accepted
 //! and from whom.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use alloy_primitives::B256;
 use protocols::eth::{PeerId, pool::Pool};
@@ -36,9 +36,11 @@ pub struct Imported {
     /// The store's answer. On [`store::Error::BadBlock`] the blocks before the bad one
     /// were stored all the same (they are in `accepted`).
     pub result: Result<Inserted, store::Error>,
-    /// The blocks stored by this call, in order. Blocks that were already stored are left
-    /// out when someone subscribes (finding them costs a read per block, skipped
-    /// otherwise); [`Inserted::known`] counts them either way.
+    /// The blocks stored by this call, in order, as subscribers were told of them. While
+    /// someone subscribes, blocks that were already stored are left out; with no
+    /// subscriber they are not told apart (that costs a read per block) and every block
+    /// the call kept is here. [`Inserted::imported`] and [`Inserted::known`] count them
+    /// exactly either way.
     pub accepted: Vec<Arc<Block>>,
 }
 
@@ -52,6 +54,8 @@ struct Inner {
     store: Arc<Store>,
     pool: Option<Arc<Pool>>,
     accepted: broadcast::Sender<Accepted>,
+    /// Held (on the blocking thread) for the whole of one import.
+    serial: Mutex<()>,
 }
 
 impl Importer {
@@ -62,6 +66,7 @@ impl Importer {
                 store,
                 pool,
                 accepted: broadcast::channel(SUBSCRIBER_BACKLOG).0,
+                serial: Mutex::new(()),
             }),
         }
     }
@@ -80,21 +85,38 @@ impl Importer {
 
     /// Validates and stores `blocks` (each one's parent stored or earlier in `blocks`) on
     /// a blocking thread: validation hashes every transaction and the commit fsyncs.
-    /// Then drops their transactions from the pool and tells subscribers.
+    /// Then drops their transactions from the pool (on that thread too: a batch holds
+    /// tens of thousands) and tells subscribers.
+    ///
+    /// Imports are serialised: the store takes one write at a time anyway, and telling
+    /// new blocks from known ones must not race another import of the same blocks (sync
+    /// and propagation may both be handed a block), or both would report it accepted.
     pub async fn import(&self, blocks: Vec<Block>, from: Option<PeerId>) -> Imported {
-        let store = self.inner.store.clone();
-        // Which blocks are new is only worth finding out for a subscriber.
-        let watched = self.inner.accepted.receiver_count() > 0;
+        let inner = self.inner.clone();
+        // Which blocks are new is only worth a read per block for a subscriber.
+        let watched = inner.accepted.receiver_count() > 0;
         let run = tokio::task::spawn_blocking(move || {
+            let _serial = inner.serial.lock().unwrap_or_else(|e| e.into_inner());
             let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash_slow()).collect();
             let fresh: Vec<bool> = hashes
                 .iter()
-                .map(|h| !watched || matches!(store.header_by_hash(h), Ok(None)))
+                .map(|h| !watched || matches!(inner.store.header_rlp(h), Ok(None)))
                 .collect();
-            let result = store.insert_blocks(&blocks);
-            (blocks, hashes, fresh, result)
+            let result = inner.store.insert_blocks(&blocks);
+            let stored = stored(&result, &hashes, blocks.len());
+            if let Some(pool) = &inner.pool
+                && stored > 0
+                && pool.stats().count > 0
+            {
+                pool.remove(
+                    blocks[..stored]
+                        .iter()
+                        .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash())),
+                );
+            }
+            (blocks, hashes, fresh, result, stored)
         });
-        let (blocks, hashes, fresh, result) = match run.await {
+        let (blocks, hashes, fresh, result, stored) = match run.await {
             Ok(r) => r,
             Err(_) => {
                 return Imported {
@@ -103,23 +125,6 @@ impl Importer {
                 };
             }
         };
-        // How many of `blocks` the store kept: all, those before the bad one, or none.
-        let stored = match &result {
-            Ok(_) => blocks.len(),
-            Err(store::Error::BadBlock { hash, .. }) => {
-                hashes.iter().position(|h| h == hash).unwrap_or(0)
-            }
-            Err(_) => 0,
-        };
-        if let Some(pool) = &self.inner.pool
-            && pool.stats().count > 0
-        {
-            pool.remove(
-                blocks[..stored]
-                    .iter()
-                    .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash())),
-            );
-        }
         let accepted: Vec<Arc<Block>> = blocks
             .into_iter()
             .zip(hashes)
@@ -138,5 +143,133 @@ impl Importer {
             })
             .collect();
         Imported { result, accepted }
+    }
+}
+
+/// How many of the `len` blocks (with `hashes`) the store kept: all, those before the bad
+/// one, or none (the write failed and nothing was committed).
+fn stored(result: &Result<Inserted, store::Error>, hashes: &[B256], len: usize) -> usize {
+    match result {
+        Ok(_) => len,
+        // The bad block is in `hashes` (the store names the block it was given); were it
+        // not, keeping none is the safe answer (no pool clean-up, nothing announced).
+        Err(store::Error::BadBlock { hash, .. }) => {
+            hashes.iter().position(|h| h == hash).unwrap_or(0)
+        }
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::presets;
+    use crate::chain::reader::BlockReader;
+    use protocols::eth::pool;
+
+    fn blocks(n: u64) -> Vec<Block> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
+        let data = std::fs::read(path).unwrap();
+        let mut reader = BlockReader::new(data.as_slice());
+        let mut v = Vec::new();
+        while let Some(b) = reader.next_block().unwrap() {
+            if b.header.number > n {
+                break;
+            }
+            v.push(b);
+        }
+        v
+    }
+
+    fn store(name: &str) -> (Arc<Store>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("importer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, presets::ethtest().unwrap()).unwrap();
+        (Arc::new(store), dir)
+    }
+
+    /// Blocks are announced once, with their sender, in order; the pool loses the
+    /// transactions they include; a batch with a bad block keeps (and announces) the
+    /// blocks before it only.
+    #[tokio::test]
+    async fn accepted_blocks_are_announced_once_and_leave_the_pool() {
+        let (store, dir) = store("accepted");
+        let all = blocks(20);
+        let chain_id = store.spec().config.chain_id;
+        let pool = Arc::new(pool::Pool::new(pool::Config {
+            chain_id: Some(chain_id),
+            ..pool::Config::default()
+        }));
+        let tx = all
+            .iter()
+            .take(10)
+            .find_map(|b| b.body.transactions.first().cloned())
+            .expect("a transaction in blocks 1..=10");
+        pool.add_envelope(tx, pool::Origin::Remote).unwrap();
+        assert_eq!(pool.stats().count, 1);
+        let importer = Importer::new(store.clone(), Some(pool.clone()));
+        let mut events = importer.subscribe();
+        let from = secp256k1::PublicKey::from_secret_key_global(
+            &secp256k1::SecretKey::from_byte_array([7; 32]).unwrap(),
+        );
+
+        let first = importer.import(all[..10].to_vec(), Some(from)).await;
+        assert_eq!(first.result.unwrap().imported, 10);
+        assert_eq!(first.accepted.len(), 10);
+        assert_eq!(pool.stats().count, 0, "included transaction dropped");
+        for b in &all[..10] {
+            let ev = events.try_recv().unwrap();
+            assert_eq!((ev.hash, ev.from), (b.header.hash_slow(), Some(from)));
+        }
+        // Known blocks again, then new ones: only the new ones are accepted.
+        let again = importer.import(all[5..15].to_vec(), None).await;
+        assert_eq!(again.result.as_ref().unwrap().known, 5);
+        let numbers: Vec<u64> = again.accepted.iter().map(|b| b.header.number).collect();
+        assert_eq!(numbers, (11..=15).collect::<Vec<_>>());
+        for n in 11..=15 {
+            assert_eq!(events.try_recv().unwrap().block.header.number, n);
+        }
+        // Block 17 forged: 16 is kept, 17 refused, 18 never tried.
+        let mut batch = all[15..18].to_vec();
+        batch[1].header.gas_used = batch[1].header.gas_limit + 1;
+        let bad = importer.import(batch, None).await;
+        assert!(matches!(
+            bad.result,
+            Err(store::Error::BadBlock { number: 17, .. })
+        ));
+        assert_eq!(bad.accepted.len(), 1);
+        assert_eq!(events.try_recv().unwrap().block.header.number, 16);
+        assert!(events.try_recv().is_err());
+        assert_eq!(store.head().unwrap().number, 16);
+        drop((importer, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Sync and propagation handed the same blocks at once: each is stored once and
+    /// announced once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_imports_of_the_same_blocks_announce_them_once() {
+        let (store, dir) = store("race");
+        let all = blocks(64);
+        let importer = Importer::new(store.clone(), None);
+        let mut events = importer.subscribe();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let (importer, batch) = (importer.clone(), all.clone());
+                tokio::spawn(async move { importer.import(batch, None).await })
+            })
+            .collect();
+        let mut accepted = 0;
+        for r in runs {
+            accepted += r.await.unwrap().accepted.len();
+        }
+        assert_eq!(accepted, 64);
+        let mut seen = 0;
+        while events.try_recv().is_ok() {
+            seen += 1;
+        }
+        assert_eq!(seen, 64);
+        drop((importer, store));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,9 @@
 //! - [`Spec`]: a chain's identity and rules (network id, genesis header, fork schedule,
 //!   bootnodes), from a [`presets`] name or a go-ethereum `genesis.json` ([`genesis`]);
 //! - [`validate`]: header and body checks that need no transaction execution;
-//! - [`Store`]: headers, bodies and the canonical chain in a redb database ([`store`]).
+//! - [`Store`]: headers, bodies and the canonical chain in a redb database ([`store`]);
+//! - [`Importer`]: the one way blocks from the network enter the store ([`importer`]);
+//! - [`reader::BlockReader`]: blocks from an RLP block file.
 //!
 //! Fork ids for the `eth` handshake come from [`Spec::fork_filter`].
 
@@ -12,6 +14,7 @@ pub mod forks;
 pub mod genesis;
 pub mod importer;
 pub mod presets;
+pub mod reader;
 pub mod store;
 pub mod validate;
 

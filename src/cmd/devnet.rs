@@ -149,7 +149,7 @@ fn parse_nodes(s: &str) -> Result<usize, String> {
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    crate::propagate::parse_duration(s)
+    super::replay::parse_duration(s)
         .ok_or_else(|| format!("{s:.20}: expected a duration such as 2s or 500ms"))
 }
 

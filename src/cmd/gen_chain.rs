@@ -454,7 +454,7 @@ pub fn generate_file(
             source,
         })?;
         let mut reader = BlockReader::new(BufReader::with_capacity(1 << 20, file));
-        while let Some(block) = reader.next_block()? {
+        while let Some(block) = reader.next_block().map_err(import::Error::from)? {
             prefix.push(block);
         }
     }

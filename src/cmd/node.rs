@@ -116,7 +116,7 @@ fn parse_boxed_path(s: &str) -> Result<Box<PathBuf>, String> {
 
 /// `--interval`: a duration like `2s` or `500ms`, in milliseconds.
 fn parse_interval_ms(s: &str) -> Result<u32, String> {
-    crate::propagate::parse_duration(s)
+    super::replay::parse_duration(s)
         .and_then(|d| u32::try_from(d.as_millis()).ok())
         .ok_or_else(|| format!("{s:.20}: expected a duration such as 2s or 500ms"))
 }
@@ -193,7 +193,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             let (p, path) = (p.clone(), path.clone());
             let interval = Duration::from_millis(args.interval.map_or(1000, u64::from));
             Some(tokio::spawn(async move {
-                match crate::propagate::replay(&p, &path, interval).await {
+                match super::replay::replay(&p, &path, interval).await {
                     Ok(n) => info!(target: "sync", blocks = n, "replay done"),
                     Err(e) => tracing::warn!(target: "sync", error = %e, "replay failed"),
                 }

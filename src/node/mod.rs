@@ -45,7 +45,7 @@ use protocols::Subprotocol;
 use protocols::eth::{self, PeerId};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::chain::{self, Importer, Spec, Store};
 use crate::propagate::{Gossip, Propagator};
@@ -447,7 +447,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
             let importer = Importer::new(store.clone(), Some(handle.pool().clone()));
             let syncer = sync::spawn(
                 handle.clone(),
-                store.clone(),
+                importer.clone(),
                 sync::Config {
                     announce: !public,
                     ..sync_config
@@ -463,19 +463,14 @@ async fn start(b: Builder) -> Result<Node, Error> {
             if public && !config.block_sources.is_empty() {
                 tracing::warn!(target: "sync", "--block-sources has no effect on a public network: blocks come by sync only");
             }
-            let (block_events, block_rx) = tokio::sync::mpsc::channel(256);
+            // Propagation takes eth's gossip straight from the protocol and judges it.
             let (propagator, propagation) = Propagator::spawn(
                 handle.clone(),
-                store.clone(),
+                importer.clone(),
                 Gossip::for_chain(public, sources),
-                block_rx,
+                events,
             );
             tasks.push(propagation);
-            tasks.push(tokio::spawn(forward_gossip(
-                events,
-                propagator.clone(),
-                block_events,
-            )));
             if let Some(t) = crate::required::spawn_watch(handle.clone(), required) {
                 tasks.push(t);
             }
@@ -633,27 +628,3 @@ async fn log_status(
     }
 }
 
-/// Hands the eth protocol's block gossip to propagation, which judges it first (gossip
-/// its policy drops costs no queue slot).
-async fn forward_gossip(
-    mut events: tokio::sync::mpsc::Receiver<eth::Event>,
-    propagator: Propagator,
-    blocks: tokio::sync::mpsc::Sender<eth::Event>,
-) {
-    while let Some(ev) = events.recv().await {
-        match ev {
-            eth::Event::StatusFailed { peer, reason } => {
-                debug!(target: "eth", peer = %rlpx::peer::short_id(&peer), %reason, "eth status failed")
-            }
-            eth::Event::PeerConnected { .. } | eth::Event::PeerDisconnected { .. } => {}
-            ev @ (eth::Event::NewBlock { .. } | eth::Event::NewBlockHashes { .. }) => {
-                let Some(ev) = propagator.admit(ev) else {
-                    continue;
-                };
-                if blocks.try_send(ev).is_err() {
-                    debug!(target: "eth", "block event dropped (propagation busy)");
-                }
-            }
-        }
-    }
-}

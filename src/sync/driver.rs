@@ -1,6 +1,6 @@
 //! The tokio task driving the [`Downloader`]: it watches the eth peer table, sends the
-//! requests the downloader asks for through [`eth::Handle`], imports into the
-//! [`Store`] on a blocking thread, and feeds answers, results and timeouts back.
+//! requests the downloader asks for through [`eth::Handle`], imports through the chain
+//! [`Importer`] (off the runtime), and feeds answers, results and timeouts back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::downloader::{
     Action, Config, Downloader, Failure, Imported, Local, PeerHead, RequestId, SyncStatus,
 };
-use crate::chain::{Body, Store, store};
+use crate::chain::{Body, Importer, Store, store};
 
 /// How often the eth peer table is read for joined and departed peers and new heads.
 /// Half a second: prompt enough for a sync, cheap (one lock, a few entries).
@@ -93,13 +93,14 @@ impl Drop for Syncer {
     }
 }
 
-/// Starts syncing `store` from the peers behind `eth`.
-pub fn spawn(eth: eth::Handle, store: Arc<Store>, config: Config) -> Syncer {
+/// Starts syncing the store of `importer` from the peers behind `eth`, importing through
+/// `importer` (the node's one [`Importer`], shared with block propagation).
+pub fn spawn(eth: eth::Handle, importer: Importer, config: Config) -> Syncer {
     let announce = config.announce;
-    let dl = Downloader::new(config, StoreView(store.clone()));
+    let dl = Downloader::new(config, StoreView(importer.store().clone()));
     let (status_tx, status) = watch::channel(dl.status());
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run(dl, eth, store, announce, status_tx, stopped));
+    let task = tokio::spawn(run(dl, eth, importer, announce, status_tx, stopped));
     Syncer {
         handle: Handle { status },
         stop: Some(stop),
@@ -129,7 +130,7 @@ fn failure(e: RequestError) -> Failure {
 async fn run(
     mut dl: Downloader<StoreView>,
     eth: eth::Handle,
-    store: Arc<Store>,
+    importer: Importer,
     announce: bool,
     status: watch::Sender<SyncStatus>,
     mut stopped: oneshot::Receiver<()>,
@@ -141,7 +142,7 @@ async fn run(
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while let Some(action) = dl.poll_action() {
-            execute(action, &eth, &store, &tx, &mut tasks);
+            execute(action, &eth, &importer, &tx, &mut tasks);
         }
         status.send_if_modified(|s| {
             let new = dl.status();
@@ -209,7 +210,7 @@ async fn run(
 fn execute(
     action: Action,
     eth: &eth::Handle,
-    store: &Arc<Store>,
+    importer: &Importer,
     tx: &mpsc::UnboundedSender<Msg>,
     tasks: &mut JoinSet<()>,
 ) {
@@ -233,7 +234,8 @@ fn execute(
             });
         }
         Action::Import { blocks } => {
-            let store = store.clone();
+            // Validated and stored off the runtime; included transactions leave the pool.
+            let importer = importer.clone();
             tasks.spawn(async move {
                 let started = std::time::Instant::now();
                 let count = blocks.len();
@@ -241,32 +243,14 @@ fn execute(
                     .last()
                     .map(|b| (b.header.number, b.header.hash_slow()))
                     .unwrap_or_default();
-                // Pooled transactions these blocks include are dropped after the import
-                // (hashing them only when the pool holds something).
-                let included: Vec<B256> = if eth.pool().stats().count > 0 {
-                    blocks
-                        .iter()
-                        .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash()))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let r = tokio::task::spawn_blocking(move || store.insert_blocks(&blocks)).await;
-                let result = match r {
-                    Ok(Ok(i)) => {
-                        eth.remove_transactions(included);
-                        Imported::Ok {
-                            number: i.head_number,
-                            hash: i.head_hash,
-                        }
-                    }
-                    Ok(Err(store::Error::BadBlock { hash, .. })) => Imported::Bad { hash },
-                    Ok(Err(e)) => {
-                        tracing::warn!(target: "sync", error = %e, "import failed");
-                        Imported::Failed
-                    }
+                let result = match importer.import(blocks, None).await.result {
+                    Ok(i) => Imported::Ok {
+                        number: i.head_number,
+                        hash: i.head_hash,
+                    },
+                    Err(store::Error::BadBlock { hash, .. }) => Imported::Bad { hash },
                     Err(e) => {
-                        tracing::warn!(target: "sync", error = %e, "import task failed");
+                        tracing::warn!(target: "sync", error = %e, "import failed");
                         Imported::Failed
                     }
                 };

@@ -5,7 +5,7 @@
 //!   believes of a peer's claimed head and how withholding and stalling peers are dropped
 //!   is in [`trust`];
 //! - [`driver`]: the tokio task running it over the [`protocols::eth::Handle`] and the
-//!   [`crate::chain::Store`].
+//!   [`crate::chain::Importer`].
 //!
 //! Progress is logged as `Imported new chain segment` (target `sync`) and readable as a
 //! [`SyncStatus`] through [`Handle::status`].
@@ -14,11 +14,12 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use devp2p::chain::Store;
+//! use devp2p::chain::{Importer, Store};
 //! use devp2p::sync;
 //!
 //! # async fn node(eth: protocols::eth::Handle, store: Arc<Store>) {
-//! let syncer = sync::spawn(eth, store, sync::Config::default());
+//! let importer = Importer::new(store, Some(eth.pool().clone()));
+//! let syncer = sync::spawn(eth, importer, sync::Config::default());
 //! let status = syncer.handle().status();
 //! println!("at {} of {}", status.current, status.highest);
 //! syncer.shutdown().await;

@@ -226,7 +226,7 @@ pub fn ethtest_store(dir: &std::path::Path) -> std::sync::Arc<devp2p::chain::Sto
 /// Blocks 1..=n of the bundled ethtest chain (all 600 with `u64::MAX`).
 pub fn chain_blocks(n: u64) -> Vec<devp2p::chain::Block> {
     let file = std::fs::File::open(chain_rlp()).unwrap();
-    let mut reader = devp2p::cmd::import::BlockReader::new(std::io::BufReader::new(file));
+    let mut reader = devp2p::chain::reader::BlockReader::new(std::io::BufReader::new(file));
     let mut blocks = Vec::new();
     while let Some(b) = reader.next_block().unwrap() {
         if b.header.number > n {
@@ -284,8 +284,9 @@ impl Propagating {
         let mut net = EthNode::start(chain, config).await;
         let (_, idle) = tokio::sync::mpsc::channel(1);
         let events = std::mem::replace(&mut net.events, idle);
+        let importer = devp2p::chain::Importer::new(store.clone(), Some(net.eth.pool().clone()));
         let (propagator, task) =
-            devp2p::propagate::Propagator::spawn(net.eth.clone(), store.clone(), gossip, events);
+            devp2p::propagate::Propagator::spawn(net.eth.clone(), importer, gossip, events);
         Self {
             server: net.server.clone(),
             eth: net.eth.clone(),
