@@ -307,3 +307,76 @@ fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
         FetchInput::PeerLeft(peer) => f.peer_left(&peer),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(i: u8, blob: bool) -> Pooled {
+        // An RLP string: it stands for a transaction's encoding in a Transactions list.
+        let encoded = Bytes::from(alloy_rlp::encode(Bytes::from(vec![i; 99])));
+        Pooled {
+            hash: B256::repeat_byte(i),
+            sender: Default::default(),
+            nonce: 0,
+            kind: if blob { 3 } else { 2 },
+            size: encoded.len(),
+            encoded,
+            tip: 1,
+            fee_cap: 1,
+            blob,
+        }
+    }
+
+    /// The hashes in `msgs`: `(sent in full, announced)`.
+    fn hashes(msgs: &[(u8, bytes::Bytes)]) -> (usize, Vec<B256>) {
+        let mut full = 0;
+        let mut announced = Vec::new();
+        for (c, data) in msgs {
+            if *c == messages::code::TRANSACTIONS {
+                let list: Vec<Bytes> = alloy_rlp::Decodable::decode(&mut &data[..]).expect("list");
+                full += list.len();
+                continue;
+            }
+            match Message::decode(super::super::ETH68, *c, data).expect("valid") {
+                Message::NewPooledTransactionHashes(a) => announced.extend(a.hashes),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (full, announced)
+    }
+
+    #[test]
+    fn the_session_sends_only_what_its_peer_does_not_know_and_once() {
+        let (q, knows) = (TxQueue::default(), Knows::default());
+        knows.mark_txs([B256::repeat_byte(1)]);
+        q.push(&[tx(1, false), tx(2, false), tx(3, true)], false);
+        // Pushed again (e.g. by a second broadcast): still announced once.
+        q.push(&[tx(2, false)], false);
+        let (full, announced) = hashes(&q.drain(&knows));
+        assert_eq!(full, 0);
+        assert_eq!(announced, vec![B256::repeat_byte(2), B256::repeat_byte(3)]);
+        assert!(knows.tx(&B256::repeat_byte(3)));
+        // Known now: a later broadcast sends nothing.
+        q.push(&[tx(2, false), tx(3, true)], true);
+        assert!(q.drain(&knows).is_empty());
+    }
+
+    #[test]
+    fn blob_transactions_are_only_announced_and_the_queue_is_bounded() {
+        let (q, knows) = (TxQueue::default(), Knows::default());
+        q.push(&[tx(1, false), tx(2, true)], true);
+        let (full, announced) = hashes(&q.drain(&knows));
+        assert_eq!((full, announced), (1, vec![B256::repeat_byte(2)]));
+        // Beyond MAX_QUEUED_ANNOUNCES, announcements are dropped.
+        let many: Vec<_> = (0..MAX_QUEUED_ANNOUNCES + 10)
+            .map(|i| Pooled {
+                hash: B256::left_padding_from(&(i as u64 + 1000).to_be_bytes()),
+                ..tx(0, false)
+            })
+            .collect();
+        q.push(&many, false);
+        let (_, announced) = hashes(&q.drain(&knows));
+        assert_eq!(announced.len(), MAX_QUEUED_ANNOUNCES);
+    }
+}
