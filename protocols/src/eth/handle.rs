@@ -22,7 +22,7 @@ pub struct Handle {
 impl Handle {
     /// Peers joining, changing head and leaving, from now on. Subscribe first, then read
     /// [`Handle::peers`] for the peers already there. A subscriber that falls
-    /// [`PEER_EVENT_BACKLOG`] behind gets `RecvError::Lagged` and should re-read
+    /// [`super::PEER_EVENT_BACKLOG`] behind gets `RecvError::Lagged` and should re-read
     /// [`Handle::peers`]; it never slows the peers.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
         self.shared.peer_events.subscribe()
