@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use alloy_primitives::B256;
+use B256;
 use rlpx::{DisconnectReason, ProtocolHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -229,7 +229,7 @@ enum Reply {
         >,
     ),
     /// The fetcher's request `id` for these announced transactions.
-    Pooled(u64, Vec<(alloy_primitives::B256, Meta)>),
+    Pooled(u64, Vec<(B256, Meta)>),
 }
 
 impl Reply {
@@ -254,7 +254,7 @@ struct Session {
     budget: Budget,
     tracker: Tracker<Reply>,
     /// Head hash last announced to the peer (eth/69 BlockRangeUpdate).
-    announced: alloy_primitives::B256,
+    announced: B256,
     /// The peer's transaction budget.
     meter: Meter,
     /// The block and transaction hashes the peer is known to have; this session fills
@@ -390,7 +390,7 @@ impl Session {
 
     /// Sends the fetcher's GetPooledTransactions (not counted against `max_in_flight`:
     /// the fetcher keeps at most one per peer).
-    async fn fetch_pooled(&mut self, id: u64, hashes: Vec<(alloy_primitives::B256, Meta)>) -> bool {
+    async fn fetch_pooled(&mut self, id: u64, hashes: Vec<(B256, Meta)>) -> bool {
         let now = Instant::now().into_std();
         let kind = Kind::Pooled {
             count: hashes.len(),
