@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use B256;
+use alloy_primitives::B256;
 use rlpx::{DisconnectReason, ProtocolHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
