@@ -12,13 +12,19 @@
 //! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
 //! - [`verify`]: the per-peer transaction budget and the worker pool that checks
 //!   signatures off the runtime.
-//! - `txs`: transaction propagation (sqrt(n) peers in full, the rest by announcement)
-//!   and the task driving the fetcher.
-//! - `handler`: the per-peer task tying them together.
+//! - [`fanout`]: who gets a broadcast in full (sqrt(n) peers) and who an announcement
+//!   (sans-IO), for blocks and transactions alike.
+//! - `txs`: transaction propagation and the task driving the fetcher.
+//! - `handler`: the per-peer task (session) tying them together; it owns the peer's
+//!   state: status, known hashes, requests in flight, budgets. Its `answer`,
+//!   `responses` and `announce` parts handle the peer's requests, the answers to ours
+//!   and its announcements and broadcasts.
+//! - `peer`: the node-level table of sessions, reached through typed commands.
 //!
 //! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 and
 //! eth/69), runs one handler per peer, keeps the table of handshaked peers behind
-//! [`Handle`] and reports [`Event`]s. It only uses the public API of `rlpx` and
+//! [`Handle`] (only what reaches each session, and the status and known hashes the
+//! session publishes) and reports [`Event`]s. It only uses the public API of `rlpx` and
 //! [`crate::api`].
 //!
 //! # Example
@@ -52,9 +58,12 @@
 //! invalid.
 
 pub mod chain;
+pub mod fanout;
 pub mod forkid;
+mod handle;
 mod handler;
 pub mod messages;
+mod peer;
 pub mod pool;
 pub mod requests;
 pub mod serve;
@@ -64,17 +73,19 @@ pub mod txfetch;
 mod txs;
 pub mod verify;
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use alloy_consensus::{BlockBody, Header, TxEnvelope};
+use alloy_consensus::TxEnvelope;
 use alloy_primitives::B256;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use chain::{Chain, Head, MemoryChain};
+pub use handle::Handle;
 pub use handler::Error;
 pub use messages::{BlockId, ETH68, ETH69, GetBlockHeaders};
+pub use peer::{KNOWN_BLOCKS, KNOWN_TXS};
 pub use status::PeerStatus;
 
 use crate::api::{Handler, Subprotocol};
@@ -277,73 +288,12 @@ pub enum PeerEvent {
 /// 1024 is several times a full table joining at once.
 pub const PEER_EVENT_BACKLOG: usize = 1024;
 
-/// A request from the [`Handle`] to one peer's handler.
-enum Command {
-    Headers {
-        req: GetBlockHeaders,
-        reply: oneshot::Sender<Result<Vec<Header>, RequestError>>,
-    },
-    Bodies {
-        hashes: Vec<B256>,
-        reply: oneshot::Sender<Result<Vec<BlockBody<TxEnvelope>>, RequestError>>,
-    },
-    /// Send an encoded message (block propagation).
-    Send(u8, bytes::Bytes),
-    /// Ask for announced pooled transactions (the fetcher's request `id`).
-    FetchPooled {
-        id: u64,
-        hashes: Vec<(B256, txfetch::Meta)>,
-    },
-}
-
-/// Block hashes remembered per peer as known to it.
-pub const KNOWN_BLOCKS: usize = 1024;
-/// Transaction hashes remembered per peer as known to it (go-ethereum `maxKnownTxs`).
-pub const KNOWN_TXS: usize = 32768;
-
-/// A bounded set of hashes (oldest forgotten first).
-#[derive(Default)]
-struct Known<const N: usize> {
-    order: VecDeque<B256>,
-    set: HashSet<B256>,
-}
-
-impl<const N: usize> Known<N> {
-    fn insert(&mut self, hash: B256) {
-        if self.set.insert(hash) {
-            self.order.push_back(hash);
-            while self.order.len() > N {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn contains(&self, hash: &B256) -> bool {
-        self.set.contains(hash)
-    }
-}
-
-/// One handshaked peer in the table.
-struct Entry {
-    session: u64,
-    status: PeerStatus,
-    version: u32,
-    commands: mpsc::Sender<Command>,
-    /// Closes the session directly: a penalty must not queue behind a blocked handler.
-    closer: rlpx::ProtocolSender,
-    known: Known<KNOWN_BLOCKS>,
-    /// Its outbound transactions and the transaction hashes it knows, behind a lock of
-    /// its own (broadcasting must not hold the table's).
-    txq: Arc<txs::TxQueue>,
-}
-
 /// State shared by [`Eth`], [`Handle`] and the handlers.
 struct Shared {
     chain: Arc<dyn Chain>,
     config: Config,
-    peers: Mutex<HashMap<PeerId, Entry>>,
+    /// The handshaked peers: how to reach each one's session.
+    table: peer::Table,
     events: mpsc::Sender<Event>,
     /// Joins, head updates and departures, for [`Handle::subscribe`].
     peer_events: tokio::sync::broadcast::Sender<PeerEvent>,
@@ -361,12 +311,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn peers(&self) -> MutexGuard<'_, HashMap<PeerId, Entry>> {
-        // A panic while holding the lock cannot leave the map inconsistent (single
-        // insert/remove/assign operations), so a poisoned lock is still usable.
-        self.peers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Tells the fetcher task something (hints are dropped if its queue is full).
     fn fetcher(&self, input: txs::FetchInput) {
         if let Some(tx) = self.fetch.get() {
@@ -425,7 +369,7 @@ impl Eth {
             workers: verify::Workers::new(config.verify_threads),
             block_bytes: Default::default(),
             config,
-            peers: Mutex::new(HashMap::new()),
+            table: Default::default(),
             events,
             peer_events: tokio::sync::broadcast::channel(PEER_EVENT_BACKLOG).0,
             sessions: Default::default(),
@@ -464,229 +408,9 @@ impl Subprotocol for Eth {
     }
 }
 
-/// The node's view of the `eth` peers: list them, and send them requests (for the
-/// downloader). Cheap to clone.
-#[derive(Clone)]
-pub struct Handle {
-    shared: Arc<Shared>,
-}
-
-impl Handle {
-    /// Peers joining, changing head and leaving, from now on. Subscribe first, then read
-    /// [`Handle::peers`] for the peers already there. A subscriber that falls
-    /// [`PEER_EVENT_BACKLOG`] behind gets `RecvError::Lagged` and should re-read
-    /// [`Handle::peers`]; it never slows the peers.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
-        self.shared.peer_events.subscribe()
-    }
-
-    /// The handshaked peers.
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        self.shared
-            .peers()
-            .iter()
-            .map(|(id, e)| PeerInfo {
-                id: *id,
-                status: e.status,
-            })
-            .collect()
-    }
-
-    /// One handshaked peer.
-    pub fn peer(&self, id: &PeerId) -> Option<PeerInfo> {
-        self.shared.peers().get(id).map(|e| PeerInfo {
-            id: *id,
-            status: e.status,
-        })
-    }
-
-    fn commands(&self, id: &PeerId) -> Result<mpsc::Sender<Command>, RequestError> {
-        let peers = self.shared.peers();
-        let entry = peers.get(id).ok_or(RequestError::UnknownPeer)?;
-        Ok(entry.commands.clone())
-    }
-
-    /// Asks `peer` for headers; resolves with its answer (possibly fewer headers than
-    /// asked, or none), unchecked beyond its count: linking them is the caller's job.
-    pub async fn request_headers(
-        &self,
-        peer: &PeerId,
-        req: GetBlockHeaders,
-    ) -> Result<Vec<Header>, RequestError> {
-        if req.amount > serve::MAX_HEADERS {
-            return Err(RequestError::TooLarge);
-        }
-        self.request(peer, |reply| Command::Headers { req, reply })
-            .await
-    }
-
-    /// Asks `peer` for the bodies of `hashes`; resolves with its answer, in request order
-    /// with unknown blocks left out (matching them to headers is the caller's job).
-    pub async fn request_bodies(
-        &self,
-        peer: &PeerId,
-        hashes: Vec<B256>,
-    ) -> Result<Vec<BlockBody<TxEnvelope>>, RequestError> {
-        if hashes.len() > serve::MAX_BODIES {
-            return Err(RequestError::TooLarge);
-        }
-        self.request(peer, |reply| Command::Bodies { hashes, reply })
-            .await
-    }
-
-    /// Disconnects `peer` with `reason` (e.g. the downloader dropping a peer that sent bad
-    /// data or timed out: `BreachOfProtocol` and `UselessPeer` make the server ban it for a
-    /// while). Requests waiting on the peer fail with [`RequestError::Disconnected`].
-    pub async fn disconnect(
-        &self,
-        peer: &PeerId,
-        reason: rlpx::DisconnectReason,
-    ) -> Result<(), RequestError> {
-        // Closed at once, bypassing the handler's queue (it may be blocked sending to this
-        // very peer): the session records `reason` now, so the server bans on it.
-        let peers = self.shared.peers();
-        let entry = peers.get(peer).ok_or(RequestError::UnknownPeer)?;
-        tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(peer), ?reason, "disconnecting on the node's request");
-        entry.closer.disconnect(reason);
-        Ok(())
-    }
-
-    /// The negotiated eth version of `peer`.
-    pub fn version(&self, peer: &PeerId) -> Option<u32> {
-        self.shared.peers().get(peer).map(|e| e.version)
-    }
-
-    /// Whether `peer` is known to have block `hash` (it sent or announced it, or we sent
-    /// it; the last [`KNOWN_BLOCKS`] per peer are remembered).
-    pub fn knows_block(&self, peer: &PeerId, hash: &B256) -> bool {
-        self.shared
-            .peers()
-            .get(peer)
-            .is_some_and(|e| e.known.contains(hash))
-    }
-
-    /// Remembers that `peer` has block `hash`.
-    pub fn mark_block_known(&self, peer: &PeerId, hash: B256) {
-        if let Some(e) = self.shared.peers().get_mut(peer) {
-            e.known.insert(hash);
-        }
-    }
-
-    /// Queues message `c` (already encoded) to `peer` unless it already knows `hash`,
-    /// marking it known. Returns whether it was queued (a full command queue drops it:
-    /// propagation is best effort). Only a map lookup and a queue push happen under the
-    /// peer-table lock; the (up to 10 MiB) encoding is done before.
-    fn send_block_message(&self, peer: &PeerId, hash: B256, c: u8, data: bytes::Bytes) -> bool {
-        let mut peers = self.shared.peers();
-        let Some(e) = peers.get_mut(peer) else {
-            return false;
-        };
-        if e.known.contains(&hash) || (c == messages::code::NEW_BLOCK && e.version >= ETH69) {
-            return false;
-        }
-        if e.commands.try_send(Command::Send(c, data)).is_err() {
-            return false;
-        }
-        e.known.insert(hash);
-        true
-    }
-
-    /// Sends NewBlock to `peer` (eth/68 only) unless it knows the block. Returns whether
-    /// it was queued. The message is encoded once per block, outside the peer-table lock,
-    /// and the same bytes are queued for every peer it is sent to.
-    pub fn send_new_block(
-        &self,
-        peer: &PeerId,
-        block: &alloy_consensus::Block<TxEnvelope>,
-        td: alloy_primitives::U256,
-    ) -> bool {
-        let hash = block.header.hash_slow();
-        let data = self.new_block_message(hash, block, td);
-        self.send_block_message(peer, hash, messages::code::NEW_BLOCK, data)
-    }
-
-    /// The encoded NewBlock for `block` (hash `hash`): the last one encoded if it is the
-    /// same block and total difficulty, else encoded now (outside every lock) and kept.
-    fn new_block_message(
-        &self,
-        hash: B256,
-        block: &alloy_consensus::Block<TxEnvelope>,
-        td: alloy_primitives::U256,
-    ) -> bytes::Bytes {
-        let last = || {
-            self.shared
-                .last_new_block
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-        };
-        if let Some((h, t, data)) = &*last()
-            && (*h, *t) == (hash, td)
-        {
-            return data.clone();
-        }
-        let data = messages::encode_new_block(block, td);
-        *last() = Some((hash, td, data.clone()));
-        data
-    }
-
-    /// Announces block `hash` number `number` to `peer` with NewBlockHashes unless it
-    /// knows it. Returns whether it was queued.
-    pub fn send_new_block_hashes(&self, peer: &PeerId, hash: B256, number: u64) -> bool {
-        let msg =
-            messages::Message::NewBlockHashes(vec![messages::BlockHashNumber { hash, number }]);
-        self.send_block_message(peer, hash, msg.code(), msg.encode())
-    }
-
-    /// The transaction pool.
-    pub fn pool(&self) -> &Arc<pool::Pool> {
-        &self.shared.pool
-    }
-
-    /// Validates a local transaction (`eth_sendRawTransaction`), pools it and sends it to
-    /// the peers (in full to sqrt(n), announced to the rest).
-    pub fn submit_transaction(
-        &self,
-        tx: alloy_consensus::transaction::PooledTransaction,
-    ) -> Result<pool::Pooled, pool::Error> {
-        let pooled = self.shared.pool.add(tx, pool::Origin::Local)?;
-        txs::broadcast(&self.shared, None, std::slice::from_ref(&pooled));
-        Ok(pooled)
-    }
-
-    /// Drops the transactions of an imported block from the pool; returns how many were
-    /// pooled.
-    pub fn remove_transactions(&self, hashes: impl IntoIterator<Item = B256>) -> usize {
-        self.shared.pool.remove(hashes)
-    }
-
-    /// Whether `peer` is known to have transaction `hash` (it sent or announced it, or
-    /// we did; the last [`KNOWN_TXS`] per peer are remembered).
-    pub fn knows_transaction(&self, peer: &PeerId, hash: &B256) -> bool {
-        let txq = self.shared.peers().get(peer).map(|e| e.txq.clone());
-        txq.is_some_and(|q| q.knows(hash))
-    }
-
-    /// Queues a command for `peer`'s handler and waits for its answer.
-    async fn request<T>(
-        &self,
-        peer: &PeerId,
-        command: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Command,
-    ) -> Result<T, RequestError> {
-        let commands = self.commands(peer)?;
-        let (reply, rx) = oneshot::channel();
-        // The peer's handler enforces `request_timeout` itself, but only while it is not
-        // blocked sending to a slow-reading peer; this outer deadline (twice that, for the
-        // queueing) bounds the caller's wait either way.
-        let deadline = self.shared.config.request_timeout.saturating_mul(2);
-        let run = async {
-            commands
-                .send(command(reply))
-                .await
-                .map_err(|_| RequestError::Disconnected)?;
-            rx.await.unwrap_or(Err(RequestError::Disconnected))
-        };
-        tokio::time::timeout(deadline, run)
-            .await
-            .unwrap_or(Err(RequestError::Timeout))
-    }
+/// A random `u64` from the OS-seeded hasher keys (for the broadcasts' fan-out choice).
+fn random() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }

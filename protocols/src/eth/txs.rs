@@ -2,13 +2,13 @@
 //!
 //! A transaction newly pooled (from a peer, an answer to our request, or
 //! [`super::Handle::submit_transaction`]) is sent in full (`Transactions`) to ceil(sqrt(n))
-//! random peers that do not know it and announced (`NewPooledTransactionHashes`) to the
-//! others; blob transactions are only announced (EIP-4844). It is never sent back to the
-//! peer it came from. Sends go through a bounded per-peer queue the peer's handler drains
-//! in batches, so a burst of transactions costs a few messages, and a slow peer loses
-//! transactions rather than holding memory.
+//! of the n peers, chosen at random ([`super::fanout`]), and announced
+//! (`NewPooledTransactionHashes`) to the others; blob transactions are only announced
+//! (EIP-4844). It is never sent back to the peer it came from, and each peer's session
+//! leaves out what its peer is known to have. Sends go through a bounded per-peer queue
+//! the session drains in batches, so a burst of transactions costs a few messages, and a
+//! slow peer loses transactions rather than holding memory.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, Weak};
 
 use alloy_primitives::{B256, Bytes};
@@ -16,9 +16,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::messages::{self, Message, NewPooledTransactionHashes, Raw};
+use super::peer::{Command, Knows};
 use super::pool::Pooled;
 use super::txfetch::{self, Fetcher, Meta};
-use super::{Command, KNOWN_TXS, Known, PeerId, Shared};
+use super::{PeerId, Shared, fanout};
 
 /// Transactions queued for one peer in full, at most (go-ethereum `maxQueuedTxs`).
 pub const MAX_QUEUED_TXS: usize = 4096;
@@ -33,18 +34,20 @@ pub const MAX_ANNOUNCE_PACKET: usize = 4096;
 /// Fetcher inputs buffered; beyond it announcements are dropped (they are hints).
 pub const FETCH_QUEUE: usize = 1024;
 
-/// What is waiting to go to one peer, and what it knows.
+/// What is waiting to go to one peer.
 #[derive(Default)]
 struct Out {
-    full: Vec<Bytes>,
+    /// Transactions to send in full: hash and encoding.
+    full: Vec<(B256, Bytes)>,
     full_bytes: usize,
     announce: Vec<(B256, Meta)>,
-    /// Transaction hashes the peer is known to have (it sent or announced them, or we did).
-    known: Known<KNOWN_TXS>,
 }
 
-/// One peer's outbound transaction queue and known transactions, behind a lock of its
-/// own; its handler waits on `notify`.
+/// One peer's outbound transactions: broadcasts push here under a lock of this peer's
+/// own (a few vector pushes), and its session drains them in batches when `notify`
+/// wakes it, dropping what the peer already knows ([`Knows`]: the session checks its
+/// own set). What does not fit is dropped: a slow peer loses transactions rather than
+/// holding memory.
 #[derive(Default)]
 pub(super) struct TxQueue {
     out: Mutex<Out>,
@@ -56,77 +59,26 @@ impl TxQueue {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the peer is known to have `hash`.
-    pub(super) fn knows(&self, hash: &B256) -> bool {
-        self.out().known.contains(hash)
-    }
-
-    /// Remembers that the peer has `hashes`.
-    pub(super) fn mark_known(&self, hashes: impl IntoIterator<Item = B256>) {
-        let mut out = self.out();
-        for h in hashes {
-            out.known.insert(h);
-        }
-    }
-
-    /// Queues those of `txs` the peer does not know, in full (`full`, blob transactions
-    /// aside) or as announcements, marking them known; returns whether any was queued.
-    /// What does not fit in the queue is dropped.
-    fn push(&self, txs: &[Pooled], full: bool) -> bool {
-        let mut out = self.out();
-        let mut queued = false;
-        for tx in txs {
-            if out.known.contains(&tx.hash) {
-                continue;
-            }
-            let ok = if full && !tx.blob {
-                out.push_full(tx)
-            } else {
-                out.push_announce(tx)
-            };
-            if ok {
-                out.known.insert(tx.hash);
-                queued = true;
-            }
-        }
-        queued
-    }
-}
-
-impl Out {
-    /// Queues `tx` in full; false when the queue is full (the transaction is dropped).
-    fn push_full(&mut self, tx: &Pooled) -> bool {
-        if self.full.len() >= MAX_QUEUED_TXS
-            || self.full_bytes + tx.encoded.len() > MAX_QUEUED_BYTES
+    /// Queues `txs` in full (`full`, blob transactions aside) or as announcements and
+    /// wakes the session. What does not fit in the queue is dropped.
+    fn push(&self, txs: &[Pooled], full: bool) {
         {
-            return false;
+            let mut out = self.out();
+            for tx in txs {
+                if full && !tx.blob {
+                    out.push_full(tx);
+                } else {
+                    out.push_announce(tx);
+                }
+            }
         }
-        self.full_bytes += tx.encoded.len();
-        self.full.push(tx.encoded.clone());
-        true
+        self.notify.notify_one();
     }
 
-    /// Queues an announcement of `tx`; false when the queue is full.
-    fn push_announce(&mut self, tx: &Pooled) -> bool {
-        let out = self;
-        if out.announce.len() >= MAX_QUEUED_ANNOUNCES {
-            return false;
-        }
-        out.announce.push((
-            tx.hash,
-            Meta {
-                kind: tx.kind,
-                size: u32::try_from(tx.size).unwrap_or(u32::MAX),
-            },
-        ));
-        true
-    }
-}
-
-impl TxQueue {
-    /// Takes what is queued, as encoded messages `(code, payload)`.
-    pub(super) fn drain(&self) -> Vec<(u8, bytes::Bytes)> {
-        let (full, announce) = {
+    /// Takes what is queued and not known to the peer (marking it known), as encoded
+    /// messages `(code, payload)`. Called by the peer's session only.
+    pub(super) fn drain(&self, knows: &Knows) -> Vec<(u8, bytes::Bytes)> {
+        let (mut full, mut announce) = {
             let mut out = self.out();
             out.full_bytes = 0;
             (
@@ -134,10 +86,15 @@ impl TxQueue {
                 std::mem::take(&mut out.announce),
             )
         };
+        {
+            let mut known = knows.txs();
+            full.retain(|(h, _)| known.insert(*h));
+            announce.retain(|(h, _)| known.insert(*h));
+        }
         let mut msgs = Vec::new();
         let mut batch: Vec<Raw> = Vec::new();
         let mut size = 0;
-        for tx in full {
+        for (_, tx) in full {
             if size + tx.len() > MAX_TX_PACKET && !batch.is_empty() {
                 msgs.push(transactions(&batch));
                 batch.clear();
@@ -161,6 +118,35 @@ impl TxQueue {
     }
 }
 
+impl Out {
+    /// Queues `tx` in full; false when the queue is full (the transaction is dropped).
+    fn push_full(&mut self, tx: &Pooled) -> bool {
+        if self.full.len() >= MAX_QUEUED_TXS
+            || self.full_bytes + tx.encoded.len() > MAX_QUEUED_BYTES
+        {
+            return false;
+        }
+        self.full_bytes += tx.encoded.len();
+        self.full.push((tx.hash, tx.encoded.clone()));
+        true
+    }
+
+    /// Queues an announcement of `tx`; false when the queue is full.
+    fn push_announce(&mut self, tx: &Pooled) -> bool {
+        if self.announce.len() >= MAX_QUEUED_ANNOUNCES {
+            return false;
+        }
+        self.announce.push((
+            tx.hash,
+            Meta {
+                kind: tx.kind,
+                size: u32::try_from(tx.size).unwrap_or(u32::MAX),
+            },
+        ));
+        true
+    }
+}
+
 /// A Transactions message of already-encoded transactions.
 fn transactions(txs: &[Raw]) -> (u8, bytes::Bytes) {
     let mut out = Vec::with_capacity(alloy_rlp::list_length(txs));
@@ -168,35 +154,21 @@ fn transactions(txs: &[Raw]) -> (u8, bytes::Bytes) {
     (messages::code::TRANSACTIONS, out.into())
 }
 
-fn random() -> u64 {
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
-/// Sends newly pooled `txs` on: in full to sqrt(n) random peers, announced to the rest,
-/// never to `from` nor to a peer known to have them. The table lock is held only to list
-/// the peers' queues; each queue is then filled under its own lock.
+/// Sends newly pooled `txs` on: in full to sqrt(n) random peers ([`fanout::split`]),
+/// announced to the rest, never to `from`; each session leaves out what its peer knows.
+/// The table's read lock is held only to list the peers' queues; each queue is then
+/// filled under its own lock.
 pub(super) fn broadcast(shared: &Shared, from: Option<PeerId>, txs: &[Pooled]) {
     if txs.is_empty() {
         return;
     }
-    let mut queues: Vec<Arc<TxQueue>> = shared
-        .peers()
-        .iter()
-        .filter(|(p, _)| Some(**p) != from)
-        .map(|(_, e)| e.txq.clone())
-        .collect();
-    let fan_out = (queues.len() as f64).sqrt().ceil() as usize;
-    // Partial Fisher-Yates: the first `fan_out` are a random choice.
-    for i in 0..queues.len().min(fan_out) {
-        let j = i + (random() as usize) % (queues.len() - i);
-        queues.swap(i, j);
+    let queues = shared.table.collect(from, |_, e| e.txs.clone());
+    let (full, announce) = fanout::split(queues, |_| true, super::random);
+    for q in &full {
+        q.push(txs, true);
     }
-    for (i, q) in queues.iter().enumerate() {
-        if q.push(txs, i < fan_out) {
-            q.notify.notify_one();
-        }
+    for q in &announce {
+        q.push(txs, false);
     }
 }
 
@@ -300,13 +272,13 @@ async fn drive(
                 f.delivered(fetch.peer, fetch.id, &[]);
                 continue;
             }
-            let sent = shared.peers().get(&fetch.peer).is_some_and(|e| {
-                e.commands
-                    .try_send(Command::FetchPooled {
-                        id: fetch.id,
-                        hashes: fetch.hashes.clone(),
-                    })
-                    .is_ok()
+            let commands = shared.table.get(&fetch.peer, |e| e.commands.clone());
+            let sent = commands.is_some_and(|c| {
+                c.try_send(Command::FetchPooled {
+                    id: fetch.id,
+                    hashes: fetch.hashes.clone(),
+                })
+                .is_ok()
             });
             if !sent {
                 f.delivered(fetch.peer, fetch.id, &[]);
@@ -319,9 +291,9 @@ async fn drive(
 fn disconnect_useless(shared: &Shared, peer: &PeerId) {
     tracing::debug!(target: "eth", peer = %rlpx::peer::short_id(peer), "announcer never delivers, disconnecting");
     // Closed at once through the session, not queued behind the handler's commands.
-    if let Some(e) = shared.peers().get(peer) {
-        e.closer.disconnect(rlpx::DisconnectReason::UselessPeer);
-    }
+    shared.table.get(peer, |e| {
+        e.closer.disconnect(rlpx::DisconnectReason::UselessPeer)
+    });
 }
 
 fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
@@ -333,5 +305,78 @@ fn apply(f: &mut Fetcher, shared: &Arc<Shared>, input: FetchInput) {
         FetchInput::Delivered { peer, id, hashes } => f.delivered(peer, id, &hashes),
         FetchInput::Arrived(hashes) => f.arrived(hashes),
         FetchInput::PeerLeft(peer) => f.peer_left(&peer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(i: u8, blob: bool) -> Pooled {
+        // An RLP string: it stands for a transaction's encoding in a Transactions list.
+        let encoded = Bytes::from(alloy_rlp::encode(Bytes::from(vec![i; 99])));
+        Pooled {
+            hash: B256::repeat_byte(i),
+            sender: Default::default(),
+            nonce: 0,
+            kind: if blob { 3 } else { 2 },
+            size: encoded.len(),
+            encoded,
+            tip: 1,
+            fee_cap: 1,
+            blob,
+        }
+    }
+
+    /// The hashes in `msgs`: `(sent in full, announced)`.
+    fn hashes(msgs: &[(u8, bytes::Bytes)]) -> (usize, Vec<B256>) {
+        let mut full = 0;
+        let mut announced = Vec::new();
+        for (c, data) in msgs {
+            if *c == messages::code::TRANSACTIONS {
+                let list: Vec<Bytes> = alloy_rlp::Decodable::decode(&mut &data[..]).expect("list");
+                full += list.len();
+                continue;
+            }
+            match Message::decode(super::super::ETH68, *c, data).expect("valid") {
+                Message::NewPooledTransactionHashes(a) => announced.extend(a.hashes),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (full, announced)
+    }
+
+    #[test]
+    fn the_session_sends_only_what_its_peer_does_not_know_and_once() {
+        let (q, knows) = (TxQueue::default(), Knows::default());
+        knows.mark_txs([B256::repeat_byte(1)]);
+        q.push(&[tx(1, false), tx(2, false), tx(3, true)], false);
+        // Pushed again (e.g. by a second broadcast): still announced once.
+        q.push(&[tx(2, false)], false);
+        let (full, announced) = hashes(&q.drain(&knows));
+        assert_eq!(full, 0);
+        assert_eq!(announced, vec![B256::repeat_byte(2), B256::repeat_byte(3)]);
+        assert!(knows.tx(&B256::repeat_byte(3)));
+        // Known now: a later broadcast sends nothing.
+        q.push(&[tx(2, false), tx(3, true)], true);
+        assert!(q.drain(&knows).is_empty());
+    }
+
+    #[test]
+    fn blob_transactions_are_only_announced_and_the_queue_is_bounded() {
+        let (q, knows) = (TxQueue::default(), Knows::default());
+        q.push(&[tx(1, false), tx(2, true)], true);
+        let (full, announced) = hashes(&q.drain(&knows));
+        assert_eq!((full, announced), (1, vec![B256::repeat_byte(2)]));
+        // Beyond MAX_QUEUED_ANNOUNCES, announcements are dropped.
+        let many: Vec<_> = (0..MAX_QUEUED_ANNOUNCES + 10)
+            .map(|i| Pooled {
+                hash: B256::left_padding_from(&(i as u64 + 1000).to_be_bytes()),
+                ..tx(0, false)
+            })
+            .collect();
+        q.push(&many, false);
+        let (_, announced) = hashes(&q.drain(&knows));
+        assert_eq!(announced.len(), MAX_QUEUED_ANNOUNCES);
     }
 }

@@ -25,8 +25,8 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::B256;
 use tokio::sync::Semaphore;
 
+use super::peer::Knows;
 use super::pool::Pool;
-use super::txs::TxQueue;
 
 /// Transactions per job on the worker pool: ~64 recoveries are a few milliseconds, short
 /// enough that a peer queued behind another gets its turn soon, long enough that the
@@ -180,16 +180,16 @@ pub(super) struct Admitted {
 }
 
 /// Sorts a `Transactions` broadcast against the sender's `meter` (marking every hash as
-/// known to the sender in `txq`): the work a large broadcast costs before any signature
+/// known to the sender in `knows`): the work a large broadcast costs before any signature
 /// is checked, for the worker pool. Stops at an offence.
 pub(super) fn admit(
     list: Vec<TxEnvelope>,
     mut meter: Meter,
     pool: &Pool,
-    txq: &TxQueue,
+    knows: &Knows,
     now: Instant,
 ) -> Admitted {
-    txq.mark_known(list.iter().map(|t| *t.tx_hash()));
+    knows.mark_txs(list.iter().map(|t| *t.tx_hash()));
     let mut txs = Vec::new();
     let (mut dropped, mut flood, mut blob) = (0, false, false);
     for tx in list {

@@ -1,0 +1,61 @@
+//! The peer's requests: each is charged to its request budget, then answered from the
+//! chain or the pool ([`super::super::serve`], capped in items and bytes).
+
+use alloy_primitives::B256;
+
+use super::super::messages::{self, GetBlockHeaders, RequestPair, code};
+use super::super::serve;
+use super::{Error, Session};
+
+/// A request from the peer.
+pub(super) enum Request {
+    Headers(RequestPair<GetBlockHeaders>),
+    Bodies(RequestPair<Vec<B256>>),
+    Receipts(RequestPair<Vec<B256>>),
+    Pooled(RequestPair<Vec<B256>>),
+}
+
+impl Session {
+    /// Answers `req`, or fails with [`Error::Budget`] if the peer is over its budget.
+    pub(super) async fn on_request(&mut self, req: Request) -> Result<(), Error> {
+        self.take_budget()?;
+        let chain = &*self.shared.chain;
+        let (c, out) = match req {
+            Request::Headers(r) => {
+                let headers = serve::headers(chain, &r.message);
+                let out = messages::encode_raw_response(r.request_id, &headers);
+                (code::BLOCK_HEADERS, out)
+            }
+            Request::Bodies(r) => {
+                let bodies = serve::bodies(chain, &r.message);
+                (
+                    code::BLOCK_BODIES,
+                    messages::encode_raw_response(r.request_id, &bodies),
+                )
+            }
+            Request::Receipts(r) => {
+                let n = serve::receipts(chain, &r.message);
+                (
+                    code::RECEIPTS,
+                    messages::encode_empty_receipts(r.request_id, n),
+                )
+            }
+            Request::Pooled(r) => {
+                let txs = serve::pooled_transactions(&self.shared.pool, &r.message);
+                let out = messages::encode_raw_response(r.request_id, &txs);
+                (code::POOLED_TRANSACTIONS, out)
+            }
+        };
+        // A failed send means the session is closing; the receive side notices.
+        self.send(c, out).await;
+        Ok(())
+    }
+
+    fn take_budget(&mut self) -> Result<(), Error> {
+        if self.budget.try_take(tokio::time::Instant::now().into_std()) {
+            Ok(())
+        } else {
+            Err(Error::Budget)
+        }
+    }
+}

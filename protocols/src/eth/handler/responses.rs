@@ -1,0 +1,169 @@
+//! Answers to our requests: matched by request id to what we asked (an answer we did not
+//! ask for, of another kind or with more items than asked is a breach), then handed to
+//! the requester. Pooled transactions we fetched are checked against their
+//! announcement and the peer's budget, verified off the runtime, pooled and passed on.
+
+use alloy_consensus::transaction::PooledTransaction;
+use alloy_consensus::{BlockBody, Header, TxEnvelope};
+use alloy_primitives::B256;
+use tokio::time::Instant;
+
+use super::super::messages::RequestPair;
+use super::super::pool::{self, Pooled};
+use super::super::requests::{Kind, Match};
+use super::super::txfetch::Meta;
+use super::super::txs::{self, FetchInput};
+use super::super::verify::{self, Verdict};
+use super::{Error, Reply, Session};
+
+/// An answer from the peer to one of our requests.
+pub(super) enum Response {
+    Headers(RequestPair<Vec<Header>>),
+    Bodies(RequestPair<Vec<BlockBody<TxEnvelope>>>),
+    Pooled(RequestPair<Vec<PooledTransaction>>),
+}
+
+impl Session {
+    /// Matches `res` (message code `c`) to our request and delivers it. A late answer
+    /// (the request timed out) is dropped quietly.
+    pub(super) async fn on_response(&mut self, c: u8, res: Response) -> Result<(), Error> {
+        let (id, is_headers) = match &res {
+            Response::Headers(r) => (r.request_id, true),
+            Response::Bodies(r) => (r.request_id, false),
+            Response::Pooled(r) => (r.request_id, false),
+        };
+        let (kind, reply) = match self.tracker.complete(id, is_headers) {
+            Match::Answer { kind, reply } => (kind, reply),
+            Match::Late => {
+                tracing::debug!(target: "eth", code = c, "late answer dropped");
+                return Ok(());
+            }
+            _ => return Err(Error::Unsolicited { code: c }),
+        };
+        let too_many = Error::TooManyItems { code: c };
+        match (res, kind, reply) {
+            (Response::Headers(r), Kind::Headers { amount }, Reply::Headers(tx)) => {
+                if r.message.len() as u64 > amount {
+                    return Err(too_many);
+                }
+                let _ = tx.send(Ok(r.message));
+            }
+            (Response::Bodies(r), Kind::Bodies { count }, Reply::Bodies(tx)) => {
+                if r.message.len() > count {
+                    return Err(too_many);
+                }
+                let _ = tx.send(Ok(r.message));
+            }
+            (Response::Pooled(r), Kind::Pooled { count }, Reply::Pooled(id, asked)) => {
+                if r.message.len() > count {
+                    return Err(too_many);
+                }
+                self.on_pooled(id, &asked, r.message).await?;
+            }
+            _ => return Err(Error::Unsolicited { code: c }),
+        }
+        Ok(())
+    }
+
+    /// Handles the answer to the fetcher's request `id` for `asked`.
+    async fn on_pooled(
+        &mut self,
+        id: u64,
+        asked: &[(B256, Meta)],
+        txs: Vec<PooledTransaction>,
+    ) -> Result<(), Error> {
+        let now = Instant::now().into_std();
+        let mut next = asked.iter();
+        let mut delivered = Vec::with_capacity(txs.len());
+        let mut admitted = Vec::with_capacity(txs.len());
+        let mut flood = false;
+        for tx in txs {
+            let hash = *tx.hash();
+            // In request order, a subset of it (spec: unknown ones are left out).
+            let meta = next
+                .find(|(h, _)| *h == hash)
+                .map(|(_, m)| *m)
+                .ok_or(Error::Unrequested)?;
+            if alloy_eips::Typed2718::ty(&tx) != meta.kind {
+                return Err(Error::AnnouncedType);
+            }
+            self.knows.mark_txs([hash]);
+            let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&tx);
+            if size != meta.size as usize {
+                // Not worth a disconnect (encodings of sidecars vary), nor pooling; not
+                // counted as delivered, so another announcer is asked.
+                tracing::debug!(target: "eth", %hash, size, announced = meta.size, "pooled transaction size differs from announcement");
+                continue;
+            }
+            // Over budget: not checked and not counted as delivered (another announcer
+            // is asked).
+            match self.charge(now, &hash, size) {
+                Verdict::Admit => {
+                    delivered.push(hash);
+                    admitted.push(tx);
+                }
+                Verdict::Drop => {}
+                Verdict::Offender => flood = true,
+            }
+        }
+        let accepted = self.verify(admitted).await?;
+        self.shared.fetcher(FetchInput::Delivered {
+            peer: self.id,
+            id,
+            hashes: delivered,
+        });
+        txs::broadcast(&self.shared, Some(self.id), &accepted);
+        if flood {
+            return Err(Error::TxFlood);
+        }
+        Ok(())
+    }
+
+    /// Charges a new transaction to the peer's budget (see [`verify::charge`]).
+    fn charge(&mut self, now: std::time::Instant, hash: &B256, size: usize) -> Verdict {
+        verify::charge(&mut self.meter, &self.shared.pool, hash, size, now)
+    }
+
+    /// Checks `txs` (signature recovery) on the worker pool, [`verify::CHUNK`] at a time
+    /// so that other peers' checks take turns with ours, and pools what is valid.
+    pub(super) async fn verify(&self, txs: Vec<PooledTransaction>) -> Result<Vec<Pooled>, Error> {
+        let mut accepted = Vec::new();
+        let mut txs = txs.into_iter();
+        loop {
+            let chunk: Vec<_> = txs.by_ref().take(verify::CHUNK).collect();
+            if chunk.is_empty() {
+                return Ok(accepted);
+            }
+            let pool = self.shared.pool.clone();
+            let job = move || {
+                chunk
+                    .into_iter()
+                    .map(|tx| pool.add(tx, pool::Origin::Remote))
+                    .collect::<Vec<_>>()
+            };
+            // `None`: the runtime is shutting down.
+            let Some(results) = self.shared.workers.run(job).await else {
+                return Ok(accepted);
+            };
+            for r in results {
+                accepted.extend(self.pool_add(r)?);
+            }
+        }
+    }
+
+    /// The pool's verdict on a peer's transaction: pooled, or dropped (with the reason at
+    /// trace level: peers relay transactions that became invalid, which is no offence),
+    /// except a bad signature, which no transaction ever recovers from: an honest peer,
+    /// having checked it, never relays one.
+    fn pool_add(&self, result: Result<Pooled, pool::Error>) -> Result<Option<Pooled>, Error> {
+        match result {
+            Ok(p) => Ok(Some(p)),
+            Err(pool::Error::Signature) => Err(Error::BadSignature),
+            Err(pool::Error::Known) => Ok(None),
+            Err(e) => {
+                tracing::trace!(target: "eth", error = %e, "transaction not pooled");
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The node-level table of handshaked peers, and what each peer's session shares with it.
+//!
+//! A peer's eth state lives in its session (the handler task): its status, the hashes
+//! it knows, its request tracker and budgets, its queues. The table keeps only what
+//! reaches the session (its typed [`Command`] queue, its transaction mailbox, the closer
+//! and the negotiated version) and what the session publishes for the node to read
+//! without asking it: a snapshot of its status (a `watch`) and the hashes the peer is
+//! known to have ([`Knows`], one per peer, which only its session fills, besides
+//! [`super::Handle::mark_block_known`]).
+//!
+//! The table is written only when a peer joins or leaves; everything else takes its read
+//! lock just long enough to clone what it needs. Broadcasts never hold it (or any other
+//! peer's lock) while encoding or queueing: they collect the recipients' queues, then
+//! send to each, and each session checks its own known set.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use alloy_consensus::{BlockBody, Header, TxEnvelope};
+use alloy_primitives::B256;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::messages::GetBlockHeaders;
+use super::{PeerId, PeerStatus, RequestError, txfetch, txs};
+
+/// Block hashes remembered per peer as known to it.
+pub const KNOWN_BLOCKS: usize = 1024;
+/// Transaction hashes remembered per peer as known to it (go-ethereum `maxKnownTxs`).
+pub const KNOWN_TXS: usize = 32768;
+
+/// What the node asks of one peer's session.
+pub(super) enum Command {
+    /// Ask the peer for headers.
+    Headers {
+        req: GetBlockHeaders,
+        reply: oneshot::Sender<Result<Vec<Header>, RequestError>>,
+    },
+    /// Ask the peer for block bodies.
+    Bodies {
+        hashes: Vec<B256>,
+        reply: oneshot::Sender<Result<Vec<BlockBody<TxEnvelope>>, RequestError>>,
+    },
+    /// Propagate block `hash` (number `number`) unless the peer knows it: `new_block`
+    /// (an encoded NewBlock, the same bytes for every recipient) to an eth/68 peer,
+    /// NewBlockHashes otherwise. The session checks and marks its known set.
+    SendBlock {
+        hash: B256,
+        number: u64,
+        new_block: Option<bytes::Bytes>,
+    },
+    /// Ask for announced pooled transactions (the fetcher's request `id`).
+    FetchPooled {
+        id: u64,
+        hashes: Vec<(B256, txfetch::Meta)>,
+    },
+}
+
+/// A bounded set of hashes (oldest forgotten first).
+#[derive(Default)]
+pub(super) struct Known<const N: usize> {
+    order: VecDeque<B256>,
+    set: HashSet<B256>,
+}
+
+impl<const N: usize> Known<N> {
+    /// Remembers `hash`; returns whether it was new.
+    pub(super) fn insert(&mut self, hash: B256) -> bool {
+        if !self.set.insert(hash) {
+            return false;
+        }
+        self.order.push_back(hash);
+        while self.order.len() > N {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+
+    pub(super) fn contains(&self, hash: &B256) -> bool {
+        self.set.contains(hash)
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
+/// The block and transaction hashes one peer is known to have (it sent or announced
+/// them, or we sent them). Filled by its session (and the worker jobs the session waits
+/// for); read by [`super::Handle::knows_block`] and
+/// [`super::Handle::knows_transaction`]. Per peer, so no other peer ever waits on it.
+#[derive(Default)]
+pub(super) struct Knows {
+    blocks: Mutex<Known<KNOWN_BLOCKS>>,
+    txs: Mutex<Known<KNOWN_TXS>>,
+}
+
+impl Knows {
+    /// Whether the peer knows block `hash`.
+    pub(super) fn block(&self, hash: &B256) -> bool {
+        lock(&self.blocks).contains(hash)
+    }
+
+    /// Marks block `hash` known; returns whether it was new.
+    pub(super) fn mark_block(&self, hash: B256) -> bool {
+        lock(&self.blocks).insert(hash)
+    }
+
+    /// Marks blocks known.
+    pub(super) fn mark_blocks(&self, hashes: impl IntoIterator<Item = B256>) {
+        let mut known = lock(&self.blocks);
+        for h in hashes {
+            known.insert(h);
+        }
+    }
+
+    /// Whether the peer knows transaction `hash`.
+    pub(super) fn tx(&self, hash: &B256) -> bool {
+        lock(&self.txs).contains(hash)
+    }
+
+    /// Marks transactions known.
+    pub(super) fn mark_txs(&self, hashes: impl IntoIterator<Item = B256>) {
+        let mut known = lock(&self.txs);
+        for h in hashes {
+            known.insert(h);
+        }
+    }
+
+    /// The transaction set, for a session filtering a whole queue at once.
+    pub(super) fn txs(&self) -> MutexGuard<'_, Known<KNOWN_TXS>> {
+        lock(&self.txs)
+    }
+}
+
+/// A poisoned per-peer lock is still usable: every update is a single insert.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How the node reaches one handshaked peer's session.
+pub(super) struct Entry {
+    /// Which session of the peer this is (a reconnect replaces the entry).
+    pub(super) session: u64,
+    /// The negotiated eth version.
+    pub(super) version: u32,
+    /// Typed commands to the session.
+    pub(super) commands: mpsc::Sender<Command>,
+    /// Closes the session directly: a penalty must not queue behind a blocked handler.
+    pub(super) closer: rlpx::ProtocolSender,
+    /// Transactions to broadcast to the peer, which its session drains in batches.
+    pub(super) txs: Arc<txs::TxQueue>,
+    /// The session's latest view of the peer's status.
+    pub(super) status: watch::Receiver<PeerStatus>,
+    /// What the peer is known to have.
+    pub(super) knows: Arc<Knows>,
+}
+
+/// The handshaked peers.
+#[derive(Default)]
+pub(super) struct Table {
+    peers: RwLock<HashMap<PeerId, Entry>>,
+}
+
+impl Table {
+    // A panic while holding the lock cannot leave the map inconsistent (single
+    // insert/remove operations), so a poisoned lock is still usable.
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, HashMap<PeerId, Entry>> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<PeerId, Entry>> {
+        self.peers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds (or replaces) the peer's entry.
+    pub(super) fn insert(&self, id: PeerId, entry: Entry) {
+        self.write().insert(id, entry);
+    }
+
+    /// Removes the peer if its entry is still `session`'s; returns whether it did.
+    pub(super) fn remove(&self, id: &PeerId, session: u64) -> bool {
+        let mut peers = self.write();
+        if peers.get(id).is_some_and(|e| e.session == session) {
+            peers.remove(id);
+            return true;
+        }
+        false
+    }
+
+    /// Whether `session` is the peer's entry in the table.
+    pub(super) fn is_current(&self, id: &PeerId, session: u64) -> bool {
+        self.read().get(id).is_some_and(|e| e.session == session)
+    }
+
+    /// `f` of the peer's entry (keep `f` short: it runs under the read lock).
+    pub(super) fn get<T>(&self, id: &PeerId, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        self.read().get(id).map(f)
+    }
+
+    /// `f` of every entry but `except`'s (keep `f` short: it runs under the read lock).
+    pub(super) fn collect<T>(
+        &self,
+        except: Option<PeerId>,
+        mut f: impl FnMut(&PeerId, &Entry) -> T,
+    ) -> Vec<T> {
+        self.read()
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(id, e)| f(id, e))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(i: u64) -> B256 {
+        B256::left_padding_from(&i.to_be_bytes())
+    }
+
+    #[test]
+    fn known_sets_are_bounded_and_forget_the_oldest() {
+        let mut k = Known::<4>::default();
+        for i in 0..10 {
+            assert!(k.insert(hash(i)));
+        }
+        assert_eq!(k.len(), 4);
+        assert!(!k.contains(&hash(5)));
+        assert!((6..10).all(|i| k.contains(&hash(i))));
+        // A repeat is not new and does not refresh its age.
+        assert!(!k.insert(hash(6)));
+        assert!(k.insert(hash(10)));
+        assert!(!k.contains(&hash(6)));
+    }
+
+    #[test]
+    fn per_peer_sets_hold_at_most_their_bound() {
+        let knows = Knows::default();
+        knows.mark_txs((0..KNOWN_TXS as u64 + 100).map(hash));
+        assert_eq!(knows.txs().len(), KNOWN_TXS);
+        assert!(!knows.tx(&hash(99)));
+        assert!(knows.tx(&hash(100)));
+        for i in 0..KNOWN_BLOCKS as u64 * 2 {
+            assert!(knows.mark_block(hash(i)));
+        }
+        assert!(!knows.mark_block(hash(KNOWN_BLOCKS as u64 * 2 - 1)));
+        assert!(!knows.block(&hash(0)));
+        assert_eq!(lock(&knows.blocks).len(), KNOWN_BLOCKS);
+    }
+}
