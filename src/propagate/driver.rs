@@ -2,14 +2,12 @@
 //! the core's actions through [`eth::Handle`] and the chain [`Importer`], and feeds
 //! answers, import results and timeouts back.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use alloy_consensus::Header;
 use alloy_primitives::{B256, U256};
-use protocols::eth::{self, ETH69, PeerId, RequestError};
+use protocols::eth::{self, PeerId, RequestError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -375,43 +373,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn random() -> u64 {
-    RandomState::new().build_hasher().finish()
-}
-
 /// Sends a stored block on: in full (NewBlock) to √n random eth/68 peers that are not
-/// known to have it, by hash to the other peers that lack it, never back to `except`.
-/// Kept apart so it can become eth's own `broadcast_block`.
+/// known to have it, by hash to the other peers that lack it, never back to `except`
+/// ([`eth::Handle::broadcast_block`]).
 fn relay(eth: &eth::Handle, store: &Store, block: &Block, hash: B256, except: Option<PeerId>) {
-    let number = block.header.number;
     let td = store
         .total_difficulty(&hash)
         .ok()
         .flatten()
         .unwrap_or(U256::ZERO);
-    let peers: Vec<_> = eth
-        .peers()
-        .into_iter()
-        .map(|p| p.id)
-        .filter(|id| Some(*id) != except && !eth.knows_block(id, &hash))
-        .collect();
-    let mut full: Vec<PeerId> = peers
-        .iter()
-        .copied()
-        .filter(|id| eth.version(id).is_some_and(|v| v < ETH69))
-        .collect();
-    let fan_out = (peers.len() as f64).sqrt().ceil() as usize;
-    // Partial Fisher-Yates: the first `fan_out` are a random choice.
-    for i in 0..full.len().min(fan_out) {
-        let j = i + (random() as usize) % (full.len() - i);
-        full.swap(i, j);
-    }
-    full.truncate(fan_out);
-    for id in &full {
-        eth.send_new_block(id, block, td);
-    }
-    for id in peers.iter().filter(|id| !full.contains(id)) {
-        eth.send_new_block_hashes(id, hash, number);
-    }
-    tracing::debug!(target: "sync", number, %hash, full = full.len(), peers = peers.len(), "block propagated");
+    // eth's fan-out: NewBlock in full to sqrt(n) eth/68 peers, hashes to the rest.
+    let (full, announced) = eth.broadcast_block(block, td, except);
+    tracing::debug!(target: "sync", number = block.header.number, %hash, full, announced, "block propagated");
 }
