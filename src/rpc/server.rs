@@ -126,7 +126,7 @@ async fn checked(
 ) -> Result<Result<hyper::Request<HttpBody>, StatusCode>, HttpResponse<HttpBody>> {
     Ok(match precheck(api, req).await {
         Err(status) => Err(status),
-        Ok(Checked::Upgrade(req)) => Ok(req),
+        Ok(Checked::Upgrade(req)) => Ok(*req),
         Ok(Checked::Post(body, access)) => {
             // jsonrpsee answers 400 to a body that does not start with `{` or `[`; the
             // API answers it as JSON-RPC: -32600 for other JSON, -32700 for the rest.
@@ -159,7 +159,7 @@ async fn checked(
 /// A request that passed the checks.
 enum Checked {
     /// A WebSocket upgrade, for jsonrpsee as it came.
-    Upgrade(hyper::Request<HttpBody>),
+    Upgrade(Box<hyper::Request<HttpBody>>),
     /// A POST's body, read in full.
     Post(hyper::body::Bytes, Access),
 }
@@ -199,7 +199,7 @@ async fn precheck(api: &Api, req: hyper::Request<Incoming>) -> Result<Checked, S
     if upgrade {
         let mut req = req.map(HttpBody::new);
         req.extensions_mut().insert(access);
-        return Ok(Checked::Upgrade(req));
+        return Ok(Checked::Upgrade(Box::new(req)));
     }
     let read = http::read(req, &api.config.limits).await?;
     let json_type = read.content_type.as_deref().is_some_and(|t| {
