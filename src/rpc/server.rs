@@ -22,7 +22,7 @@ use jsonrpsee::server::middleware::rpc::{Batch, Notification, RpcServiceBuilder,
 use jsonrpsee::server::{
     BatchRequestConfig, HttpBody, HttpResponse, MethodResponse, Methods, PingConfig, ServerConfig,
 };
-use jsonrpsee::types::{ErrorObject, Id, Request};
+use jsonrpsee::types::{Id, Request};
 use tower::Service as _;
 use tracing::debug;
 
@@ -252,16 +252,20 @@ pub(super) struct Rpc<S> {
     max_response: usize,
 }
 
-fn error_response(id: Id<'_>, e: &Error) -> MethodResponse {
-    MethodResponse::error(id, ErrorObject::owned(code(e), e.to_string(), None::<()>))
+/// jsonrpsee's service as the middleware wraps it.
+pub(super) trait Inner:
+    RpcServiceT<
+        MethodResponse = MethodResponse,
+        BatchResponse = MethodResponse,
+        NotificationResponse = MethodResponse,
+    > + Send
+    + Sync
+    + Clone
+    + 'static
+{
 }
 
-fn code(e: &Error) -> i32 {
-    i32::try_from(e.code()).unwrap_or(i32::MIN)
-}
-
-impl<S> RpcServiceT for Rpc<S>
-where
+impl<S> Inner for S where
     S: RpcServiceT<
             MethodResponse = MethodResponse,
             BatchResponse = MethodResponse,
@@ -269,8 +273,15 @@ where
         > + Send
         + Sync
         + Clone
-        + 'static,
+        + 'static
 {
+}
+
+fn error_response(id: Id<'_>, e: &Error) -> MethodResponse {
+    MethodResponse::error(id, jsonrpsee::types::ErrorObjectOwned::from(e.clone()))
+}
+
+impl<S: Inner> RpcServiceT for Rpc<S> {
     type MethodResponse = MethodResponse;
     type NotificationResponse = MethodResponse;
     type BatchResponse = MethodResponse;
@@ -329,17 +340,7 @@ where
     }
 }
 
-impl<S> Rpc<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Send
-        + Sync
-        + Clone
-        + 'static,
-{
+impl<S: Inner> Rpc<S> {
     /// jsonrpsee's batch handling over this middleware's `call` for each entry.
     async fn inner_batch(self, batch: Batch<'_>) -> MethodResponse {
         use jsonrpsee::server::BatchResponseBuilder;
