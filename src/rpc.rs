@@ -1,4 +1,5 @@
-//! The admin API: JSON-RPC 2.0 over HTTP `POST /`, with go-ethereum's method shapes.
+//! The node's JSON-RPC 2.0 API over HTTP `POST /` and WebSocket on the same port, with
+//! go-ethereum's method shapes.
 //!
 //! | method | params | result |
 //! |---|---|---|
@@ -16,6 +17,17 @@
 //! | `eth_syncing` | | `false`, or `{startingBlock, currentBlock, highestBlock}` |
 //! | `eth_getBlockByNumber` | quantity or `latest`/`earliest`, `fullTx` | block or null |
 //! | `eth_getBlockByHash` | hash, `fullTx` | block or null |
+//! | `eth_sendRawTransaction` | EIP-2718 bytes | the hash (needs [`Api::with_eth`]) |
+//! | `txpool_status` | | `{pending, queued}` (needs [`Api::with_eth`]) |
+//! | `eth_subscribe` | `"newHeads"` / `"newPendingTransactions"`, `full?` | subscription id (WebSocket only) |
+//! | `eth_unsubscribe` | subscription id | `true` if it was active |
+//!
+//! Subscriptions ([`pubsub`]): `newHeads` sends the header (as in `eth_getBlockByNumber`,
+//! without `size`, `totalDifficulty` and the body) of each block the [`Importer`] accepts
+//! that is canonical after its import (needs [`Api::with_importer`]);
+//! `newPendingTransactions` sends each newly pooled transaction's hash, or with `true` the
+//! transaction object (needs [`Api::with_eth`]). Bounds and lag: see [`pubsub`] and
+//! `docs/rpc.md`.
 //!
 //! The `eth_*` methods need a chain ([`Api::with_chain`]); without one they are unknown
 //! (-32601). Blocks have go-ethereum's header fields, `size`, `totalDifficulty`,
@@ -31,8 +43,9 @@
 //! not an IP address or in [`Config::allowed_hosts`] get 403, so a web page cannot
 //! reach it through DNS rebinding; a `Content-Type` other than `application/json` gets
 //! 415, so a cross-site form post is refused too (go-ethereum's `--http.vhosts` and
-//! content-type checks). A `Host`, `Origin` or `Authorization` header sent twice or not
-//! in visible ASCII gets 403 (a check must not read it as absent).
+//! content-type checks); any `Origin` header gets 403, on WebSocket upgrades too. A
+//! `Host`, `Origin` or `Authorization` header sent twice or not in visible ASCII gets 403
+//! (a check must not read it as absent).
 //!
 //! `admin_*` methods need the API's secret ([`Config::admin_token`]) as
 //! `Authorization: Bearer <token>`; without it they fail with -32001, and a wrong token
@@ -40,28 +53,34 @@
 //! 0600) at every start, as bitcoind's cookie file: whoever can read the data directory
 //! may administer the node, e.g.
 //! `curl -H "Authorization: Bearer $(cat DATADIR/rpc.cookie)" -H 'Content-Type: application/json' ...`.
-//! In-process callers of [`Api::call`] and [`Api::handle`] have full access.
+//! The token sent with a WebSocket upgrade grants admin access for the whole connection.
+//! In-process callers of [`Api::call`] have full access.
 //!
-//! JSON-RPC is written by hand on `serde_json` instead of `jsonrpsee`: its server adds
-//! about 110 s to a clean build on two cores (hyper alone adds 12 s), for nine methods.
+//! JSON-RPC framing, batches and WebSocket subscriptions are jsonrpsee's (its `server`
+//! feature only, no macros), as in reth; the connection limits, request checks and
+//! method results are ours ([`server`]). Build cost and throughput: `docs/rpc.md`.
 
 mod admin;
+mod conn;
 mod eth;
 pub mod http;
+pub mod pubsub;
+mod server;
 mod slots;
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::{Method, StatusCode};
-use serde_json::{Value, json};
+use jsonrpsee::RpcModule;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::chain::Store;
-use crate::{server, sync};
-use http::{Endpoint, Limits, Reply};
+use crate::chain::{Importer, Store};
+use crate::{server as p2p, sync};
+use http::Limits;
 
 /// JSON-RPC error codes (JSON-RPC 2.0 spec, section 5.1).
 mod code {
@@ -92,7 +111,14 @@ const METHODS: &[&str] = &[
     "eth_syncing",
     "eth_getBlockByNumber",
     "eth_getBlockByHash",
+    "eth_sendRawTransaction",
+    "txpool_status",
+    "eth_subscribe",
+    "eth_unsubscribe",
 ];
+
+/// The methods answered by [`Api::call`] (all of [`METHODS`] but the subscriptions).
+const CALLS: usize = METHODS.len() - 2;
 
 /// A failed call, answered as a JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,6 +179,19 @@ pub struct Config {
     /// The secret `admin_*` calls over HTTP must present (`Authorization: Bearer
     /// <token>`). Default `None`: admin methods are refused over HTTP.
     pub admin_token: Option<String>,
+    /// Largest answer in bytes (a batch's in total); larger ones get error -32008.
+    /// Default 4 MiB: a block of hashes is tens of KiB, a full transaction at most
+    /// about 260 KiB.
+    pub max_response_bytes: usize,
+    /// Subscriptions a WebSocket connection may hold; more are refused (-32006).
+    /// Default 64: a wallet or indexer needs two or three.
+    pub max_subscriptions: usize,
+    /// Outgoing messages (answers and notifications) queued per WebSocket connection;
+    /// with the queue full, notifications are dropped (see [`pubsub`]). Default 64.
+    pub max_queued_messages: usize,
+    /// Calls a connection may have running; while it has that many, the server stops
+    /// reading from it. Default 16 (an HTTP connection runs one at a time).
+    pub max_calls_in_flight: usize,
 }
 
 impl Default for Config {
@@ -163,27 +202,28 @@ impl Default for Config {
             max_batch: 100,
             limits: Limits::default(),
             admin_token: None,
+            max_response_bytes: 4 * 1024 * 1024,
+            max_subscriptions: 64,
+            max_queued_messages: 64,
+            max_calls_in_flight: 16,
         }
     }
 }
 
 /// The admin API over a running server and, when it runs, the discovery service.
 pub struct Api {
-    server: server::Handle,
+    server: p2p::Handle,
     discovery: Option<discovery::Handle>,
     config: Config,
     store: Option<Arc<Store>>,
     sync: Option<sync::Handle>,
     eth: Option<protocols::eth::Handle>,
+    importer: Option<Importer>,
 }
 
 impl Api {
     /// An API over `server` and `discovery`.
-    pub fn new(
-        server: server::Handle,
-        discovery: Option<discovery::Handle>,
-        config: Config,
-    ) -> Self {
+    pub fn new(server: p2p::Handle, discovery: Option<discovery::Handle>, config: Config) -> Self {
         Self {
             server,
             discovery,
@@ -191,6 +231,7 @@ impl Api {
             store: None,
             sync: None,
             eth: None,
+            importer: None,
         }
     }
 
@@ -208,6 +249,13 @@ impl Api {
         self
     }
 
+    /// Adds `eth_subscribe("newHeads")` over the blocks `importer` accepts (those
+    /// canonical after import, as read from its store).
+    pub fn with_importer(mut self, importer: Importer) -> Self {
+        self.importer = Some(importer);
+        self
+    }
+
     /// Runs one method; `params` is the request's `params` member, if any.
     pub async fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, Error> {
         if let Some(answer) = eth::call(self, method, params) {
@@ -217,93 +265,6 @@ impl Api {
             return answer;
         }
         admin::call(self, method, params).await
-    }
-
-    /// Answers a request body (one request or a batch) with full access; `None` when
-    /// every request was a notification and nothing is to be sent back.
-    pub async fn handle(&self, body: &[u8]) -> Option<Value> {
-        self.handle_with(body, true).await
-    }
-
-    /// [`Api::handle`], with `admin_*` methods refused unless `admin`.
-    async fn handle_with(&self, body: &[u8], admin: bool) -> Option<Value> {
-        let Ok(request) = serde_json::from_slice::<Value>(body) else {
-            return Some(failure(Value::Null, &Error::Parse));
-        };
-        match request {
-            Value::Array(batch) => {
-                if batch.is_empty() {
-                    return Some(failure(Value::Null, &Error::InvalidRequest("empty batch")));
-                }
-                if batch.len() > self.config.max_batch {
-                    let e = Error::InvalidRequest("batch too large");
-                    return Some(failure(Value::Null, &e));
-                }
-                let mut answers = Vec::with_capacity(batch.len());
-                for r in batch {
-                    answers.extend(self.one(r, admin).await);
-                }
-                (!answers.is_empty()).then_some(Value::Array(answers))
-            }
-            single => self.one(single, admin).await,
-        }
-    }
-
-    /// Answers one request object; `None` for a valid notification.
-    async fn one(&self, request: Value, admin: bool) -> Option<Value> {
-        let Value::Object(mut req) = request else {
-            return Some(failure(
-                Value::Null,
-                &Error::InvalidRequest("not an object"),
-            ));
-        };
-        let id = req.remove("id");
-        let notification = id.is_none();
-        let id = match id {
-            None => Value::Null,
-            Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => id,
-            Some(_) => {
-                let e = Error::InvalidRequest("id must be a string, number or null");
-                return Some(failure(Value::Null, &e));
-            }
-        };
-        if req.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Some(failure(
-                id,
-                &Error::InvalidRequest("jsonrpc must be \"2.0\""),
-            ));
-        }
-        let Some(Value::String(method)) = req.remove("method") else {
-            return Some(failure(
-                id,
-                &Error::InvalidRequest("method must be a string"),
-            ));
-        };
-        let params = req.remove("params");
-        if params
-            .as_ref()
-            .is_some_and(|p| !matches!(p, Value::Array(_) | Value::Object(_)))
-        {
-            let e = Error::InvalidRequest("params must be an array or object");
-            return Some(failure(id, &e));
-        }
-        let result = if method.starts_with("admin_") && !admin {
-            Err(Error::Unauthorized)
-        } else {
-            self.call(&method, params.as_ref()).await
-        };
-        match (&result, METHODS.contains(&method.as_str())) {
-            (Ok(_), true) => debug!(target: "rpc", method, "call"),
-            (Err(e), true) => debug!(target: "rpc", method, code = e.code(), "call failed"),
-            (_, false) => debug!(target: "rpc", len = method.len(), "unknown method"),
-        }
-        if notification {
-            return None;
-        }
-        Some(match result {
-            Ok(v) => json!({ "jsonrpc": "2.0", "id": id, "result": v }),
-            Err(e) => failure(id, &e),
-        })
     }
 
     /// Whether a `Host` header passes [`Config::allowed_hosts`].
@@ -325,47 +286,6 @@ impl Api {
                 .iter()
                 .any(|a| a == "*" || a.eq_ignore_ascii_case(name))
     }
-
-    /// Answers one HTTP request.
-    async fn http(&self, req: http::Request) -> Reply {
-        if req.path != "/" {
-            return Reply::status(StatusCode::NOT_FOUND);
-        }
-        if req.method != Method::POST {
-            return Reply::method_not_allowed("POST");
-        }
-        if !self.host_allowed(&req.host) {
-            debug!(target: "rpc", "refused Host header");
-            return Reply::status(StatusCode::FORBIDDEN);
-        }
-        // A browser page may POST to 127.0.0.1 without a preflight when the request has
-        // no Content-Type (a `Blob` body); requiring JSON, and refusing any cross-site
-        // `Origin`, keeps web pages from driving the admin API (go-ethereum does the same).
-        if req.origin != http::Header::Absent {
-            debug!(target: "rpc", "refused request with an Origin header");
-            return Reply::status(StatusCode::FORBIDDEN);
-        }
-        let json_type = req.content_type.as_deref().is_some_and(|t| {
-            let media = t.split(';').next().unwrap_or_default().trim();
-            media.eq_ignore_ascii_case("application/json")
-        });
-        if !json_type {
-            return Reply::status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        }
-        let admin = match (&req.authorization, &self.config.admin_token) {
-            (http::Header::Absent, _) => false,
-            (http::Header::Value(v), Some(token)) if bearer_matches(v, token) => true,
-            _ => {
-                debug!(target: "rpc", "refused a wrong Authorization header");
-                return Reply::status(StatusCode::UNAUTHORIZED);
-            }
-        };
-        let body = match self.handle_with(&req.body, admin).await {
-            Some(answer) => answer.to_string(),
-            None => String::new(),
-        };
-        Reply::ok("application/json", body)
-    }
 }
 
 /// Whether an `Authorization` value is `Bearer <token>`, compared in constant time so
@@ -378,25 +298,46 @@ fn bearer_matches(value: &str, token: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An error response.
-fn failure(id: Value, e: &Error) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": e.code(), "message": e.to_string() },
-    })
+impl From<Error> for ErrorObjectOwned {
+    fn from(e: Error) -> Self {
+        let code = i32::try_from(e.code()).unwrap_or(i32::MIN);
+        ErrorObjectOwned::owned(code, e.to_string(), None::<()>)
+    }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// The methods of `api` as jsonrpsee serves them.
+fn module(api: Arc<Api>) -> RpcModule<Api> {
+    let mut module = RpcModule::from_arc(api);
+    for &name in &METHODS[..CALLS] {
+        let registered = module.register_async_method(name, move |params, api, _| async move {
+            let params = match params.as_str() {
+                None => None,
+                Some(raw) => match serde_json::from_str::<Value>(raw) {
+                    Ok(v @ (Value::Array(_) | Value::Object(_))) => Some(v),
+                    Ok(_) => {
+                        let e = Error::InvalidRequest("params must be an array or object");
+                        return Err(ErrorObjectOwned::from(e));
+                    }
+                    Err(_) => return Err(Error::Parse.into()),
+                },
+            };
+            api.call(name, params.as_ref())
+                .await
+                .map_err(ErrorObjectOwned::from)
+        });
+        // The names are distinct constants.
+        debug_assert!(registered.is_ok(), "{name}");
+    }
+    pubsub::register(&mut module);
+    module
+}
+
+/// Serves the API on `listener` (HTTP and WebSocket) until `shutdown` completes.
 pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output = ()>) {
     if let Ok(addr) = listener.local_addr() {
-        debug!(target: "rpc", %addr, "admin RPC listening");
+        debug!(target: "rpc", %addr, "JSON-RPC listening (HTTP and WebSocket)");
     }
-    let limits = api.config.limits.clone();
     let api = Arc::new(api);
-    let handler = move |req: http::Request| {
-        let api = api.clone();
-        async move { api.http(req).await }
-    };
-    http::serve(Endpoint::Rpc, listener, limits, handler, shutdown).await;
+    let methods = module(api.clone()).into();
+    server::serve(listener, api, methods, shutdown).await;
 }

@@ -141,7 +141,7 @@ fn invalid(msg: &str) -> Error {
 }
 
 /// A hex quantity: `0x0`, `0x258`.
-fn quantity(n: impl std::fmt::LowerHex) -> Value {
+pub(super) fn quantity(n: impl std::fmt::LowerHex) -> Value {
     Value::String(format!("{n:#x}"))
 }
 
@@ -245,12 +245,12 @@ fn block(store: &Store, hash: B256, _full: bool) -> Result<Value, Error> {
     Ok(Value::Object(out))
 }
 
-fn u256(v: U256) -> Value {
+pub(super) fn u256(v: U256) -> Value {
     Value::String(format!("{v:#x}"))
 }
 
 /// The header's fields, optional ones only when present.
-fn header_fields(h: &Header, hash: B256) -> Map<String, Value> {
+pub(super) fn header_fields(h: &Header, hash: B256) -> Map<String, Value> {
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Response, StatusCode};
@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use super::conn::{Conn, Guarded};
 use super::slots::{Pool, Slots};
 use tracing::{debug, warn};
 
@@ -65,6 +66,10 @@ pub struct Limits {
     /// client that stops reading its response and how long keep-alive holds a slot.
     /// Default 30 s.
     pub max_connection_age: Duration,
+    /// A write to a client that makes no progress for this long fails the connection:
+    /// a client that stops reading cannot hold its buffers and slot. Default 10 s
+    /// (go-ethereum's WebSocket write timeout).
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -79,6 +84,7 @@ impl Default for Limits {
             max_connections_per_ip: 8,
             reserved_local: 4,
             max_connection_age: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -101,12 +107,6 @@ pub(crate) struct Request {
     pub path: String,
     /// The `Content-Type` header, if present and ASCII.
     pub content_type: Option<String>,
-    /// The `Host` header.
-    pub host: Header,
-    /// The `Origin` header (browsers send it on cross-site requests).
-    pub origin: Header,
-    /// The `Authorization` header.
-    pub authorization: Header,
     /// The body.
     pub body: Bytes,
 }
@@ -125,7 +125,7 @@ pub(crate) enum Header {
 }
 
 impl Header {
-    fn of(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Self {
+    pub(crate) fn of(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Self {
         let mut all = headers.get_all(name).iter();
         match (all.next(), all.next()) {
             (None, _) => Header::Absent,
@@ -194,6 +194,37 @@ pub(crate) async fn serve<H, F>(
     H: Fn(Request) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
+    let shared = Arc::new(limits.clone());
+    let make = move |_conn: Arc<Conn>| {
+        let (limits, handler) = (shared.clone(), handler.clone());
+        service_fn(move |req| {
+            let (limits, handler) = (limits.clone(), handler.clone());
+            async move { Ok::<_, Infallible>(respond(req, &limits, handler).await) }
+        })
+    };
+    serve_with(endpoint, listener, limits, 1, make, shutdown).await;
+}
+
+/// Serves on `listener` until `shutdown` completes, each connection with the service
+/// `make` returns for it, within [`Limits`]; then stops accepting and drops every
+/// connection not yet upgraded (upgraded ones, WebSockets, are the service's to stop).
+/// `max_in_flight` bounds the calls a connection may have running (see [`Conn`]).
+pub(crate) async fn serve_with<M, S, B>(
+    endpoint: Endpoint,
+    listener: TcpListener,
+    limits: Limits,
+    max_in_flight: usize,
+    make: M,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: Fn(Arc<Conn>) -> S + Send + 'static,
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let limits = Arc::new(limits);
     let slots = Arc::new(Mutex::new(Slots::new(
         limits.max_connections,
@@ -241,25 +272,26 @@ pub(crate) async fn serve<H, F>(
             ip: addr.ip(),
             pool,
         };
-        let (limits, handler) = (limits.clone(), handler.clone());
+        // The slot is held by the socket: an upgraded connection keeps it until it ends.
+        let conn = Arc::new(Conn::new(slot, max_in_flight));
+        let io = Guarded::new(stream, conn.clone(), limits.write_timeout);
+        let service = make(conn);
+        let limits = limits.clone();
         conns.spawn(async move {
-            let _slot = slot;
-            let (header_timeout, max_age) = (limits.header_timeout, limits.max_connection_age);
-            let (max_header_bytes, max_headers) = (limits.max_header_bytes, limits.max_headers);
-            let service = service_fn(move |req| {
-                let (limits, handler) = (limits.clone(), handler.clone());
-                async move { Ok::<_, Infallible>(respond(req, &limits, handler).await) }
-            });
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_header_size(max_header_bytes)
-                .max_headers(max_headers)
+                .header_read_timeout(limits.header_timeout)
+                .max_header_size(limits.max_header_bytes)
+                .max_headers(limits.max_headers)
                 // hyper's minimum; headers are bounded separately above.
                 .max_buf_size(16 * 1024);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(max_age, conn).await {
+            let conn = builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            // The age limit ends a connection that is not upgraded; an upgraded one has
+            // left this future (the WebSocket server bounds it with pings).
+            match tokio::time::timeout(limits.max_connection_age, conn).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log_conn(endpoint, addr, &e.to_string()),
                 Err(_) => log_conn(endpoint, addr, "connection age limit reached"),
@@ -285,7 +317,8 @@ fn lock(slots: &Mutex<Slots>) -> MutexGuard<'_, Slots> {
     slots.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A connection's slot, returned when the connection task ends.
+/// A connection's slot, returned when the connection ends.
+#[derive(Debug)]
 struct Slot {
     slots: Arc<Mutex<Slots>>,
     freed: Arc<Notify>,
@@ -342,7 +375,10 @@ where
 }
 
 /// Reads the body within the limits, or says which status refuses it.
-async fn read(req: hyper::Request<Incoming>, limits: &Limits) -> Result<Request, StatusCode> {
+pub(crate) async fn read(
+    req: hyper::Request<Incoming>,
+    limits: &Limits,
+) -> Result<Request, StatusCode> {
     let (parts, body) = req.into_parts();
     let header = |name| {
         parts
@@ -369,9 +405,6 @@ async fn read(req: hyper::Request<Incoming>, limits: &Limits) -> Result<Request,
         method: parts.method,
         path: parts.uri.path().to_owned(),
         content_type: header(CONTENT_TYPE),
-        host: Header::of(&parts.headers, HOST),
-        origin: Header::of(&parts.headers, hyper::header::ORIGIN),
-        authorization: Header::of(&parts.headers, hyper::header::AUTHORIZATION),
         body,
     })
 }
