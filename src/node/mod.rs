@@ -535,7 +535,8 @@ async fn start(b: Builder) -> Result<Node, Error> {
         if let Some(e) = &eth_parts {
             api = api
                 .with_chain(e.store.clone(), Some(e.syncer.handle()))
-                .with_eth(e.handle.clone());
+                .with_eth(e.handle.clone())
+                .with_importer(e.importer.clone());
         }
         let bound = listener.local_addr().unwrap_or(addr);
         rpc_addr = Some(bound);
