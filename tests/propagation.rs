@@ -184,6 +184,42 @@ async fn blocks_ahead_wait_for_their_parent() {
     n.stop().await;
 }
 
+/// A block waiting for its parent follows it when the parent is stored by anything else
+/// (sync imports through the same importer): propagation subscribes to accepted blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_blocks_follow_a_parent_stored_by_sync() {
+    let all = chain_blocks(402);
+    let n = node("by-sync", &all[..400]).await;
+    let sender = EthNode::start(
+        Arc::new(devp2p::chain::eth::EthChain::new(n.store.clone())),
+        eth::Config::default(),
+    )
+    .await
+    .id();
+    n.allow(sender);
+    let mut accepted = n.importer.subscribe();
+    n.propagator
+        .on_event(eth::Event::NewBlock {
+            peer: sender,
+            block: Box::new(all[401].clone()),
+            td: Default::default(),
+            held: Default::default(),
+        })
+        .await;
+    assert_eq!(n.propagator.queued(), 1);
+    // Block 401 arrives by sync.
+    let r = n.importer.import(vec![all[400].clone()], None).await;
+    assert_eq!(r.result.unwrap().head_number, 401);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while accepted.recv().await.unwrap().block.header.number != 402 {}
+    })
+    .await
+    .expect("the queued block 402 is imported after its parent");
+    assert_eq!(n.store.head().unwrap().number, 402);
+    assert_eq!(n.propagator.queued(), 0);
+    n.stop().await;
+}
+
 /// An announced block that its first announcer cannot deliver is fetched from the next
 /// peer that announced it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

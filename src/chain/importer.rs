@@ -36,11 +36,8 @@ pub struct Imported {
     /// The store's answer. On [`store::Error::BadBlock`] the blocks before the bad one
     /// were stored all the same (they are in `accepted`).
     pub result: Result<Inserted, store::Error>,
-    /// The blocks stored by this call, in order, as subscribers were told of them. While
-    /// someone subscribes, blocks that were already stored are left out; with no
-    /// subscriber they are not told apart (that costs a read per block) and every block
-    /// the call kept is here. [`Inserted::imported`] and [`Inserted::known`] count them
-    /// exactly either way.
+    /// The blocks stored by this call, in order, as subscribers were told of them
+    /// (blocks that were already stored are left out).
     pub accepted: Vec<Arc<Block>>,
 }
 
@@ -93,30 +90,24 @@ impl Importer {
     /// and propagation may both be handed a block), or both would report it accepted.
     pub async fn import(&self, blocks: Vec<Block>, from: Option<PeerId>) -> Imported {
         let inner = self.inner.clone();
-        // Which blocks are new is only worth a read per block for a subscriber.
-        let watched = inner.accepted.receiver_count() > 0;
         let run = tokio::task::spawn_blocking(move || {
             let _serial = inner.serial.lock().unwrap_or_else(|e| e.into_inner());
-            let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash_slow()).collect();
-            let fresh: Vec<bool> = hashes
-                .iter()
-                .map(|h| !watched || matches!(inner.store.header_rlp(h), Ok(None)))
-                .collect();
-            let result = inner.store.insert_blocks(&blocks);
-            let stored = stored(&result, &hashes, blocks.len());
+            // The store says which blocks it stored: no read per block to tell.
+            let mut stored = Vec::new();
+            let result = inner.store.insert_blocks_noting(&blocks, &mut stored);
             if let Some(pool) = &inner.pool
-                && stored > 0
+                && !stored.is_empty()
                 && pool.stats().count > 0
             {
                 pool.remove(
-                    blocks[..stored]
+                    stored
                         .iter()
-                        .flat_map(|b| b.body.transactions.iter().map(|t| *t.tx_hash())),
+                        .flat_map(|&i| blocks[i].body.transactions.iter().map(|t| *t.tx_hash())),
                 );
             }
-            (blocks, hashes, fresh, result, stored)
+            (blocks, stored, result)
         });
-        let (blocks, hashes, fresh, result, stored) = match run.await {
+        let (blocks, stored, result) = match run.await {
             Ok(r) => r,
             Err(_) => {
                 return Imported {
@@ -125,38 +116,22 @@ impl Importer {
                 };
             }
         };
-        let accepted: Vec<Arc<Block>> = blocks
+        let mut blocks: Vec<Option<Block>> = blocks.into_iter().map(Some).collect();
+        let accepted: Vec<Arc<Block>> = stored
             .into_iter()
-            .zip(hashes)
-            .zip(fresh)
-            .take(stored)
-            .filter(|(_, fresh)| *fresh)
-            .map(|((block, hash), _)| {
+            .filter_map(|i| blocks.get_mut(i).and_then(Option::take))
+            .map(|block| {
                 let block = Arc::new(block);
                 // No subscriber is not an error.
                 let _ = self.inner.accepted.send(Accepted {
+                    hash: block.header.hash_slow(),
                     block: block.clone(),
-                    hash,
                     from,
                 });
                 block
             })
             .collect();
         Imported { result, accepted }
-    }
-}
-
-/// How many of the `len` blocks (with `hashes`) the store kept: all, those before the bad
-/// one, or none (the write failed and nothing was committed).
-fn stored(result: &Result<Inserted, store::Error>, hashes: &[B256], len: usize) -> usize {
-    match result {
-        Ok(_) => len,
-        // The bad block is in `hashes` (the store names the block it was given); were it
-        // not, keeping none is the safe answer (no pool clean-up, nothing announced).
-        Err(store::Error::BadBlock { hash, .. }) => {
-            hashes.iter().position(|h| h == hash).unwrap_or(0)
-        }
-        Err(_) => 0,
     }
 }
 

@@ -95,6 +95,13 @@ pub enum Error {
     },
 }
 
+/// Seconds since the epoch by the system clock (what block timestamps are judged by).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn db<E: Into<redb::Error>>(e: E) -> Error {
     Error::Db(e.into())
 }
@@ -396,10 +403,7 @@ impl Store {
     /// Validates and stores blocks in one transaction (see [`Store::insert_blocks_at`]),
     /// judging timestamps by the system clock.
     pub fn insert_blocks(&self, blocks: &[Block]) -> Result<Inserted, Error> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.insert_blocks_at(blocks, now)
+        self.insert_blocks_at(blocks, unix_now())
     }
 
     /// Validates and stores blocks in one transaction. Each block's parent must be stored or
@@ -408,6 +412,32 @@ impl Store {
     /// ([`validate::Error::is_permanent`]) is remembered ([`Store::bad_block`]). `now` is
     /// the clock (seconds since the epoch) that timestamps are judged by.
     pub fn insert_blocks_at(&self, blocks: &[Block], now: u64) -> Result<Inserted, Error> {
+        self.insert_noting(blocks, now, &mut Vec::new())
+    }
+
+    /// [`Store::insert_blocks`], also pushing onto `stored` the index in `blocks` of each
+    /// block this call stored (not those already stored): valid whatever the result, as
+    /// the blocks before a bad one are committed too.
+    pub fn insert_blocks_noting(
+        &self,
+        blocks: &[Block],
+        stored: &mut Vec<usize>,
+    ) -> Result<Inserted, Error> {
+        let first = stored.len();
+        let result = self.insert_noting(blocks, unix_now(), stored);
+        if matches!(result, Err(ref e) if !matches!(e, Error::BadBlock { .. })) {
+            // The write failed: nothing was committed.
+            stored.truncate(first);
+        }
+        result
+    }
+
+    fn insert_noting(
+        &self,
+        blocks: &[Block],
+        now: u64,
+        stored: &mut Vec<usize>,
+    ) -> Result<Inserted, Error> {
         let w = self.db.begin_write().map_err(db)?;
         let mut failure = None;
         let inserted = {
@@ -434,7 +464,7 @@ impl Store {
             };
             // The previous block of the batch: its child needs no database read.
             let mut last: Option<(B256, Header, U256)> = None;
-            for block in blocks {
+            for (index, block) in blocks.iter().enumerate() {
                 let hash = block.header.hash_slow();
                 let number = block.header.number;
                 if let Some(reason) = self.bad_block(&hash) {
@@ -486,6 +516,7 @@ impl Store {
                 t.put(hash, &block.header, &block.body, td)?;
                 last = Some((hash, block.header.clone(), td));
                 inserted.imported += 1;
+                stored.push(index);
                 if number > head.number {
                     t.set_canonical(hash, &block.header, head.number)?;
                     meta.insert("head", hash.as_slice()).map_err(db)?;

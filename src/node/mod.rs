@@ -628,4 +628,3 @@ async fn log_status(
         }
     }
 }
-

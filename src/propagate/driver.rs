@@ -8,11 +8,12 @@ use std::time::Instant;
 use alloy_consensus::Header;
 use alloy_primitives::{B256, U256};
 use protocols::eth::{self, PeerId, RequestError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::core::{Action, Core, Failure, ImportResult, Local};
 use super::{Gossip, Outcome, Verdict};
+use crate::chain::importer::Accepted;
 use crate::chain::{Block, Body, Importer, Store, store, validate};
 
 /// The store as the core's read-only view of the local chain.
@@ -88,7 +89,9 @@ impl Propagator {
             answers_tx,
             tasks: JoinSet::new(),
         };
-        let task = tokio::spawn(driver.run(events, rx, answers));
+        // Subscribed before the task starts: no block stored meanwhile goes unseen.
+        let accepted = driver.importer.subscribe();
+        let task = tokio::spawn(driver.run(events, rx, answers, accepted));
         (
             Self {
                 core,
@@ -195,8 +198,9 @@ impl Driver {
         mut events: mpsc::Receiver<eth::Event>,
         mut commands: mpsc::Receiver<Command>,
         mut answers: mpsc::UnboundedReceiver<Answer>,
+        mut accepted: broadcast::Receiver<Accepted>,
     ) {
-        let (mut events_open, mut commands_open) = (true, true);
+        let (mut events_open, mut commands_open, mut accepted_open) = (true, true, true);
         while events_open || commands_open {
             self.drain().await;
             let deadline = lock(&self.core).next_timeout();
@@ -216,6 +220,23 @@ impl Driver {
                         let _ = done.send(r);
                     }
                     None => commands_open = false,
+                },
+                // Blocks stored by anyone (sync, RPC, our own imports): queued children
+                // follow them and fetches for them end. Our own are reported twice,
+                // which changes nothing. A lag loses some: their orphans then wait for
+                // the next announcement or are pruned as the head passes them.
+                a = accepted.recv(), if accepted_open => match a {
+                    Ok(a) => lock(&self.core).on_imported(
+                        a.from,
+                        a.hash,
+                        a.block.header.number,
+                        ImportResult::Known,
+                        Instant::now(),
+                    ),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!(target: "sync", missed = n, "accepted-block events missed");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => accepted_open = false,
                 },
                 Some(answer) = answers.recv() => {
                     let now = Instant::now();

@@ -250,6 +250,8 @@ pub struct Propagating {
     pub store: std::sync::Arc<devp2p::chain::Store>,
     /// The propagator fed its events.
     pub propagator: devp2p::propagate::Propagator,
+    /// Where its blocks are imported (as sync would).
+    pub importer: devp2p::chain::Importer,
     task: tokio::task::JoinHandle<()>,
     dir: PathBuf,
 }
@@ -286,8 +288,9 @@ impl Propagating {
         let events = std::mem::replace(&mut net.events, idle);
         let importer = devp2p::chain::Importer::new(store.clone(), Some(net.eth.pool().clone()));
         let (propagator, task) =
-            devp2p::propagate::Propagator::spawn(net.eth.clone(), importer, gossip, events);
+            devp2p::propagate::Propagator::spawn(net.eth.clone(), importer.clone(), gossip, events);
         Self {
+            importer,
             server: net.server.clone(),
             eth: net.eth.clone(),
             net,
