@@ -240,6 +240,23 @@ impl Scheduler {
         *slot = (*slot).max(until);
     }
 
+    /// When [`Scheduler::next_dials`] next has a static node to dial if nothing else
+    /// happens (a static node's backoff ending); `None` if only an event can make a dial
+    /// due (a candidate offered, a dial ending, a peer leaving). The driver sleeps until
+    /// then instead of polling.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.in_flight.len() >= self.limits.max_dials {
+            return None; // a dial ending is an event
+        }
+        self.statics
+            .values()
+            .filter(|s| {
+                !self.connected.contains(&s.node.id) && !self.in_flight.contains_key(&s.node.id)
+            })
+            .map(|s| s.next)
+            .min()
+    }
+
     /// Number of dials in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

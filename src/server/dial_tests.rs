@@ -134,3 +134,37 @@ fn static_set_is_capped() {
         "re-adding a known node still works"
     );
 }
+
+/// The driver sleeps until a static node's backoff ends, and not at all while only an
+/// event can make a dial due.
+#[test]
+fn next_deadline_is_the_earliest_static_redial() {
+    let now = Instant::now();
+    let mut s = sched(10, 1);
+    assert_eq!(s.next_deadline(), None, "nothing to dial");
+    s.add_static(node(1), now);
+    s.add_static(node(2), now);
+    assert_eq!(s.next_deadline(), Some(now), "due at once");
+    let first = s.next_dials(now);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        s.next_deadline(),
+        None,
+        "every dial slot busy: wait for it to end"
+    );
+    s.dial_done(&first[0].0.id, false, now);
+    let second = s.next_dials(now);
+    assert_eq!(second.len(), 1);
+    s.dial_done(&second[0].0.id, true, now);
+    s.peer_added(second[0].0.id, false);
+    // The failed one waits out its backoff; the connected one needs nothing.
+    assert_eq!(
+        s.next_deadline(),
+        Some(now + Limits::default().static_backoff)
+    );
+    s.peer_removed(&second[0].0.id, false, now);
+    assert_eq!(
+        s.next_deadline(),
+        Some(now + Limits::default().static_backoff)
+    );
+}

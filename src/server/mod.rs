@@ -439,6 +439,13 @@ async fn listen(
     }
 }
 
+/// Sleeps until `deadline` (forever if `None`; the select guards that case).
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
 impl Server {
     async fn run(
         mut self,
@@ -447,8 +454,9 @@ impl Server {
         mut candidates: mpsc::Receiver<Node>,
         tasks: Vec<tokio::task::JoinHandle<()>>,
     ) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
         let done = loop {
+            // Static redials fall due by time; everything else is an event below.
+            let deadline = self.scheduler.next_deadline();
             tokio::select! {
                 Some(cmd) = commands.recv() => {
                     if let Command::Shutdown(done) = cmd {
@@ -460,7 +468,7 @@ impl Server {
                 Some(node) = candidates.recv(), if self.scheduler.wants_candidates() => {
                     self.scheduler.offer(node, Instant::now());
                 }
-                _ = tick.tick() => {}
+                _ = sleep_until(deadline), if deadline.is_some() => {}
                 else => break None,
             }
             self.dial();
