@@ -737,4 +737,3 @@ fn random_duration(rng: &mut StdRng, max: Duration) -> Duration {
     let ms = max.as_millis().max(1) as u64;
     Duration::from_millis(rng.random_range(0..ms))
 }
-
