@@ -344,3 +344,80 @@ fn announce_head(eth: &eth::Handle, hash: B256, number: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::eth::PeerStatus;
+    use protocols::eth::forkid::ForkId;
+
+    /// A local chain at genesis.
+    struct Genesis;
+
+    impl Local for Genesis {
+        fn head(&self) -> (u64, B256) {
+            (0, B256::ZERO)
+        }
+        fn canonical_hash(&self, number: u64) -> Option<B256> {
+            (number == 0).then_some(B256::ZERO)
+        }
+    }
+
+    fn info(i: u8, head: u64) -> PeerInfo {
+        let key = secp256k1::SecretKey::from_byte_array([i; 32]).expect("valid key");
+        PeerInfo {
+            id: secp256k1::PublicKey::from_secret_key_global(&key),
+            status: PeerStatus {
+                version: 69,
+                fork_id: ForkId {
+                    hash: [0; 4],
+                    next: 0,
+                },
+                head_hash: B256::repeat_byte(i ^ head as u8),
+                head_number: Some(head),
+                earliest: Some(0),
+                total_difficulty: None,
+            },
+        }
+    }
+
+    fn heads(dl: &Downloader<Genesis>) -> HashMap<PeerId, Option<u64>> {
+        dl.peers
+            .iter()
+            .map(|(id, p)| (*id, p.head.number))
+            .collect()
+    }
+
+    /// After lost events (`Lagged`) the table is read again: a peer that left unseen is
+    /// dropped, one that joined unseen is added, a head that moved unseen is updated; and
+    /// the events that overlap the read change nothing.
+    #[test]
+    fn lost_peer_events_are_made_up_from_the_table() {
+        let now = std::time::Instant::now();
+        let mut dl = Downloader::new(Config::default(), Genesis);
+        let mut peers = Peers::default();
+        let (a, b) = (info(1, 10), info(2, 20));
+        peers.reconcile(&[a.clone(), b.clone()], &mut dl, now);
+        // The Joined events of the peers the first read already saw.
+        peers.joined(&a, &mut dl, now);
+        peers.joined(&b, &mut dl, now);
+        assert_eq!(
+            heads(&dl),
+            HashMap::from([(a.id, Some(10)), (b.id, Some(20))])
+        );
+
+        let (a2, c) = (info(1, 30), info(3, 5));
+        peers.reconcile(&[a2.clone(), c.clone()], &mut dl, now);
+        assert_eq!(
+            heads(&dl),
+            HashMap::from([(a.id, Some(30)), (c.id, Some(5))])
+        );
+        // The lost Left of `b`, had it come after all, and a repeated update.
+        peers.left(&b.id, &mut dl, now);
+        peers.joined(&a2, &mut dl, now);
+        assert_eq!(
+            heads(&dl),
+            HashMap::from([(a.id, Some(30)), (c.id, Some(5))])
+        );
+    }
+}
