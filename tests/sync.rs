@@ -152,12 +152,13 @@ async fn node(name: &str, full: bool, serve: Serve) -> Node {
 /// Connects `b` to `peers` and waits until all of them are its eth peers (so that each
 /// is sure to be given work once the sync starts).
 async fn connect(b: &Node, peers: &[&Node]) {
+    let mut events = b.eth.subscribe();
     for n in peers {
         b.server.add_peer(n.node()).await;
     }
     tokio::time::timeout(Duration::from_secs(10), async {
         while b.eth.peers().len() < peers.len() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = events.recv().await; // a join, or lagged: look again
         }
     })
     .await
@@ -166,9 +167,10 @@ async fn connect(b: &Node, peers: &[&Node]) {
 
 /// Waits until `b` has dropped `id` (the disconnect is asynchronous).
 async fn wait_dropped(b: &Node, id: &PublicKey) {
+    let mut events = b.eth.subscribe();
     tokio::time::timeout(Duration::from_secs(5), async {
         while b.eth.peer(id).is_some() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = events.recv().await;
         }
     })
     .await
@@ -201,6 +203,32 @@ async fn fresh_node_syncs_from_one_peer() {
     assert_eq!(
         (status.starting, status.current, status.highest),
         (0, 600, 600)
+    );
+    syncer.shutdown().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// The syncer hears of a peer from its join event: the peer's head is asked for and
+/// shown without the (paused) clock moving, where reading the peer table every half
+/// second took up to 500 ms.
+#[tokio::test(start_paused = true)]
+async fn joining_peer_is_picked_up_at_once() {
+    let a = node("join-a", true, Serve::Honest).await;
+    let b = node("join-b", false, Serve::Honest).await;
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
+    // Let the syncer read the (empty) table and wait for events.
+    tokio::task::yield_now().await;
+    connect(&b, &[&a]).await;
+    let joined = tokio::time::Instant::now();
+    let mut h = syncer.handle();
+    tokio::time::timeout(Duration::from_secs(5), h.wait_for(|s| s.highest == 600))
+        .await
+        .expect("the peer's head shown");
+    let waited = joined.elapsed();
+    assert!(
+        waited < Duration::from_millis(100),
+        "the syncer took {waited:?} (virtual) to pick up a joined peer"
     );
     syncer.shutdown().await;
     b.stop().await;

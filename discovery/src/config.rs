@@ -50,6 +50,11 @@ pub struct Config {
     /// Votes needed (and kept) before the majority external IP is adopted. Default: 3 of the
     /// last 20 Pongs.
     pub min_votes: usize,
+    /// How often the service hands bonds buffered in memory to its database writer (and
+    /// at shutdown). Default: 10 s: a node killed outright loses at most this much of
+    /// its bonds, which it makes again on the next start, while each write is one redb
+    /// commit (an fsync) for a whole batch, not one per bond.
+    pub db_flush_interval: Duration,
 }
 
 impl Default for Config {
@@ -71,6 +76,7 @@ impl Default for Config {
             rate_burst: 100,
             max_peers: 10_000,
             min_votes: 3,
+            db_flush_interval: Duration::from_secs(10),
         }
     }
 }

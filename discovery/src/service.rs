@@ -21,8 +21,6 @@ use crate::node::{Node, NodeId};
 use crate::packet::MAX_PACKET_SIZE;
 use crate::proto::{Event, LookupId, Metrics, Protocol};
 
-/// How often buffered database updates are written.
-const DB_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// How often nodes not seen for [`db::SEED_MAX_AGE`] are deleted from the node database
 /// (go-ethereum expires hourly too), so it cannot grow without bound.
 const DB_EXPIRE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -79,6 +77,7 @@ impl Service {
     ) -> Result<Handle, Error> {
         let local_addr = socket.local_addr()?;
         let unix = unix_now();
+        let flush_interval = config.db_flush_interval;
         let seq = match &db {
             Some(db) => db.local_seq()?.saturating_add(1),
             None => 1,
@@ -106,6 +105,7 @@ impl Service {
             socket: Arc::new(socket),
             db: db.map(DbWriter::spawn),
             pending_seq: None,
+            flush_interval,
             v6_socket: local_addr.is_ipv6(),
             rx,
             pending_db: Vec::new(),
@@ -320,6 +320,8 @@ struct Driver {
     db: Option<DbWriter>,
     /// A record seq the writer had no room for yet.
     pending_seq: Option<u64>,
+    /// [`Config::db_flush_interval`].
+    flush_interval: Duration,
     /// The socket is IPv6 (dual-stack): IPv4 destinations go out in mapped form, since
     /// the protocol sees every address in canonical form (`node::canonical_ip`).
     v6_socket: bool,
@@ -331,7 +333,7 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_PACKET_SIZE * 2];
-        let mut flush_at = Instant::now() + DB_FLUSH_INTERVAL;
+        let mut flush_at = Instant::now() + self.flush_interval;
         let mut expire_at = Instant::now();
         let mut shutdown = None;
         loop {
@@ -358,7 +360,7 @@ impl Driver {
                     self.proto.handle_timeout(now.into_std());
                     if now >= flush_at {
                         self.flush_db();
-                        flush_at = now + DB_FLUSH_INTERVAL;
+                        flush_at = now + self.flush_interval;
                         if now >= expire_at {
                             self.expire_db();
                             expire_at = now + DB_EXPIRE_INTERVAL;

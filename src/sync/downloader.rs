@@ -6,7 +6,9 @@
 //! [`Downloader::poll_action`] ([`Action`]s to carry out) and
 //! [`Downloader::next_timeout`]. After every input the caller drains `poll_action`.
 //!
-//! One sync *round* goes from a common ancestor to a target:
+//! One sync *round* (`super::round::Round`, which checks answers against the round's
+//! state and says who is at fault; the downloader owns it with the peers and requests)
+//! goes from a common ancestor to a target:
 //!
 //! 0. A peer's claimed head is believed once the peer shows its header (see
 //!    [`super::trust`]); only proven heads lead rounds, and work goes to a peer only up
@@ -42,89 +44,17 @@
 //! imported like any other (blocks at or below our head wait off the canonical chain until
 //! one is higher).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
 
 use alloy_consensus::Header;
 use alloy_primitives::B256;
 use protocols::eth::{BlockId, GetBlockHeaders, PeerId};
 use rlpx::DisconnectReason;
 
-use super::round::{GapState, Phase, Round};
+pub use super::config::Config;
+use super::round::{Answer, NextImport, Round, Verdict};
 use crate::chain::{Block, Body};
-
-/// Settings of the downloader.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// A round starts at once when a peer's head is more than this many blocks above
-    /// ours. Default [`crate::propagate::MAX_FETCH_AHEAD`]: nearer blocks are what block
-    /// propagation fetches and imports, and a round racing it would ask twice.
-    pub threshold: u64,
-    /// A peer ahead by 1..=`threshold` for this long starts a round all the same (a block
-    /// announcement was missed). Default 5 s (go-ethereum forces a sync every 10 s).
-    pub grace: Duration,
-    /// Distance between skeleton headers. Default 192 (go-ethereum `MaxHeaderFetch`):
-    /// one gap is one header request.
-    pub span: u64,
-    /// Skeleton points per round. Default 128 (go-ethereum `MaxSkeletonSize`): a round
-    /// covers at most 24 576 blocks, and then the next one starts from the new head.
-    pub max_skeleton: u64,
-    /// Bodies per request. Default 256: twice go-ethereum's `MaxBlockFetch`, a quarter of
-    /// what peers serve (1024); large blocks are cut by the peer's 2 MiB soft limit and
-    /// the rest asked again. With requests paced, bigger requests are what speeds up a
-    /// sync from one peer (docs/benchmarks.md: 3,636 → 5,014 blocks/s over 128).
-    pub bodies_per_request: usize,
-    /// Requests in flight per peer. Default 2: keeps a peer busy while bounding what one
-    /// slow peer holds up.
-    pub max_in_flight: usize,
-    /// Bodies are only asked for blocks this far above the import cursor. Default 2048:
-    /// bounds the blocks held in memory.
-    pub window: u64,
-    /// Blocks per import. Default 256.
-    pub import_batch: usize,
-    /// Time a peer has to answer before it is penalised. Default 12 s (above eth's 10 s
-    /// request timeout, which usually reports first).
-    pub request_timeout: Duration,
-    /// Least time between two requests to one peer. Default 20 ms (50 requests/s): under
-    /// the 64 requests/s a peer of ours allows (`eth::Config::requests_per_second`), so our
-    /// nodes never drop each other for syncing too fast; at 128 bodies a request it still
-    /// allows 6,400 blocks/s per peer.
-    pub min_request_interval: Duration,
-    /// Pause before a new round after one failed, and before a peer that answered empty
-    /// or was busy is asked again. Default 1 s.
-    pub retry_delay: Duration,
-    /// A round whose peer has seen no progress (no gap filled, no body stored, no batch
-    /// imported) for this long is dropped with its peer (`UselessPeer`). Default 30 s:
-    /// every honest answer is progress, and the longest an honest round waits is a
-    /// silent peer's request timing out ([`Config::request_timeout`], 12 s) and the next
-    /// peer answering the same work (within another 12 s), plus a margin.
-    pub stall_timeout: Duration,
-    /// Whether a new head is announced (NewBlockHashes) to the peers behind us once a
-    /// round is over. Default true; false on public networks, where block gossip is no
-    /// longer part of the protocol and go-ethereum disconnects a peer that sends it
-    /// (`docs/fork-choice.md`).
-    pub announce: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            threshold: crate::propagate::MAX_FETCH_AHEAD,
-            grace: Duration::from_secs(5),
-            min_request_interval: Duration::from_millis(20),
-            span: 192,
-            max_skeleton: 128,
-            bodies_per_request: 256,
-            max_in_flight: 2,
-            window: 2048,
-            import_batch: 256,
-            request_timeout: Duration::from_secs(12),
-            retry_delay: Duration::from_secs(1),
-            stall_timeout: Duration::from_secs(30),
-            announce: true,
-        }
-    }
-}
 
 /// The local chain, read-only: what the downloader compares peers' headers with.
 pub trait Local {
@@ -401,7 +331,7 @@ impl<L: Local> Downloader<L> {
         }
         self.refresh_highest();
         self.drop_requests_of(peer, now);
-        if self.round.as_ref().is_some_and(|r| &r.peer == peer) || self.peers.is_empty() {
+        if self.round.as_ref().is_some_and(|r| r.peer() == *peer) || self.peers.is_empty() {
             self.on_round_peer_lost(now);
         }
         self.schedule(now);
@@ -472,8 +402,9 @@ impl<L: Local> Downloader<L> {
                 self.requeue(req.kind, now);
             }
             Ok(bodies) => {
-                if let Kind::Bodies { numbers } = req.kind {
-                    self.bodies_arrived(peer, numbers, bodies, now);
+                if let (Kind::Bodies { numbers }, Some(round)) = (req.kind, self.round.as_mut()) {
+                    let v = round.on_bodies(peer, &numbers, bodies);
+                    self.apply(Some(peer), v, now);
                 }
             }
         }
@@ -482,41 +413,39 @@ impl<L: Local> Downloader<L> {
 
     /// The result of the outstanding [`Action::Import`].
     pub fn on_imported(&mut self, result: Imported, now: Instant) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        let Some(last) = round.importing.take() else {
+        let Some(verdict) = self.round.as_mut().and_then(|r| r.on_imported(&result)) else {
             return;
         };
         match result {
-            Imported::Ok { number, .. } => {
-                for n in round.cursor..=last {
-                    round.blocks.remove(&n);
-                }
-                round.cursor = last + 1;
-                self.status.current = number;
-                self.progress(now);
-            }
+            Imported::Ok { number, .. } => self.status.current = number,
             Imported::Bad { hash } => {
-                let culprit = round
-                    .blocks
-                    .values()
-                    .find(|s| s.hash == hash)
-                    .map(|s| s.header_from);
                 self.status.current = self.local.head().0;
                 tracing::warn!(target: "sync", %hash, "store rejected a downloaded block");
-                self.abort(now);
-                if let Some(p) = culprit {
-                    self.penalise(p, DisconnectReason::BreachOfProtocol, now);
-                }
             }
-            Imported::Failed => {
-                // The store's fault, not the round peer's: its stall clock starts over.
-                self.stall = None;
-                self.abort(now);
-            }
+            // The store's fault, not the round peer's: its stall clock starts over.
+            Imported::Failed => self.stall = None,
         }
+        self.apply(None, verdict, now);
         self.schedule(now);
+    }
+
+    /// Carries out what the round made of an answer from `peer` (or of an import).
+    fn apply(&mut self, peer: Option<PeerId>, verdict: Verdict, now: Instant) {
+        if verdict.abort {
+            self.abort(now);
+        }
+        if verdict.progress {
+            self.progress(now);
+        }
+        match (peer, verdict.answer) {
+            (Some(p), Some(Answer::Delivered)) => self.delivered(&p),
+            (Some(p), Some(Answer::Strike)) => self.strike(p, now),
+            (Some(p), Some(Answer::Pause)) => self.pause(&p, now),
+            _ => {}
+        }
+        for (p, reason) in verdict.penalise {
+            self.penalise(p, reason, now);
+        }
     }
 
     pub(super) fn next_request_id(&mut self) -> RequestId {
@@ -597,27 +526,10 @@ impl<L: Local> Downloader<L> {
         };
         match kind {
             Kind::Probe { .. } => {}
-            Kind::Ancestor { .. } | Kind::Skeleton => {
-                // Only the round's peer answers these: start over.
-                self.abort(now);
-            }
-            Kind::Fill { gap } => {
-                if let Some(g) = round.gaps.get_mut(gap)
-                    && g.state == GapState::InFlight
-                {
-                    g.state = GapState::Pending;
-                }
-            }
-            Kind::Bodies { numbers } => {
-                for n in numbers {
-                    if let Some(s) = round.blocks.get_mut(&n)
-                        && s.in_flight
-                    {
-                        s.in_flight = false;
-                        round.want_bodies.insert(n);
-                    }
-                }
-            }
+            // Only the round's peer answers these: start over.
+            Kind::Ancestor { .. } | Kind::Skeleton => self.abort(now),
+            Kind::Fill { gap } => round.requeue_gap(gap),
+            Kind::Bodies { numbers } => round.requeue_bodies(numbers),
         }
     }
 
@@ -632,7 +544,7 @@ impl<L: Local> Downloader<L> {
         tracing::info!(target: "sync", peer = %rlpx::peer::short_id(&peer), ?reason, "dropping peer");
         self.actions.push_back(Action::Penalise { peer, reason });
         self.drop_requests_of(&peer, now);
-        if self.round.as_ref().is_some_and(|r| r.peer == peer) {
+        if self.round.as_ref().is_some_and(|r| r.peer() == peer) {
             self.abort(now);
         } else if self.peers.is_empty() {
             self.on_round_peer_lost(now);
@@ -646,10 +558,7 @@ impl<L: Local> Downloader<L> {
             return;
         };
         // With no peers at all the round cannot go on either (and is not "syncing").
-        let needed = self.peers.is_empty()
-            || !matches!(round.phase, Phase::Fill)
-            || round.gaps.iter().any(|g| !g.disputed_by.is_empty());
-        if needed {
+        if self.peers.is_empty() || round.needs_its_peer() {
             self.abort(now);
         }
     }
@@ -665,19 +574,133 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    pub(super) fn headers_arrived(
-        &mut self,
-        peer: PeerId,
-        kind: Kind,
-        headers: Vec<Header>,
-        now: Instant,
-    ) {
+    fn headers_arrived(&mut self, peer: PeerId, kind: Kind, headers: Vec<Header>, now: Instant) {
         match kind {
             Kind::Probe { hash, number } => self.probe_arrived(peer, hash, number, headers, now),
-            Kind::Ancestor { number } => self.ancestor_step(peer, number, headers, now),
-            Kind::Skeleton => self.skeleton_arrived(peer, headers, now),
-            Kind::Fill { gap } => self.fill_arrived(peer, gap, headers, now),
+            Kind::Ancestor { number } => self.ancestor_arrived(peer, number, headers, now),
+            Kind::Skeleton => {
+                let (span, max) = self.skeleton_shape();
+                let ok = self
+                    .round
+                    .as_mut()
+                    .is_none_or(|r| r.on_skeleton(&headers, span, max));
+                if !ok {
+                    self.penalise(peer, DisconnectReason::UselessPeer, now);
+                }
+            }
+            Kind::Fill { gap } => {
+                if let Some(v) = self.round.as_mut().map(|r| r.on_fill(peer, gap, headers)) {
+                    self.apply(Some(peer), v, now);
+                }
+            }
             Kind::Bodies { .. } => {}
+        }
+    }
+
+    /// The skeleton's span and most points, as configured (at least 1 each).
+    fn skeleton_shape(&self) -> (u64, u64) {
+        (self.config.span.max(1), self.config.max_skeleton.max(1))
+    }
+
+    /// One step of the ancestor search: the peer's header at `number`.
+    fn ancestor_arrived(&mut self, peer: PeerId, number: u64, headers: Vec<Header>, now: Instant) {
+        let Some(h) = headers
+            .first()
+            .filter(|h| headers.len() == 1 && h.number == number)
+        else {
+            self.penalise(peer, DisconnectReason::UselessPeer, now);
+            return;
+        };
+        let hash = h.hash_slow();
+        let same = self.local.canonical_hash(number) == Some(hash);
+        let Some(ancestor) = self
+            .round
+            .as_mut()
+            .and_then(|r| r.on_ancestor(number, same))
+        else {
+            return;
+        };
+        let ancestor_hash = if ancestor == number {
+            Some(hash)
+        } else {
+            self.local.canonical_hash(ancestor)
+        };
+        match ancestor_hash {
+            Some(hash) => self.start_skeleton(ancestor, hash, now),
+            None => self.abort(now),
+        }
+    }
+
+    /// The common ancestor is found: the skeleton is asked of the round's peer.
+    fn start_skeleton(&mut self, ancestor: u64, ancestor_hash: B256, now: Instant) {
+        let (span, max) = self.skeleton_shape();
+        let Some(round) = self.round.as_mut() else {
+            return;
+        };
+        if let Some(req) = round.start_skeleton(ancestor, ancestor_hash, span, max) {
+            let peer = round.peer();
+            self.send_headers(peer, req, Kind::Skeleton, now);
+        }
+    }
+
+    /// Fill phase: hands out gaps and bodies to idle peers and imports what is ready.
+    fn schedule_fill(&mut self, now: Instant) {
+        // Gaps, to the idle peers that reach their end.
+        let pending = self
+            .round
+            .as_ref()
+            .map(Round::pending_gaps)
+            .unwrap_or_default();
+        for (gap, end) in pending {
+            let candidates = self.idle_peers(end, now);
+            let Some(round) = self.round.as_mut() else {
+                return;
+            };
+            if let Some((peer, req)) = round.assign_gap(gap, &candidates) {
+                self.send_headers(peer, req, Kind::Fill { gap }, now);
+            }
+        }
+        // Bodies, a request at a time while an idle peer reaches the top of it.
+        let per_request = self.config.bodies_per_request.max(1);
+        loop {
+            let Some(round) = self.round.as_mut() else {
+                return;
+            };
+            let numbers = round.bodies_wanted(self.config.window, per_request);
+            let Some(&top) = numbers.last() else {
+                break;
+            };
+            let Some(peer) = self.idle_peers(top, now).into_iter().next() else {
+                break;
+            };
+            let Some(round) = self.round.as_mut() else {
+                return;
+            };
+            let hashes = round.take_bodies(&numbers);
+            let id = self.start_request(peer, Kind::Bodies { numbers }, now);
+            self.actions.push_back(Action::Bodies { id, peer, hashes });
+        }
+        self.import_ready(now);
+    }
+
+    /// Starts the next import, or ends the round when all of it is imported.
+    fn import_ready(&mut self, now: Instant) {
+        let Some(round) = self.round.as_mut() else {
+            return;
+        };
+        match round.next_import(self.config.import_batch.max(1)) {
+            NextImport::Wait => {}
+            NextImport::Blocks(blocks) => self.actions.push_back(Action::Import { blocks }),
+            NextImport::Done => {
+                self.round = None;
+                self.stall = None;
+                self.status.syncing = false;
+                // The next round, if a peer is still ahead.
+                self.maybe_start(now);
+                if self.round.is_some() {
+                    self.schedule(now);
+                }
+            }
         }
     }
 
@@ -688,29 +711,25 @@ impl<L: Local> Downloader<L> {
         }
         // Heads without a number, and during a round any unproven head above ours.
         self.probe_heads(self.round.is_some(), now);
-        let Some(round) = self.round.as_mut() else {
+        let Some(round) = self.round.as_ref() else {
             return;
         };
-        let busy = |reqs: &HashMap<RequestId, Request>, k: fn(&Kind) -> bool| {
-            reqs.values().any(|r| k(&r.kind))
-        };
-        match round.phase {
-            Phase::Ancestor { lo, hi, first } => {
-                if busy(&self.requests, |k| matches!(k, Kind::Ancestor { .. })) {
-                    return;
-                }
-                let number = if first { hi } else { lo + (hi - lo) / 2 };
-                let peer = round.peer;
+        if let Some(number) = round.ancestor_query() {
+            let busy = self
+                .requests
+                .values()
+                .any(|r| matches!(r.kind, Kind::Ancestor { .. }));
+            if !busy {
                 let req = GetBlockHeaders {
                     origin: BlockId::Number(number),
                     amount: 1,
                     skip: 0,
                     reverse: false,
                 };
-                self.send_headers(peer, req, Kind::Ancestor { number }, now);
+                self.send_headers(round.peer(), req, Kind::Ancestor { number }, now);
             }
-            Phase::Skeleton => {}
-            Phase::Fill => self.schedule_fill(now),
+        } else if round.filling() {
+            self.schedule_fill(now);
         }
     }
 
@@ -768,23 +787,7 @@ impl<L: Local> Downloader<L> {
         self.status.syncing = true;
         tracing::debug!(target: "sync", peer = %rlpx::peer::short_id(&peer), head, target, "sync round starting");
         let hi = head.min(target);
-        self.round = Some(Round {
-            peer,
-            target,
-            target_hash,
-            phase: Phase::Ancestor {
-                lo: 0,
-                hi,
-                first: true,
-            },
-            gaps: Vec::new(),
-            blocks: BTreeMap::new(),
-            want_bodies: BTreeSet::new(),
-            cursor: 1,
-            importing: None,
-            end: 0,
-            with_target: true,
-        });
+        self.round = Some(Round::new(peer, (target, target_hash), hi));
         if hi == 0 {
             let genesis = self.local.canonical_hash(0).unwrap_or_default();
             self.start_skeleton(0, genesis, now);

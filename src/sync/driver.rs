@@ -1,6 +1,7 @@
-//! The tokio task driving the [`Downloader`]: it watches the eth peer table, sends the
-//! requests the downloader asks for through [`eth::Handle`], imports through the chain
-//! [`Importer`] (off the runtime), and feeds answers, results and timeouts back.
+//! The tokio task driving the [`Downloader`]: it follows the eth peer table through its
+//! events ([`eth::Handle::subscribe`]), sends the requests the downloader asks for
+//! through [`eth::Handle`], imports through the chain [`Importer`] (off the runtime), and
+//! feeds answers, results and timeouts back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use std::time::Duration;
 
 use alloy_consensus::Header;
 use alloy_primitives::B256;
-use protocols::eth::{self, PeerId, RequestError};
-use tokio::sync::{mpsc, oneshot, watch};
+use protocols::eth::{self, PeerEvent, PeerId, PeerInfo, RequestError};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -17,10 +19,6 @@ use super::downloader::{
     Action, Config, Downloader, Failure, Imported, Local, PeerHead, RequestId, SyncStatus,
 };
 use crate::chain::{Body, Importer, Store, store};
-
-/// How often the eth peer table is read for joined and departed peers and new heads.
-/// Half a second: prompt enough for a sync, cheap (one lock, a few entries).
-const PEER_POLL: Duration = Duration::from_millis(500);
 
 /// The store as the downloader's read-only view of the local chain.
 struct StoreView(Arc<Store>);
@@ -137,9 +135,11 @@ async fn run(
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
-    let mut known: HashMap<PeerId, PeerHead> = HashMap::new();
-    let mut poll = tokio::time::interval(PEER_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Subscribed before the table is read, so no change falls between the two (one seen
+    // twice is harmless: `Peers` passes on only what changed).
+    let mut events = Some(eth.subscribe());
+    let mut peers = Peers::default();
+    peers.reconcile(&eth.peers(), &mut dl, Instant::now().into_std());
     loop {
         while let Some(action) = dl.poll_action() {
             execute(action, &eth, &importer, &tx, &mut tasks);
@@ -153,23 +153,17 @@ async fn run(
         let deadline = dl.next_timeout().map(Instant::from_std);
         tokio::select! {
             _ = &mut stopped => break,
-            _ = poll.tick() => {
+            event = recv(&mut events) => {
                 let now = Instant::now().into_std();
-                let peers = eth.peers();
-                let gone: Vec<PeerId> = known
-                    .keys()
-                    .filter(|id| !peers.iter().any(|p| p.id == **id))
-                    .copied()
-                    .collect();
-                for id in gone {
-                    known.remove(&id);
-                    dl.peer_left(&id, now);
-                }
-                for p in peers {
-                    let head = PeerHead { hash: p.status.head_hash, number: p.status.head_number };
-                    if known.insert(p.id, head) != Some(head) {
-                        dl.peer_joined(p.id, head, now);
+                match event {
+                    Ok(PeerEvent::Joined(p) | PeerEvent::Updated(p)) => peers.joined(&p, &mut dl, now),
+                    Ok(PeerEvent::Left(id)) => peers.left(&id, &mut dl, now),
+                    Err(RecvError::Lagged(missed)) => {
+                        // The oldest events are lost: the table says where things stand.
+                        tracing::debug!(target: "sync", missed, "peer events lagged; re-reading the peers");
+                        peers.reconcile(&eth.peers(), &mut dl, now);
                     }
+                    Err(RecvError::Closed) => events = None,
                 }
             }
             Some(msg) = rx.recv() => {
@@ -205,6 +199,63 @@ async fn run(
         }
     }
     tasks.abort_all();
+}
+
+/// The next peer event; pending forever once the channel closed (`None`), which cannot
+/// happen while we hold an [`eth::Handle`] but must not spin if it did.
+async fn recv(events: &mut Option<broadcast::Receiver<PeerEvent>>) -> Result<PeerEvent, RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The peers as last passed to the downloader, so that it hears of each join, head change
+/// and departure once (the initial read and the events may overlap).
+#[derive(Default)]
+struct Peers {
+    known: HashMap<PeerId, PeerHead>,
+}
+
+impl Peers {
+    /// `p` joined or its head moved.
+    fn joined<L: Local>(&mut self, p: &PeerInfo, dl: &mut Downloader<L>, now: std::time::Instant) {
+        let head = PeerHead {
+            hash: p.status.head_hash,
+            number: p.status.head_number,
+        };
+        if self.known.insert(p.id, head) != Some(head) {
+            dl.peer_joined(p.id, head, now);
+        }
+    }
+
+    /// `id` left.
+    fn left<L: Local>(&mut self, id: &PeerId, dl: &mut Downloader<L>, now: std::time::Instant) {
+        if self.known.remove(id).is_some() {
+            dl.peer_left(id, now);
+        }
+    }
+
+    /// Brings the set in line with the table `table`: at the start, and after lost events.
+    fn reconcile<L: Local>(
+        &mut self,
+        table: &[PeerInfo],
+        dl: &mut Downloader<L>,
+        now: std::time::Instant,
+    ) {
+        let gone: Vec<PeerId> = self
+            .known
+            .keys()
+            .filter(|id| !table.iter().any(|p| p.id == **id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.left(&id, dl, now);
+        }
+        for p in table {
+            self.joined(p, dl, now);
+        }
+    }
 }
 
 fn execute(
@@ -275,5 +326,82 @@ fn announce_head(eth: &eth::Handle, hash: B256, number: u64) {
         if !has_it {
             eth.send_new_block_hashes(&p.id, hash, number);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::eth::PeerStatus;
+    use protocols::eth::forkid::ForkId;
+
+    /// A local chain at genesis.
+    struct Genesis;
+
+    impl Local for Genesis {
+        fn head(&self) -> (u64, B256) {
+            (0, B256::ZERO)
+        }
+        fn canonical_hash(&self, number: u64) -> Option<B256> {
+            (number == 0).then_some(B256::ZERO)
+        }
+    }
+
+    fn info(i: u8, head: u64) -> PeerInfo {
+        let key = secp256k1::SecretKey::from_byte_array([i; 32]).expect("valid key");
+        PeerInfo {
+            id: secp256k1::PublicKey::from_secret_key_global(&key),
+            status: PeerStatus {
+                version: 69,
+                fork_id: ForkId {
+                    hash: [0; 4],
+                    next: 0,
+                },
+                head_hash: B256::repeat_byte(i ^ head as u8),
+                head_number: Some(head),
+                earliest: Some(0),
+                total_difficulty: None,
+            },
+        }
+    }
+
+    fn heads(dl: &Downloader<Genesis>) -> HashMap<PeerId, Option<u64>> {
+        dl.peers
+            .iter()
+            .map(|(id, p)| (*id, p.head.number))
+            .collect()
+    }
+
+    /// After lost events (`Lagged`) the table is read again: a peer that left unseen is
+    /// dropped, one that joined unseen is added, a head that moved unseen is updated; and
+    /// the events that overlap the read change nothing.
+    #[test]
+    fn lost_peer_events_are_made_up_from_the_table() {
+        let now = std::time::Instant::now();
+        let mut dl = Downloader::new(Config::default(), Genesis);
+        let mut peers = Peers::default();
+        let (a, b) = (info(1, 10), info(2, 20));
+        peers.reconcile(&[a.clone(), b.clone()], &mut dl, now);
+        // The Joined events of the peers the first read already saw.
+        peers.joined(&a, &mut dl, now);
+        peers.joined(&b, &mut dl, now);
+        assert_eq!(
+            heads(&dl),
+            HashMap::from([(a.id, Some(10)), (b.id, Some(20))])
+        );
+
+        let (a2, c) = (info(1, 30), info(3, 5));
+        peers.reconcile(&[a2.clone(), c.clone()], &mut dl, now);
+        assert_eq!(
+            heads(&dl),
+            HashMap::from([(a.id, Some(30)), (c.id, Some(5))])
+        );
+        // The lost Left of `b`, had it come after all, and a repeated update.
+        peers.left(&b.id, &mut dl, now);
+        peers.joined(&a2, &mut dl, now);
+        assert_eq!(
+            heads(&dl),
+            HashMap::from([(a.id, Some(30)), (c.id, Some(5))])
+        );
     }
 }

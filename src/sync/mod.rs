@@ -3,7 +3,9 @@
 //! - [`downloader`]: the sans-IO state machine (common ancestor, skeleton, parallel header
 //!   and body download, ordered import, penalties), driven by events and `now`; what it
 //!   believes of a peer's claimed head and how withholding and stalling peers are dropped
-//!   is in [`trust`];
+//!   is in [`trust`]; one round's own state machine (its phases, gaps, downloaded blocks
+//!   and import cursor, checking answers against them) is `round::Round`, which the
+//!   downloader owns and feeds;
 //! - [`driver`]: the tokio task running it over the [`protocols::eth::Handle`] and the
 //!   [`crate::chain::Importer`].
 //!
@@ -26,6 +28,7 @@
 //! # }
 //! ```
 
+mod config;
 pub mod downloader;
 pub mod driver;
 mod round;

@@ -1,134 +1,216 @@
-//! One sync round's state (the gaps between skeleton points, the downloaded blocks,
-//! the import cursor) and the steps of its phases: ancestor search, skeleton, gap fill,
-//! bodies and ordered import. The [`Downloader`] in [`super::downloader`] owns the
-//! round, the peers and the requests.
+//! One sync round as its own state machine: from a common ancestor with one peer's chain
+//! to that peer's proven head, through the phases [`Phase::Ancestor`],
+//! [`Phase::Skeleton`] and [`Phase::Fill`] (see [`super::downloader`] for the whole).
+//!
+//! A [`Round`] holds the gaps between skeleton points, the downloaded headers and bodies
+//! and the import cursor. It checks answers against its own state and says what the
+//! [`super::downloader::Downloader`] should make of them (a [`Verdict`]): which peers
+//! are at fault, whether the round moved forward or must be abandoned. It knows nothing
+//! of requests in flight, of peers' heads or of time: the downloader owns those, and
+//! decides who is asked what ([`Round::assign_gap`], [`Round::take_bodies`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 use alloy_consensus::Header;
 use alloy_primitives::B256;
 use protocols::eth::{BlockId, GetBlockHeaders, PeerId};
 use rlpx::DisconnectReason;
 
-use super::downloader::{Action, Downloader, Kind, Local};
+use super::downloader::Imported;
 use crate::chain::{Block, Body, validate};
 
+/// Where a round stands.
 #[derive(Debug)]
-pub(super) enum Phase {
-    /// Searching `(lo, hi)`: `lo` is shared, `hi` is not (or not yet checked if `first`).
-    Ancestor {
-        lo: u64,
-        hi: u64,
-        first: bool,
-    },
+enum Phase {
+    /// Entered when the round starts with both heads above genesis. Searching `(lo, hi)`:
+    /// `lo` is shared, `hi` is not (or not yet checked if `first`). Left for `Skeleton`
+    /// (or straight to `Fill`) when the ancestor is found.
+    Ancestor { lo: u64, hi: u64, first: bool },
+    /// The skeleton request to the round's peer is out. Left for `Fill` when it arrives.
     Skeleton,
+    /// Gaps and bodies are downloaded from all peers and imported in order. The round
+    /// ends (is dropped by the downloader) when its last block is imported.
     Fill,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum GapState {
+enum GapState {
     Pending,
     InFlight,
     Done,
 }
 
+/// The headers between two skeleton points.
 #[derive(Debug)]
-pub(super) struct Gap {
+struct Gap {
     /// First block of the gap.
-    pub(super) start: u64,
+    start: u64,
     /// The point below (`start - 1`).
-    pub(super) parent: B256,
+    parent: B256,
     /// The point above (`end`, the last block of the gap).
-    pub(super) end: u64,
-    pub(super) end_hash: B256,
-    pub(super) state: GapState,
+    end: u64,
+    end_hash: B256,
+    state: GapState,
     /// Peers other than the skeleton's whose fill did not link (each at most once, so
     /// at most the peers connected): penalised if another fill links.
-    pub(super) disputed_by: Vec<PeerId>,
+    disputed_by: Vec<PeerId>,
 }
 
+/// A block whose header is linked into the round.
 #[derive(Debug)]
-pub(super) struct Slot {
-    pub(super) header: Header,
-    pub(super) hash: B256,
-    pub(super) header_from: PeerId,
-    pub(super) body: Option<Body>,
-    pub(super) in_flight: bool,
+struct Slot {
+    header: Header,
+    hash: B256,
+    header_from: PeerId,
+    body: Option<Body>,
+    in_flight: bool,
 }
 
+/// What the answering peer earned, besides any penalty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// A full answer: its strikes are forgiven.
+    Delivered,
+    /// Empty or short for what it claimed ([`super::trust`]).
+    Strike,
+    /// Empty for what it need not have: no fault, but no work for a while.
+    Pause,
+}
+
+/// What the downloader should make of an answer or an import, applied in this order:
+/// abandon the round, note progress, settle with the answering peer, drop peers.
+#[derive(Debug, Default)]
+pub(super) struct Verdict {
+    /// The round cannot go on.
+    pub(super) abort: bool,
+    /// A gap filled, bodies stored or blocks imported (the stall clock starts over).
+    pub(super) progress: bool,
+    /// How the answering peer did.
+    pub(super) answer: Option<Answer>,
+    /// Peers proven at fault.
+    pub(super) penalise: Vec<(PeerId, DisconnectReason)>,
+}
+
+/// What [`Round::next_import`] found.
+#[derive(Debug)]
+pub(super) enum NextImport {
+    /// An import is outstanding, or the next block is not downloaded yet.
+    Wait,
+    /// The round's last block is imported: the round is over.
+    Done,
+    /// Import these (the import is now outstanding).
+    Blocks(Vec<Block>),
+}
+
+/// One sync round (see the module docs).
 #[derive(Debug)]
 pub(super) struct Round {
-    pub(super) peer: PeerId,
-    pub(super) target: u64,
-    pub(super) target_hash: B256,
-    pub(super) phase: Phase,
-    pub(super) gaps: Vec<Gap>,
-    pub(super) blocks: BTreeMap<u64, Slot>,
+    /// The peer whose chain the round follows: it answers the ancestor search and the
+    /// skeleton, and settles disputed gaps.
+    peer: PeerId,
+    target: u64,
+    target_hash: B256,
+    phase: Phase,
+    gaps: Vec<Gap>,
+    blocks: BTreeMap<u64, Slot>,
     /// Numbers whose header is known and body is needed, not in flight.
-    pub(super) want_bodies: BTreeSet<u64>,
+    want_bodies: BTreeSet<u64>,
     /// Next block to import.
-    pub(super) cursor: u64,
+    cursor: u64,
     /// Last block of an outstanding import.
-    pub(super) importing: Option<u64>,
+    importing: Option<u64>,
     /// Last block of the round.
-    pub(super) end: u64,
+    end: u64,
     /// Whether the round goes up to the target (else to the last skeleton point).
-    pub(super) with_target: bool,
+    with_target: bool,
 }
 
-impl<L: Local> Downloader<L> {
-    pub(super) fn ancestor_step(
-        &mut self,
-        peer: PeerId,
-        number: u64,
-        headers: Vec<Header>,
-        now: Instant,
-    ) {
-        let Some(h) = headers
-            .first()
-            .filter(|h| headers.len() == 1 && h.number == number)
-        else {
-            self.penalise(peer, DisconnectReason::UselessPeer, now);
-            return;
-        };
-        let same = self.local.canonical_hash(number) == Some(h.hash_slow());
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        let Phase::Ancestor { lo, hi, .. } = round.phase else {
-            return;
-        };
-        let (lo, hi) = if same { (number, hi) } else { (lo, number) };
-        if same && number == hi || hi - lo <= 1 {
-            let ancestor = if same && number == hi { hi } else { lo };
-            let hash = if ancestor == number {
-                h.hash_slow()
-            } else {
-                match self.local.canonical_hash(ancestor) {
-                    Some(hash) => hash,
-                    None => return self.abort(now),
-                }
-            };
-            self.start_skeleton(ancestor, hash, now);
-        } else {
-            round.phase = Phase::Ancestor {
-                lo,
+impl Round {
+    /// A round following `peer` to its proven head `target`, searching for the common
+    /// ancestor at or below `hi` (our head, or the target if lower). With `hi` 0 the
+    /// ancestor is genesis: call [`Round::start_skeleton`] at once.
+    pub(super) fn new(peer: PeerId, (target, target_hash): (u64, B256), hi: u64) -> Self {
+        Self {
+            peer,
+            target,
+            target_hash,
+            phase: Phase::Ancestor {
+                lo: 0,
                 hi,
-                first: false,
-            };
+                first: true,
+            },
+            gaps: Vec::new(),
+            blocks: BTreeMap::new(),
+            want_bodies: BTreeSet::new(),
+            cursor: 1,
+            importing: None,
+            end: 0,
+            with_target: true,
         }
     }
 
-    pub(super) fn start_skeleton(&mut self, ancestor: u64, ancestor_hash: B256, now: Instant) {
-        let span = self.config.span.max(1);
-        let max = self.config.max_skeleton.max(1);
-        let Some(round) = self.round.as_mut() else {
-            return;
+    /// The peer the round follows.
+    pub(super) fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The last block of the outstanding import, if any.
+    pub(super) fn importing(&self) -> Option<u64> {
+        self.importing
+    }
+
+    /// Whether the round is downloading gaps and bodies (not searching or waiting for
+    /// its skeleton).
+    pub(super) fn filling(&self) -> bool {
+        matches!(self.phase, Phase::Fill)
+    }
+
+    /// Whether the round cannot go on without its peer: before the fill, only it answers;
+    /// during the fill, only it can settle a disputed gap.
+    pub(super) fn needs_its_peer(&self) -> bool {
+        !self.filling() || self.gaps.iter().any(|g| !g.disputed_by.is_empty())
+    }
+
+    /// During the ancestor search, the block number whose header to ask the round's
+    /// peer next: its head (if ours is higher, ours) first, then halving the range.
+    pub(super) fn ancestor_query(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Ancestor { lo, hi, first } => Some(if first { hi } else { lo + (hi - lo) / 2 }),
+            _ => None,
+        }
+    }
+
+    /// The peer's header at `number` is (`same`) or is not our canonical one. Returns the
+    /// common ancestor once the search is over.
+    pub(super) fn on_ancestor(&mut self, number: u64, same: bool) -> Option<u64> {
+        let Phase::Ancestor { lo, hi, .. } = self.phase else {
+            return None;
         };
-        tracing::debug!(target: "sync", ancestor, target = round.target, "common ancestor found");
-        round.cursor = ancestor + 1;
-        round.gaps.push(Gap {
+        let (lo, hi) = if same { (number, hi) } else { (lo, number) };
+        if same && number == hi || hi - lo <= 1 {
+            return Some(if same && number == hi { hi } else { lo });
+        }
+        self.phase = Phase::Ancestor {
+            lo,
+            hi,
+            first: false,
+        };
+        None
+    }
+
+    /// The common ancestor is found: the skeleton request to send to the round's peer
+    /// (every `span`th header up to `max` points), or `None` when the target is close
+    /// enough for one gap (the round goes straight to the fill).
+    pub(super) fn start_skeleton(
+        &mut self,
+        ancestor: u64,
+        ancestor_hash: B256,
+        span: u64,
+        max: u64,
+    ) -> Option<GetBlockHeaders> {
+        tracing::debug!(target: "sync", ancestor, target = self.target, "common ancestor found");
+        self.cursor = ancestor + 1;
+        self.gaps.push(Gap {
             start: ancestor + 1,
             parent: ancestor_hash,
             end: 0,
@@ -137,65 +219,56 @@ impl<L: Local> Downloader<L> {
             disputed_by: Vec::new(),
         });
         // Points strictly below the target; the target itself is the last point.
-        let below = (round.target - ancestor - 1) / span;
+        let below = (self.target - ancestor - 1) / span;
         let points = below.min(max);
-        round.with_target = below <= max;
+        self.with_target = below <= max;
         if points == 0 {
-            self.finish_skeleton(Vec::new(), now);
-            return;
+            self.lay_out(Vec::new());
+            return None;
         }
-        round.phase = Phase::Skeleton;
-        let req = GetBlockHeaders {
+        self.phase = Phase::Skeleton;
+        Some(GetBlockHeaders {
             origin: BlockId::Number(ancestor + span),
             amount: points,
             skip: span - 1,
             reverse: false,
-        };
-        let peer = round.peer;
-        self.send_headers(peer, req, Kind::Skeleton, now);
+        })
     }
 
-    pub(super) fn skeleton_arrived(&mut self, peer: PeerId, headers: Vec<Header>, now: Instant) {
-        let span = self.config.span.max(1);
-        let Some(round) = self.round.as_ref() else {
-            return;
-        };
-        let first = round.cursor;
+    /// The skeleton arrived (`span` and `max` as asked). Returns false if it is not the
+    /// headers asked for (the peer is to be dropped).
+    pub(super) fn on_skeleton(&mut self, headers: &[Header], span: u64, max: u64) -> bool {
+        let first = self.cursor;
         let ok = !headers.is_empty()
             && headers
                 .iter()
                 .enumerate()
                 .all(|(i, h)| h.number == first - 1 + span * (i as u64 + 1));
         if !ok {
-            self.penalise(peer, DisconnectReason::UselessPeer, now);
-            return;
+            return false;
         }
-        let all = (round.cursor - 1 + span * headers.len() as u64) + span > round.target
-            || headers.len() as u64 == self.config.max_skeleton.max(1);
+        let all = (self.cursor - 1 + span * headers.len() as u64) + span > self.target
+            || headers.len() as u64 == max;
         if !all {
             // A short skeleton: this round ends at its last point, not the target.
-            if let Some(r) = self.round.as_mut() {
-                r.with_target = false;
-            }
+            self.with_target = false;
         }
         let points = headers.iter().map(|h| (h.number, h.hash_slow())).collect();
-        self.finish_skeleton(points, now);
+        self.lay_out(points);
+        true
     }
 
     /// Lays out the gaps between the ancestor, `points` and the target.
-    pub(super) fn finish_skeleton(&mut self, mut points: Vec<(u64, B256)>, _now: Instant) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        if round.with_target || points.is_empty() {
-            points.push((round.target, round.target_hash));
+    fn lay_out(&mut self, mut points: Vec<(u64, B256)>) {
+        if self.with_target || points.is_empty() {
+            points.push((self.target, self.target_hash));
         }
-        let Some(first) = round.gaps.pop() else {
+        let Some(first) = self.gaps.pop() else {
             return;
         };
         let (mut start, mut parent) = (first.start, first.parent);
         for (end, end_hash) in points {
-            round.gaps.push(Gap {
+            self.gaps.push(Gap {
                 start,
                 parent,
                 end,
@@ -205,23 +278,55 @@ impl<L: Local> Downloader<L> {
             });
             (start, parent) = (end + 1, end_hash);
         }
-        round.end = start - 1;
-        round.phase = Phase::Fill;
+        self.end = start - 1;
+        self.phase = Phase::Fill;
     }
 
-    pub(super) fn fill_arrived(
+    /// The gaps waiting for a peer: (index, last block), for the downloader to find
+    /// peers that reach that far.
+    pub(super) fn pending_gaps(&self) -> Vec<(usize, u64)> {
+        self.gaps
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.state == GapState::Pending)
+            .map(|(i, g)| (i, g.end))
+            .collect()
+    }
+
+    /// Gives gap `gap` to one of `candidates` (idle peers that reach its end, least busy
+    /// first): the request to send it, now in flight. A disputed gap goes to the round's
+    /// peer if idle, else to a peer that did not dispute it.
+    pub(super) fn assign_gap(
         &mut self,
-        peer: PeerId,
         gap: usize,
-        headers: Vec<Header>,
-        now: Instant,
-    ) {
-        let Some(round) = self.round.as_mut() else {
-            return;
+        candidates: &[PeerId],
+    ) -> Option<(PeerId, GetBlockHeaders)> {
+        let g = self.gaps.get_mut(gap)?;
+        let peer = if g.disputed_by.is_empty() {
+            candidates.first().copied()
+        } else {
+            let undisputed = |p: &&PeerId| !g.disputed_by.contains(p);
+            candidates
+                .iter()
+                .find(|p| **p == self.peer)
+                .or_else(|| candidates.iter().find(undisputed))
+                .copied()
+        }?;
+        g.state = GapState::InFlight;
+        let req = GetBlockHeaders {
+            origin: BlockId::Number(g.start),
+            amount: g.end - g.start + 1,
+            skip: 0,
+            reverse: false,
         };
-        let round_peer = round.peer;
-        let Some(g) = round.gaps.get_mut(gap) else {
-            return;
+        Some((peer, req))
+    }
+
+    /// `peer` answered the fill of gap `gap` with `headers`.
+    pub(super) fn on_fill(&mut self, peer: PeerId, gap: usize, headers: Vec<Header>) -> Verdict {
+        let mut v = Verdict::default();
+        let Some(g) = self.gaps.get_mut(gap) else {
+            return v;
         };
         // Walk the answer from the point below: `prefix` while it links.
         let len = g.end - g.start + 1;
@@ -241,34 +346,35 @@ impl<L: Local> Downloader<L> {
         if short {
             // Empty or cut short: the peer was asked only up to a head it showed.
             g.state = GapState::Pending;
-            if peer == round_peer && !g.disputed_by.is_empty() {
+            if peer == self.peer && !g.disputed_by.is_empty() {
                 // Another peer's fill does not reach the skeleton peer's point, and the
                 // skeleton peer will not show its own: its skeleton is unbacked.
                 tracing::debug!(target: "sync", gap = g.start, "skeleton peer withholds a disputed gap");
-                self.abort(now);
-                self.penalise(peer, DisconnectReason::UselessPeer, now);
+                v.abort = true;
+                v.penalise.push((peer, DisconnectReason::UselessPeer));
             } else {
-                self.strike(peer, now);
+                v.answer = Some(Answer::Strike);
             }
-            return;
+            return v;
         }
         if !linked {
             g.state = GapState::Pending;
-            if peer == round_peer {
+            if peer == self.peer {
                 // The round's own peer cannot fill its skeleton: it is the liar.
                 tracing::debug!(target: "sync", gap = g.start, "skeleton peer's gap does not link");
-                self.abort(now);
-                self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
+                v.abort = true;
+                v.penalise.push((peer, DisconnectReason::BreachOfProtocol));
             } else if !g.disputed_by.contains(&peer) {
                 g.disputed_by.push(peer);
             }
-            return;
+            return v;
         }
+        // A fill that links settles it: the disputers sent a broken gap.
         let liars = std::mem::take(&mut g.disputed_by);
         g.state = GapState::Done;
         for (header, hash) in headers.into_iter().zip(hashes) {
-            round.want_bodies.insert(header.number);
-            round.blocks.insert(
+            self.want_bodies.insert(header.number);
+            self.blocks.insert(
                 header.number,
                 Slot {
                     header,
@@ -279,34 +385,66 @@ impl<L: Local> Downloader<L> {
                 },
             );
         }
-        self.delivered(&peer);
-        self.progress(now);
-        for liar in liars {
-            // A fill that links settles it: the disputers sent a broken gap.
-            self.penalise(liar, DisconnectReason::BreachOfProtocol, now);
+        v.answer = Some(Answer::Delivered);
+        v.progress = true;
+        v.penalise = liars
+            .into_iter()
+            .map(|p| (p, DisconnectReason::BreachOfProtocol))
+            .collect();
+        v
+    }
+
+    /// The gap of a fill request that got no answer is up for grabs again.
+    pub(super) fn requeue_gap(&mut self, gap: usize) {
+        if let Some(g) = self.gaps.get_mut(gap)
+            && g.state == GapState::InFlight
+        {
+            g.state = GapState::Pending;
         }
     }
 
-    pub(super) fn bodies_arrived(
+    /// The next bodies to ask for: up to `per_request` wanted blocks within `window` of
+    /// the import cursor, lowest first.
+    pub(super) fn bodies_wanted(&self, window: u64, per_request: usize) -> Vec<u64> {
+        let limit = self.cursor.saturating_add(window);
+        self.want_bodies
+            .iter()
+            .copied()
+            .take_while(|n| *n < limit)
+            .take(per_request)
+            .collect()
+    }
+
+    /// Marks the bodies of `numbers` in flight; their block hashes, to ask for.
+    pub(super) fn take_bodies(&mut self, numbers: &[u64]) -> Vec<B256> {
+        let mut hashes = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            self.want_bodies.remove(n);
+            if let Some(s) = self.blocks.get_mut(n) {
+                s.in_flight = true;
+                hashes.push(s.hash);
+            }
+        }
+        hashes
+    }
+
+    /// `peer` answered the bodies of `numbers` (in order, perhaps fewer).
+    pub(super) fn on_bodies(
         &mut self,
         peer: PeerId,
-        numbers: Vec<u64>,
+        numbers: &[u64],
         bodies: Vec<Body>,
-        now: Instant,
-    ) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
+    ) -> Verdict {
         let mut bad = false;
         let mut stored = 0;
         // Whether the peer claimed these blocks: it leads the round (the gaps link to its
         // skeleton, so they are its chain) or sent some of their headers. A peer on
         // another fork may lack them without lying.
-        let mut claimed = peer == round.peer;
+        let mut claimed = peer == self.peer;
         let got = bodies.len();
         let mut bodies = bodies.into_iter();
-        for n in &numbers {
-            let Some(slot) = round.blocks.get_mut(n) else {
+        for n in numbers {
+            let Some(slot) = self.blocks.get_mut(n) else {
                 continue;
             };
             claimed |= slot.header_from == peer;
@@ -318,140 +456,57 @@ impl<L: Local> Downloader<L> {
                         stored += 1;
                     } else {
                         bad = true;
-                        round.want_bodies.insert(*n);
+                        self.want_bodies.insert(*n);
                     }
                 }
                 _ => {
-                    round.want_bodies.insert(*n);
+                    self.want_bodies.insert(*n);
                 }
             }
         }
-        if stored > 0 {
-            self.progress(now);
-        }
+        let mut v = Verdict {
+            progress: stored > 0,
+            ..Verdict::default()
+        };
         if bad {
             tracing::debug!(target: "sync", peer = %rlpx::peer::short_id(&peer), "body does not match its header");
-            self.penalise(peer, DisconnectReason::BreachOfProtocol, now);
+            v.penalise.push((peer, DisconnectReason::BreachOfProtocol));
         } else if got == 0 && claimed {
             // Fewer than asked is the 2 MiB soft limit; none is withholding.
-            self.strike(peer, now);
+            v.answer = Some(Answer::Strike);
         } else if got == 0 {
-            self.pause(&peer, now);
+            v.answer = Some(Answer::Pause);
         } else {
-            self.delivered(&peer);
+            v.answer = Some(Answer::Delivered);
         }
+        v
     }
 
-    /// Fill phase: hands out gaps and bodies to idle peers and imports what is ready.
-    pub(super) fn schedule_fill(&mut self, now: Instant) {
-        self.assign_gaps(now);
-        self.assign_bodies(now);
-        self.import_ready(now);
-    }
-
-    pub(super) fn assign_gaps(&mut self, now: Instant) {
-        let Some(round) = self.round.as_ref() else {
-            return;
-        };
-        let pending: Vec<(usize, u64)> = round
-            .gaps
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| g.state == GapState::Pending)
-            .map(|(i, g)| (i, g.end))
-            .collect();
-        let round_peer = round.peer;
-        for (i, end) in pending {
-            let candidates = self.idle_peers(end, now);
-            let Some(g) = self.round.as_ref().and_then(|r| r.gaps.get(i)) else {
-                return;
-            };
-            let peer = if g.disputed_by.is_empty() {
-                candidates.first().copied()
-            } else {
-                // The skeleton's peer settles it, or else any peer that did not dispute it.
-                let undisputed = |p: &&PeerId| !g.disputed_by.contains(p);
-                candidates
-                    .iter()
-                    .find(|p| **p == round_peer)
-                    .or_else(|| candidates.iter().find(undisputed))
-                    .copied()
-            };
-            let Some(peer) = peer else {
-                continue;
-            };
-            let Some(g) = self.round.as_mut().and_then(|r| r.gaps.get_mut(i)) else {
-                return;
-            };
-            g.state = GapState::InFlight;
-            let req = GetBlockHeaders {
-                origin: BlockId::Number(g.start),
-                amount: g.end - g.start + 1,
-                skip: 0,
-                reverse: false,
-            };
-            self.send_headers(peer, req, Kind::Fill { gap: i }, now);
-        }
-    }
-
-    pub(super) fn assign_bodies(&mut self, now: Instant) {
-        loop {
-            let Some(round) = self.round.as_ref() else {
-                return;
-            };
-            let limit = round.cursor.saturating_add(self.config.window);
-            let chunk: Vec<u64> = round
-                .want_bodies
-                .iter()
-                .copied()
-                .take_while(|n| *n < limit)
-                .take(self.config.bodies_per_request.max(1))
-                .collect();
-            let Some(&top) = chunk.last() else {
-                return;
-            };
-            let Some(peer) = self.idle_peers(top, now).into_iter().next() else {
-                return;
-            };
-            let Some(round) = self.round.as_mut() else {
-                return;
-            };
-            let mut hashes = Vec::with_capacity(chunk.len());
-            for n in &chunk {
-                round.want_bodies.remove(n);
-                if let Some(s) = round.blocks.get_mut(n) {
-                    s.in_flight = true;
-                    hashes.push(s.hash);
-                }
+    /// The bodies of a request that got no answer are wanted again.
+    pub(super) fn requeue_bodies(&mut self, numbers: Vec<u64>) {
+        for n in numbers {
+            if let Some(s) = self.blocks.get_mut(&n)
+                && s.in_flight
+            {
+                s.in_flight = false;
+                self.want_bodies.insert(n);
             }
-            let id = self.start_request(peer, Kind::Bodies { numbers: chunk }, now);
-            self.actions.push_back(Action::Bodies { id, peer, hashes });
         }
     }
 
-    pub(super) fn import_ready(&mut self, now: Instant) {
-        let Some(round) = self.round.as_mut() else {
-            return;
-        };
-        if round.importing.is_some() {
-            return;
+    /// The next batch (at most `batch` blocks) to import, in order from the cursor.
+    pub(super) fn next_import(&mut self, batch: usize) -> NextImport {
+        if self.importing.is_some() {
+            return NextImport::Wait;
         }
-        if round.cursor > round.end {
-            tracing::debug!(target: "sync", head = round.end, "sync round done");
-            self.round = None;
-            self.stall = None;
-            self.status.syncing = false;
-            // The next round, if a peer is still ahead.
-            self.maybe_start(now);
-            if self.round.is_some() {
-                self.schedule(now);
-            }
-            return;
+        if self.cursor > self.end {
+            tracing::debug!(target: "sync", head = self.end, "sync round done");
+            return NextImport::Done;
         }
         let mut blocks = Vec::new();
-        let mut n = round.cursor;
-        while blocks.len() < self.config.import_batch.max(1) {
-            let Some(slot) = round.blocks.get_mut(&n) else {
+        let mut n = self.cursor;
+        while blocks.len() < batch {
+            let Some(slot) = self.blocks.get(&n) else {
                 break;
             };
             let Some(body) = slot.body.clone() else {
@@ -464,9 +519,35 @@ impl<L: Local> Downloader<L> {
             n += 1;
         }
         if blocks.is_empty() {
-            return;
+            return NextImport::Wait;
         }
-        round.importing = Some(n - 1);
-        self.actions.push_back(Action::Import { blocks });
+        self.importing = Some(n - 1);
+        NextImport::Blocks(blocks)
+    }
+
+    /// The outstanding import finished with `result`; `None` if none was outstanding.
+    pub(super) fn on_imported(&mut self, result: &Imported) -> Option<Verdict> {
+        let last = self.importing.take()?;
+        let mut v = Verdict::default();
+        match result {
+            Imported::Ok { .. } => {
+                for n in self.cursor..=last {
+                    self.blocks.remove(&n);
+                }
+                self.cursor = last + 1;
+                v.progress = true;
+            }
+            Imported::Bad { hash } => {
+                // Whoever sent the header the store rejected (its body matched it).
+                let culprit = self.blocks.values().find(|s| s.hash == *hash);
+                v.abort = true;
+                v.penalise = culprit
+                    .map(|s| (s.header_from, DisconnectReason::BreachOfProtocol))
+                    .into_iter()
+                    .collect();
+            }
+            Imported::Failed => v.abort = true,
+        }
+        Some(v)
     }
 }

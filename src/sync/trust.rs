@@ -180,7 +180,7 @@ impl<L: Local> Downloader<L> {
     /// may be waiting for the grace or for heads to be shown, which is no peer's stall),
     /// and not while an import is outstanding (that is our own work).
     pub(super) fn stall_deadline(&self) -> Option<Instant> {
-        if self.round.as_ref().is_none_or(|r| r.importing.is_some()) {
+        if self.round.as_ref().is_none_or(|r| r.importing().is_some()) {
             return None;
         }
         self.stall.map(|(_, t)| t + self.config.stall_timeout)

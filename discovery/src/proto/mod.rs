@@ -4,6 +4,10 @@
 //! socket or a clock: the driver feeds it datagrams ([`Protocol::handle_packet`]) and time
 //! ([`Protocol::handle_timeout`] at [`Protocol::next_timeout`]), then drains
 //! [`Protocol::poll_transmit`] and [`Protocol::poll_event`] after every call.
+//!
+//! Its parts: `bonds` (endpoint proofs, bounded in total and per source IP) and
+//! `lookups` (the [`Lookup`] state machines it drives, and refresh); the request
+//! table, packet handling, revalidation and votes are here.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +27,11 @@ use crate::packet::{
     self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Packet, PacketError, Ping, Pong,
 };
 use crate::table::Table;
+
+mod bonds;
+mod lookups;
+#[cfg(test)]
+mod tests;
 
 /// How long bonding state of a node that has not answered our ping (or pinged us
 /// without bonding) is kept when the state map is full.
@@ -728,13 +737,3 @@ fn random_duration(rng: &mut StdRng, max: Duration) -> Duration {
     let ms = max.as_millis().max(1) as u64;
     Duration::from_millis(rng.random_range(0..ms))
 }
-
-#[path = "proto_lookups.rs"]
-mod lookups;
-
-#[path = "proto_bonds.rs"]
-mod bonds;
-
-#[cfg(test)]
-#[path = "proto_tests.rs"]
-mod tests;
