@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// Prints each block `node` accepts to `out`, one line each, until `limit` lines (or
 /// forever). During a fast sync we fall behind and say how many blocks we skipped.
-pub async fn print_blocks(node: &Node, out: &mut impl Write, limit: Option<usize>) -> usize {
+pub(crate) async fn print_blocks(node: &Node, out: &mut impl Write, limit: Option<usize>) -> usize {
     let Some(mut blocks) = node.subscribe_blocks() else {
         return 0;
     };

@@ -11,7 +11,7 @@
 //! it by request id.
 
 #[path = "common/kv.rs"]
-pub mod kv;
+pub(crate) mod kv;
 
 use devp2p::server;
 use kv::Kv;
@@ -20,7 +20,7 @@ use secp256k1::SecretKey;
 use std::sync::Arc;
 
 /// A second protocol on the same connections: echoes every message back.
-pub struct Echo;
+pub(crate) struct Echo;
 
 impl Subprotocol for Echo {
     fn protocols(&self) -> Vec<rlpx::Protocol> {
@@ -38,7 +38,7 @@ impl Subprotocol for Echo {
 }
 
 /// A node on 127.0.0.1 running `kv/1` and `echo/1`, without discovery.
-pub async fn start_node() -> (server::Handle, Kv) {
+pub(crate) async fn start_node() -> (server::Handle, Kv) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1");
@@ -50,7 +50,7 @@ pub async fn start_node() -> (server::Handle, Kv) {
 }
 
 /// Waits (on the server's peer events, no polling) until `h` has `n` peers.
-pub async fn peers(h: &server::Handle, n: usize) {
+pub(crate) async fn peers(h: &server::Handle, n: usize) {
     let mut events = h.subscribe();
     while h.peers().len() < n {
         // A lag only means events were missed: the count is re-read either way.
@@ -61,7 +61,7 @@ pub async fn peers(h: &server::Handle, n: usize) {
 }
 
 /// The enode of a node started by [`start_node`].
-pub fn node_of(h: &server::Handle) -> discovery::Node {
+pub(crate) fn node_of(h: &server::Handle) -> discovery::Node {
     let addr = h.listen_addr();
     discovery::Node {
         id: h.local_id(),

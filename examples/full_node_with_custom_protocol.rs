@@ -10,15 +10,20 @@
 //! not execute transactions.)
 
 #[path = "common/chain.rs"]
-mod chain;
+pub(crate) mod chain;
+// Shared with `custom_protocol`, which also uses its request/response half.
+#[allow(dead_code)]
 #[path = "common/kv.rs"]
-pub mod kv;
+pub(crate) mod kv;
 
 use devp2p::node::{Config, Node};
 use std::path::Path;
 
 /// Runs the two nodes in `dir`; returns B's head once synced and the value B received.
-pub async fn run(dir: &Path, blocks: u64) -> Result<(u64, bytes::Bytes), devp2p::node::Error> {
+pub(crate) async fn run(
+    dir: &Path,
+    blocks: u64,
+) -> Result<(u64, bytes::Bytes), devp2p::node::Error> {
     let (kv_a, kv_b) = (kv::Kv::default(), kv::Kv::default());
     let a = Node::builder(Config::local(dir.join("a")))
         .protocol(kv_a.clone())
@@ -30,7 +35,7 @@ pub async fn run(dir: &Path, blocks: u64) -> Result<(u64, bytes::Bytes), devp2p:
         .await
         .result?;
     let b_config = Config {
-        static_nodes: vec![a.enode().clone()],
+        static_nodes: vec![a.enode()],
         ..Config::local(dir.join("b"))
     };
     let b = Node::builder(b_config)

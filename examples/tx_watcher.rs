@@ -12,7 +12,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// Prints each transaction `node` pools to `out`, one line each, until `limit` lines (or
 /// forever). A burst faster than we print loses the oldest; we say how many.
-pub async fn print_transactions(node: &Node, out: &mut impl Write, limit: Option<usize>) -> usize {
+pub(crate) async fn print_transactions(
+    node: &Node,
+    out: &mut impl Write,
+    limit: Option<usize>,
+) -> usize {
     let Some(mut txs) = node.subscribe_transactions() else {
         return 0;
     };

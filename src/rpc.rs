@@ -84,15 +84,15 @@ use http::Limits;
 
 /// JSON-RPC error codes (JSON-RPC 2.0 spec, section 5.1).
 mod code {
-    pub const PARSE: i64 = -32700;
+    pub(super) const PARSE: i64 = -32700;
     /// Implementation-defined server error (JSON-RPC 2.0 reserves -32000..-32099).
-    pub const SERVER: i64 = -32000;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL: i64 = -32603;
+    pub(super) const SERVER: i64 = -32000;
+    pub(super) const INVALID_REQUEST: i64 = -32600;
+    pub(super) const METHOD_NOT_FOUND: i64 = -32601;
+    pub(super) const INVALID_PARAMS: i64 = -32602;
+    pub(super) const INTERNAL: i64 = -32603;
     /// An `admin_*` call without the API's secret (implementation-defined server error).
-    pub const UNAUTHORIZED: i64 = -32001;
+    pub(super) const UNAUTHORIZED: i64 = -32001;
 }
 
 /// Methods with their names as logged; anything else is logged only by length.

@@ -4,8 +4,6 @@
 #[path = "../examples/block_listener.rs"]
 #[allow(dead_code)]
 mod block_listener;
-#[path = "../examples/common/chain.rs"]
-mod chain;
 #[path = "../examples/full_node_with_custom_protocol.rs"]
 #[allow(dead_code)]
 mod full_node;
@@ -14,6 +12,7 @@ mod full_node;
 mod tx_watcher;
 
 use devp2p::node::{Config, Node};
+use full_node::chain;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ async fn node_with_chain(dir: &std::path::Path, upto: u64) -> Node {
 /// A node dialling `peer` (and taking its block gossip), once its eth session is up.
 async fn follower(dir: &std::path::Path, peer: &Node) -> Node {
     let config = Config {
-        static_nodes: vec![peer.enode().clone()],
+        static_nodes: vec![peer.enode()],
         block_sources: vec![peer.enode().id],
         ..Config::local(dir)
     };

@@ -1,7 +1,7 @@
 //! What the server benchmarks share: an idle subprotocol to connect with, and RSS.
 
 /// This process's resident set size, in KiB (0 where /proc is missing).
-pub fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -12,7 +12,7 @@ pub fn rss_kib() -> u64 {
 }
 
 /// RLPx settings offering the one idle protocol.
-pub fn rlpx_config() -> rlpx::Config {
+pub(crate) fn rlpx_config() -> rlpx::Config {
     rlpx::Config {
         protocols: vec![rlpx::Protocol::new("idle", 1, 1)],
         ..Default::default()
@@ -20,7 +20,7 @@ pub fn rlpx_config() -> rlpx::Config {
 }
 
 /// A subprotocol that reads and ignores everything: peers stay connected and idle.
-pub struct Idle;
+pub(crate) struct Idle;
 
 impl protocols::Subprotocol for Idle {
     fn protocols(&self) -> Vec<rlpx::Protocol> {

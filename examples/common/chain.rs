@@ -3,7 +3,7 @@
 use devp2p::chain::Block;
 
 /// Blocks `1..=upto` of the bundled chain (all 600 if `upto` is larger).
-pub fn blocks(upto: u64) -> Vec<Block> {
+pub(crate) fn blocks(upto: u64) -> Vec<Block> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
     let data = std::fs::read(path).expect("the bundled chain.rlp");
     let mut rest = data.as_slice();

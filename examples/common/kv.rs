@@ -63,7 +63,7 @@ struct State {
 
 /// The node-level half of `kv/1`.
 #[derive(Clone)]
-pub struct Kv {
+pub(crate) struct Kv {
     state: Arc<Mutex<State>>,
     next_id: Arc<AtomicU64>,
     /// Counts stored entries: what [`Kv::wait`] waits on.
@@ -82,7 +82,7 @@ impl Default for Kv {
 
 /// Errors of [`Kv::get`].
 #[derive(Debug, thiserror::Error)]
-pub enum GetError {
+pub(crate) enum GetError {
     /// We have no `kv` session with that peer.
     #[error("not connected to that peer")]
     NotConnected,
@@ -93,7 +93,7 @@ pub enum GetError {
 
 impl Kv {
     /// Stores `value` under `key` locally and gossips it to every peer.
-    pub fn put(&self, key: &[u8], value: &[u8]) {
+    pub(crate) fn put(&self, key: &[u8], value: &[u8]) {
         let put = Put {
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(value),
@@ -102,7 +102,7 @@ impl Kv {
     }
 
     /// Waits until `key` is stored locally (put here or gossiped to us); returns its value.
-    pub async fn wait(&self, key: &[u8]) -> Bytes {
+    pub(crate) async fn wait(&self, key: &[u8]) -> Bytes {
         let mut stored = self.stored.subscribe();
         loop {
             if let Some(v) = self.local(key) {
@@ -115,12 +115,12 @@ impl Kv {
     }
 
     /// The local value of `key`.
-    pub fn local(&self, key: &[u8]) -> Option<Bytes> {
+    pub(crate) fn local(&self, key: &[u8]) -> Option<Bytes> {
         self.state.lock().ok()?.store.get(key).cloned()
     }
 
     /// Asks `peer` for `key`, waiting up to 5 s for the answer with our request id.
-    pub async fn get(&self, peer: &NodeId, key: &[u8]) -> Result<Option<Bytes>, GetError> {
+    pub(crate) async fn get(&self, peer: &NodeId, key: &[u8]) -> Result<Option<Bytes>, GetError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let sender = {

@@ -218,8 +218,8 @@ impl Node {
     }
 
     /// Our enode URL (with the external address when known).
-    pub fn enode(&self) -> &Enode {
-        &self.enode
+    pub fn enode(&self) -> Enode {
+        self.enode
     }
 
     /// The data directory.

@@ -153,7 +153,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// A 200 answer.
-    pub fn ok(content_type: &'static str, body: impl Into<Bytes>) -> Self {
+    pub(crate) fn ok(content_type: &'static str, body: impl Into<Bytes>) -> Self {
         Self {
             status: StatusCode::OK,
             content_type,
@@ -163,7 +163,7 @@ impl Reply {
     }
 
     /// A plain-text error answer whose body is the status's reason phrase.
-    pub fn status(status: StatusCode) -> Self {
+    pub(crate) fn status(status: StatusCode) -> Self {
         let text = status.canonical_reason().unwrap_or("error");
         Self {
             status,
@@ -174,7 +174,7 @@ impl Reply {
     }
 
     /// 405 with the allowed method.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
         Self {
             allow: Some(allow),
             ..Self::status(StatusCode::METHOD_NOT_ALLOWED)

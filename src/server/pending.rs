@@ -17,7 +17,7 @@ use super::limits::Subnet;
 
 /// The table of pending handshakes. Cheap to clone (shared with the handshake tasks).
 #[derive(Clone)]
-pub struct Table {
+pub(super) struct Table {
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -30,14 +30,14 @@ struct Inner {
 }
 
 /// A handshake's place in the table; given back when dropped.
-pub struct Ticket {
+pub(super) struct Ticket {
     table: Table,
     id: u64,
 }
 
 impl Table {
     /// A table of at most `max` handshakes.
-    pub fn new(max: usize) -> Self {
+    pub(super) fn new(max: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 max: max.max(1),
@@ -55,7 +55,7 @@ impl Table {
 
     /// Admits a handshake from `net`, evicting (aborting) another when full and fair;
     /// `None` when the table is full of subnets no heavier than `net`'s.
-    pub fn admit(&self, net: Subnet) -> Option<Ticket> {
+    pub(super) fn admit(&self, net: Subnet) -> Option<Ticket> {
         let mut t = self.lock();
         if t.entries.len() >= t.max {
             let mine = t.per_net.get(&net).copied().unwrap_or(0);
@@ -110,14 +110,14 @@ impl Inner {
 
 impl Ticket {
     /// Its id, for [`Table::set_task`].
-    pub fn id(&self) -> u64 {
+    pub(super) fn id(&self) -> u64 {
         self.id
     }
 }
 
 impl Table {
     /// Names the task to abort if handshake `id` is evicted.
-    pub fn set_task(&self, id: u64, abort: tokio::task::AbortHandle) {
+    pub(super) fn set_task(&self, id: u64, abort: tokio::task::AbortHandle) {
         if let Some(e) = self.lock().entries.get_mut(&id) {
             e.1 = Some(abort);
         }

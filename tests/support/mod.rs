@@ -12,12 +12,12 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// The interop harness directory.
-pub fn interop_dir() -> PathBuf {
+pub(crate) fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
 /// Installs the pinned npm packages once per machine if the test command did not already.
-pub fn ensure_npm() {
+pub(crate) fn ensure_npm() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let dir = interop_dir();
@@ -34,7 +34,7 @@ pub fn ensure_npm() {
 }
 
 /// A running JS peer.
-pub struct JsPeer {
+pub(crate) struct JsPeer {
     child: Child,
     stdin: ChildStdin,
     events: mpsc::UnboundedReceiver<Value>,
@@ -44,7 +44,7 @@ pub struct JsPeer {
 
 impl JsPeer {
     /// Starts `node <script> <args>` in the harness directory.
-    pub fn spawn(script: &str, args: &[String]) -> Self {
+    pub(crate) fn spawn(script: &str, args: &[String]) -> Self {
         ensure_npm();
         let mut child = Command::new("node")
             .arg(script)
@@ -81,7 +81,12 @@ impl JsPeer {
     }
 
     /// The first event, already seen or arriving within `secs`, for which `pred` holds.
-    pub async fn wait(&mut self, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait(
+        &mut self,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
@@ -103,12 +108,12 @@ impl JsPeer {
     }
 
     /// Waits for an event named `name`.
-    pub async fn event(&mut self, name: &str) -> Value {
+    pub(crate) async fn event(&mut self, name: &str) -> Value {
         self.wait(20, name, |v| v["event"] == name).await
     }
 
     /// Sends one stdin command.
-    pub async fn cmd(&mut self, v: Value) {
+    pub(crate) async fn cmd(&mut self, v: Value) {
         let mut line = v.to_string();
         line.push('\n');
         self.stdin
@@ -120,7 +125,7 @@ impl JsPeer {
 
     /// Asks the process to exit and checks it did, with status 0 (a JS peer that hit its
     /// own timeout exits 2, one that failed exits 1: the test then proved nothing).
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         // It may have exited already (`--exit-on-done`): then stdin is closed.
         let _ = self.stdin.write_all(b"{\"cmd\":\"exit\"}\n").await;
         let _ = self.stdin.flush().await;
@@ -143,18 +148,18 @@ impl JsPeer {
 }
 
 /// Hex of a secret key, for `--key`.
-pub fn key_hex(key: &secp256k1::SecretKey) -> String {
+pub(crate) fn key_hex(key: &secp256k1::SecretKey) -> String {
     hex::encode(key.secret_bytes())
 }
 
 /// Our node id as 128 hex chars.
-pub fn id_hex(key: &secp256k1::PublicKey) -> String {
+pub(crate) fn id_hex(key: &secp256k1::PublicKey) -> String {
     hex::encode(rlpx::handshake::id_bytes(key))
 }
 
 /// A node on 127.0.0.1 running `eth` over some chain, without discovery: the shared
 /// harness of the eth, sync, propagation and RPC tests.
-pub struct EthNode {
+pub(crate) struct EthNode {
     /// The p2p server.
     pub server: devp2p::server::Handle,
     /// The eth protocol's handle.
@@ -167,7 +172,7 @@ pub struct EthNode {
 
 impl EthNode {
     /// Starts a node serving `chain` with `config`.
-    pub async fn start(
+    pub(crate) async fn start(
         chain: std::sync::Arc<dyn protocols::eth::Chain>,
         config: protocols::eth::Config,
     ) -> Self {
@@ -190,12 +195,12 @@ impl EthNode {
     }
 
     /// The node's public key.
-    pub fn id(&self) -> secp256k1::PublicKey {
+    pub(crate) fn id(&self) -> secp256k1::PublicKey {
         secp256k1::PublicKey::from_secret_key_global(&self.key)
     }
 
     /// The node record other nodes dial.
-    pub fn node(&self) -> discovery::Node {
+    pub(crate) fn node(&self) -> discovery::Node {
         discovery::Node {
             id: discovery::NodeId::from_secret_key(&self.key),
             ip: [127, 0, 0, 1].into(),
@@ -206,25 +211,25 @@ impl EthNode {
 }
 
 /// A fresh, empty directory for one test's data.
-pub fn tempdir(name: &str) -> PathBuf {
+pub(crate) fn tempdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("devp2p-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
 
 /// The bundled ethtest chain file.
-pub fn chain_rlp() -> PathBuf {
+pub(crate) fn chain_rlp() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ethtest/chain.rlp")
 }
 
 /// A block store for the ethtest chain in `dir`.
-pub fn ethtest_store(dir: &std::path::Path) -> std::sync::Arc<devp2p::chain::Store> {
+pub(crate) fn ethtest_store(dir: &std::path::Path) -> std::sync::Arc<devp2p::chain::Store> {
     let spec = devp2p::chain::presets::ethtest().unwrap();
     std::sync::Arc::new(devp2p::chain::Store::open(dir, spec).unwrap())
 }
 
 /// Blocks 1..=n of the bundled ethtest chain (all 600 with `u64::MAX`).
-pub fn chain_blocks(n: u64) -> Vec<devp2p::chain::Block> {
+pub(crate) fn chain_blocks(n: u64) -> Vec<devp2p::chain::Block> {
     let file = std::fs::File::open(chain_rlp()).unwrap();
     let mut reader = devp2p::chain::reader::BlockReader::new(std::io::BufReader::new(file));
     let mut blocks = Vec::new();
@@ -239,7 +244,7 @@ pub fn chain_blocks(n: u64) -> Vec<devp2p::chain::Block> {
 
 /// A node of ours over a block store in its own directory (holding `blocks` of the
 /// ethtest chain) whose eth events feed a block propagator.
-pub struct Propagating {
+pub(crate) struct Propagating {
     /// The p2p node.
     pub net: EthNode,
     /// Its server (a clone of `net.server`).
@@ -259,7 +264,7 @@ pub struct Propagating {
 impl Propagating {
     /// Starts node `name` with `blocks` imported and eth `config` (its pool's chain id
     /// set to the ethtest chain's).
-    pub async fn start(
+    pub(crate) async fn start(
         name: &str,
         blocks: &[devp2p::chain::Block],
         config: protocols::eth::Config,
@@ -270,7 +275,7 @@ impl Propagating {
     }
 
     /// [`Propagating::start`] under another block-gossip policy.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         name: &str,
         blocks: &[devp2p::chain::Block],
         mut config: protocols::eth::Config,
@@ -302,23 +307,23 @@ impl Propagating {
     }
 
     /// The node record other nodes dial.
-    pub fn node(&self) -> discovery::Node {
+    pub(crate) fn node(&self) -> discovery::Node {
         self.net.node()
     }
 
     /// Makes `peer` one of this node's block sources.
-    pub fn allow(&self, peer: secp256k1::PublicKey) {
+    pub(crate) fn allow(&self, peer: secp256k1::PublicKey) {
         self.propagator.allow(peer);
     }
 
     /// Head number and hash.
-    pub fn head(&self) -> (u64, alloy_primitives::B256) {
+    pub(crate) fn head(&self) -> (u64, alloy_primitives::B256) {
         let h = self.store.head().unwrap();
         (h.number, h.hash_slow())
     }
 
     /// Stops the node and removes its directory.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.task.abort();
         self.server.shutdown().await;
         drop(self.propagator);
@@ -329,7 +334,7 @@ impl Propagating {
 
 /// Makes every node a block source of every other (a private network whose operator
 /// names all its nodes, as `devnet` does).
-pub fn allow_all(nodes: &[&Propagating]) {
+pub(crate) fn allow_all(nodes: &[&Propagating]) {
     for a in nodes {
         for b in nodes {
             if a.net.id() != b.net.id() {
@@ -341,7 +346,10 @@ pub fn allow_all(nodes: &[&Propagating]) {
 
 /// Sends SIGINT to `child` and waits up to `secs` for it to exit (killing it and
 /// panicking if it does not); returns its exit status.
-pub fn interrupt_and_wait(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+pub(crate) fn interrupt_and_wait(
+    child: &mut std::process::Child,
+    secs: u64,
+) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -365,7 +373,7 @@ pub fn interrupt_and_wait(child: &mut std::process::Child, secs: u64) -> std::pr
 
 /// Sends raw bytes to an HTTP server, reads until it closes (bounded), returns (status,
 /// body).
-pub async fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+pub(crate) async fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
     use tokio::io::AsyncReadExt;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request).await.unwrap();

@@ -22,17 +22,17 @@ use super::txfetch::{self, Fetcher, Meta};
 use super::{PeerId, Shared, fanout};
 
 /// Transactions queued for one peer in full, at most (go-ethereum `maxQueuedTxs`).
-pub const MAX_QUEUED_TXS: usize = 4096;
+pub(super) const MAX_QUEUED_TXS: usize = 4096;
 /// Bytes of transactions queued for one peer in full, at most.
-pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 /// Announcements queued for one peer, at most (go-ethereum `maxQueuedTxAnns`).
-pub const MAX_QUEUED_ANNOUNCES: usize = 4096;
+pub(super) const MAX_QUEUED_ANNOUNCES: usize = 4096;
 /// Soft size of one Transactions message (go-ethereum `maxTxPacketSize`, 100 KiB).
-pub const MAX_TX_PACKET: usize = 100 * 1024;
+pub(super) const MAX_TX_PACKET: usize = 100 * 1024;
 /// Hashes per NewPooledTransactionHashes message (go-ethereum `maxTxAnnounces`... per packet).
-pub const MAX_ANNOUNCE_PACKET: usize = 4096;
+pub(super) const MAX_ANNOUNCE_PACKET: usize = 4096;
 /// Fetcher inputs buffered; beyond it announcements are dropped (they are hints).
-pub const FETCH_QUEUE: usize = 1024;
+pub(super) const FETCH_QUEUE: usize = 1024;
 
 /// What is waiting to go to one peer.
 #[derive(Default)]

@@ -18,11 +18,11 @@ use secp256k1::{PublicKey, SecretKey};
 use tokio::sync::mpsc;
 
 /// go-ethereum's hive `ethtest` chain (`testdata/ethtest`, see its `forkenv.json`).
-pub const NETWORK_ID: u64 = 3_503_995_874_084_926;
+pub(crate) const NETWORK_ID: u64 = 3_503_995_874_084_926;
 
 /// The ethtest chain: blocks 1..=600 from `chain.rlp` (the genesis is not in the file;
 /// its hash is block 1's parent).
-pub fn chain() -> MemoryChain {
+pub(crate) fn chain() -> MemoryChain {
     static CHAIN: OnceLock<MemoryChain> = OnceLock::new();
     CHAIN
         .get_or_init(|| {
@@ -42,7 +42,7 @@ pub fn chain() -> MemoryChain {
 }
 
 /// The decoded blocks of `chain.rlp`.
-pub fn blocks() -> Vec<alloy_consensus::Block<alloy_consensus::TxEnvelope>> {
+pub(crate) fn blocks() -> Vec<alloy_consensus::Block<alloy_consensus::TxEnvelope>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/ethtest/chain.rlp");
     let data = std::fs::read(path).expect("chain.rlp");
     let mut buf = data.as_slice();
@@ -58,7 +58,7 @@ fn key() -> SecretKey {
 }
 
 /// Two peers over an in-memory duplex, offering `a` and `b`.
-pub async fn spawn_pair(a: Vec<Protocol>, b: Vec<Protocol>) -> (Peer, Peer) {
+pub(crate) async fn spawn_pair(a: Vec<Protocol>, b: Vec<Protocol>) -> (Peer, Peer) {
     let a_cfg = Config {
         protocols: a,
         ..Config::default()
@@ -78,14 +78,14 @@ pub async fn spawn_pair(a: Vec<Protocol>, b: Vec<Protocol>) -> (Peer, Peer) {
 }
 
 /// A node running `Eth` over `chain` on one side of a connection.
-pub struct Node {
+pub(crate) struct Node {
     pub handle: eth::Handle,
     pub events: mpsc::Receiver<eth::Event>,
     pub peer: Peer,
 }
 
 /// Our Eth on side A (over `chain`, `config`) against a raw eth/`version` handle on B.
-pub async fn eth_vs_raw(
+pub(crate) async fn eth_vs_raw(
     chain: Arc<dyn Chain>,
     config: eth::Config,
     version: u32,
@@ -112,7 +112,7 @@ pub async fn eth_vs_raw(
 }
 
 /// Our Eth on both sides.
-pub async fn eth_pair(
+pub(crate) async fn eth_pair(
     a_chain: Arc<dyn Chain>,
     a_config: eth::Config,
     b_chain: Arc<dyn Chain>,
@@ -138,7 +138,7 @@ pub async fn eth_pair(
 }
 
 /// Receives the next message within 5 s and decodes it for `version`.
-pub async fn recv(raw: &mut ProtocolHandle, version: u32) -> Message {
+pub(crate) async fn recv(raw: &mut ProtocolHandle, version: u32) -> Message {
     let (c, data) = tokio::time::timeout(Duration::from_secs(5), raw.recv())
         .await
         .expect("message in time")
@@ -147,18 +147,18 @@ pub async fn recv(raw: &mut ProtocolHandle, version: u32) -> Message {
 }
 
 /// Sends `msg` on the raw handle.
-pub async fn send(raw: &ProtocolHandle, msg: &Message) {
+pub(crate) async fn send(raw: &ProtocolHandle, msg: &Message) {
     raw.send(msg.code(), msg.encode()).await.expect("send");
 }
 
 /// Sends raw bytes with `c`.
-pub async fn send_bytes(raw: &ProtocolHandle, c: u8, data: Vec<u8>) {
+pub(crate) async fn send_bytes(raw: &ProtocolHandle, c: u8, data: Vec<u8>) {
     raw.send(c, Bytes::from(data)).await.expect("send");
 }
 
 /// Completes the Status exchange on the raw side with a correct Status for `version`,
 /// returning the Status our node sent.
-pub async fn handshake(raw: &mut ProtocolHandle, chain: &dyn Chain, version: u32) -> Status {
+pub(crate) async fn handshake(raw: &mut ProtocolHandle, chain: &dyn Chain, version: u32) -> Status {
     let Message::Status(theirs) = recv(raw, version).await else {
         panic!("first message is not Status");
     };
@@ -168,13 +168,13 @@ pub async fn handshake(raw: &mut ProtocolHandle, chain: &dyn Chain, version: u32
 }
 
 /// The hash of the canonical block `n` of the test chain.
-pub fn hash(n: u64) -> B256 {
+pub(crate) fn hash(n: u64) -> B256 {
     chain().hash_by_number(n).expect("block in chain")
 }
 
 /// Waits for our node to disconnect `raw_peer` with `want`, and returns the error its
 /// `PeerDisconnected` event reports.
-pub async fn expect_disconnect(
+pub(crate) async fn expect_disconnect(
     node: &mut Node,
     raw_peer: &rlpx::Peer,
     want: rlpx::DisconnectReason,
@@ -202,7 +202,7 @@ pub async fn expect_disconnect(
 /// waits for the answer, skipping anything else it sends meanwhile. Our node handles a
 /// peer's messages in order, so once this returns it has handled every message sent
 /// before; returns what it skipped.
-pub async fn barrier(raw: &mut ProtocolHandle, version: u32, id: u64) -> Vec<Message> {
+pub(crate) async fn barrier(raw: &mut ProtocolHandle, version: u32, id: u64) -> Vec<Message> {
     use protocols::eth::messages::{BlockId, GetBlockHeaders, RequestPair};
     let ask = Message::GetBlockHeaders(RequestPair {
         request_id: id,
