@@ -8,59 +8,32 @@
 //!
 //! (Blocks are validated structurally, not executed.)
 
-use devp2p::node::{Config, Node};
-use std::io::Write;
-use tokio::sync::broadcast::error::RecvError;
+#[path = "common/watch.rs"]
+mod watch;
+
+use devp2p::node::Node;
 
 /// Prints each block `node` accepts to `out`, one line each, until `limit` lines (or
 /// forever). During a fast sync we fall behind and say how many blocks we skipped.
-pub(crate) async fn print_blocks(node: &Node, out: &mut impl Write, limit: Option<usize>) -> usize {
-    let Some(mut blocks) = node.subscribe_blocks() else {
+pub(crate) async fn print_blocks(
+    node: &Node,
+    out: &mut impl std::io::Write,
+    limit: Option<usize>,
+) -> usize {
+    let Some(blocks) = node.subscribe_blocks() else {
         return 0;
     };
-    let mut printed = 0;
-    while limit.is_none_or(|l| printed < l) {
-        let line = match blocks.recv().await {
-            Ok(b) => format!(
-                "block {} {} {} txs from {}",
-                b.block.header.number,
-                b.hash,
-                b.block.body.transactions.len(),
-                b.from
-                    .map_or("us".into(), |p| rlpx::peer::short_id(&p).to_string()),
-            ),
-            Err(RecvError::Lagged(n)) => format!("({n} blocks skipped)"),
-            Err(RecvError::Closed) => break,
-        };
-        if writeln!(out, "{line}").is_err() {
-            break;
-        }
-        printed += 1;
-    }
-    printed
+    watch::print_each(blocks, out, limit, "blocks", |b| {
+        let from = b.from.map_or("us".into(), |p| rlpx::peer::short_id(&p).to_string());
+        let txs = b.block.body.transactions.len();
+        format!("block {} {} {txs} txs from {from}", b.block.header.number, b.hash)
+    })
+    .await
 }
 
-#[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config {
-        port: 0,
-        datadir: Some(std::env::temp_dir().join(format!("devp2p-blk-{}", std::process::id()))),
-        ..Config::default()
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--chain" => config.chain = args.next().ok_or("--chain needs a name")?,
-            url => {
-                let node = discovery::parse_node(url)?;
-                // Private chains take block gossip only from named sources.
-                config.block_sources.push(node.id);
-                config.static_nodes.push(node);
-            }
-        }
-    }
-    let node = Node::builder(config).start().await?;
+    let node = Node::builder(watch::config("blk")?).start().await?;
     eprintln!("listening as {}", node.enode());
     let mut stdout = std::io::stdout();
     tokio::select! {

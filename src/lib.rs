@@ -7,8 +7,41 @@
 //! - [`discovery`]: Node Discovery v4, ENR, the Kademlia table and node database;
 //! - [`protocols`]: subprotocols on top of RLPx.
 //!
-//! [`cmd`] holds what each CLI subcommand runs, as library functions taking parsed
-//! arguments and a shutdown future, so everything the CLI does a library user can do.
+//! In this crate, from the top:
+//!
+//! - [`node`]: the full node as a library, [`node::Node::builder`] over a
+//!   [`node::Config`]; it wires everything below and runs any other
+//!   [`protocols::Subprotocol`] beside `eth` on the same connections;
+//! - [`server`]: listening, dialling and peer limits; [`sync`]: the downloader (sans-IO)
+//!   and its driver; [`propagate`]: block propagation (sans-IO core and driver);
+//!   [`chain`]: chain specs, structural validation, the block store and the
+//!   [`chain::Importer`] every block goes through; [`rpc`] and [`metrics`]: the HTTP
+//!   endpoints;
+//! - [`cmd`]: the CLI subcommands, thin clients of the above (nothing below imports it).
+//!
+//! A "full node" here stores and serves full blocks and validates them structurally; it
+//! does not execute transactions.
+//!
+//! # Example
+//!
+//! A node on a free loopback port that joins a peer and prints the blocks it accepts:
+//!
+//! ```no_run
+//! use devp2p::node::{Config, Node};
+//!
+//! # async fn run(peer: devp2p::discovery::Node) -> Result<(), devp2p::node::Error> {
+//! let config = Config {
+//!     static_nodes: vec![peer],
+//!     ..Config::local("/tmp/devp2p-doc")
+//! };
+//! let node = Node::builder(config).start().await?;
+//! let mut blocks = node.subscribe_blocks().expect("eth runs by default");
+//! while let Ok(b) = blocks.recv().await {
+//!     println!("{} {} from {:?}", b.block.header.number, b.hash, b.from);
+//! }
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 pub use discovery;
 pub use protocols;

@@ -1,6 +1,9 @@
 //! The examples (`cargo run --example …`), run as tests between real nodes on loopback:
 //! each example's `run`/`print_*` function against a local devnet of library nodes.
 
+// The watching examples each include `examples/common/watch.rs`.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../examples/block_listener.rs"]
 #[allow(dead_code)]
 mod block_listener;

@@ -21,6 +21,19 @@ async fn node(name: &str, blocks: &[devp2p::chain::Block]) -> Propagating {
     Propagating::start(name, blocks, config).await
 }
 
+/// A peer id whose block gossip `n` takes (a node of its own, not connected to `n`: its
+/// gossip is handed to the propagator directly).
+async fn allowed_sender(n: &Propagating) -> eth::PeerId {
+    let sender = EthNode::start(
+        Arc::new(devp2p::chain::eth::EthChain::new(n.store.clone())),
+        eth::Config::default(),
+    )
+    .await
+    .id();
+    n.allow(sender);
+    sender
+}
+
 /// The first node replays blocks 401..600, 20 ms apart; waits (30 s at most) until every
 /// node is at 600.
 async fn replay_until_all_at_600(nodes: &[Propagating]) {
@@ -152,13 +165,7 @@ async fn announced_blocks_are_fetched() {
 async fn blocks_ahead_wait_for_their_parent() {
     let all = chain_blocks(600);
     let n = node("queue", &all[..400]).await;
-    let sender = EthNode::start(
-        Arc::new(devp2p::chain::eth::EthChain::new(n.store.clone())),
-        eth::Config::default(),
-    )
-    .await
-    .id();
-    n.allow(sender);
+    let sender = allowed_sender(&n).await;
     let new_block = |i: usize| eth::Event::NewBlock {
         peer: sender,
         block: Box::new(all[i].clone()),
@@ -190,13 +197,7 @@ async fn blocks_ahead_wait_for_their_parent() {
 async fn queued_blocks_follow_a_parent_stored_by_sync() {
     let all = chain_blocks(402);
     let n = node("by-sync", &all[..400]).await;
-    let sender = EthNode::start(
-        Arc::new(devp2p::chain::eth::EthChain::new(n.store.clone())),
-        eth::Config::default(),
-    )
-    .await
-    .id();
-    n.allow(sender);
+    let sender = allowed_sender(&n).await;
     let mut accepted = n.importer.subscribe();
     n.propagator
         .on_event(eth::Event::NewBlock {

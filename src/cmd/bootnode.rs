@@ -9,34 +9,8 @@ use secp256k1::SecretKey;
 
 use super::key;
 
-/// Bootnode errors.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The node key could not be read, parsed or stored.
-    #[error(transparent)]
-    Key(#[from] key::Error),
-    /// The data directory could not be created.
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Another process (a node or bootnode) holds the data directory's lock.
-    #[error("data directory {path} is in use by another process")]
-    DataDirInUse {
-        /// The directory.
-        path: PathBuf,
-    },
-    /// The node database could not be opened.
-    #[error(transparent)]
-    Db(#[from] discovery::db::DbError),
-    /// Binding the socket or running discovery failed.
-    #[error(transparent)]
-    Discovery(#[from] discovery::service::Error),
-}
-
+/// Bootnode errors: the node's ([`crate::node::Error`]); a bootnode meets a subset.
+pub use crate::node::Error;
 pub use crate::node::Nat;
 
 /// Arguments of `devp2p bootnode`.
@@ -86,14 +60,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     // The datadir's lock before its key and node DB, as `devp2p node` takes it: two
     // processes on one datadir would race for both.
     let _lock = match &args.datadir {
-        Some(dir) => Some(crate::node::lock_datadir(dir).map_err(|e| match e {
-            crate::node::Error::DataDirInUse { path } => Error::DataDirInUse { path },
-            crate::node::Error::DataDir { path, source } => Error::DataDir { path, source },
-            other => Error::DataDir {
-                path: dir.clone(),
-                source: std::io::Error::other(other.to_string()),
-            },
-        })?),
+        Some(dir) => Some(crate::node::lock_datadir(dir)?),
         None => None,
     };
     let key = node_key(&args)?;

@@ -51,6 +51,12 @@ impl Handle {
         *self.status.borrow()
     }
 
+    /// Every change of the progress, as a watch: a slow reader sees the latest status,
+    /// never a backlog.
+    pub fn subscribe(&self) -> watch::Receiver<SyncStatus> {
+        self.status.clone()
+    }
+
     /// Waits until the status satisfies `f` (or the driver stopped); returns it.
     pub async fn wait_for(&mut self, f: impl FnMut(&SyncStatus) -> bool) -> SyncStatus {
         if let Ok(s) = self.status.wait_for(f).await {
