@@ -24,9 +24,14 @@ pub(crate) async fn print_blocks(
         return 0;
     };
     watch::print_each(blocks, out, limit, "blocks", |b| {
-        let from = b.from.map_or("us".into(), |p| rlpx::peer::short_id(&p).to_string());
+        let from = b
+            .from
+            .map_or("us".into(), |p| rlpx::peer::short_id(&p).to_string());
         let txs = b.block.body.transactions.len();
-        format!("block {} {} {txs} txs from {from}", b.block.header.number, b.hash)
+        format!(
+            "block {} {} {txs} txs from {from}",
+            b.block.header.number, b.hash
+        )
     })
     .await
 }

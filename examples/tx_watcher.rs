@@ -22,7 +22,10 @@ pub(crate) async fn print_transactions(
         return 0;
     };
     watch::print_each(txs, out, limit, "transactions", |tx| {
-        format!("{} type {} from {} {} bytes", tx.hash, tx.kind, tx.sender, tx.size)
+        format!(
+            "{} type {} from {} {} bytes",
+            tx.hash, tx.kind, tx.sender, tx.size
+        )
     })
     .await
 }
