@@ -1,5 +1,5 @@
 //! Joins peers and prints each new block the node accepts (number, hash, transactions and
-//! the peer it came from), whether it arrived by sync or by propagation. Run with the
+//! the peer that propagated it), whether it arrived by propagation or by sync. Run with the
 //! peers to join (enode URLs) and optionally `--chain NAME`:
 //!
 //! ```sh
@@ -24,12 +24,12 @@ pub(crate) async fn print_blocks(
         return 0;
     };
     watch::print_each(blocks, out, limit, "blocks", |b| {
-        let from = b
-            .from
-            .map_or("us".into(), |p| rlpx::peer::short_id(&p).to_string());
+        let from = b.from.map_or("by sync or locally".into(), |p| {
+            format!("from {}", rlpx::peer::short_id(&p))
+        });
         let txs = b.block.body.transactions.len();
         format!(
-            "block {} {} {txs} txs from {from}",
+            "block {} {} {txs} txs {from}",
             b.block.header.number, b.hash
         )
     })

@@ -83,28 +83,44 @@ pub fn spawn_check(eth: eth::Handle, peer: PeerId, required: BTreeMap<u64, B256>
 }
 
 /// Challenges every eth peer that completes the Status handshake from now on (see
-/// [`spawn_check`]); `None` if nothing is pinned. Subscribed to the peer table: a lag
-/// (thousands of joins at once) re-reads it, so a peer is never left unchallenged.
+/// [`spawn_check`]); `None` if nothing is pinned. Subscribed to the peer table; after a
+/// lag (thousands of joins and departures at once) it challenges the peers in the table
+/// it has not challenged yet, not every peer again: a lag must not cost a request per peer.
+/// (A peer that left and came back within the lag keeps its earlier verdict; the store
+/// refuses a contradicting chain regardless.)
 pub fn spawn_watch(
     eth: eth::Handle,
     required: BTreeMap<u64, B256>,
 ) -> Option<tokio::task::JoinHandle<()>> {
+    use tokio::sync::broadcast::error::RecvError;
     if required.is_empty() {
         return None;
     }
     let mut events = eth.subscribe();
+    // The peers challenged and still in the table (bounded by the table's size).
+    let mut challenged = std::collections::HashSet::new();
     Some(tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(eth::PeerEvent::Joined(p)) => spawn_check(eth.clone(), p.id, required.clone()),
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Checked twice at worst: the challenge is a header request.
-                    for p in eth.peers() {
-                        spawn_check(eth.clone(), p.id, required.clone());
+                Ok(eth::PeerEvent::Joined(p)) => {
+                    challenged.insert(p.id);
+                    spawn_check(eth.clone(), p.id, required.clone());
+                }
+                Ok(eth::PeerEvent::Left(id)) => {
+                    challenged.remove(&id);
+                }
+                Ok(eth::PeerEvent::Updated(_)) => {}
+                Err(RecvError::Lagged(_)) => {
+                    let now: std::collections::HashSet<PeerId> =
+                        eth.peers().into_iter().map(|p| p.id).collect();
+                    challenged.retain(|id| now.contains(id));
+                    for id in now {
+                        if challenged.insert(id) {
+                            spawn_check(eth.clone(), id, required.clone());
+                        }
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                Err(RecvError::Closed) => break,
             }
         }
     }))

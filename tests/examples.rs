@@ -144,7 +144,12 @@ async fn block_listener_prints_blocks_as_they_propagate() {
     let a_id = rlpx::peer::short_id(&a.enode().id.public_key().unwrap()).to_string();
     for (line, n) in out.lines().zip(501..) {
         assert!(line.starts_with(&format!("block {n} ")), "{out}");
-        assert!(line.ends_with(&format!("from {a_id}")), "{out}");
+        // Propagation and sync race for each block (A's head moves, so L's sync starts a
+        // round); only propagation knows the sender.
+        assert!(
+            line.ends_with(&format!("from {a_id}")) || line.ends_with("by sync or locally"),
+            "{out}"
+        );
     }
     l.shutdown().await;
     a.shutdown().await;

@@ -34,7 +34,7 @@ struct Hub {
     handle: eth::Handle,
     peers: Vec<Raw>,
     joined: broadcast::Receiver<PeerEvent>,
-    _events: tokio::sync::mpsc::Receiver<eth::Event>,
+    events: tokio::sync::mpsc::Receiver<eth::Event>,
 }
 
 async fn hub(versions: &[u32]) -> Hub {
@@ -66,7 +66,7 @@ async fn hub(versions: &[u32]) -> Hub {
         handle,
         peers,
         joined,
-        _events: events,
+        events,
     }
 }
 
@@ -237,4 +237,79 @@ async fn peer_events_follow_joins_head_updates_and_departures() {
     assert_eq!(next(&mut h.joined).await, PeerEvent::Left(a));
     assert!(h.handle.peer(&a).is_none());
     assert_eq!(h.handle.peers().len(), 1);
+}
+
+/// A peer that changes its head thousands of times a second (eth/69 BlockRangeUpdate, 80
+/// bytes each) does not flood the node's subscribers: its updates are coalesced, the last
+/// one still arrives, and no subscriber lags (a lag makes the sync driver and the
+/// required-block watcher re-read the whole table).
+#[tokio::test]
+async fn a_flood_of_head_updates_is_coalesced() {
+    let mut h = hub(&[ETH69]).await;
+    let b = h.peers[0].id;
+    let last = 3 * eth::PEER_EVENT_BACKLOG as u64;
+    for latest in 1..=last {
+        let range = BlockRangeUpdate {
+            earliest: 0,
+            latest,
+            latest_hash: B256::from(U256::from(latest)),
+        };
+        send(&h.peers[0].handle, &Message::BlockRangeUpdate(range)).await;
+    }
+    barrier(&mut h.peers[0].handle, ETH69, 1).await;
+    let mut updates = 0;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match h.joined.recv().await {
+                Ok(PeerEvent::Updated(info)) => {
+                    assert_eq!(info.id, b);
+                    updates += 1;
+                    if info.status.head_number == Some(last) {
+                        break;
+                    }
+                }
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => panic!("the subscriber lagged: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the last head arrives");
+    assert!(updates <= 3, "{updates} update events for one peer's burst");
+    assert_eq!(h.handle.peer(&b).expect("b").status.head_number, Some(last));
+}
+
+/// NewBlockHashes with thousands of entries (the RLP item cap allows ~5,400) is cut to
+/// [`eth::MAX_BLOCK_ANNOUNCE`] before it costs the node anything: the event carries that
+/// many, and only those are marked known. (Uncut, the 1024 queued events could hold
+/// 5.6 million entries.)
+#[tokio::test]
+async fn a_huge_block_announcement_is_cut() {
+    let Hub {
+        handle,
+        mut peers,
+        events: mut eth_events,
+        ..
+    } = hub(&[ETH68]).await;
+    let mut raw = peers.pop().expect("a peer");
+    let hashes: Vec<_> = (0..5_000u64)
+        .map(|n| BlockHashNumber {
+            hash: B256::from(U256::from(n + 1)),
+            number: n + 1,
+        })
+        .collect();
+    send(&raw.handle, &Message::NewBlockHashes(hashes.clone())).await;
+    barrier(&mut raw.handle, ETH68, 1).await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(eth::Event::NewBlockHashes { hashes, .. }) = eth_events.recv().await {
+                return hashes;
+            }
+        }
+    })
+    .await
+    .expect("the announcement event");
+    assert_eq!(ev.len(), eth::MAX_BLOCK_ANNOUNCE);
+    assert!(handle.knows_block(&raw.id, &hashes[0].hash));
+    assert!(!handle.knows_block(&raw.id, &hashes[eth::MAX_BLOCK_ANNOUNCE].hash));
 }

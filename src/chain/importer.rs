@@ -14,9 +14,11 @@ use super::store::{self, Inserted, Store};
 
 /// Accepted blocks a [`Importer::subscribe`]r may fall behind by before it loses the
 /// oldest (and is told how many). Each holds its block (an `Arc`) until every subscriber
-/// has seen it: 256 blocks is ~30 minutes of mainnet blocks, and tens of MB of typical
-/// ones. During a sync, batches arrive much faster; a slow subscriber then lags.
-pub const SUBSCRIBER_BACKLOG: usize = 256;
+/// has seen it or it is overwritten: 64 blocks is 13 minutes of mainnet blocks and
+/// ~10 MB of typical ones (~150 KB each), and at worst 64 blocks at the store's size
+/// limit for a subscriber that stopped reading. During a sync, batches arrive much
+/// faster; a slow subscriber then lags rather than holding them.
+pub const SUBSCRIBER_BACKLOG: usize = 64;
 
 /// A block the store accepted (validated and stored; on the canonical chain or a side
 /// chain, see [`Store::canonical_hash`]).
@@ -26,7 +28,8 @@ pub struct Accepted {
     pub block: Arc<Block>,
     /// Its hash.
     pub hash: B256,
-    /// The peer it came from (`None` for local imports and replays).
+    /// The peer that propagated it (`None` for blocks from sync, which assembles a batch
+    /// from several peers' answers, and for local imports and replays).
     pub from: Option<PeerId>,
 }
 
@@ -105,33 +108,29 @@ impl Importer {
                         .flat_map(|&i| blocks[i].body.transactions.iter().map(|t| *t.tx_hash())),
                 );
             }
-            (blocks, stored, result)
+            let mut blocks: Vec<Option<Block>> = blocks.into_iter().map(Some).collect();
+            // Told while still serialised: another import's blocks cannot be told between
+            // (a child before its parent).
+            let accepted: Vec<Arc<Block>> = stored
+                .into_iter()
+                .filter_map(|i| blocks.get_mut(i).and_then(Option::take))
+                .map(|block| {
+                    let block = Arc::new(block);
+                    // No subscriber is not an error.
+                    let _ = inner.accepted.send(Accepted {
+                        hash: block.header.hash_slow(),
+                        block: block.clone(),
+                        from,
+                    });
+                    block
+                })
+                .collect();
+            Imported { result, accepted }
         });
-        let (blocks, stored, result) = match run.await {
-            Ok(r) => r,
-            Err(_) => {
-                return Imported {
-                    result: Err(store::Error::Corrupt("import task failed")),
-                    accepted: Vec::new(),
-                };
-            }
-        };
-        let mut blocks: Vec<Option<Block>> = blocks.into_iter().map(Some).collect();
-        let accepted: Vec<Arc<Block>> = stored
-            .into_iter()
-            .filter_map(|i| blocks.get_mut(i).and_then(Option::take))
-            .map(|block| {
-                let block = Arc::new(block);
-                // No subscriber is not an error.
-                let _ = self.inner.accepted.send(Accepted {
-                    hash: block.header.hash_slow(),
-                    block: block.clone(),
-                    from,
-                });
-                block
-            })
-            .collect();
-        Imported { result, accepted }
+        run.await.unwrap_or_else(|_| Imported {
+            result: Err(store::Error::Corrupt("import task failed")),
+            accepted: Vec::new(),
+        })
     }
 }
 

@@ -288,6 +288,18 @@ pub enum PeerEvent {
 /// 1024 is several times a full table joining at once.
 pub const PEER_EVENT_BACKLOG: usize = 1024;
 
+/// Entries of one NewBlockHashes that are heeded; the rest are ignored. An honest peer
+/// announces the one new block, or the few its peer lacks (go-ethereum's fetcher keeps at
+/// most 256 announcements per peer in all); without a cap a 10 MiB message is ~244,000
+/// entries, held in an event and looked up one by one.
+pub const MAX_BLOCK_ANNOUNCE: usize = 32;
+
+/// Shortest time between two [`PeerEvent::Updated`] of one peer: changes within it are
+/// coalesced into one event carrying the latest status, sent when it ends. Honest heads
+/// move once per slot (12 s); a peer sending thousands of BlockRangeUpdates a second then
+/// costs subscribers two events a second at most, never a lag.
+pub const UPDATE_EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// State shared by [`Eth`], [`Handle`] and the handlers.
 struct Shared {
     chain: Arc<dyn Chain>,

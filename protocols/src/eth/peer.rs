@@ -176,23 +176,35 @@ impl Table {
     }
 
     /// Adds (or replaces) the peer's entry.
-    pub(super) fn insert(&self, id: PeerId, entry: Entry) {
-        self.write().insert(id, entry);
+    /// Adds (or replaces) the peer's entry, then runs `then` under the lock (to announce
+    /// it: no other change of the table can come between; keep it short).
+    pub(super) fn insert(&self, id: PeerId, entry: Entry, then: impl FnOnce()) {
+        let mut peers = self.write();
+        peers.insert(id, entry);
+        then();
     }
 
-    /// Removes the peer if its entry is still `session`'s; returns whether it did.
-    pub(super) fn remove(&self, id: &PeerId, session: u64) -> bool {
+    /// Removes the peer if its entry is still `session`'s, then runs `then` under the
+    /// lock; returns whether it did.
+    pub(super) fn remove(&self, id: &PeerId, session: u64, then: impl FnOnce()) -> bool {
         let mut peers = self.write();
         if peers.get(id).is_some_and(|e| e.session == session) {
             peers.remove(id);
+            then();
             return true;
         }
         false
     }
 
-    /// Whether `session` is the peer's entry in the table.
-    pub(super) fn is_current(&self, id: &PeerId, session: u64) -> bool {
-        self.read().get(id).is_some_and(|e| e.session == session)
+    /// Runs `f` under the read lock if `session` is the peer's entry (a change of the
+    /// table waits for it); returns whether it ran.
+    pub(super) fn if_current(&self, id: &PeerId, session: u64, f: impl FnOnce()) -> bool {
+        let peers = self.read();
+        if peers.get(id).is_some_and(|e| e.session == session) {
+            f();
+            return true;
+        }
+        false
     }
 
     /// `f` of the peer's entry (keep `f` short: it runs under the read lock).

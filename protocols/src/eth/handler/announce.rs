@@ -12,7 +12,7 @@ use super::super::messages::{
 };
 use super::super::txfetch::Meta;
 use super::super::txs::{self, FetchInput};
-use super::super::{Event, PeerStatus, size, verify};
+use super::super::{Event, MAX_BLOCK_ANNOUNCE, PeerStatus, size, verify};
 use super::{Error, Session};
 
 /// A message the peer sends unasked.
@@ -36,7 +36,11 @@ impl Session {
             Announcement::TxHashes(a) => self.on_tx_hashes(a),
             Announcement::Txs(list) => self.on_transactions(list).await,
             Announcement::BlockHashes(a) => {
-                let hashes: Vec<_> = a.iter().map(|h| (h.hash, h.number)).collect();
+                let hashes: Vec<_> = a
+                    .iter()
+                    .take(MAX_BLOCK_ANNOUNCE)
+                    .map(|h| (h.hash, h.number))
+                    .collect();
                 self.knows.mark_blocks(hashes.iter().map(|h| h.0));
                 if let Some(&(hash, number)) = hashes.iter().max_by_key(|h| h.1) {
                     self.update_head(hash, number, None);
@@ -155,7 +159,7 @@ impl Session {
     /// The peer announced (or sent) block `hash` number `number`: if it is beyond the
     /// head we knew of, it is the peer's new head (go-ethereum's `SetHead` on NewBlock),
     /// which the downloader follows.
-    fn update_head(&self, hash: B256, number: u64, td: Option<U256>) {
+    fn update_head(&mut self, hash: B256, number: u64, td: Option<U256>) {
         self.update_status(|s| {
             if s.head_number.is_some_and(|n| n >= number) {
                 return false;

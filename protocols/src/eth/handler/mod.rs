@@ -25,7 +25,10 @@ use super::requests::{Budget, Kind, Tracker};
 use super::txfetch::Meta;
 use super::txs::{self, FetchInput};
 use super::verify::Meter;
-use super::{Event, PeerEvent, PeerId, PeerInfo, PeerStatus, RequestError, Shared, status};
+use super::{
+    Event, PeerEvent, PeerId, PeerInfo, PeerStatus, RequestError, Shared, UPDATE_EVENT_INTERVAL,
+    status,
+};
 use announce::Announcement;
 use answer::Request;
 use responses::Response;
@@ -166,19 +169,19 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
     shared
         .fetch
         .get_or_init(|| txs::spawn_fetcher(Arc::downgrade(&shared), shared.config.fetch.clone()));
-    shared.table.insert(
-        id,
-        Entry {
-            session,
-            version,
-            commands: tx,
-            closer: peer.sender(),
-            txs: txq.clone(),
-            status: status_rx,
-            knows: knows.clone(),
-        },
-    );
-    shared.peer_event(PeerEvent::Joined(PeerInfo { id, status }));
+    let entry = Entry {
+        session,
+        version,
+        commands: tx,
+        closer: peer.sender(),
+        txs: txq.clone(),
+        status: status_rx,
+        knows: knows.clone(),
+    };
+    // Announced under the table's lock: events come in the table's order.
+    shared.table.insert(id, entry, || {
+        shared.peer_event(PeerEvent::Joined(PeerInfo { id, status }))
+    });
     shared.emit(Event::PeerConnected { peer: id, status });
 
     let now = Instant::now().into_std();
@@ -198,6 +201,8 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
         knows,
         status: status_tx,
         block_bytes: Default::default(),
+        last_update: None,
+        update_pending: false,
         shared: shared.clone(),
         peer,
         id,
@@ -208,9 +213,13 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
     for reply in s.tracker.drain() {
         reply.fail(RequestError::Disconnected);
     }
-    shared.fetcher(FetchInput::PeerLeft(id));
-    if shared.table.remove(&id, session) {
-        shared.peer_event(PeerEvent::Left(id));
+    // A stale session (the peer is back in a new one) leaves the table and the fetcher's
+    // state alone: they are the new session's.
+    if shared
+        .table
+        .remove(&id, session, || shared.peer_event(PeerEvent::Left(id)))
+    {
+        shared.fetcher(FetchInput::PeerLeft(id));
     }
     if let Some(e) = &error {
         tracing::debug!(target: "eth", error = %e, "disconnecting eth peer");
@@ -265,6 +274,10 @@ struct Session {
     status: watch::Sender<PeerStatus>,
     /// Bytes of the blocks of its NewBlock events the node still holds.
     block_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the last [`PeerEvent::Updated`] was published.
+    last_update: Option<Instant>,
+    /// A status change waits for [`UPDATE_EVENT_INTERVAL`] to pass to be published.
+    update_pending: bool,
 }
 
 /// The session ended: `None` when the connection closed, `Some` when we end it.
@@ -276,6 +289,7 @@ impl Session {
         let mut range_tick = tokio::time::interval_at(Instant::now() + period, period);
         loop {
             let deadline = self.tracker.next_deadline().map(Instant::from_std);
+            let (update_pending, update_due) = (self.update_pending, self.update_due());
             tokio::select! {
                 msg = self.peer.recv() => {
                     let (c, data) = msg?;
@@ -301,6 +315,9 @@ impl Session {
                         }
                     }
                 }
+                _ = tokio::time::sleep_until(update_due), if update_pending => {
+                    self.publish_update(Instant::now());
+                }
                 _ = range_tick.tick(), if self.version >= ETH69 => {
                     if !self.announce_range().await {
                         return None;
@@ -308,6 +325,12 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// When a coalesced status change is due to be published.
+    fn update_due(&self) -> Instant {
+        self.last_update
+            .map_or_else(Instant::now, |t| t + UPDATE_EVENT_INTERVAL)
     }
 
     /// Sends BlockRangeUpdate if our head moved since the last announcement.
@@ -456,15 +479,31 @@ impl Session {
     /// Changes the peer's status with `f` and, if `f` says it changed, publishes it: the
     /// table's snapshot, and [`PeerEvent::Updated`] while this session is the peer's
     /// entry (not a stale one ending after a reconnect).
-    fn update_status(&self, f: impl FnOnce(&mut PeerStatus) -> bool) {
-        if self.status.send_if_modified(f) && self.shared.table.is_current(&self.id, self.session) {
-            let status = *self.status.borrow();
-            let info = PeerInfo {
-                id: self.id,
-                status,
-            };
-            self.shared.peer_event(PeerEvent::Updated(info));
+    /// Changes within [`UPDATE_EVENT_INTERVAL`] of the last event are coalesced: the
+    /// session publishes the latest status when it ends ([`Session::publish_update`]).
+    fn update_status(&mut self, f: impl FnOnce(&mut PeerStatus) -> bool) {
+        if !self.status.send_if_modified(f) {
+            return;
         }
+        let now = Instant::now();
+        match self.last_update {
+            Some(t) if now < t + UPDATE_EVENT_INTERVAL => self.update_pending = true,
+            _ => self.publish_update(now),
+        }
+    }
+
+    /// Publishes the current status as [`PeerEvent::Updated`].
+    fn publish_update(&mut self, now: Instant) {
+        self.last_update = Some(now);
+        self.update_pending = false;
+        let info = PeerInfo {
+            id: self.id,
+            status: *self.status.borrow(),
+        };
+        // Under the table's lock, so it cannot pass a rejoin's `Joined`.
+        self.shared.table.if_current(&self.id, self.session, || {
+            self.shared.peer_event(PeerEvent::Updated(info))
+        });
     }
 }
 
