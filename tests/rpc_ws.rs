@@ -307,6 +307,7 @@ async fn slow_reader_does_not_pile_up_answers() {
             other => panic!("connection failed after {answers} answers: {other:?}"),
         }
     }
+    eprintln!("peak {peak} tasks over {baseline}, {answers} answers read");
     // The writer task and the connection's own tasks (reader, sender, pings).
     let slack = 16;
     assert!(
