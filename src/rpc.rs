@@ -219,6 +219,8 @@ pub struct Api {
     sync: Option<sync::Handle>,
     eth: Option<protocols::eth::Handle>,
     importer: Option<Importer>,
+    /// Transaction objects rendered for subscriptions, shared by all of them.
+    rendered: pubsub::Rendered,
 }
 
 impl Api {
@@ -232,6 +234,7 @@ impl Api {
             sync: None,
             eth: None,
             importer: None,
+            rendered: pubsub::Rendered::default(),
         }
     }
 
