@@ -159,9 +159,12 @@ fn raw(v: &Value) -> Option<Box<RawValue>> {
 /// subscriptions would otherwise repeat it 4096 times).
 #[derive(Debug, Default)]
 pub(super) struct Rendered {
-    recent: Mutex<VecDeque<(B256, Arc<OnceLock<Option<Box<RawValue>>>>)>>,
+    recent: Mutex<VecDeque<(B256, Arc<Slot>)>>,
     renders: AtomicU64,
 }
+
+/// One transaction's object, once rendered (`None`: its encoding did not decode).
+type Slot = OnceLock<Option<Box<RawValue>>>;
 
 /// Transactions kept rendered: subscribers a few events apart still share the work; a
 /// transaction object is at most about 260 KiB, so this holds at most about 2 MiB.
