@@ -30,8 +30,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 /// Most bytes taken from the socket at once: past the call limit, at most this much more
-/// is parsed into calls before reading pauses (about a dozen typical 90-byte requests,
-/// 50 of the smallest). A 2 MiB WebSocket message takes 512 reads of it.
+/// is parsed into calls before reading pauses (about 45 typical 90-byte requests; each
+/// read also yields first so the calls already read count themselves). A 2 MiB
+/// WebSocket message takes 512 reads of it.
 const MAX_READ: usize = 4096;
 
 /// A connection's shared state; the last reference gives its slot back.
