@@ -219,6 +219,8 @@ pub struct Api {
     sync: Option<sync::Handle>,
     eth: Option<protocols::eth::Handle>,
     importer: Option<Importer>,
+    /// Transaction objects rendered for subscriptions, shared by all of them.
+    rendered: pubsub::Rendered,
 }
 
 impl Api {
@@ -232,6 +234,7 @@ impl Api {
             sync: None,
             eth: None,
             importer: None,
+            rendered: pubsub::Rendered::default(),
         }
     }
 
@@ -309,27 +312,37 @@ impl From<Error> for ErrorObjectOwned {
 fn module(api: Arc<Api>) -> RpcModule<Api> {
     let mut module = RpcModule::from_arc(api);
     for &name in &METHODS[..CALLS] {
-        let registered = module.register_async_method(name, move |params, api, _| async move {
-            let params = match params.as_str() {
-                None => None,
-                Some(raw) => match serde_json::from_str::<Value>(raw) {
-                    Ok(v @ (Value::Array(_) | Value::Object(_))) => Some(v),
-                    Ok(_) => {
-                        let e = Error::InvalidRequest("params must be an array or object");
-                        return Err(ErrorObjectOwned::from(e));
-                    }
-                    Err(_) => return Err(Error::Parse.into()),
-                },
-            };
-            api.call(name, params.as_ref())
-                .await
-                .map_err(ErrorObjectOwned::from)
+        let registered = module.register_async_method(name, move |params, api, ext| async move {
+            let call = ext.get::<conn::Handoff>().and_then(conn::Handoff::take);
+            conn::answer(call, run(&api, name, params).await)
         });
         // The names are distinct constants.
         debug_assert!(registered.is_ok(), "{name}");
     }
     pubsub::register(&mut module);
     module
+}
+
+/// Runs `name` with jsonrpsee's `params`.
+async fn run(
+    api: &Api,
+    name: &str,
+    params: jsonrpsee::types::Params<'_>,
+) -> Result<Value, ErrorObjectOwned> {
+    let params = match params.as_str() {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(v @ (Value::Array(_) | Value::Object(_))) => Some(v),
+            Ok(_) => {
+                let e = Error::InvalidRequest("params must be an array or object");
+                return Err(ErrorObjectOwned::from(e));
+            }
+            Err(_) => return Err(Error::Parse.into()),
+        },
+    };
+    api.call(name, params.as_ref())
+        .await
+        .map_err(ErrorObjectOwned::from)
 }
 
 /// Serves the API on `listener` (HTTP and WebSocket) until `shutdown` completes.

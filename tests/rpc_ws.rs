@@ -253,3 +253,72 @@ async fn subscriptions_over_websocket_beside_http() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client that sends calls freely but reads their answers slowly (a small receive
+/// window, one message every few milliseconds) must not make the server hold more and
+/// more answers: each is a task waiting for a place in the connection's queue. The
+/// server's tasks stay within the call limit plus the queue plus a few per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_does_not_pile_up_answers() {
+    let dir = support::tempdir("rpc-ws-slow");
+    let store = support::ethtest_store(&dir);
+    store
+        .insert_blocks(&support::chain_blocks(600)[..590])
+        .unwrap();
+    let key = SecretKey::new(&mut rand::rng());
+    let p2p = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = server::start(server::Config::new(key), p2p, None, Vec::new()).unwrap();
+    let rpc_config = rpc::Config::default();
+    let bound = rpc_config.max_calls_in_flight + rpc_config.max_queued_messages;
+    let api = rpc::Api::new(server.clone(), None, rpc_config).with_chain(store.clone(), None);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(rpc::serve(listener, api, async move {
+        let _ = stopped.await;
+    }));
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    // The runtime's tasks before the flood: the server's listener, this test's, ...
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    let writer = tokio::spawn(async move {
+        for id in 0..20_000u64 {
+            let req = json!({ "jsonrpc": "2.0", "id": id, "method": "eth_getBlockByNumber",
+                "params": ["latest", true] });
+            if tx.send(Message::text(req.to_string())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (mut peak, mut answers) = (0, 0u64);
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        peak = peak.max(metrics.num_alive_tasks().saturating_sub(baseline));
+        match tokio::time::timeout(WAIT, rx.next()).await {
+            Ok(Some(Ok(_))) => answers += 1,
+            other => panic!("connection failed after {answers} answers: {other:?}"),
+        }
+    }
+    eprintln!("peak {peak} tasks over {baseline}, {answers} answers read");
+    // The writer task and the connection's own tasks (reader, sender, pings).
+    let slack = 16;
+    assert!(
+        peak <= bound + slack,
+        "{peak} tasks over the {baseline} before, want at most {bound} + {slack} \
+         ({answers} answers read)"
+    );
+    writer.abort();
+    drop(rx);
+    drop(stop);
+    tokio::time::timeout(WAIT, served).await.unwrap().unwrap();
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,11 +3,19 @@
 //!
 //! A WebSocket client may send requests without ever reading the answers. jsonrpsee
 //! reads every message as it arrives and answers it in a task of its own, so without a
-//! bound the tasks (each holding its request) pile up. [`Guarded`] stops reading from the
-//! socket while a write to it is stuck or while [`Conn::max_in_flight`] calls run (the
-//! RPC middleware counts them with [`Conn::start_call`]), so the client's own TCP window
-//! fills and it is the one that waits. A write that makes no progress for
-//! [`super::http::Limits::write_timeout`] fails the connection.
+//! bound the tasks (each holding its request, then its answer) pile up. [`Guarded`] stops
+//! reading from the socket while a write to it is stuck or while [`Conn::max_in_flight`]
+//! calls are open (the RPC middleware counts them with [`Conn::start_call`]), so the
+//! client's own TCP window fills and it is the one that waits. A write that makes no
+//! progress for [`super::http::Limits::write_timeout`] fails the connection.
+//!
+//! A call is open until its answer is in the connection's queue, not only while it
+//! runs: jsonrpsee sends the answer from the call's task after the middleware returns,
+//! waiting for a place in the queue; a client reading slowly makes a little write
+//! progress now and then (so the socket is not "stuck" for long) and, were answers not
+//! counted, each bit of progress would let more requests in, each a task holding its
+//! answer. [`Handoff`] passes the middleware's [`Call`] to the method, which keeps it
+//! until jsonrpsee reports the answer queued ([`answer`]).
 
 use std::io;
 use std::pin::Pin;
@@ -16,8 +24,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use jsonrpsee::ResponsePayload;
+use jsonrpsee::types::ErrorObjectOwned;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+/// Most bytes taken from the socket at once: past the call limit, at most this much more
+/// is parsed into calls before reading pauses (about 45 typical 90-byte requests; each
+/// read also yields first so the calls already read count themselves). A 2 MiB
+/// WebSocket message takes 512 reads of it.
+const MAX_READ: usize = 4096;
 
 /// A connection's shared state; the last reference gives its slot back.
 #[derive(Debug)]
@@ -79,6 +95,45 @@ impl Drop for Call {
     }
 }
 
+/// The middleware's [`Call`], for the method to take and keep until its answer is
+/// queued (see [`answer`]); if no method takes it (a refused or unknown call), it ends
+/// when the middleware returns.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Handoff(Arc<Mutex<Option<Call>>>);
+
+impl Handoff {
+    /// A hand-off of `call`.
+    pub(crate) fn new(call: Option<Call>) -> Self {
+        Self(Arc::new(Mutex::new(call)))
+    }
+
+    /// The call, if not taken yet.
+    pub(crate) fn take(&self) -> Option<Call> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// A method's answer that keeps `call` open until jsonrpsee has put it in the
+/// connection's queue (or dropped it: connection closed, a notification's answer, or an
+/// entry of a batch, which is built before it is queued).
+pub(crate) fn answer(
+    call: Option<Call>,
+    result: Result<serde_json::Value, ErrorObjectOwned>,
+) -> ResponsePayload<'static, serde_json::Value> {
+    let payload = match result {
+        Ok(v) => ResponsePayload::success(v),
+        Err(e) => ResponsePayload::error(e),
+    };
+    let Some(call) = call else { return payload };
+    let (payload, queued) = payload.notify_on_completion();
+    // One small task per open call, bounded as the calls are.
+    tokio::spawn(async move {
+        let _ = queued.await;
+        drop(call);
+    });
+    payload
+}
+
 /// An IO stream that pauses reading as [`Conn`] says and fails writes stuck for longer
 /// than its write timeout.
 pub(crate) struct Guarded<T> {
@@ -86,6 +141,8 @@ pub(crate) struct Guarded<T> {
     conn: Arc<Conn>,
     write_timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
+    /// The last read returned data: the next one yields first.
+    read_last: bool,
 }
 
 impl<T> Guarded<T> {
@@ -95,6 +152,7 @@ impl<T> Guarded<T> {
             conn,
             write_timeout,
             stall: None,
+            read_last: false,
         }
     }
 
@@ -134,6 +192,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.read_last {
+            // Let the tasks of the calls just read start (and count themselves) first.
+            self.read_last = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if self.conn.paused() {
             *self
                 .conn
@@ -145,7 +209,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 return Poll::Pending;
             }
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        // Whatever is read is parsed into calls without looking at the pause again, so
+        // a read is kept small: past the limit, at most one read's worth of calls start.
+        let before = buf.filled().len();
+        let r = if buf.remaining() <= MAX_READ {
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        } else {
+            let mut small = buf.take(MAX_READ);
+            let r = Pin::new(&mut self.io).poll_read(cx, &mut small);
+            let n = small.filled().len();
+            // SAFETY: `small` is a view of `buf`'s unfilled part; the `n` bytes read
+            // there are initialised.
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            r
+        };
+        self.read_last = buf.filled().len() > before;
+        r
     }
 }
 

@@ -21,7 +21,12 @@
 //! [`Config::max_subscriptions`]: super::Config::max_subscriptions
 //! [`Config::max_queued_messages`]: super::Config::max_queued_messages
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use alloy_primitives::B256;
+use serde_json::value::RawValue;
 
 use alloy_consensus::Transaction as _;
 use alloy_consensus::transaction::PooledTransaction;
@@ -59,7 +64,8 @@ pub(super) fn register(module: &mut RpcModule<Api>) {
                     let rx = importer.subscribe();
                     let store = importer.store().clone();
                     if let Ok(sink) = pending.accept().await {
-                        forward(sink, rx, "newHeads", |a: Accepted| head(&store, a)).await;
+                        let render = |a: Accepted| raw(&head(&store, a)?);
+                        forward(sink, rx, "newHeads", render).await;
                     }
                 }
                 ("newPendingTransactions", 1 | 2) => {
@@ -75,7 +81,10 @@ pub(super) fn register(module: &mut RpcModule<Api>) {
                     };
                     let rx = eth.pool().subscribe();
                     if let Ok(sink) = pending.accept().await {
-                        let render = |p: Pooled| pending_tx(&p, full);
+                        let render = |p: Pooled| match full {
+                            true => api.rendered.get(&p),
+                            false => raw(&Value::String(p.hash.to_string())),
+                        };
                         forward(sink, rx, "newPendingTransactions", render).await;
                     }
                 }
@@ -99,7 +108,7 @@ async fn forward<T: Clone>(
     mut sink: SubscriptionSink,
     mut rx: broadcast::Receiver<T>,
     kind: &'static str,
-    render: impl Fn(T) -> Option<Value>,
+    render: impl Fn(T) -> Option<Box<RawValue>>,
 ) {
     let (mut sent, mut dropped, mut lagged) = (0u64, 0u64, 0u64);
     loop {
@@ -119,10 +128,7 @@ async fn forward<T: Clone>(
             dropped += 1;
             continue;
         }
-        let Some(value) = render(event) else { continue };
-        let Ok(raw) = serde_json::value::to_raw_value(&value) else {
-            continue;
-        };
+        let Some(raw) = render(event) else { continue };
         match sink.try_send(SubscriptionMessage::from(raw)) {
             Ok(()) => sent += 1,
             Err(jsonrpsee::core::server::TrySendError::Full(_)) => dropped += 1,
@@ -143,14 +149,53 @@ fn head(store: &crate::chain::Store, a: Accepted) -> Option<Value> {
     Some(Value::Object(header_fields(&a.block.header, a.hash)))
 }
 
-/// A `newPendingTransactions` notification: the hash, or the transaction object.
-fn pending_tx(p: &Pooled, full: bool) -> Option<Value> {
-    if !full {
-        return Some(Value::String(p.hash.to_string()));
+fn raw(v: &Value) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).ok()
+}
+
+/// Transaction objects recently rendered for `newPendingTransactions` with `true`,
+/// shared by all subscriptions of the node: each pooled transaction is decoded (blob
+/// sidecar included) and rendered once, not once per subscription (64 connections × 64
+/// subscriptions would otherwise repeat it 4096 times).
+#[derive(Debug, Default)]
+pub(super) struct Rendered {
+    recent: Mutex<VecDeque<(B256, Arc<Slot>)>>,
+    renders: AtomicU64,
+}
+
+/// One transaction's object, once rendered (`None`: its encoding did not decode).
+type Slot = OnceLock<Option<Box<RawValue>>>;
+
+/// Transactions kept rendered: subscribers a few events apart still share the work; a
+/// transaction object is at most about 260 KiB, so this holds at most about 2 MiB.
+const RENDERED: usize = 8;
+
+impl Rendered {
+    /// `p` as a transaction object, rendered by the first subscriber that asks.
+    fn get(&self, p: &Pooled) -> Option<Box<RawValue>> {
+        let slot = {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            match recent.iter().find(|(h, _)| *h == p.hash) {
+                Some((_, slot)) => slot.clone(),
+                None => {
+                    if recent.len() == RENDERED {
+                        recent.pop_front();
+                    }
+                    let slot = Arc::new(OnceLock::new());
+                    recent.push_back((p.hash, slot.clone()));
+                    slot
+                }
+            }
+        };
+        // Rendered outside the lock; a second subscriber asking meanwhile waits for it.
+        slot.get_or_init(|| {
+            self.renders.fetch_add(1, Ordering::Relaxed);
+            // The encoding was validated when pooled; a failure here is not the client's.
+            let tx = p.transaction().ok()?;
+            raw(&tx_object(p, &tx))
+        })
+        .clone()
     }
-    // The encoding was validated when pooled; a failure here is not the client's.
-    let tx = p.transaction().ok()?;
-    Some(tx_object(p, &tx))
 }
 
 /// go-ethereum's `RPCTransaction` of a pending transaction (no block fields).
@@ -233,5 +278,52 @@ impl IdProvider for HexIds {
             h.finish()
         };
         SubscriptionId::Str(format!("0x{:016x}{:016x}", word(1), word(2)).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_consensus::{Signed, TxLegacy};
+    use alloy_eips::eip2718::Encodable2718 as _;
+
+    fn pooled(nonce: u64) -> Pooled {
+        let tx = TxLegacy {
+            nonce,
+            gas_limit: 21_000,
+            ..TxLegacy::default()
+        };
+        let sig = alloy_primitives::Signature::test_signature();
+        let tx = PooledTransaction::Legacy(Signed::new_unhashed(tx, sig));
+        let encoded = tx.encoded_2718();
+        Pooled {
+            hash: *tx.hash(),
+            sender: alloy_primitives::Address::ZERO,
+            nonce,
+            kind: 0,
+            size: encoded.len(),
+            encoded: encoded.into(),
+            tip: 0,
+            fee_cap: 0,
+            blob: false,
+        }
+    }
+
+    /// Many subscriptions asking for the same transaction share one decode and render.
+    #[test]
+    fn each_transaction_is_rendered_once() {
+        let rendered = Rendered::default();
+        let (a, b) = (pooled(1), pooled(2));
+        for _ in 0..64 {
+            let v = rendered.get(&a).expect("rendered");
+            let v: Value = serde_json::from_str(v.get()).unwrap();
+            assert_eq!(v["hash"], a.hash.to_string());
+        }
+        assert_eq!(rendered.renders.load(Ordering::Relaxed), 1);
+        for _ in 0..64 {
+            rendered.get(&a);
+            rendered.get(&b);
+        }
+        assert_eq!(rendered.renders.load(Ordering::Relaxed), 2);
     }
 }

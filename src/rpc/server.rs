@@ -26,7 +26,7 @@ use jsonrpsee::types::{Id, Request};
 use tower::Service as _;
 use tracing::debug;
 
-use super::conn::Conn;
+use super::conn::{Conn, Handoff};
 use super::http::{self, Endpoint, Header};
 use super::{Api, Error, METHODS};
 
@@ -289,7 +289,11 @@ impl<S: Inner> RpcServiceT for Rpc<S> {
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let inner = self.inner.clone();
         async move {
-            let _running = req.extensions().get::<Arc<Conn>>().map(Conn::start_call);
+            let mut req = req;
+            let running = req.extensions().get::<Arc<Conn>>().map(Conn::start_call);
+            // The method keeps the call open until its answer is queued (see `conn`).
+            let _running = Handoff::new(running);
+            req.extensions_mut().insert(_running.clone());
             let method = req.method_name().to_owned();
             let admin = req.extensions().get::<Access>() == Some(&Access::Admin);
             let answer = if method.starts_with("admin_") && !admin {
