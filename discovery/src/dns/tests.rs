@@ -169,7 +169,10 @@ fn spec_example_records_verify() {
     let root: Root = zone["nodes.example.org"][0].parse().unwrap();
     assert_eq!(root.seq, 1);
     root.verify(&url.key).unwrap();
-    assert_eq!(hex::encode(root.recover().unwrap().serialize_uncompressed()), SPEC_KEY);
+    assert_eq!(
+        hex::encode(root.recover().unwrap().serialize_uncompressed()),
+        SPEC_KEY
+    );
     assert_eq!(root.to_string(), zone["nodes.example.org"][0]);
     for (name, txts) in &zone {
         if let Some(hash) = name.strip_suffix(".nodes.example.org") {
