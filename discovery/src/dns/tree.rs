@@ -226,7 +226,7 @@ impl FromStr for Root {
                 .and_then(|p| p.strip_prefix(name))
                 .ok_or(Error::InvalidRoot)
         };
-        if field(ROOT_PREFIX)? != "" {
+        if !field(ROOT_PREFIX)?.is_empty() {
             return Err(Error::InvalidRoot);
         }
         let e = field("e=")?.to_owned();
