@@ -15,6 +15,34 @@
 //! - Driver: [`driver::spawn`] runs a `Client` on tokio with `hickory-resolver`, sending the
 //!   nodes found to an `mpsc` channel (the system resolver or a given `IP:PORT`).
 //!
+//! # Example
+//!
+//! Publish a list of one node and resolve it from its TXT records (here a map standing in
+//! for DNS).
+//!
+//! ```
+//! use discovery::dns::{publish::Tree, Client, Config, Event, TreeUrl};
+//! use discovery::enr::Builder;
+//! use secp256k1::SecretKey;
+//! use std::time::Instant;
+//!
+//! let node_key = SecretKey::from_byte_array([1; 32]).unwrap();
+//! let enr = Builder::new().ip([10, 0, 0, 1].into()).tcp(30303).udp(30303).build(1, &node_key).unwrap();
+//! let list_key = SecretKey::from_byte_array([2; 32]).unwrap();
+//! let mut tree = Tree::build(&[enr.clone()], &[], 1);
+//! tree.sign(&list_key);
+//! let zone = tree.to_txt("nodes.example.org");
+//!
+//! let url = TreeUrl::new(&list_key, "nodes.example.org").unwrap();
+//! let now = Instant::now();
+//! let mut client = Client::new(vec![url], Config::default(), now);
+//! while let Some(name) = client.poll_query(now) {
+//!     client.on_answer(&name, Ok(vec![zone[&name].clone()]), now);
+//! }
+//! assert!(std::iter::from_fn(|| client.poll_event())
+//!     .any(|e| matches!(e, Event::Enr { enr: found, .. } if found == enr)));
+//! ```
+//!
 //! # Errors
 //!
 //! Every [`Error`] concerns one record or one tree: the client reports it as
