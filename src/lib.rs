@@ -61,6 +61,7 @@ pub mod sync;
 pub mod cmd {
     pub mod bootnode;
     pub mod devnet;
+    pub mod dns;
     pub mod export;
     pub mod gen_chain;
     pub mod import;

@@ -24,6 +24,8 @@ enum Command {
     Node(Box<devp2p::cmd::node::Args>),
     /// Run a discovery-only bootnode (Node Discovery v4 over UDP).
     Bootnode(devp2p::cmd::bootnode::Args),
+    /// Publish a DNS node list (EIP-1459): sign a tree of ENRs, write its TXT records.
+    Dns(devp2p::cmd::dns::Args),
     /// Generate or inspect node keys.
     Key(devp2p::cmd::key::Args),
     /// Import blocks from an RLP block file (validated structurally; not executed).
@@ -90,6 +92,7 @@ fn main() -> std::process::ExitCode {
         logs.init();
     }
     let result = match cli.command {
+        Command::Dns(args) => devp2p::cmd::dns::run(args).map_err(Into::into),
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
         Command::Import(args) => devp2p::cmd::import::run(args).map_err(Into::into),
         Command::Export(args) => devp2p::cmd::export::run(args).map_err(Into::into),

@@ -12,6 +12,7 @@
 //! - Persistence: [`db::NodeDb`] stores bonded nodes in redb.
 //! - Driver: [`service::Service`] runs a `Protocol` over a tokio `UdpSocket`;
 //!   [`service::Handle`] queries it.
+//! - DNS node lists (EIP-1459): [`dns`] resolves and publishes signed trees of ENRs.
 //! - Testing: [`sim::Sim`] runs many `Protocol`s over an in-memory network in virtual time.
 //!
 //! # Example
@@ -40,6 +41,7 @@
 pub mod cidr;
 pub mod config;
 pub mod db;
+pub mod dns;
 pub mod enr;
 mod limits;
 pub mod lookup;
