@@ -38,6 +38,14 @@ pub const HOODI_GENESIS: B256 =
 /// The hive `eth` test chain's genesis file (`testdata/ethtest/genesis.json`).
 pub const ETHTEST_GENESIS_JSON: &str = include_str!("../../testdata/ethtest/genesis.json");
 
+/// The EIP-1459 node list of a public preset: go-ethereum's `KnownDNSNetwork(genesis,
+/// "all")`, published by the Ethereum Foundation's crawlers under one signing key.
+pub fn dns_tree(name: &str) -> Option<String> {
+    const PREFIX: &str = "enrtree://AKA3AM6LPBYEUDMVNU3BSVQJ5AD45Y7YPOHJLEF6W26QOE4VTUDPE@all.";
+    matches!(name, "mainnet" | "sepolia" | "holesky" | "hoodi")
+        .then(|| format!("{PREFIX}{name}.ethdisco.net"))
+}
+
 /// Mainnet bootnodes (go-ethereum `MainnetBootnodes`).
 pub const MAINNET_BOOTNODES: &[&str] = &[
     "enode://d860a01f9722d78051619d1e2351aba3f43f943f6f00718d1b9baa4101932a1f5011f16bb2b1bb35db20d6fe28fa0bf09636d26a87d31de9ec6203eeedb1f666@18.138.108.67:30303",

@@ -54,8 +54,17 @@ pub struct Config {
     /// How the external address is found.
     #[serde(deserialize_with = "parsed")]
     pub nat: Nat,
-    /// No discovery: only static and trusted nodes, and inbound peers.
+    /// No discovery (v4, nor DNS node lists): only static and trusted nodes, and inbound
+    /// peers.
     pub no_discovery: bool,
+    /// EIP-1459 node lists (`enrtree://KEY@DOMAIN`) to find peers in; empty uses the
+    /// chain preset's (public networks).
+    pub dns_discovery: Vec<String>,
+    /// No DNS node lists (`no_discovery` turns them off too).
+    pub no_dns_discovery: bool,
+    /// The DNS server for the node lists, instead of the system's (tests, private
+    /// networks).
+    pub dns_resolver: Option<SocketAddr>,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
     /// Serve JSON-RPC at `ADDR` (HTTP and WebSocket). A non-loopback address is refused
@@ -90,6 +99,9 @@ impl Default for Config {
             netrestrict: None,
             nat: Nat::None,
             no_discovery: false,
+            dns_discovery: Vec::new(),
+            no_dns_discovery: false,
+            dns_resolver: None,
             metrics: None,
             rpc: None,
             rpc_allow_remote: false,

@@ -98,6 +98,9 @@ pub enum Error {
     /// Discovery failed to start.
     #[error(transparent)]
     Discovery(#[from] discovery::service::Error),
+    /// A DNS node list could not be used (a bad `enrtree://` URL, no resolver).
+    #[error("DNS discovery: {0}")]
+    Dns(#[from] discovery::dns::Error),
     /// The chain could not be loaded or its store opened.
     #[error(transparent)]
     Chain(#[from] chain::Error),
@@ -195,6 +198,7 @@ pub struct Node {
     datadir: PathBuf,
     server: server::Handle,
     discovery: Option<discovery::Handle>,
+    dns: Option<discovery::dns::driver::Handle>,
     eth: Option<EthParts>,
     rpc_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
@@ -235,6 +239,11 @@ impl Node {
     /// Discovery, unless off.
     pub fn discovery(&self) -> Option<&discovery::Handle> {
         self.discovery.as_ref()
+    }
+
+    /// The DNS node lists' progress (trees synced, nodes found, errors), if any are used.
+    pub fn dns_status(&self) -> Option<watch::Receiver<discovery::dns::driver::Status>> {
+        self.dns.as_ref().map(|d| d.status())
     }
 
     /// The `eth` peers, requests to them and the transaction pool (`None` without eth).
@@ -308,6 +317,7 @@ impl Node {
         }
         let _ = self.stop_http.send(true);
         self.server.shutdown().await;
+        self.dns.take();
         if let Some(d) = self.discovery.take() {
             d.shutdown().await;
         }
@@ -388,6 +398,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
         config.bootnodes.clone()
     };
 
+    let spec_dns = chain::presets::dns_tree(&spec.name);
     let listener = bind_tcp("TCP (RLPx)", SocketAddr::new(config.addr, config.port)).await?;
     let tcp_port = listener.local_addr().map_or(config.port, |a| a.port());
     let disc = if config.no_discovery {
@@ -440,6 +451,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
             source,
         })?;
 
+    let dns = start_dns(&config, &spec_dns, &server)?;
     let mut tasks = Vec::new();
     let eth_parts = match eth_setup {
         None => None,
@@ -574,6 +586,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
         datadir,
         server,
         discovery: disc,
+        dns,
         eth: eth_parts,
         rpc_addr,
         metrics_addr,
@@ -581,6 +594,41 @@ async fn start(b: Builder) -> Result<Node, Error> {
         stop_http,
         _lock: lock,
     })
+}
+
+/// Starts resolving the DNS node lists (`config.dns_discovery`, else the preset's
+/// `preset`) into the server's dial candidates, unless discovery is off.
+fn start_dns(
+    config: &Config,
+    preset: &Option<String>,
+    server: &server::Handle,
+) -> Result<Option<discovery::dns::driver::Handle>, Error> {
+    use discovery::dns::{Client, TreeUrl, driver};
+    if config.no_discovery || config.no_dns_discovery {
+        return Ok(None);
+    }
+    let urls = if config.dns_discovery.is_empty() {
+        preset.iter().cloned().collect()
+    } else {
+        config.dns_discovery.clone()
+    };
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let urls = urls
+        .iter()
+        .map(|u| u.parse::<TreeUrl>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = match config.dns_resolver {
+        Some(addr) => driver::Resolver::At(addr),
+        None => driver::Resolver::System,
+    };
+    let client = Client::new(
+        urls,
+        discovery::dns::Config::default(),
+        std::time::Instant::now(),
+    );
+    Ok(Some(driver::spawn(client, &resolver, server.candidates())?))
 }
 
 fn check_count(what: &str, n: usize, max: usize) -> Result<(), Error> {

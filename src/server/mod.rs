@@ -194,6 +194,7 @@ struct Shared {
 pub struct Handle {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    candidates: mpsc::Sender<Node>,
 }
 
 impl Handle {
@@ -231,6 +232,13 @@ impl Handle {
     /// Server counters, for metrics.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// Where other sources of dynamic dial candidates (DNS node lists) send them, beside
+    /// discovery. The queue is short and the server takes from it only while it wants
+    /// more peers: a sender waits, so a source never outruns the dialer.
+    pub fn candidates(&self) -> mpsc::Sender<Node> {
+        self.candidates.clone()
     }
 
     /// Peer join/leave events from now on.
@@ -322,6 +330,7 @@ pub fn start(
         int_tx.clone(),
         shared.clone(),
     ))];
+    let candidates = cand_tx.clone();
     if let Some(d) = discovery {
         tasks.push(tokio::spawn(async move {
             let mut nodes = d.random_nodes();
@@ -351,6 +360,7 @@ pub fn start(
     Ok(Handle {
         commands: cmd_tx,
         shared,
+        candidates,
     })
 }
 
