@@ -68,6 +68,16 @@ pub struct Args {
     /// Disable discovery: only static and trusted nodes, and inbound peers.
     #[arg(long)]
     pub no_discovery: bool,
+    /// EIP-1459 DNS node lists to find peers in, comma-separated `enrtree://KEY@DOMAIN`
+    /// [default: the preset's, `all.<network>.ethdisco.net` on public networks].
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub dns_discovery: Vec<String>,
+    /// Do not use DNS node lists (--no-discovery turns them off too).
+    #[arg(long)]
+    pub no_dns_discovery: bool,
+    /// The DNS server for the node lists, `IP:PORT` [default: the system's].
+    #[arg(long, value_name = "ADDR")]
+    pub dns_resolver: Option<SocketAddr>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -174,6 +184,7 @@ impl Args {
             c.trusted_nodes = read_node_list(p)?;
         }
         c.no_discovery |= a.no_discovery;
+        c.no_dns_discovery |= a.no_dns_discovery;
         c.rpc_allow_remote |= a.rpc_allow_remote;
         Ok(c)
     }
