@@ -31,7 +31,8 @@ pub struct Args {
     /// Only talk to these networks (comma-separated CIDR list, e.g. 10.0.0.0/8,127.0.0.0/8).
     #[arg(long, value_name = "CIDRS")]
     pub netrestrict: Option<NetRestrict>,
-    /// External address: extip:IP or none.
+    /// External address: any, upnp, pmp[:GATEWAY] (map the UDP port on the router),
+    /// extip:IP or none.
     #[arg(long, default_value = "none")]
     pub nat: Nat,
     /// Other bootnodes to join (comma-separated enode URLs or ENRs).
@@ -96,7 +97,19 @@ mod tests {
             "extip:1.2.3.4".parse::<Nat>(),
             Ok(Nat::ExtIp("1.2.3.4".parse().unwrap()))
         );
-        assert!("upnp".parse::<Nat>().is_err());
+        assert_eq!("upnp".parse::<Nat>(), Ok(Nat::Upnp));
+        assert_eq!("any".parse::<Nat>(), Ok(Nat::Any));
+        assert_eq!("pmp".parse::<Nat>(), Ok(Nat::Pmp(None)));
+        assert_eq!(
+            "pmp:192.168.0.1".parse::<Nat>(),
+            Ok(Nat::Pmp(Some("192.168.0.1:5351".parse().unwrap())))
+        );
+        assert_eq!(
+            "pmp:127.0.0.1:4000".parse::<Nat>(),
+            Ok(Nat::Pmp(Some("127.0.0.1:4000".parse().unwrap())))
+        );
+        assert!("stun".parse::<Nat>().is_err());
+        assert!("none:1.2.3.4".parse::<Nat>().is_err());
         assert!("extip:x".parse::<Nat>().is_err());
     }
 
