@@ -79,10 +79,24 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         .await
         .map_err(discovery::service::Error::Io)?;
     let handle = Service::spawn(socket, key, config, db)?;
+    // `--nat any|upnp|pmp`: the UDP port mapped, the mapped endpoint into the record.
+    let nat = args.nat.mapping().map(|method| {
+        let udp = handle.local_node().udp;
+        crate::nat::spawn(crate::nat::Config::new(method, 0, udp))
+    });
+    let follow = nat
+        .as_ref()
+        .map(|n| tokio::spawn(crate::node::follow_nat(n.subscribe(), handle.clone())));
     println!("{}", handle.local_node());
     println!("{}", handle.local_enr().await?);
     shutdown.await;
+    if let Some(f) = follow {
+        f.abort();
+    }
     handle.shutdown().await;
+    if let Some(n) = nat {
+        n.shutdown().await;
+    }
     Ok(())
 }
 

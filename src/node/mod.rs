@@ -599,7 +599,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
 }
 
 /// Puts each external endpoint the NAT task reports into our record.
-async fn follow_nat(
+pub(crate) async fn follow_nat(
     mut external: watch::Receiver<Option<crate::nat::External>>,
     disc: discovery::Handle,
 ) {
