@@ -179,6 +179,12 @@ pub fn spawn(config: Config) -> Handle {
     }
 }
 
+/// A lifetime as both protocols carry it: whole seconds in 32 bits, at least 1 (0 means
+/// "delete" in NAT-PMP and "forever" in UPnP, neither of which a mapping wants).
+fn lease_secs(lifetime: Duration) -> u32 {
+    u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX).max(1)
+}
+
 /// A gateway found by either protocol.
 enum Gateway {
     Pmp(pmp::Client),

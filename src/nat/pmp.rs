@@ -246,7 +246,7 @@ impl Client {
         external: u16,
         lifetime: Duration,
     ) -> Result<(u16, Duration), Error> {
-        let lifetime = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX).max(1);
+        let lifetime = super::lease_secs(lifetime);
         let req = Request::Map {
             protocol,
             internal,

@@ -68,7 +68,7 @@ impl Client {
         external: u16,
         lifetime: Duration,
     ) -> Result<(u16, Duration), Error> {
-        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX).max(1);
+        let secs = super::lease_secs(lifetime);
         self.gateway
             .add_port(
                 proto(protocol),
