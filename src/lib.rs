@@ -50,6 +50,7 @@ pub use rlpx;
 pub mod chain;
 pub mod key;
 pub mod metrics;
+pub mod nat;
 pub mod node;
 pub mod propagate;
 pub mod required;

@@ -2,7 +2,7 @@
 //! [`NodeDb`].
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,7 @@ enum Command {
     Lookup(NodeId, oneshot::Sender<Vec<Node>>),
     TableNodes(usize, oneshot::Sender<Vec<Node>>),
     SetEth(Option<Vec<u8>>, oneshot::Sender<Result<(), EnrError>>),
+    SetEndpoint(IpAddr, u16, u16, oneshot::Sender<Result<(), EnrError>>),
     LocalEnr(oneshot::Sender<Enr>),
     AddNode(Node),
     Metrics(oneshot::Sender<Metrics>),
@@ -158,6 +159,15 @@ impl Handle {
     /// Sets (or removes) the `eth` entry of our record from its raw RLP encoding.
     pub async fn set_eth_entry(&self, raw: Option<Vec<u8>>) -> Result<(), Error> {
         Ok(self.ask(|tx| Command::SetEth(raw, tx)).await??)
+    }
+
+    /// Fixes the endpoint of our record to `ip` with the given ports (0 keeps a port),
+    /// bumping its seq when it changes: what a NAT port mapping reports. Pong votes no
+    /// longer move the address afterwards.
+    pub async fn set_external_endpoint(&self, ip: IpAddr, udp: u16, tcp: u16) -> Result<(), Error> {
+        Ok(self
+            .ask(|tx| Command::SetEndpoint(ip, udp, tcp, tx))
+            .await??)
     }
 
     /// Adds a known node to the table (unverified).
@@ -396,6 +406,9 @@ impl Driver {
             }
             Command::SetEth(raw, tx) => {
                 let _ = tx.send(self.proto.set_eth_entry(raw));
+            }
+            Command::SetEndpoint(ip, udp, tcp, tx) => {
+                let _ = tx.send(self.proto.set_external_endpoint(ip, udp, tcp));
             }
             Command::LocalEnr(tx) => {
                 let _ = tx.send(self.proto.local_enr().clone());

@@ -31,7 +31,8 @@ pub struct Args {
     /// Only talk to these networks (comma-separated CIDR list, e.g. 10.0.0.0/8,127.0.0.0/8).
     #[arg(long, value_name = "CIDRS")]
     pub netrestrict: Option<NetRestrict>,
-    /// External address: extip:IP or none.
+    /// External address: any, upnp, pmp[:GATEWAY] (map the UDP port on the router),
+    /// extip:IP or none.
     #[arg(long, default_value = "none")]
     pub nat: Nat,
     /// Other bootnodes to join (comma-separated enode URLs or ENRs).
@@ -78,10 +79,24 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         .await
         .map_err(discovery::service::Error::Io)?;
     let handle = Service::spawn(socket, key, config, db)?;
+    // `--nat any|upnp|pmp`: the UDP port mapped, the mapped endpoint into the record.
+    let nat = args.nat.mapping().map(|method| {
+        let udp = handle.local_node().udp;
+        crate::nat::spawn(crate::nat::Config::new(method, 0, udp))
+    });
+    let follow = nat
+        .as_ref()
+        .map(|n| tokio::spawn(crate::node::follow_nat(n.subscribe(), handle.clone())));
     println!("{}", handle.local_node());
     println!("{}", handle.local_enr().await?);
     shutdown.await;
+    if let Some(f) = follow {
+        f.abort();
+    }
     handle.shutdown().await;
+    if let Some(n) = nat {
+        n.shutdown().await;
+    }
     Ok(())
 }
 
@@ -96,7 +111,19 @@ mod tests {
             "extip:1.2.3.4".parse::<Nat>(),
             Ok(Nat::ExtIp("1.2.3.4".parse().unwrap()))
         );
-        assert!("upnp".parse::<Nat>().is_err());
+        assert_eq!("upnp".parse::<Nat>(), Ok(Nat::Upnp));
+        assert_eq!("any".parse::<Nat>(), Ok(Nat::Any));
+        assert_eq!("pmp".parse::<Nat>(), Ok(Nat::Pmp(None)));
+        assert_eq!(
+            "pmp:192.168.0.1".parse::<Nat>(),
+            Ok(Nat::Pmp(Some("192.168.0.1:5351".parse().unwrap())))
+        );
+        assert_eq!(
+            "pmp:127.0.0.1:4000".parse::<Nat>(),
+            Ok(Nat::Pmp(Some("127.0.0.1:4000".parse().unwrap())))
+        );
+        assert!("stun".parse::<Nat>().is_err());
+        assert!("none:1.2.3.4".parse::<Nat>().is_err());
         assert!("extip:x".parse::<Nat>().is_err());
     }
 

@@ -62,7 +62,8 @@ pub struct Args {
     /// Only talk to these networks (comma-separated CIDRs).
     #[arg(long, value_name = "CIDRS")]
     pub netrestrict: Option<NetRestrict>,
-    /// External address: `extip:IP` or `none` [default: none].
+    /// External address: `any`, `upnp`, `pmp[:GATEWAY]` (map the ports on the router),
+    /// `extip:IP` or `none` [default: none].
     #[arg(long, value_name = "NAT")]
     pub nat: Option<Nat>,
     /// Disable discovery: only static and trusted nodes, and inbound peers.

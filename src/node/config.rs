@@ -142,7 +142,7 @@ impl Config {
     }
 }
 
-/// How the external address is determined (`--nat`).
+/// How the external address is determined (`--nat`), as go-ethereum's flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Nat {
     /// `none`: advertise the bound address, or learn it from peers when bound to 0.0.0.0.
@@ -150,20 +150,41 @@ pub enum Nat {
     None,
     /// `extip:IP`: always advertise this IP.
     ExtIp(IpAddr),
+    /// `any`: map the ports with NAT-PMP or UPnP, whichever gateway answers.
+    Any,
+    /// `upnp`: map the ports with UPnP-IGD.
+    Upnp,
+    /// `pmp`, `pmp:IP` or `pmp:IP:PORT`: map the ports with NAT-PMP at the default
+    /// route's gateway, or at this one (port 5351 unless given: tests, relays).
+    Pmp(Option<SocketAddr>),
 }
 
 impl FromStr for Nat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.eq_ignore_ascii_case("none") {
-            return Ok(Nat::None);
+        let ip = |ip: &str| {
+            ip.parse::<IpAddr>()
+                .map_err(|_| format!("invalid IP address {ip:.40}"))
+        };
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        match (kind.to_ascii_lowercase().as_str(), arg) {
+            ("none", None) => Ok(Nat::None),
+            ("any", None) => Ok(Nat::Any),
+            ("upnp", None) => Ok(Nat::Upnp),
+            ("pmp", None) => Ok(Nat::Pmp(None)),
+            ("pmp", Some(a)) => match a.parse::<SocketAddr>() {
+                Ok(gw) => Ok(Nat::Pmp(Some(gw))),
+                Err(_) => ip(a)
+                    .map(|ip| Nat::Pmp(Some(SocketAddr::new(ip, crate::nat::pmp::GATEWAY_PORT)))),
+            },
+            ("extip", Some(a)) => ip(a).map(Nat::ExtIp),
+            _ => Err(format!(
+                "expected any, upnp, pmp[:IP], extip:IP or none, got {s:.40}"
+            )),
         }
-        let ip = s
-            .strip_prefix("extip:")
-            .ok_or_else(|| format!("expected extip:IP or none, got {s:.40}"))?;
-        ip.parse()
-            .map(Nat::ExtIp)
-            .map_err(|_| format!("invalid IP address {ip:.40}"))
     }
 }
 
@@ -172,7 +193,23 @@ impl Nat {
     pub fn external_ip(self) -> Option<IpAddr> {
         match self {
             Nat::ExtIp(ip) => Some(ip),
-            Nat::None => None,
+            _ => None,
+        }
+    }
+
+    /// How to find a gateway that maps our ports, if port mapping is asked for.
+    pub fn mapping(self) -> Option<crate::nat::Method> {
+        use crate::nat::{Method, SSDP_MULTICAST};
+        match self {
+            Nat::None | Nat::ExtIp(_) => None,
+            Nat::Any => Some(Method::Any {
+                ssdp: SSDP_MULTICAST,
+                pmp: None,
+            }),
+            Nat::Upnp => Some(Method::Upnp {
+                ssdp: SSDP_MULTICAST,
+            }),
+            Nat::Pmp(gateway) => Some(Method::Pmp { gateway }),
         }
     }
 }
@@ -306,7 +343,7 @@ mod tests {
         assert_eq!(c.required_blocks.len(), 1);
         assert_eq!(c.port, 30303, "unset settings keep their defaults");
         for bad in [
-            "nat = \"upnp\"",
+            "nat = \"upnp:1.2.3.4\"",
             "netrestrict = \"10.0.0.0/99\"",
             "bootnodes = [\"x\"]",
             "maxpeers = \"many\"",

@@ -204,6 +204,8 @@ pub struct Node {
     metrics_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     stop_http: watch::Sender<bool>,
+    /// Port mapping (`--nat any|upnp|pmp`), unmapped at shutdown.
+    nat: Option<crate::nat::Handle>,
     // Held while the node runs: a second node on the same datadir fails to start.
     _lock: std::fs::File,
 }
@@ -321,6 +323,9 @@ impl Node {
         if let Some(d) = self.discovery.take() {
             d.shutdown().await;
         }
+        if let Some(n) = self.nat.take() {
+            n.shutdown().await;
+        }
     }
 }
 
@@ -423,6 +428,16 @@ async fn start(b: Builder) -> Result<Node, Error> {
         Some(discovery::Service::spawn(socket, key, dc, Some(db))?)
     };
 
+    let mut tasks = Vec::new();
+    let nat = config.nat.mapping().map(|method| {
+        let udp = disc.as_ref().map_or(0, |d| d.local_node().udp);
+        let nat = crate::nat::spawn(crate::nat::Config::new(method, tcp_port, udp));
+        if let Some(d) = &disc {
+            tasks.push(tokio::spawn(follow_nat(nat.subscribe(), d.clone())));
+        }
+        nat
+    });
+
     let mut sc = server::Config::new(key);
     sc.max_peers = config.maxpeers;
     sc.netrestrict = config.netrestrict.clone();
@@ -452,7 +467,6 @@ async fn start(b: Builder) -> Result<Node, Error> {
         })?;
 
     let dns = start_dns(&config, &spec_dns, &server)?;
-    let mut tasks = Vec::new();
     let eth_parts = match eth_setup {
         None => None,
         Some((handle, store, chain, events, public, required)) => {
@@ -560,10 +574,10 @@ async fn start(b: Builder) -> Result<Node, Error> {
         Some(d) => d.local_node(),
         None => Enode {
             id: NodeId::from_secret_key(&key),
-            ip: match config.nat {
-                Nat::ExtIp(ip) => ip,
-                Nat::None if config.addr.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-                Nat::None => config.addr,
+            ip: match config.nat.external_ip() {
+                Some(ip) => ip,
+                None if config.addr.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+                None => config.addr,
             },
             udp: 0,
             tcp: tcp_port,
@@ -592,6 +606,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
         metrics_addr,
         tasks,
         stop_http,
+        nat,
         _lock: lock,
     })
 }
@@ -629,6 +644,21 @@ fn start_dns(
         std::time::Instant::now(),
     );
     Ok(Some(driver::spawn(client, &resolver, server.candidates())?))
+}
+
+/// Puts each external endpoint the NAT task reports into our record.
+pub(crate) async fn follow_nat(
+    mut external: watch::Receiver<Option<crate::nat::External>>,
+    disc: discovery::Handle,
+) {
+    while external.changed().await.is_ok() {
+        let Some(e) = *external.borrow_and_update() else {
+            continue;
+        };
+        if let Err(err) = disc.set_external_endpoint(e.ip, e.udp, e.tcp).await {
+            tracing::warn!(target: "p2p", error = %err, "could not put the external address into the record");
+        }
+    }
 }
 
 fn check_count(what: &str, n: usize, max: usize) -> Result<(), Error> {

@@ -275,6 +275,27 @@ impl Protocol {
         Ok(())
     }
 
+    /// Fixes our advertised endpoint (a NAT port mapping: the gateway's external IP and
+    /// the mapped ports); the record's seq is bumped when it changes. From then on Pong
+    /// votes no longer move the address, as with `external_ip` in the config. A `udp` or
+    /// `tcp` of 0 keeps the current port.
+    pub fn set_external_endpoint(
+        &mut self,
+        ip: IpAddr,
+        udp: u16,
+        tcp: u16,
+    ) -> Result<(), EnrError> {
+        self.config.external_ip = Some(ip);
+        let udp = if udp == 0 { self.local.udp() } else { udp };
+        let tcp = if tcp == 0 { self.local.tcp() } else { tcp };
+        if self.local.set_endpoint(Some(ip), udp, tcp)? {
+            debug!(target: "discv4", %ip, udp, tcp, seq = self.local.record().seq(), "external endpoint set");
+            self.events
+                .push_back(Event::LocalEnrUpdated(self.local.record().clone()));
+        }
+        Ok(())
+    }
+
     /// The routing table.
     pub fn table(&self) -> &Table {
         &self.table

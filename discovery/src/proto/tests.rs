@@ -443,6 +443,57 @@ fn external_address_by_majority_and_eth_entry() {
     );
 }
 
+/// A NAT mapping's endpoint replaces the voted address and ports in the record (seq
+/// bumped, once), and later votes do not move it back.
+#[test]
+fn external_endpoint_from_a_port_mapping_overrides_votes() {
+    let mut net = Net::new(3, |_| Config {
+        min_votes: 1,
+        ..Config::default()
+    });
+    let now = net.now;
+    let ext: IpAddr = "203.0.114.7".parse().unwrap();
+    let seq = net.get(1).local_enr().seq();
+    net.get(1).set_external_endpoint(ext, 40001, 40002).unwrap();
+    let enr = net.get(1).local_enr().clone();
+    assert_eq!(enr.seq(), seq + 1);
+    assert_eq!(
+        (enr.ip4(), enr.udp(), enr.tcp()),
+        (
+            Some("203.0.114.7".parse().unwrap()),
+            Some(40001),
+            Some(40002)
+        )
+    );
+    net.get(1).set_external_endpoint(ext, 40001, 40002).unwrap();
+    assert_eq!(
+        net.get(1).local_enr().seq(),
+        seq + 1,
+        "unchanged: no new seq"
+    );
+    for i in 2..=3 {
+        net.get(1).ping(now, node_of(i));
+    }
+    net.deliver();
+    assert_eq!(
+        net.get(1).local_enr().ip4(),
+        Some("203.0.114.7".parse().unwrap()),
+        "votes ignored"
+    );
+    let v6: IpAddr = "2001:db9::1".parse().unwrap();
+    net.get(1).set_external_endpoint(v6, 0, 0).unwrap();
+    let enr = net.get(1).local_enr();
+    assert_eq!(
+        (enr.ip6(), enr.udp(), enr.tcp()),
+        (
+            Some("2001:db9::1".parse().unwrap()),
+            Some(40001),
+            Some(40002)
+        ),
+        "0 keeps the ports"
+    );
+}
+
 fn wide_key(i: u16) -> SecretKey {
     let mut b = [7u8; 32];
     b[..2].copy_from_slice(&i.to_be_bytes());
