@@ -30,6 +30,7 @@ fn help_lists_every_command() {
         "export",
         "gen-chain",
         "devnet",
+        "dns",
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
@@ -48,6 +49,9 @@ fn help_lists_every_command() {
         "--netrestrict",
         "--nat",
         "--no-discovery",
+        "--dns-discovery",
+        "--no-dns-discovery",
+        "--dns-resolver",
         "--metrics",
         "--rpc",
         "--log-level",
