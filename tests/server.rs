@@ -174,7 +174,12 @@ async fn max_peers_rejects_the_extra_inbound_peer_but_admits_trusted() {
         CloseReason::Failed("still connected".into()),
         "a trusted peer gets in when full"
     );
-    assert_eq!(s.server.peers().len(), 4);
+    // The dialler is done once Hello is exchanged; the server registers the peer just
+    // after.
+    until(5, "the trusted peer admitted", || {
+        s.server.peers().len() == 4
+    })
+    .await;
     s.server.shutdown().await;
     for p in keep {
         assert_eq!(
