@@ -85,6 +85,7 @@ async fn main() {
         let caps: Vec<String> = p.info.shared.iter().map(|s| s.cap.to_string()).collect();
         println!("B <-> {}: {}", server::short(&p.id), caps.join(", "));
     }
+    tokio::join!(kv_a.wait_peers(1), kv_b.wait_peers(2), kv_c.wait_peers(1));
     kv_a.put(b"greeting", b"hello from A");
     println!(
         "C got it by gossip through B: {:?}",

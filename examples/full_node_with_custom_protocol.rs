@@ -47,6 +47,7 @@ pub(crate) async fn run(
         .expect("eth")
         .wait_for(|s| s.current >= blocks)
         .await;
+    tokio::join!(kv_a.wait_peers(1), kv_b.wait_peers(1));
     kv_a.put(b"greeting", b"hello from A");
     let value = kv_b.wait(b"greeting").await;
     b.shutdown().await;

@@ -23,8 +23,14 @@ async fn kv_gossips_across_a_line_and_answers_requests_beside_echo() {
         let caps: Vec<String> = p.info.shared.iter().map(|s| s.cap.to_string()).collect();
         assert_eq!(caps, ["echo/1", "kv/1"]);
     }
-    // Gossip: A's put reaches C, which is not connected to A.
+    // Gossip: A's put reaches C, which is not connected to A (once every kv session is up:
+    // the server admits a peer before its protocols run).
     assert!(a.peers().iter().all(|p| p.id != c.local_id()));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(kv_a.wait_peers(1), kv_b.wait_peers(2), kv_c.wait_peers(1))
+    })
+    .await
+    .expect("kv sessions up");
     kv_a.put(b"k1", b"v1");
     tokio::time::timeout(Duration::from_secs(10), kv_c.wait(b"k1"))
         .await

@@ -68,6 +68,8 @@ pub(crate) struct Kv {
     next_id: Arc<AtomicU64>,
     /// Counts stored entries: what [`Kv::wait`] waits on.
     stored: Arc<watch::Sender<u64>>,
+    /// Peers with a `kv` session: what [`Kv::wait_peers`] waits on.
+    sessions: Arc<watch::Sender<usize>>,
 }
 
 impl Default for Kv {
@@ -76,6 +78,7 @@ impl Default for Kv {
             state: Default::default(),
             next_id: Default::default(),
             stored: Arc::new(watch::channel(0).0),
+            sessions: Arc::new(watch::channel(0).0),
         }
     }
 }
@@ -112,6 +115,12 @@ impl Kv {
                 std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// Waits until `n` peers have a `kv` session with us (gossip reaches only them).
+    pub async fn wait_peers(&self, n: usize) {
+        let mut sessions = self.sessions.subscribe();
+        let _ = sessions.wait_for(|&k| k >= n).await;
     }
 
     /// The local value of `key`.
@@ -177,6 +186,7 @@ impl Kv {
         let id = NodeId::from_public_key(&peer.info().id);
         if let Ok(mut s) = self.state.lock() {
             s.peers.insert(id, peer.sender());
+            self.sessions.send_replace(s.peers.len());
         }
         while let Some((code, data)) = peer.recv().await {
             let ok = match code {
@@ -223,6 +233,7 @@ impl Kv {
         }
         if let Ok(mut s) = self.state.lock() {
             s.peers.remove(&id);
+            self.sessions.send_replace(s.peers.len());
         }
     }
 }
