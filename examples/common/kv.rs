@@ -118,7 +118,7 @@ impl Kv {
     }
 
     /// Waits until `n` peers have a `kv` session with us (gossip reaches only them).
-    pub async fn wait_peers(&self, n: usize) {
+    pub(crate) async fn wait_peers(&self, n: usize) {
         let mut sessions = self.sessions.subscribe();
         let _ = sessions.wait_for(|&k| k >= n).await;
     }
