@@ -10,8 +10,8 @@
 //!
 //! Admission after Hello, with the `Disconnect` reason sent:
 //! ourselves → `ConnectedToSelf`; already connected → `AlreadyConnected`; recently
-//! disconnected for a protocol breach or as useless (e.g. `eth` Status on another network)
-//! → `UselessPeer`, and not dialled for `ban_duration`; no shared capability →
+//! disconnected for a protocol breach, as useless or as incompatible (`eth` Status on
+//! another network: `SubprotocolError`) → `UselessPeer`, and not dialled for `ban_duration`; no shared capability →
 //! `UselessPeer` (in [`rlpx::Handshaked::hello`]); over `max_peers`, or over the inbound
 //! share for an inbound peer, or over the per-IP or per-subnet inbound caps
 //! ([`limits`]) → `TooManyPeers` (trusted peers are exempt). Shutdown sends
@@ -614,12 +614,15 @@ impl Server {
                     p.remove(&id);
                 }
                 self.scheduler.peer_removed(&id, e.dynamic_out, now);
-                // A breach, or a peer a protocol found useless (wrong network, fork,
-                // genesis; request floods), is refused and not dialled for a while.
+                // A breach, or a peer a protocol found useless (request floods) or
+                // incompatible (wrong network, fork, genesis: `SubprotocolError`, as
+                // go-ethereum sends), is refused and not dialled for a while.
                 if matches!(
                     reason,
                     CloseReason::Local(
-                        DisconnectReason::BreachOfProtocol | DisconnectReason::UselessPeer
+                        DisconnectReason::BreachOfProtocol
+                            | DisconnectReason::UselessPeer
+                            | DisconnectReason::SubprotocolError
                     )
                 ) {
                     let until = now + self.config.ban_duration;
