@@ -48,6 +48,7 @@ pub use protocols;
 pub use rlpx;
 
 pub mod chain;
+pub mod histogram;
 pub mod key;
 pub mod metrics;
 pub mod nat;

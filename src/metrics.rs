@@ -17,6 +17,7 @@
 //! | `devp2p_peers` | gauge | `direction` = `inbound` / `outbound` |
 //! | `devp2p_dials_started_total` | counter | |
 //! | `devp2p_dials_total` | counter | `outcome` = `ok` / `failed` (reached Hello or not) |
+//! | `devp2p_handshake_seconds` | histogram | `direction` (successful handshakes, TCP connection to Hello) |
 //! | `devp2p_handshake_failures_total` | counter | `reason` (inbound handshakes) |
 //! | `devp2p_rejected_total` | counter | `reason` (admission after Hello) |
 //! | `devp2p_inbound_rejected_total` | counter | `reason` (before the handshake) |
@@ -293,6 +294,20 @@ impl Source {
         let failed = stats.dials_failed.load(Ordering::Relaxed);
         sample(&mut out, name, &[("outcome", "ok")], ok);
         sample(&mut out, name, &[("outcome", "failed")], failed);
+
+        let name = "devp2p_handshake_seconds";
+        family(
+            &mut out,
+            name,
+            "histogram",
+            "Time from TCP connection to a completed Hello, successful handshakes.",
+        );
+        stats
+            .handshake_inbound
+            .render(&mut out, name, "direction=\"inbound\"");
+        stats
+            .handshake_outbound
+            .render(&mut out, name, "direction=\"outbound\"");
 
         let labelled = stats.labelled();
         for (kind, name, help) in [

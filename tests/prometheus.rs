@@ -55,7 +55,10 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     (status, body)
 }
 
@@ -159,7 +162,10 @@ async fn prometheus(bin: &Path, dir: &Path, target: SocketAddr) -> Prometheus {
     .unwrap();
     let mut child = tokio::process::Command::new(bin)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg("--web.listen-address=127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -187,7 +193,9 @@ async fn prometheus(bin: &Path, dir: &Path, target: SocketAddr) -> Prometheus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_node() {
     let Some(bin) = prometheus_binary() else {
-        eprintln!("SKIP: no `prometheus` on PATH (scripts/test.sh installs Debian's package as root)");
+        eprintln!(
+            "SKIP: no `prometheus` on PATH (scripts/test.sh installs Debian's package as root)"
+        );
         return;
     };
     let dir = support::tempdir("prom-scrape");
