@@ -58,3 +58,4 @@ cargo test -p discovery --bench discv4 --locked
 cargo test --bench server --locked
 cargo test --bench sync --locked
 cargo test --bench flood --locked
+cargo test --bench txingest --locked
