@@ -174,6 +174,38 @@ fn rlpx_and_eth_suites_pass_against_a_node_with_the_test_chain() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A node without the test chain is told apart: its Status names another head.
+#[test]
+fn eth_status_fails_against_a_node_without_the_chain() {
+    let dir = tempdir("empty");
+    let (_node, enode) = spawn(&[
+        "node",
+        "--port",
+        "0",
+        "--addr",
+        "127.0.0.1",
+        "--no-discovery",
+        "--datadir",
+        dir.to_str().unwrap(),
+    ]);
+    let out = test_cmd(&[
+        "eth",
+        &enode,
+        "--chain",
+        testdata().to_str().unwrap(),
+        "--run",
+        "^Status$",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.starts_with("FAIL Status (peering failed: status exchange failed: wrong head block"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("0 passed, 1 failed"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Against a port nobody answers on, the selected case fails, the summary says so, the
 /// JSON records it and the exit status is non-zero.
 #[test]
@@ -181,7 +213,8 @@ fn a_failing_case_fails_the_run() {
     let dir = tempdir("fail");
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = socket.local_addr().unwrap().port();
-    let id = "a".repeat(128);
+    let id =
+        devp2p::discovery::NodeId::from_secret_key(&secp256k1::SecretKey::new(&mut rand::rng()));
     let json = dir.join("r.json");
     let out = test_cmd(&[
         "discv4",
