@@ -41,13 +41,16 @@ pub(crate) enum ConnError {
     P2p(#[from] p2p::Error),
 }
 
+/// Capabilities as a Hello carries them: `(name, version)`, the name as raw bytes.
+pub(crate) type Caps = Vec<(Vec<u8>, u32)>;
+
 /// One connection to the node under test.
 pub(crate) struct Conn {
     framed: Framed<TcpStream, FrameCodec>,
     snappy: Option<Snappy>,
     key: SecretKey,
     /// The capabilities our Hello offers.
-    pub(crate) caps: Vec<(Vec<u8>, u32)>,
+    pub(crate) caps: Caps,
     /// The highest eth version we speak (go-ethereum's `ourHighestProtoVersion`).
     pub(crate) our_highest: u32,
     /// The eth version agreed in the Hello exchange, 0 before it.

@@ -9,7 +9,7 @@ use rand::RngCore;
 use rlpx::p2p::Hello;
 use secp256k1::SecretKey;
 
-use super::conn::{Conn, DISC_MSG, HANDSHAKE_MSG, disconnect_reason, encode_hello, pub64};
+use super::conn::{Caps, Conn, DISC_MSG, HANDSHAKE_MSG, disconnect_reason, encode_hello, pub64};
 use super::{Outcome, Suite, fail};
 
 /// The cases.
@@ -90,7 +90,7 @@ pub(crate) async fn malicious_handshake(remote: &discovery::Node) -> Outcome {
     let pub0 = pub64(&key);
     let v = MALICIOUS_ETH_VERSION;
     let eth = || vec![(b"eth".to_vec(), v)];
-    let handshakes: Vec<(Vec<(Vec<u8>, u32)>, Vec<u8>)> = vec![
+    let handshakes: Vec<(Caps, Vec<u8>)> = vec![
         (vec![(rand_buf(2), v)], pub0.clone()),
         (eth(), [pub0.as_slice(), &[0]].concat()),
         (eth(), [pub0.as_slice(), &pub0].concat()),
