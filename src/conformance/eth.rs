@@ -11,16 +11,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{B256, Bytes, Signature, TxKind, U256};
+use alloy_primitives::B256;
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use protocols::eth::messages::{
-    BlockId, BlockRangeUpdate, GetBlockHeaders, NewPooledTransactionHashes, Raw, RequestPair,
-    Status69, code,
+    BlockId, BlockRangeUpdate, GetBlockHeaders, Raw, RequestPair, Status69, code,
 };
 use rand::RngCore;
-use secp256k1::{Message as SecpMessage, SECP256K1, SecretKey};
+
+#[path = "eth_txs.rs"]
+mod txs;
 
 use super::chain::Chain;
 use super::conn::{Conn, ConnError, DISC_MSG, ETH_OFFSET, PING_MSG, PONG_MSG, disconnect_reason};
@@ -50,10 +49,10 @@ pub const CASES: &[&str] = &[
     "TestBlobTxWithMismatchedSidecar",
 ];
 
-/// Why the transaction cases that go-ethereum drives through its engine API are skipped.
-const NEEDS_ENGINE: &str = "needs the node's engine API (go-ethereum sends forkchoiceUpdated so the \
-     node accepts pending transactions, and expects them propagated or mined); devp2p test has \
-     no engine API client and our node executes no transactions";
+/// Why InvalidTxs is skipped.
+const NEEDS_STATE: &str = "needs the engine API (go-ethereum sends forkchoiceUpdated first) and \
+     expects rejections that need the account state (nonce already used, value above balance): \
+     a node that executes no transactions cannot make them";
 /// Why the blob cases are skipped.
 const NEEDS_KZG: &str = "needs KZG blob sidecars (commitments and cell proofs) and the engine \
      API; this build has no KZG library";
@@ -112,9 +111,9 @@ impl Suite for EthSuite {
             "GetBlockBodies" => self.get_block_bodies().await,
             "GetReceipts" => self.get_receipts().await,
             "GetLargeReceipts" => self.get_large_receipts().await,
-            "LargeTxRequest" | "Transaction" | "InvalidTxs" => {
-                Err(Verdict::Skip(NEEDS_ENGINE.into()))
-            }
+            "LargeTxRequest" => self.large_tx_request().await,
+            "Transaction" => self.transaction().await,
+            "InvalidTxs" => Err(Verdict::Skip(NEEDS_STATE.into())),
             "NewPooledTxs" => self.new_pooled_txs().await,
             "BlobViolations" | "TestBlobTxWithoutSidecar" | "TestBlobTxWithMismatchedSidecar" => {
                 Err(Verdict::Skip(NEEDS_KZG.into()))
@@ -291,20 +290,26 @@ impl EthSuite {
             .context("could not write to connection")
     }
 
-    async fn get_block_headers(&self) -> Outcome {
+    /// One request on a fresh connection; the response must carry its id and the chain's
+    /// headers (GetBlockHeaders, ZeroRequestID).
+    async fn headers_round_trip(&self, request_id: u64, req: GetBlockHeaders) -> Outcome {
         let mut conn = self.dial_and_peer().await?;
+        Self::send_headers_request(&mut conn, request_id, req).await?;
+        let resp = Self::read_headers(&mut conn).await?;
+        if resp.request_id != request_id {
+            fail!("unexpected request id");
+        }
+        self.check_headers(&req, &resp)
+    }
+
+    async fn get_block_headers(&self) -> Outcome {
         let req = GetBlockHeaders {
             origin: BlockId::Hash(self.chain.blocks[1].hash),
             amount: 2,
             skip: 1,
             reverse: false,
         };
-        Self::send_headers_request(&mut conn, 33, req).await?;
-        let resp = Self::read_headers(&mut conn).await?;
-        if resp.request_id != 33 {
-            fail!("unexpected request id");
-        }
-        self.check_headers(&req, &resp)
+        self.headers_round_trip(33, req).await
     }
 
     async fn get_nonexistent_block_headers(&self) -> Outcome {
@@ -403,19 +408,13 @@ impl EthSuite {
     }
 
     async fn zero_request_id(&self) -> Outcome {
-        let mut conn = self.dial_and_peer().await?;
         let req = GetBlockHeaders {
             origin: BlockId::Number(0),
             amount: 2,
             skip: 0,
             reverse: false,
         };
-        Self::send_headers_request(&mut conn, 0, req).await?;
-        let resp = Self::read_headers(&mut conn).await?;
-        if resp.request_id != 0 {
-            fail!("unexpected request id");
-        }
-        self.check_headers(&req, &resp)
+        self.headers_round_trip(0, req).await
     }
 
     async fn get_block_bodies(&self) -> Outcome {
@@ -582,84 +581,6 @@ impl EthSuite {
             Ok((id, _)) => fail!("expected disconnect message, got msg code {id}"),
         }
     }
-
-    /// `TestNewPooledTxs`: announce 50 transactions; the node must ask for all 50 in one
-    /// GetPooledTransactions. go-ethereum first sends forkchoiceUpdated through the engine
-    /// API to take its node out of sync mode; we have none to send (our node takes
-    /// announcements regardless). The transactions are signed by the second funded account
-    /// of `accounts.json` as go-ethereum's are, or by a fresh key without that file: the
-    /// node sees only their hashes, types and sizes.
-    async fn new_pooled_txs(&self) -> Outcome {
-        let count = 50;
-        let (key, nonce) = match self.chain.senders.get(1) {
-            Some((_, key, nonce)) => (*key, *nonce),
-            None => (SecretKey::new(&mut rand::rng()), 0),
-        };
-        let base_fee = self.chain.head().header.base_fee_per_gas.unwrap_or(0);
-        let mut ann = NewPooledTransactionHashes {
-            types: Bytes::new(),
-            sizes: Vec::new(),
-            hashes: Vec::new(),
-        };
-        let mut types = Vec::new();
-        for i in 0..count {
-            let tx = TxEip1559 {
-                chain_id: self.chain.spec.config.chain_id,
-                nonce: nonce + i,
-                gas_limit: 75_000,
-                max_fee_per_gas: u128::from(base_fee),
-                max_priority_fee_per_gas: 1,
-                to: TxKind::Create,
-                value: U256::ZERO,
-                access_list: Default::default(),
-                input: Bytes::new(),
-            };
-            let tx = TxEnvelope::from(tx.clone().into_signed(sign(&key, tx.signature_hash())));
-            types.push(2u8);
-            ann.sizes
-                .push(u32::try_from(tx.encode_2718_len()).unwrap_or(u32::MAX));
-            ann.hashes.push(*tx.tx_hash());
-        }
-        ann.types = types.into();
-        let mut conn = Conn::dial(&self.remote)
-            .await
-            .map_err(|e| Verdict::Fail(format!("dial failed: {e}")))?;
-        self.peer(&mut conn)
-            .await
-            .map_err(|e| Verdict::Fail(format!("peering failed: {e}")))?;
-        conn.write_eth(code::NEW_POOLED_TRANSACTION_HASHES, &rlp(&ann))
-            .await
-            .context("failed to write to connection")?;
-        loop {
-            let (c, data) = match conn.read_eth().await {
-                Ok(m) => m,
-                Err(None) => fail!("failed to read eth msg: disconnect"),
-                Err(Some(e)) => fail!("failed to read eth msg: {e}"),
-            };
-            match c {
-                code::GET_POOLED_TRANSACTIONS => {
-                    let req: RequestPair<Vec<B256>> = decode(&data, "unable to decode eth msg")?;
-                    if req.message.len() != ann.hashes.len() {
-                        fail!(
-                            "unexpected number of txs requested: wanted {}, got {}",
-                            ann.hashes.len(),
-                            req.message.len()
-                        );
-                    }
-                    return Ok(());
-                }
-                code::NEW_POOLED_TRANSACTION_HASHES | code::TRANSACTIONS => {}
-                other => fail!("unexpected eth message {other:#04x}"),
-            }
-        }
-    }
-}
-
-/// Signs a transaction's signature hash.
-fn sign(key: &SecretKey, hash: B256) -> Signature {
-    let sig = SECP256K1.sign_ecdsa_recoverable(SecpMessage::from_digest(hash.0), key);
-    let (recovery, bytes) = sig.serialize_compact();
-    Signature::from_bytes_and_parity(&bytes, i32::from(recovery) == 1)
 }
 
 impl From<ConnError> for Verdict {
