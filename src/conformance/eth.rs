@@ -159,6 +159,17 @@ impl EthSuite {
         Ok(conn)
     }
 
+    /// The hash of test-chain block `n`; a chain too short for the case fails it.
+    fn block_hash(&self, n: usize) -> Result<B256, Verdict> {
+        match self.chain.blocks.get(n) {
+            Some(b) => Ok(b.hash),
+            None => fail!(
+                "the test chain has {} blocks; the case needs block {n}",
+                self.chain.len()
+            ),
+        }
+    }
+
     /// `Conn.peer`: the Hello exchange, then the Status exchange.
     async fn peer(&self, conn: &mut Conn) -> Result<(), String> {
         conn.handshake()
@@ -304,7 +315,7 @@ impl EthSuite {
 
     async fn get_block_headers(&self) -> Outcome {
         let req = GetBlockHeaders {
-            origin: BlockId::Hash(self.chain.blocks[1].hash),
+            origin: BlockId::Hash(self.block_hash(1)?),
             amount: 2,
             skip: 1,
             reverse: false,
@@ -357,7 +368,7 @@ impl EthSuite {
     async fn simultaneous_requests(&self) -> Outcome {
         let mut conn = self.dial_and_peer().await?;
         let req1 = GetBlockHeaders {
-            origin: BlockId::Hash(self.chain.blocks[1].hash),
+            origin: BlockId::Hash(self.block_hash(1)?),
             amount: 2,
             skip: 1,
             reverse: false,
@@ -419,15 +430,9 @@ impl EthSuite {
 
     async fn get_block_bodies(&self) -> Outcome {
         let mut conn = self.dial_and_peer().await?;
-        if self.chain.len() <= 75 {
-            fail!(
-                "the test chain has {} blocks; the case asks for blocks 54 and 75",
-                self.chain.len()
-            );
-        }
         let req = RequestPair {
             request_id: 55,
-            message: vec![self.chain.blocks[54].hash, self.chain.blocks[75].hash],
+            message: vec![self.block_hash(54)?, self.block_hash(75)?],
         };
         conn.write_eth(code::GET_BLOCK_BODIES, &rlp(&req))
             .await
@@ -561,16 +566,10 @@ impl EthSuite {
 
     async fn block_range_update_invalid(&self) -> Outcome {
         let mut conn = self.dial_and_peer().await?;
-        if self.chain.len() <= 8 {
-            fail!(
-                "the test chain has {} blocks; the case needs block 8",
-                self.chain.len()
-            );
-        }
         let update = BlockRangeUpdate {
             earliest: 10,
             latest: 8,
-            latest_hash: self.chain.blocks[8].hash,
+            latest_hash: self.block_hash(8)?,
         };
         let _ = conn
             .write_eth(code::BLOCK_RANGE_UPDATE, &rlp(&update))

@@ -19,7 +19,7 @@ use protocols::eth::messages::{
 use secp256k1::{Message as SecpMessage, SECP256K1, SecretKey};
 use tokio::time::Instant;
 
-use super::super::conn::{Conn, TIMEOUT};
+use super::super::conn::TIMEOUT;
 use super::super::{Context, Outcome, Verdict, fail};
 use super::{EthSuite, decode, rlp};
 
@@ -69,22 +69,12 @@ impl EthSuite {
         TxEnvelope::from(tx.into_signed(sig))
     }
 
-    async fn peered(&self) -> Result<Conn, Verdict> {
-        let mut conn = Conn::dial(&self.remote)
-            .await
-            .map_err(|e| Verdict::Fail(format!("dial failed: {e}")))?;
-        self.peer(&mut conn)
-            .await
-            .map_err(|e| Verdict::Fail(format!("peering failed: {e}")))?;
-        Ok(conn)
-    }
-
     /// `sendTxs`: `txs` in a Transactions message on one connection must all reach a
     /// second one (in full or announced) within 2 s; header requests on the second are
     /// answered from the chain meanwhile.
     async fn send_txs(&self, txs: &[TxEnvelope]) -> Outcome {
-        let mut send = self.peered().await?;
-        let mut recv = self.peered().await?;
+        let mut send = self.dial_and_peer().await?;
+        let mut recv = self.dial_and_peer().await?;
         send.write_eth(code::TRANSACTIONS, &rlp(&txs.to_vec()))
             .await
             .context("failed to write message to connection")?;
@@ -171,7 +161,7 @@ impl EthSuite {
             Verdict::Fail(r) => Verdict::Fail(format!("failed to send txs: {r}")),
             other => other,
         })?;
-        let mut conn = self.peered().await?;
+        let mut conn = self.dial_and_peer().await?;
         let req = RequestPair {
             request_id: 1234,
             message: hashes,
@@ -225,7 +215,7 @@ impl EthSuite {
                 .collect(),
             hashes: txs.iter().map(|t| *t.tx_hash()).collect(),
         };
-        let mut conn = self.peered().await?;
+        let mut conn = self.dial_and_peer().await?;
         conn.write_eth(code::NEW_POOLED_TRANSACTION_HASHES, &rlp(&ann))
             .await
             .context("failed to write to connection")?;
