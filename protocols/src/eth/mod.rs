@@ -1,12 +1,14 @@
 //! The `eth` wire protocol and the chain facts it exchanges.
 //!
 //! - [`forkid`]: EIP-2124/EIP-6122 fork identifiers and the peer filter.
-//! - [`messages`]: eth/68 and eth/69 wire types (wire format only).
+//! - [`messages`]: eth/68 to eth/72 wire types (wire format only; the eth/70-72
+//!   payloads in [`messages_v70`]).
 //! - [`size`]: what a message decodes to, checked before decoding it.
 //! - [`chain`]: the [`Chain`] trait the node implements over its store, and
 //!   [`MemoryChain`] for tests.
 //! - [`status`]: the Status handshake checks (sans-IO).
-//! - [`serve`]: answers to header, body, receipt and pooled-transaction queries (sans-IO).
+//! - [`serve`]: answers to header, body, receipt, block-access-list and pooled-transaction
+//!   queries (sans-IO); [`cells`]: blob cells from the pool for eth/72 (sans-IO).
 //! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
 //! - [`pool`]: the transaction pool (stateless validation, bounded, lowest tip evicted).
 //! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
@@ -21,8 +23,8 @@
 //!   and its announcements and broadcasts.
 //! - `peer`: the node-level table of sessions, reached through typed commands.
 //!
-//! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 and
-//! eth/69), runs one handler per peer, keeps the table of handshaked peers behind
+//! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 to
+//! eth/72), runs one handler per peer, keeps the table of handshaked peers behind
 //! [`Handle`] (only what reaches each session, and the status and known hashes the
 //! session publishes) and reports [`Event`]s. It only uses the public API of `rlpx` and
 //! [`crate::api`].
@@ -58,12 +60,14 @@
 //! another chain's) are dropped without a disconnect: a peer may relay what became
 //! invalid.
 
+pub mod cells;
 pub mod chain;
 pub mod fanout;
 pub mod forkid;
 mod handle;
 mod handler;
 pub mod messages;
+pub mod messages_v70;
 mod peer;
 pub mod pool;
 pub mod requests;
@@ -85,7 +89,7 @@ use tokio::sync::mpsc;
 pub use chain::{Chain, Head, MemoryChain};
 pub use handle::Handle;
 pub use handler::Error;
-pub use messages::{BlockId, ETH68, ETH69, GetBlockHeaders};
+pub use messages::{BlockId, ETH68, ETH69, ETH70, ETH71, ETH72, GetBlockHeaders};
 pub use peer::{KNOWN_BLOCKS, KNOWN_TXS};
 pub use status::PeerStatus;
 
@@ -97,7 +101,8 @@ pub type PeerId = secp256k1::PublicKey;
 /// Settings of the `eth` protocol.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Versions offered. Default eth/68 and eth/69 (the highest shared one is used).
+    /// Versions offered. Default eth/68 to eth/72 (the highest shared one is used;
+    /// versions we do not speak are left out).
     pub versions: Vec<u32>,
     /// Time for the peer's Status to arrive. Default 5 s (go-ethereum `handshakeTimeout`).
     pub handshake_timeout: Duration,
@@ -150,7 +155,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            versions: vec![ETH68, ETH69],
+            versions: vec![ETH68, ETH69, ETH70, ETH71, ETH72],
             handshake_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_in_flight: 16,
@@ -408,11 +413,7 @@ impl Subprotocol for Eth {
             .config
             .versions
             .iter()
-            .filter_map(|&v| match v {
-                ETH68 => Some(rlpx::Protocol::new("eth", v, messages::ETH68_MESSAGES)),
-                ETH69 => Some(rlpx::Protocol::new("eth", v, messages::ETH69_MESSAGES)),
-                _ => None,
-            })
+            .filter_map(|&v| messages::message_count(v).map(|n| rlpx::Protocol::new("eth", v, n)))
             .collect()
     }
 

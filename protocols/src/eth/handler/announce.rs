@@ -7,8 +7,10 @@ use alloy_consensus::TxEnvelope;
 use alloy_primitives::{B256, U256};
 use tokio::time::Instant;
 
+use alloy_consensus::constants::EIP4844_TX_TYPE_ID;
+
 use super::super::messages::{
-    BlockHashNumber, BlockRangeUpdate, NewBlock, NewPooledTransactionHashes,
+    BlockHashNumber, BlockRangeUpdate, ETH72, NewBlock, NewPooledTransactionHashes,
 };
 use super::super::txfetch::Meta;
 use super::super::txs::{self, FetchInput};
@@ -82,11 +84,16 @@ impl Session {
         // it would only cost the fetcher time.
         let n = a.hashes.len().min(txs::MAX_ANNOUNCE_PACKET);
         self.knows.mark_txs(a.hashes.iter().take(n).copied());
+        // An eth/72 peer sends blob transactions without their blobs (EIP-8070), which
+        // we would then fetch as cells; we do not fetch cells and pool only whole blob
+        // transactions, so its blob transactions are not fetched.
+        let skip_blobs = self.version >= ETH72;
         let items = a
             .hashes
             .iter()
             .take(n)
             .zip(a.types.iter().zip(&a.sizes))
+            .filter(|(_, (kind, _))| !(skip_blobs && **kind == EIP4844_TX_TYPE_ID))
             .map(|(h, (&kind, &size))| (*h, Meta { kind, size }))
             .collect();
         self.shared.fetcher(FetchInput::Announce {

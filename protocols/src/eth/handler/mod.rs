@@ -55,7 +55,8 @@ pub enum Error {
     #[error("status after the handshake")]
     UnexpectedStatus,
     /// A response to a request we did not make (unknown id, or an id of another kind, or
-    /// a response type we never request): `BreachOfProtocol`.
+    /// a response type we never request: Receipts, BlockAccessLists, Cells):
+    /// `BreachOfProtocol`.
     #[error("unsolicited response {code:#04x}")]
     Unsolicited {
         /// Message code.
@@ -310,7 +311,7 @@ impl Session {
                     }
                 }
                 _ = txq.notify.notified() => {
-                    for (c, data) in txq.drain(&self.knows) {
+                    for (c, data) in txq.drain(&self.knows, self.version) {
                         if !self.send(c, data).await {
                             return None;
                         }
@@ -456,12 +457,20 @@ impl Session {
             Message::GetBlockHeaders(r) => self.on_request(Request::Headers(r)).await,
             Message::GetBlockBodies(r) => self.on_request(Request::Bodies(r)).await,
             Message::GetReceipts(r) => self.on_request(Request::Receipts(r)).await,
+            Message::GetReceipts70(r) => self.on_request(Request::Receipts70(r)).await,
+            Message::GetBlockAccessLists(r) => self.on_request(Request::AccessLists(r)).await,
+            Message::GetCells(r) => self.on_request(Request::Cells(r)).await,
             Message::GetPooledTransactions(r) => self.on_request(Request::Pooled(r)).await,
             Message::BlockHeaders(r) => self.on_response(c, Response::Headers(r)).await,
             Message::BlockBodies(r) => self.on_response(c, Response::Bodies(r)).await,
             Message::PooledTransactions(r) => self.on_response(c, Response::Pooled(r)).await,
-            // We never ask for receipts (we do not execute, so could not check them).
-            Message::Receipts68(_) | Message::Receipts69(_) => Err(Error::Unsolicited { code: c }),
+            // We never ask for receipts (we do not execute, so could not check them), block
+            // access lists (nor use them) or cells (we relay whole blob transactions).
+            Message::Receipts68(_)
+            | Message::Receipts69(_)
+            | Message::Receipts70(_)
+            | Message::BlockAccessLists(_)
+            | Message::Cells(_) => Err(Error::Unsolicited { code: c }),
             Message::NewBlockHashes(_) | Message::NewBlock(_)
                 if !self.shared.config.block_gossip =>
             {
@@ -471,6 +480,12 @@ impl Session {
             Message::NewBlock(b) => self.on_announcement(Announcement::Block(b)).await,
             Message::NewPooledTransactionHashes(a) => {
                 self.on_announcement(Announcement::TxHashes(a)).await
+            }
+            // The cells on offer are of no use to us: we do not fetch cells (EIP-8070
+            // leaves fetching to the node).
+            Message::NewPooledTransactionHashes72(a) => {
+                self.on_announcement(Announcement::TxHashes(a.announcement))
+                    .await
             }
             Message::Transactions(l) => self.on_announcement(Announcement::Txs(l)).await,
             Message::BlockRangeUpdate(r) => self.on_announcement(Announcement::Range(r)).await,
