@@ -288,17 +288,6 @@ async fn hostile_eth70_to_72_messages_disconnect() {
             .encode(),
             "decode",
         ),
-        (
-            ETH71,
-            code::GET_CELLS,
-            Message::GetCells(GetCells {
-                request_id: 4,
-                hashes: vec![],
-                cells: mask,
-            })
-            .encode(),
-            "decode",
-        ),
     ];
     for (version, c, data, kind) in cases {
         let (mut node, raw_peer, raw) = served(version).await;
