@@ -588,7 +588,7 @@ async fn a_peer_on_another_network_is_refused_for_a_while() {
         hs.hello(&other, &cfg).await.unwrap().start(&cfg)
     };
     let mut peer = dial().await;
-    let mut raw = peer.take_protocol("eth").unwrap();
+    let raw = peer.take_protocol("eth").unwrap();
     let Status::V68(mut status) = protocols::eth::status::local(&*chain, 68) else {
         panic!("eth/68 status");
     };

@@ -300,11 +300,126 @@ async fn hostile_eth70_to_72_messages_disconnect() {
     }
 }
 
-/// An eth/72 announcement with a bitmap is taken (the bitmap ignored); its blob
-/// transactions are not fetched (their blobs would come as cells, which we do not
-/// fetch), the others are.
+/// `tx` as an eth/72 peer sends it in PooledTransactions: without blobs.
+fn elided(tx: &PooledTransaction) -> PooledTransaction {
+    let mut full = Vec::new();
+    alloy_rlp::Encodable::encode(tx, &mut full);
+    let out = eth::cells::elide_blobs(&full.into());
+    alloy_rlp::Decodable::decode(&mut out.as_ref()).expect("decodes")
+}
+
+/// A raw eth/72 peer announces `tx` and answers our GetPooledTransactions without its
+/// blobs; returns our GetCells.
+async fn offer_blob_tx(raw: &mut ProtocolHandle, tx: &PooledTransaction) -> GetCells {
+    let ann = Message::NewPooledTransactionHashes72(NewPooledTransactionHashes72 {
+        announcement: NewPooledTransactionHashes {
+            types: vec![3].into(),
+            sizes: vec![elided(tx).encode_2718_len() as u32],
+            hashes: vec![*tx.hash()],
+        },
+        cells: CellMask::DATA,
+    });
+    send(raw, &ann).await;
+    let asked = loop {
+        if let Message::GetPooledTransactions(r) = recv(raw, ETH72).await {
+            break r;
+        }
+    };
+    assert_eq!(asked.message, vec![*tx.hash()]);
+    let answer = Message::PooledTransactions(RequestPair {
+        request_id: asked.request_id,
+        message: vec![elided(tx)],
+    });
+    send(raw, &answer).await;
+    loop {
+        if let Message::GetCells(r) = recv(raw, ETH72).await {
+            break r;
+        }
+    }
+}
+
+/// An eth/72 blob transaction is completed from its data cells: we ask the peer that
+/// sent it without blobs for cells 0..64 of each blob and pool it whole.
 #[tokio::test]
-async fn eth72_announcements_fetch_only_whole_transactions() {
+async fn eth72_blob_transactions_are_completed_from_their_cells() {
+    let (node, _p, mut raw) = served(ETH72).await;
+    let tx = blob_tx(2);
+    let req = offer_blob_tx(&mut raw, &tx).await;
+    assert_eq!(
+        (req.hashes.clone(), req.cells),
+        (vec![*tx.hash()], CellMask::DATA)
+    );
+    // The cells, as our own node serves them from a pool holding the transaction.
+    let holder = pool::Pool::new(pool::Config::default());
+    holder
+        .add(tx.clone(), pool::Origin::Remote)
+        .expect("pooled");
+    let cells = eth::cells::cells(&holder, &req);
+    assert_eq!(cells.hashes.len(), 1);
+    send(&raw, &Message::Cells(cells)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !node.handle.pool().contains(tx.hash()) {
+        assert!(tokio::time::Instant::now() < deadline, "not pooled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pooled = node.handle.pool().get(tx.hash()).unwrap();
+    assert_eq!(pooled.transaction().unwrap(), tx, "blobs rebuilt exactly");
+}
+
+/// Cells whose bitmap is not a subset of our request, or inconsistent with it,
+/// disconnect with BreachOfProtocol.
+#[tokio::test]
+async fn cells_not_matching_our_request_disconnect() {
+    for case in ["wider bitmap", "short group", "other transaction"] {
+        let (mut node, raw_peer, mut raw) = served(ETH72).await;
+        let tx = blob_tx(1);
+        let req = offer_blob_tx(&mut raw, &tx).await;
+        let holder = pool::Pool::new(pool::Config::default());
+        holder
+            .add(tx.clone(), pool::Origin::Remote)
+            .expect("pooled");
+        let mut cells = eth::cells::cells(&holder, &req);
+        match case {
+            "wider bitmap" => cells.mask.0[15] = 0x80,
+            "short group" => drop(cells.cells[0].pop()),
+            _ => cells.hashes[0] = B256::repeat_byte(0xaa),
+        }
+        send(&raw, &Message::Cells(cells)).await;
+        let e = expect_disconnect(&mut node, &raw_peer, DisconnectReason::BreachOfProtocol).await;
+        assert!(matches!(e, eth::Error::Cells(_)), "{case}: {e}");
+    }
+}
+
+/// Two of our nodes on eth/72 relay a blob transaction: announced with the data-cell
+/// bitmap, fetched without blobs, completed from cells.
+#[tokio::test]
+async fn our_nodes_relay_blob_transactions_over_eth72() {
+    let c = Arc::new(chain());
+    let tx = blob_tx(3);
+    let (a_eth, a_handle, _a_events) = eth::Eth::new(c.clone(), eth::Config::default());
+    a_handle
+        .pool()
+        .add(tx.clone(), pool::Origin::Remote)
+        .expect("pooled");
+    let (b_eth, b_handle, _b_events) = eth::Eth::new(c.clone(), eth::Config::default());
+    use protocols::Subprotocol;
+    let (mut a, mut b) = spawn_pair(a_eth.protocols(), b_eth.protocols()).await;
+    tokio::spawn(a_eth.handle(a.take_protocol("eth").expect("eth")));
+    tokio::spawn(b_eth.handle(b.take_protocol("eth").expect("eth")));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !b_handle.pool().contains(tx.hash()) {
+        assert!(tokio::time::Instant::now() < deadline, "not relayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b_handle.peers()[0].status.version, ETH72);
+    let got = b_handle.pool().get(tx.hash()).unwrap();
+    assert_eq!(got.encoded, a_handle.pool().get(tx.hash()).unwrap().encoded);
+}
+
+/// An eth/72 announcement with a bitmap is taken (the bitmap not looked at) and its
+/// transactions fetched.
+#[tokio::test]
+async fn eth72_announcements_are_fetched() {
     let (_node, _p, mut raw) = served(ETH72).await;
     let blob = B256::repeat_byte(0xb0);
     let plain = B256::repeat_byte(0x1e);
@@ -314,14 +429,13 @@ async fn eth72_announcements_fetch_only_whole_transactions() {
             sizes: vec![1000, 110],
             hashes: vec![blob, plain],
         },
-        cells: CellMask::DATA,
+        cells: CellMask::NONE,
     });
     send(&raw, &ann).await;
     let asked = loop {
-        match recv(&mut raw, ETH72).await {
-            Message::GetPooledTransactions(r) => break r.message,
-            _ => continue,
+        if let Message::GetPooledTransactions(r) = recv(&mut raw, ETH72).await {
+            break r.message;
         }
     };
-    assert_eq!(asked, vec![plain]);
+    assert_eq!(asked, vec![blob, plain]);
 }

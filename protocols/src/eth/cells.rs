@@ -16,6 +16,9 @@
 //!
 //! All of this walks RLP headers only: no transaction is decoded.
 
+use alloy_consensus::transaction::PooledTransaction;
+use alloy_eips::eip4844::Blob;
+use alloy_eips::eip7594::BlobTransactionSidecarVariant as Sidecar;
 use alloy_primitives::Bytes;
 
 use super::messages::{BYTES_PER_CELL, Cell, CellMask, Cells, DATA_CELLS, GetCells};
@@ -183,6 +186,59 @@ fn group(blobs: &[&[u8]], mask: &CellMask) -> Vec<Cell> {
         }
     }
     out
+}
+
+/// Whether `tx` is a blob transaction that came without its blobs (eth/72
+/// PooledTransactions), to be completed with its data cells.
+pub fn lacks_blobs(tx: &PooledTransaction) -> bool {
+    match tx {
+        PooledTransaction::Eip4844(signed) => match &signed.tx().sidecar {
+            Sidecar::Eip4844(s) => s.blobs.is_empty(),
+            Sidecar::Eip7594(s) => s.blobs.is_empty(),
+        },
+        _ => false,
+    }
+}
+
+/// The blobs a transaction's versioned hashes commit to (0 for other transactions).
+pub fn blob_count(tx: &PooledTransaction) -> usize {
+    alloy_consensus::Transaction::blob_versioned_hashes(tx).map_or(0, |h| h.len())
+}
+
+/// `tx` (without blobs) completed with its blobs rebuilt from `group`, the data cells
+/// `0..64` of each of its blobs in a Cells answer's order (index, then blob): blob `j`
+/// is cells `i * blobs + j` for `i` in `0..64`, concatenated. `None` if `tx` is not a
+/// blob transaction lacking its blobs or `group` is not exactly those cells. The blobs
+/// are checked against the commitments by nobody here: the pool checks the commitments
+/// against the versioned hashes, as for any blob transaction (no KZG proof is verified).
+pub fn assemble(tx: PooledTransaction, group: &[Cell]) -> Option<PooledTransaction> {
+    if !lacks_blobs(&tx) {
+        return None;
+    }
+    let n = blob_count(&tx);
+    if n == 0 || group.len() != n * DATA_CELLS {
+        return None;
+    }
+    let blobs: Vec<Blob> = (0..n)
+        .map(|j| {
+            let mut blob = Blob::ZERO;
+            for (i, chunk) in blob.0.chunks_exact_mut(BYTES_PER_CELL).enumerate() {
+                chunk.copy_from_slice(group[i * n + j].as_slice());
+            }
+            blob
+        })
+        .collect();
+    let PooledTransaction::Eip4844(signed) = tx else {
+        return None;
+    };
+    let (mut with_sidecar, sig, hash) = signed.into_parts();
+    match &mut with_sidecar.sidecar {
+        Sidecar::Eip4844(s) => s.blobs = blobs,
+        Sidecar::Eip7594(s) => s.blobs = blobs,
+    }
+    Some(PooledTransaction::Eip4844(
+        alloy_consensus::Signed::new_unchecked(with_sidecar, sig, hash),
+    ))
 }
 
 #[cfg(test)]

@@ -178,3 +178,26 @@ fn answers_stay_within_the_soft_limits() {
     };
     assert!(cells(&pool, &late).hashes.is_empty());
 }
+
+/// A transaction sent without blobs is rebuilt exactly from the data cells served for it.
+#[test]
+fn blobs_are_rebuilt_from_data_cells() {
+    for cell_proofs in [false, true] {
+        let tx = blob_tx(3, 3, cell_proofs);
+        let pool = pool_with(std::slice::from_ref(&tx));
+        let stored = pool.get(tx.hash()).unwrap();
+        let bare: PooledTransaction =
+            alloy_rlp::Decodable::decode(&mut elide_blobs(&stored.encoded).as_ref()).unwrap();
+        assert!(lacks_blobs(&bare) && !lacks_blobs(&tx));
+        assert_eq!(blob_count(&bare), 3);
+        let req = GetCells {
+            request_id: 1,
+            hashes: vec![*tx.hash()],
+            cells: CellMask::DATA,
+        };
+        let group = cells(&pool, &req).cells.remove(0);
+        assert_eq!(assemble(bare.clone(), &group), Some(tx.clone()));
+        assert_eq!(assemble(bare, &group[1..]), None);
+        assert_eq!(assemble(tx, &group), None, "already whole");
+    }
+}

@@ -44,12 +44,35 @@
 //! # }
 //! ```
 //!
+//! # What eth/70-72 change for a node that executes nothing
+//!
+//! - Receipts (eth/70 partial lists, as every version): we hold the receipts of blocks
+//!   without transactions only (empty lists); an answer ends at the first block with
+//!   transactions or unknown ([`Chain::has_receipts`]), never incomplete. We never ask
+//!   for receipts (we could not check them against the receipts root without executing).
+//! - Block access lists (eth/71): produced by execution (EIP-7928) and not part of a
+//!   block, so we never hold one: every entry is answered "unavailable" (`0x80`), at most
+//!   [`serve::MAX_BALS`] per answer. We never request BALs; one received is checked
+//!   against its header's hash with [`messages::bal_matches`] and
+//!   [`messages::block_access_list_hash`] (alloy-consensus 1.6's `Header` stops at
+//!   `requests-hash`, so an Amsterdam header does not decode into it: none of our presets
+//!   schedules Amsterdam yet).
+//! - Cells (eth/72): we pool whole blob transactions, which hold the data cells `0..64`
+//!   (EIP-7594's extension is systematic), and serve and announce exactly those
+//!   ([`cells`]); the extension cells need KZG/FFT (c-kzg), which we do not link.
+//!   PooledTransactions to eth/72 peers go without blobs, as the spec says. We do not
+//!   fetch cells, so blob transactions announced by an eth/72 peer are not fetched (they
+//!   would arrive without blobs): blob transactions reach us only over eth/68-71 links.
+//!
 //! # Errors and disconnects
 //!
 //! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
 //! says which reason each case is sent with. In short: malformed, oversized (over
 //! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
-//! `BreachOfProtocol`, and so are a message that would decode to more than
+//! `BreachOfProtocol` (a message code outside the negotiated version's count is refused
+//! by `rlpx` before it reaches us; an eth/72 announcement without its cells bitmap, or an
+//! earlier version's with one, does not decode; Receipts, BlockAccessLists and Cells are
+//! always unsolicited: we never ask for them), and so are a message that would decode to more than
 //! [`size::allowance`] of its length, a blob transaction broadcast in full, a transaction
 //! with an invalid signature, a pooled transaction we did not ask for or of another type
 //! than its sender announced; another chain (network, genesis, fork id, version) is

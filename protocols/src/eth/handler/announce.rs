@@ -7,10 +7,8 @@ use alloy_consensus::TxEnvelope;
 use alloy_primitives::{B256, U256};
 use tokio::time::Instant;
 
-use alloy_consensus::constants::EIP4844_TX_TYPE_ID;
-
 use super::super::messages::{
-    BlockHashNumber, BlockRangeUpdate, ETH72, NewBlock, NewPooledTransactionHashes,
+    BlockHashNumber, BlockRangeUpdate, NewBlock, NewPooledTransactionHashes,
 };
 use super::super::txfetch::Meta;
 use super::super::txs::{self, FetchInput};
@@ -84,16 +82,13 @@ impl Session {
         // it would only cost the fetcher time.
         let n = a.hashes.len().min(txs::MAX_ANNOUNCE_PACKET);
         self.knows.mark_txs(a.hashes.iter().take(n).copied());
-        // An eth/72 peer sends blob transactions without their blobs (EIP-8070), which
-        // we would then fetch as cells; we do not fetch cells and pool only whole blob
-        // transactions, so its blob transactions are not fetched.
-        let skip_blobs = self.version >= ETH72;
+        // The cells on offer (eth/72) are not looked at: we ask the announcer for the data
+        // cells of the blob transactions it sends us (see `cells`).
         let items = a
             .hashes
             .iter()
             .take(n)
             .zip(a.types.iter().zip(&a.sizes))
-            .filter(|(_, (kind, _))| !(skip_blobs && **kind == EIP4844_TX_TYPE_ID))
             .map(|(h, (&kind, &size))| (*h, Meta { kind, size }))
             .collect();
         self.shared.fetcher(FetchInput::Announce {

@@ -7,12 +7,14 @@
 
 mod announce;
 mod answer;
+mod cells;
 mod responses;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use alloy_consensus::transaction::PooledTransaction;
 use alloy_primitives::B256;
 use rlpx::{DisconnectReason, ProtocolHandle};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -55,7 +57,7 @@ pub enum Error {
     #[error("status after the handshake")]
     UnexpectedStatus,
     /// A response to a request we did not make (unknown id, or an id of another kind, or
-    /// a response type we never request: Receipts, BlockAccessLists, Cells):
+    /// a response type we never request: Receipts, BlockAccessLists):
     /// `BreachOfProtocol`.
     #[error("unsolicited response {code:#04x}")]
     Unsolicited {
@@ -85,6 +87,11 @@ pub enum Error {
     /// A pooled transaction of another type than announced (EIP-5793): `BreachOfProtocol`.
     #[error("pooled transaction type differs from its announcement")]
     AnnouncedType,
+    /// A Cells answer that does not fit our GetCells (bitmap not a subset, transactions
+    /// not asked for, cells inconsistent with the bitmap): `BreachOfProtocol` (spec:
+    /// "peers sending invalid or not requested element must be disconnected").
+    #[error("cells answer: {0}")]
+    Cells(#[from] messages::CellsError),
     /// A BlockRangeUpdate with earliest > latest or a zero hash: `BreachOfProtocol`.
     #[error("invalid block range update")]
     Range,
@@ -241,6 +248,8 @@ enum Reply {
     ),
     /// The fetcher's request `id` for these announced transactions.
     Pooled(u64, Vec<(B256, Meta)>),
+    /// The data cells of these eth/72 blob transactions, which came without blobs.
+    Cells(messages::GetCells, Vec<PooledTransaction>),
 }
 
 impl Reply {
@@ -249,8 +258,9 @@ impl Reply {
         match self {
             Reply::Headers(tx) => drop(tx.send(Err(e))),
             Reply::Bodies(tx) => drop(tx.send(Err(e))),
-            // The fetcher has its own (shorter) timeout and hears of disconnects.
-            Reply::Pooled(..) => {}
+            // The fetcher has its own (shorter) timeout and hears of disconnects; blob
+            // transactions whose cells do not come are dropped (others may announce them).
+            Reply::Pooled(..) | Reply::Cells(..) => {}
         }
     }
 }
@@ -464,13 +474,13 @@ impl Session {
             Message::BlockHeaders(r) => self.on_response(c, Response::Headers(r)).await,
             Message::BlockBodies(r) => self.on_response(c, Response::Bodies(r)).await,
             Message::PooledTransactions(r) => self.on_response(c, Response::Pooled(r)).await,
-            // We never ask for receipts (we do not execute, so could not check them), block
-            // access lists (nor use them) or cells (we relay whole blob transactions).
+            Message::Cells(r) => self.on_response(c, Response::Cells(r)).await,
+            // We never ask for receipts (we do not execute, so could not check them) or
+            // block access lists (nor use them).
             Message::Receipts68(_)
             | Message::Receipts69(_)
             | Message::Receipts70(_)
-            | Message::BlockAccessLists(_)
-            | Message::Cells(_) => Err(Error::Unsolicited { code: c }),
+            | Message::BlockAccessLists(_) => Err(Error::Unsolicited { code: c }),
             Message::NewBlockHashes(_) | Message::NewBlock(_)
                 if !self.shared.config.block_gossip =>
             {
