@@ -60,9 +60,10 @@
 //! - Cells (eth/72): we pool whole blob transactions, which hold the data cells `0..64`
 //!   (EIP-7594's extension is systematic), and serve and announce exactly those
 //!   ([`cells`]); the extension cells need KZG/FFT (c-kzg), which we do not link.
-//!   PooledTransactions to eth/72 peers go without blobs, as the spec says. We do not
-//!   fetch cells, so blob transactions announced by an eth/72 peer are not fetched (they
-//!   would arrive without blobs): blob transactions reach us only over eth/68-71 links.
+//!   PooledTransactions to eth/72 peers go without blobs, as the spec says; a blob
+//!   transaction an eth/72 peer sends us that way is completed with its data cells,
+//!   asked of the same peer (the spec's full-blob fetch, data cells only), and pooled.
+//!   The announced cell bitmaps are not looked at (we keep no custody set).
 //!
 //! # Errors and disconnects
 //!
