@@ -308,14 +308,17 @@ fn elided(tx: &PooledTransaction) -> PooledTransaction {
     alloy_rlp::Decodable::decode(&mut out.as_ref()).expect("decodes")
 }
 
-/// A raw eth/72 peer announces `tx` and answers our GetPooledTransactions without its
-/// blobs; returns our GetCells.
-async fn offer_blob_tx(raw: &mut ProtocolHandle, tx: &PooledTransaction) -> GetCells {
+/// A raw eth/72 peer announces `txs` and answers our GetPooledTransactions without their
+/// blobs; returns our first GetCells.
+async fn offer_blob_txs(raw: &mut ProtocolHandle, txs: &[PooledTransaction]) -> GetCells {
     let ann = Message::NewPooledTransactionHashes72(NewPooledTransactionHashes72 {
         announcement: NewPooledTransactionHashes {
-            types: vec![3].into(),
-            sizes: vec![elided(tx).encode_2718_len() as u32],
-            hashes: vec![*tx.hash()],
+            types: vec![3; txs.len()].into(),
+            sizes: txs
+                .iter()
+                .map(|t| elided(t).encode_2718_len() as u32)
+                .collect(),
+            hashes: txs.iter().map(|t| *t.hash()).collect(),
         },
         cells: CellMask::DATA,
     });
@@ -325,10 +328,14 @@ async fn offer_blob_tx(raw: &mut ProtocolHandle, tx: &PooledTransaction) -> GetC
             break r;
         }
     };
-    assert_eq!(asked.message, vec![*tx.hash()]);
+    assert_eq!(asked.message.len(), txs.len());
     let answer = Message::PooledTransactions(RequestPair {
         request_id: asked.request_id,
-        message: vec![elided(tx)],
+        message: asked
+            .message
+            .iter()
+            .map(|h| elided(txs.iter().find(|t| t.hash() == h).unwrap()))
+            .collect(),
     });
     send(raw, &answer).await;
     loop {
@@ -336,6 +343,24 @@ async fn offer_blob_tx(raw: &mut ProtocolHandle, tx: &PooledTransaction) -> GetC
             break r;
         }
     }
+}
+
+async fn offer_blob_tx(raw: &mut ProtocolHandle, tx: &PooledTransaction) -> GetCells {
+    offer_blob_txs(raw, std::slice::from_ref(tx)).await
+}
+
+/// Cells are asked for at most 16 blobs per GetCells, so that each answer fits 2 MiB.
+#[tokio::test]
+async fn cell_requests_fit_the_soft_response_limit() {
+    let (_node, _p, mut raw) = served(ETH72).await;
+    let txs: Vec<_> = (0..3).map(|_| blob_tx(6)).collect();
+    let first = offer_blob_txs(&mut raw, &txs).await;
+    let second = loop {
+        if let Message::GetCells(r) = recv(&mut raw, ETH72).await {
+            break r;
+        }
+    };
+    assert_eq!((first.hashes.len(), second.hashes.len()), (2, 1));
 }
 
 /// An eth/72 blob transaction is completed from its data cells: we ask the peer that

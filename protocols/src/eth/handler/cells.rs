@@ -14,11 +14,46 @@ use super::super::requests::Kind;
 use super::super::txs;
 use super::{Error, Reply, Session};
 
+/// Blobs whose data cells one GetCells asks for: 16 x 64 cells x 2 KiB = 2 MiB, the
+/// spec's soft limit on a Cells answer (a peer may cut a larger answer short).
+const BLOBS_PER_REQUEST: usize = 16;
+/// GetCells sent per PooledTransactions answer, at most: 8 x 2 MiB of cells. A fetch of
+/// go-ethereum's size (a few blob transactions of up to 6 blobs) needs one or two.
+const REQUESTS_PER_ANSWER: usize = 8;
+
 impl Session {
     /// Asks the peer for the data cells of `txs` (blob transactions it sent without
-    /// blobs). Not counted against `max_in_flight`: at most one per PooledTransactions
-    /// answer, and the fetcher keeps at most one of those per peer.
+    /// blobs): one GetCells per [`BLOBS_PER_REQUEST`] blobs (and at most
+    /// [`cells::MAX_CELL_TXS`] transactions), so that each answer fits the spec's 2 MiB,
+    /// and at most [`REQUESTS_PER_ANSWER`] of them; the transactions beyond are dropped
+    /// (another peer may send them whole). Not counted against `max_in_flight`: the
+    /// fetcher keeps at most one PooledTransactions request per peer.
     pub(super) async fn fetch_cells(&mut self, txs: Vec<PooledTransaction>) {
+        let mut batch = Vec::new();
+        let mut blobs = 0;
+        let mut sent = 0;
+        for tx in txs {
+            let n = cells::blob_count(&tx);
+            if !batch.is_empty()
+                && (blobs + n > BLOBS_PER_REQUEST || batch.len() == cells::MAX_CELL_TXS)
+            {
+                if sent == REQUESTS_PER_ANSWER {
+                    break;
+                }
+                self.request_cells(std::mem::take(&mut batch)).await;
+                sent += 1;
+                blobs = 0;
+            }
+            blobs += n;
+            batch.push(tx);
+        }
+        if !batch.is_empty() && sent < REQUESTS_PER_ANSWER {
+            self.request_cells(batch).await;
+        }
+    }
+
+    /// Sends one GetCells for the data cells of `txs`.
+    async fn request_cells(&mut self, txs: Vec<PooledTransaction>) {
         let now = Instant::now().into_std();
         let timeout = self.shared.config.request_timeout;
         let req = GetCells {
