@@ -1,3 +1,5 @@
+use std::mem::size_of;
+
 use alloy_primitives::{B256, Bytes, keccak256};
 
 use super::*;
@@ -295,4 +297,51 @@ fn block_access_list_hash_is_read_from_raw_headers() {
         block_access_list_hash(&amsterdam[..amsterdam.len() - 1]),
         None
     );
+}
+
+/// eth/70 Receipts keep their lists in the third element: the size estimate must look
+/// there, or a megabyte of empty lists (24 MB decoded) would pass as costing nothing.
+#[test]
+fn receipts70_amplification_is_refused() {
+    use crate::eth::size::{allowance, estimate_versioned};
+    let lists = |n: usize| {
+        Message::Receipts70(Receipts70 {
+            request_id: 1,
+            last_block_incomplete: false,
+            receipts: vec![Vec::new(); n],
+        })
+        .encode()
+    };
+    let flood = lists(1_000_000);
+    assert!(matches!(
+        Message::decode(ETH70, code::RECEIPTS, &flood),
+        Err(Error::Amplified { .. } | Error::TooManyItems { .. })
+    ));
+    let est = estimate_versioned(ETH70, code::RECEIPTS, &flood);
+    assert!(est > allowance(flood.len()), "{est}");
+    // The most amplified honest answer to one of our requests still passes.
+    assert!(Message::decode(ETH70, code::RECEIPTS, &lists(1024)).is_ok());
+}
+
+/// What a Cells answer decodes to stays within its estimate.
+#[test]
+fn cells_decode_within_their_estimate() {
+    use crate::eth::size::estimate_versioned;
+    let m = Cells {
+        request_id: 1,
+        hashes: vec![hash(1), hash(2)],
+        cells: vec![vec![Cell::ZERO; 5], vec![Cell::ZERO; 3]],
+        mask: CellMask::DATA,
+    };
+    let enc = Message::Cells(m).encode();
+    let Ok(Message::Cells(got)) = Message::decode(ETH72, code::CELLS, &enc) else {
+        panic!("decodes")
+    };
+    let held = got.cells.capacity() * size_of::<Vec<Cell>>()
+        + got
+            .cells
+            .iter()
+            .map(|g| g.capacity() * size_of::<Cell>())
+            .sum::<usize>();
+    assert!(held <= estimate_versioned(ETH72, code::CELLS, &enc));
 }
