@@ -300,9 +300,18 @@ async fn bodies_match_header_roots() {
 
 #[tokio::test]
 async fn receipts_are_empty_lists_up_to_the_first_unknown_block() {
+    // We execute nothing: we hold the (empty) receipts of blocks without transactions
+    // only, and the answer ends at the first block whose receipts we lack.
+    let blocks = blocks();
+    let empty = |n: u64| blocks[n as usize - 1].body.transactions.is_empty();
+    let first_full = (1..)
+        .find(|&n| !empty(n))
+        .expect("a block with transactions");
+    let held = (first_full - 1) as usize;
     for version in [ETH68, ETH69] {
         let (_node, _p, mut raw) = served(version, eth::Config::default()).await;
-        let hashes = vec![hash(1), hash(2), B256::ZERO, hash(3)];
+        let mut hashes: Vec<B256> = (1..first_full).map(hash).collect();
+        hashes.extend([hash(first_full), B256::ZERO, hash(1)]);
         send(
             &raw,
             &Message::GetReceipts(RequestPair {
@@ -313,10 +322,10 @@ async fn receipts_are_empty_lists_up_to_the_first_unknown_block() {
         .await;
         match recv(&mut raw, version).await {
             Message::Receipts68(r) => {
-                assert_eq!((r.request_id, r.message), (5, vec![vec![], vec![]]))
+                assert_eq!((r.request_id, r.message), (5, vec![vec![]; held]))
             }
             Message::Receipts69(r) => {
-                assert_eq!((r.request_id, r.message), (5, vec![vec![], vec![]]))
+                assert_eq!((r.request_id, r.message), (5, vec![vec![]; held]))
             }
             other => panic!("expected Receipts, got {:#x}", other.code()),
         }

@@ -49,12 +49,16 @@ pub trait Chain: Send + Sync + 'static {
     fn canonical_number(&self, hash: &B256) -> Option<u64>;
     /// The body of block `hash` (`[transactions, ommers, withdrawals?]`), RLP-encoded.
     fn body_by_hash(&self, hash: &B256) -> Option<Raw>;
-    /// Whether we can answer GetReceipts for block `hash`. We do not execute
-    /// transactions, so we hold no receipts: a known block is answered with an empty list
-    /// (which a peer will find not to match a non-empty receipts root, and then ask
-    /// someone else), an unknown one ends the response. Default: the body is known.
+    /// Whether we hold the receipts of block `hash`, which GetReceipts answers with an
+    /// empty list. We do not execute transactions, so the only receipts we know are
+    /// those of a block without transactions (none); any other block, known or not,
+    /// ends the response (spec: "if the server does not have the receipts of a certain
+    /// block in its storage, it should end the response at that block"): an empty list
+    /// for a block with transactions would be a wrong answer. Default: the body is known
+    /// and its transaction list empty.
     fn has_receipts(&self, hash: &B256) -> bool {
-        self.body_by_hash(hash).is_some()
+        self.body_by_hash(hash)
+            .is_some_and(|body| body_has_no_transactions(&body.0))
     }
 
     /// Our fork id at the current head.
@@ -62,6 +66,15 @@ pub trait Chain: Send + Sync + 'static {
         let head = self.head();
         self.fork_filter().fork_id(head.number, head.timestamp)
     }
+}
+
+/// Whether an RLP block body `[transactions, ommers, withdrawals?]` has an empty
+/// transaction list (false if malformed).
+pub fn body_has_no_transactions(body: &[u8]) -> bool {
+    let mut buf = body;
+    let outer = alloy_rlp::Header::decode(&mut buf);
+    let txs = alloy_rlp::Header::decode(&mut buf);
+    matches!((outer, txs), (Ok(o), Ok(t)) if o.list && t.list && t.payload_length == 0)
 }
 
 /// Errors building a [`MemoryChain`].

@@ -1,6 +1,15 @@
-//! eth/68 and eth/69 wire types: message codes, payloads and the [`Message`] enum that
+//! eth/68 to eth/72 wire types: message codes, payloads and the [`Message`] enum that
 //! decodes a payload by version and code (spec: `caps/eth.md`; EIP-2481 request ids,
-//! EIP-5793 announcement types, EIP-7642 eth/69).
+//! EIP-5793 announcement types, EIP-7642 eth/69; the eth/70-72 payloads are in
+//! [`super::messages_v70`], re-exported here).
+//!
+//! | Version | Codes | Changes |
+//! |---------|-------|---------|
+//! | eth/68 | `0x00..=0x10` (17) | NewBlock, NewBlockHashes; Status with total difficulty |
+//! | eth/69 | `0x00..=0x11` (18) | Status with the block range; BlockRangeUpdate; receipts without bloom; no NewBlock |
+//! | eth/70 | `0x00..=0x11` (18) | GetReceipts/Receipts with partial receipt lists (EIP-7975) |
+//! | eth/71 | `0x00..=0x13` (20) | GetBlockAccessLists/BlockAccessLists (EIP-8159) |
+//! | eth/72 | `0x00..=0x15` (22) | cells bitmap in NewPooledTransactionHashes, GetCells/Cells, blobs elided from PooledTransactions (EIP-8070) |
 //!
 //! Transactions use alloy's network encoding (legacy as a list, typed as a byte string):
 //! [`TxEnvelope`] where blocks carry them, [`PooledTransaction`] (EIP-4844 with its
@@ -13,6 +22,11 @@ use alloy_primitives::{B256, Bytes, Log, U256};
 use alloy_rlp::{BufMut, Decodable, Encodable, RlpDecodable, RlpEncodable};
 
 use super::forkid::ForkId;
+pub use super::messages_v70::{
+    BAL_UNAVAILABLE, BYTES_PER_CELL, CELLS_PER_BLOB, Cell, CellMask, Cells, CellsError, DATA_CELLS,
+    GetCells, GetReceipts70, NewPooledTransactionHashes72, Receipts70, bal_matches,
+    block_access_list_hash,
+};
 
 /// `eth/68` (EIP-5793).
 pub const ETH68: u32 = 68;
@@ -22,6 +36,31 @@ pub const ETH69: u32 = 69;
 pub const ETH68_MESSAGES: u8 = 17;
 /// Message codes used by eth/69: eth/68's plus BlockRangeUpdate (0x11).
 pub const ETH69_MESSAGES: u8 = 18;
+/// `eth/70` (EIP-7975).
+pub const ETH70: u32 = 70;
+/// `eth/71` (EIP-8159).
+pub const ETH71: u32 = 71;
+/// `eth/72` (EIP-8070).
+pub const ETH72: u32 = 72;
+/// Message codes used by eth/70: the same as eth/69 (only GetReceipts/Receipts changed).
+pub const ETH70_MESSAGES: u8 = 18;
+/// Message codes used by eth/71: eth/70's plus GetBlockAccessLists/BlockAccessLists
+/// (0x12, 0x13).
+pub const ETH71_MESSAGES: u8 = 20;
+/// Message codes used by eth/72: eth/71's plus GetCells/Cells (0x14, 0x15).
+pub const ETH72_MESSAGES: u8 = 22;
+
+/// The number of message codes of eth `version`, `None` for a version we do not speak.
+pub fn message_count(version: u32) -> Option<u8> {
+    match version {
+        ETH68 => Some(ETH68_MESSAGES),
+        ETH69 => Some(ETH69_MESSAGES),
+        ETH70 => Some(ETH70_MESSAGES),
+        ETH71 => Some(ETH71_MESSAGES),
+        ETH72 => Some(ETH72_MESSAGES),
+        _ => None,
+    }
+}
 /// Largest eth message accepted (spec: "the practical limits for the eth protocol are
 /// lower, typically 10 MiB"); a larger one disconnects the peer (`BreachOfProtocol`).
 pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
@@ -56,6 +95,14 @@ pub mod code {
     pub const RECEIPTS: u8 = 0x10;
     /// BlockRangeUpdate (0x11), eth/69.
     pub const BLOCK_RANGE_UPDATE: u8 = 0x11;
+    /// GetBlockAccessLists (0x12), eth/71.
+    pub const GET_BLOCK_ACCESS_LISTS: u8 = 0x12;
+    /// BlockAccessLists (0x13), eth/71.
+    pub const BLOCK_ACCESS_LISTS: u8 = 0x13;
+    /// GetCells (0x14), eth/72.
+    pub const GET_CELLS: u8 = 0x14;
+    /// Cells (0x15), eth/72.
+    pub const CELLS: u8 = 0x15;
 }
 
 /// Why a payload could not be decoded. The peer is disconnected with `BreachOfProtocol`.
@@ -117,7 +164,8 @@ fn item_limit(code: u8) -> usize {
     match code {
         code::STATUS | code::BLOCK_RANGE_UPDATE => 64,
         code::BLOCK_HEADERS => 64 * 1024,
-        code::BLOCK_BODIES | code::NEW_BLOCK | code::RECEIPTS => 1 << 20,
+        // A BAL is one item per account, slot and change: ~33 bytes each at the least.
+        code::BLOCK_BODIES | code::NEW_BLOCK | code::RECEIPTS | code::BLOCK_ACCESS_LISTS => 1 << 20,
         code::TRANSACTIONS | code::POOLED_TRANSACTIONS => 128 * 1024,
         _ => 16 * 1024,
     }
@@ -471,8 +519,23 @@ pub enum Message {
     Receipts68(RequestPair<Vec<Vec<ReceiptEnvelope>>>),
     /// 0x10, eth/69 layout: receipts without bloom.
     Receipts69(RequestPair<Vec<Vec<Receipt69>>>),
-    /// 0x11 (eth/69 only).
+    /// 0x11 (eth/69 and later).
     BlockRangeUpdate(BlockRangeUpdate),
+    /// 0x08, eth/72 layout: with the cells bitmap.
+    NewPooledTransactionHashes72(NewPooledTransactionHashes72),
+    /// 0x0f, eth/70 layout: with the first block's receipt offset.
+    GetReceipts70(GetReceipts70),
+    /// 0x10, eth/70 layout: with the last-block-incomplete flag.
+    Receipts70(Receipts70),
+    /// 0x12 (eth/71 and later).
+    GetBlockAccessLists(RequestPair<Vec<B256>>),
+    /// 0x13 (eth/71 and later): each BAL kept as its RLP ([`BAL_UNAVAILABLE`] when the
+    /// server has none), to be checked against its header's hash ([`bal_matches`]).
+    BlockAccessLists(RequestPair<Vec<Raw>>),
+    /// 0x14 (eth/72).
+    GetCells(GetCells),
+    /// 0x15 (eth/72).
+    Cells(Cells),
 }
 
 impl Message {
@@ -487,12 +550,20 @@ impl Message {
             Message::GetBlockBodies(_) => code::GET_BLOCK_BODIES,
             Message::BlockBodies(_) => code::BLOCK_BODIES,
             Message::NewBlock(_) => code::NEW_BLOCK,
-            Message::NewPooledTransactionHashes(_) => code::NEW_POOLED_TRANSACTION_HASHES,
+            Message::NewPooledTransactionHashes(_) | Message::NewPooledTransactionHashes72(_) => {
+                code::NEW_POOLED_TRANSACTION_HASHES
+            }
             Message::GetPooledTransactions(_) => code::GET_POOLED_TRANSACTIONS,
             Message::PooledTransactions(_) => code::POOLED_TRANSACTIONS,
-            Message::GetReceipts(_) => code::GET_RECEIPTS,
-            Message::Receipts68(_) | Message::Receipts69(_) => code::RECEIPTS,
+            Message::GetReceipts(_) | Message::GetReceipts70(_) => code::GET_RECEIPTS,
+            Message::Receipts68(_) | Message::Receipts69(_) | Message::Receipts70(_) => {
+                code::RECEIPTS
+            }
             Message::BlockRangeUpdate(_) => code::BLOCK_RANGE_UPDATE,
+            Message::GetBlockAccessLists(_) => code::GET_BLOCK_ACCESS_LISTS,
+            Message::BlockAccessLists(_) => code::BLOCK_ACCESS_LISTS,
+            Message::GetCells(_) => code::GET_CELLS,
+            Message::Cells(_) => code::CELLS,
         }
     }
 
@@ -516,13 +587,21 @@ impl Message {
             Message::Receipts68(m) => m.encode(&mut out),
             Message::Receipts69(m) => m.encode(&mut out),
             Message::BlockRangeUpdate(m) => m.encode(&mut out),
+            Message::NewPooledTransactionHashes72(m) => m.encode(&mut out),
+            Message::GetReceipts70(m) => m.encode(&mut out),
+            Message::Receipts70(m) => m.encode(&mut out),
+            Message::GetBlockAccessLists(m) => m.encode(&mut out),
+            Message::BlockAccessLists(m) => m.encode(&mut out),
+            Message::GetCells(m) => m.encode(&mut out),
+            Message::Cells(m) => m.encode(&mut out),
         }
         out.into()
     }
 
-    /// Decodes the payload of message `code` for protocol `version`. Status is decoded in
-    /// the layout of `version`; NewBlock exists only in eth/68 and BlockRangeUpdate only in
-    /// eth/69. Before decoding, the payload's RLP items are counted and what it would
+    /// Decodes the payload of message `code` for protocol `version`. Status, receipts and
+    /// announcements are decoded in the layout of `version`; NewBlock exists only in
+    /// eth/68, BlockRangeUpdate from eth/69, the BAL messages from eth/71 and the cell
+    /// messages in eth/72. Before decoding, the payload's RLP items are counted and what it would
     /// decode to is estimated ([`super::size`]): the memory a decoded message holds is at
     /// most [`super::size::allowance`] of its length.
     pub fn decode(version: u32, code: u8, payload: &[u8]) -> Result<Self, Error> {
@@ -530,7 +609,7 @@ impl Message {
         if !within_item_limit(payload, limit) {
             return Err(Error::TooManyItems { code, limit });
         }
-        let decoded = super::size::estimate(code, payload);
+        let decoded = super::size::estimate_versioned(version, code, payload);
         let allowed = super::size::allowance(payload.len());
         if decoded > allowed {
             return Err(Error::Amplified {
@@ -568,6 +647,7 @@ impl Message {
 
     fn decode_inner(version: u32, c: u8, buf: &mut &[u8]) -> alloy_rlp::Result<Option<Self>> {
         let v69 = version >= ETH69;
+        let (v70, v71, v72) = (version >= ETH70, version >= ETH71, version >= ETH72);
         Ok(Some(match c {
             code::STATUS if v69 => Message::Status(Status::V69(Decodable::decode(buf)?)),
             code::STATUS => Message::Status(Status::V68(Decodable::decode(buf)?)),
@@ -578,6 +658,9 @@ impl Message {
             code::GET_BLOCK_BODIES => Message::GetBlockBodies(Decodable::decode(buf)?),
             code::BLOCK_BODIES => Message::BlockBodies(Decodable::decode(buf)?),
             code::NEW_BLOCK if !v69 => Message::NewBlock(Box::new(Decodable::decode(buf)?)),
+            code::NEW_POOLED_TRANSACTION_HASHES if v72 => {
+                Message::NewPooledTransactionHashes72(Decodable::decode(buf)?)
+            }
             code::NEW_POOLED_TRANSACTION_HASHES => {
                 Message::NewPooledTransactionHashes(Decodable::decode(buf)?)
             }
@@ -585,10 +668,18 @@ impl Message {
                 Message::GetPooledTransactions(Decodable::decode(buf)?)
             }
             code::POOLED_TRANSACTIONS => Message::PooledTransactions(Decodable::decode(buf)?),
+            code::GET_RECEIPTS if v70 => Message::GetReceipts70(Decodable::decode(buf)?),
             code::GET_RECEIPTS => Message::GetReceipts(Decodable::decode(buf)?),
+            code::RECEIPTS if v70 => Message::Receipts70(Decodable::decode(buf)?),
             code::RECEIPTS if v69 => Message::Receipts69(Decodable::decode(buf)?),
             code::RECEIPTS => Message::Receipts68(Decodable::decode(buf)?),
             code::BLOCK_RANGE_UPDATE if v69 => Message::BlockRangeUpdate(Decodable::decode(buf)?),
+            code::GET_BLOCK_ACCESS_LISTS if v71 => {
+                Message::GetBlockAccessLists(Decodable::decode(buf)?)
+            }
+            code::BLOCK_ACCESS_LISTS if v71 => Message::BlockAccessLists(Decodable::decode(buf)?),
+            code::GET_CELLS if v72 => Message::GetCells(Decodable::decode(buf)?),
+            code::CELLS if v72 => Message::Cells(Decodable::decode(buf)?),
             _ => return Ok(None),
         }))
     }
@@ -624,8 +715,9 @@ pub fn encode_new_block(block: &Block<TxEnvelope>, td: U256) -> bytes::Bytes {
     out.into()
 }
 
-/// Encodes a Receipts response with one empty receipt list per block (identical in eth/68
-/// and eth/69: we do not execute, see [`super::Chain`]).
+/// Encodes an eth/68 or eth/69 Receipts response with one empty receipt list per block
+/// (identical in both: we hold only empty receipt lists, see
+/// [`super::Chain::has_receipts`]).
 pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
     let lists: Vec<Vec<Receipt69>> = vec![Vec::new(); blocks];
     let pair = RequestPair {
@@ -635,6 +727,17 @@ pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
     let mut out = Vec::with_capacity(pair.length());
     pair.encode(&mut out);
     out.into()
+}
+
+/// Encodes an eth/70 Receipts response with one empty receipt list per block, complete
+/// (`lastBlockIncomplete` unset).
+pub fn encode_empty_receipts70(request_id: u64, blocks: usize) -> bytes::Bytes {
+    Message::Receipts70(Receipts70 {
+        request_id,
+        last_block_incomplete: false,
+        receipts: vec![Vec::new(); blocks],
+    })
+    .encode()
 }
 
 /// Whether the RLP list `payload` has one item per element of `decoded`, each exactly as

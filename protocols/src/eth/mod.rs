@@ -1,12 +1,14 @@
 //! The `eth` wire protocol and the chain facts it exchanges.
 //!
 //! - [`forkid`]: EIP-2124/EIP-6122 fork identifiers and the peer filter.
-//! - [`messages`]: eth/68 and eth/69 wire types (wire format only).
+//! - [`messages`]: eth/68 to eth/72 wire types (wire format only; the eth/70-72
+//!   payloads in [`messages_v70`]).
 //! - [`size`]: what a message decodes to, checked before decoding it.
 //! - [`chain`]: the [`Chain`] trait the node implements over its store, and
 //!   [`MemoryChain`] for tests.
 //! - [`status`]: the Status handshake checks (sans-IO).
-//! - [`serve`]: answers to header, body, receipt and pooled-transaction queries (sans-IO).
+//! - [`serve`]: answers to header, body, receipt, block-access-list and pooled-transaction
+//!   queries (sans-IO); [`cells`]: blob cells from the pool for eth/72 (sans-IO).
 //! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
 //! - [`pool`]: the transaction pool (stateless validation, bounded, lowest tip evicted).
 //! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
@@ -21,8 +23,8 @@
 //!   and its announcements and broadcasts.
 //! - `peer`: the node-level table of sessions, reached through typed commands.
 //!
-//! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 and
-//! eth/69), runs one handler per peer, keeps the table of handshaked peers behind
+//! [`Eth`] is the node-level object: it implements [`Subprotocol`] (offering eth/68 to
+//! eth/72), runs one handler per peer, keeps the table of handshaked peers behind
 //! [`Handle`] (only what reaches each session, and the status and known hashes the
 //! session publishes) and reports [`Event`]s. It only uses the public API of `rlpx` and
 //! [`crate::api`].
@@ -42,12 +44,36 @@
 //! # }
 //! ```
 //!
+//! # What eth/70-72 change for a node that executes nothing
+//!
+//! - Receipts (eth/70 partial lists, as every version): we hold the receipts of blocks
+//!   without transactions only (empty lists); an answer ends at the first block with
+//!   transactions or unknown ([`Chain::has_receipts`]), never incomplete. We never ask
+//!   for receipts (we could not check them against the receipts root without executing).
+//! - Block access lists (eth/71): produced by execution (EIP-7928) and not part of a
+//!   block, so we never hold one: every entry is answered "unavailable" (`0x80`), at most
+//!   [`serve::MAX_BALS`] per answer. We never request BALs; one received is checked
+//!   against its header's hash with [`messages::bal_matches`] and
+//!   [`messages::block_access_list_hash`] (alloy-consensus 1.6's `Header` stops at
+//!   `requests-hash`, so an Amsterdam header does not decode into it: none of our presets
+//!   schedules Amsterdam yet).
+//! - Cells (eth/72): we pool whole blob transactions, which hold the data cells `0..64`
+//!   (EIP-7594's extension is systematic), and serve and announce exactly those
+//!   ([`cells`]); the extension cells need KZG/FFT (c-kzg), which we do not link.
+//!   PooledTransactions to eth/72 peers go without blobs, as the spec says; a blob
+//!   transaction an eth/72 peer sends us that way is completed with its data cells,
+//!   asked of the same peer (the spec's full-blob fetch, data cells only), and pooled.
+//!   The announced cell bitmaps are not looked at (we keep no custody set).
+//!
 //! # Errors and disconnects
 //!
 //! [`messages::Error`] → [`status::Error`] → [`Error`]; [`Error::disconnect_reason`]
 //! says which reason each case is sent with. In short: malformed, oversized (over
 //! [`messages::MAX_MESSAGE_SIZE`]), out-of-order or unsolicited messages are
-//! `BreachOfProtocol`, and so are a message that would decode to more than
+//! `BreachOfProtocol` (a message code outside the negotiated version's count is refused
+//! by `rlpx` before it reaches us; an eth/72 announcement without its cells bitmap, or an
+//! earlier version's with one, does not decode; Receipts, BlockAccessLists and Cells are
+//! always unsolicited: we never ask for them), and so are a message that would decode to more than
 //! [`size::allowance`] of its length, a blob transaction broadcast in full, a transaction
 //! with an invalid signature, a pooled transaction we did not ask for or of another type
 //! than its sender announced; another chain (network, genesis, fork id, version) is
@@ -58,12 +84,14 @@
 //! another chain's) are dropped without a disconnect: a peer may relay what became
 //! invalid.
 
+pub mod cells;
 pub mod chain;
 pub mod fanout;
 pub mod forkid;
 mod handle;
 mod handler;
 pub mod messages;
+pub mod messages_v70;
 mod peer;
 pub mod pool;
 pub mod requests;
@@ -85,7 +113,7 @@ use tokio::sync::mpsc;
 pub use chain::{Chain, Head, MemoryChain};
 pub use handle::Handle;
 pub use handler::Error;
-pub use messages::{BlockId, ETH68, ETH69, GetBlockHeaders};
+pub use messages::{BlockId, ETH68, ETH69, ETH70, ETH71, ETH72, GetBlockHeaders};
 pub use peer::{KNOWN_BLOCKS, KNOWN_TXS};
 pub use status::PeerStatus;
 
@@ -97,7 +125,8 @@ pub type PeerId = secp256k1::PublicKey;
 /// Settings of the `eth` protocol.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Versions offered. Default eth/68 and eth/69 (the highest shared one is used).
+    /// Versions offered. Default eth/68 to eth/72 (the highest shared one is used;
+    /// versions we do not speak are left out).
     pub versions: Vec<u32>,
     /// Time for the peer's Status to arrive. Default 5 s (go-ethereum `handshakeTimeout`).
     pub handshake_timeout: Duration,
@@ -150,7 +179,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            versions: vec![ETH68, ETH69],
+            versions: vec![ETH68, ETH69, ETH70, ETH71, ETH72],
             handshake_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_in_flight: 16,
@@ -408,11 +437,7 @@ impl Subprotocol for Eth {
             .config
             .versions
             .iter()
-            .filter_map(|&v| match v {
-                ETH68 => Some(rlpx::Protocol::new("eth", v, messages::ETH68_MESSAGES)),
-                ETH69 => Some(rlpx::Protocol::new("eth", v, messages::ETH69_MESSAGES)),
-                _ => None,
-            })
+            .filter_map(|&v| messages::message_count(v).map(|n| rlpx::Protocol::new("eth", v, n)))
             .collect()
     }
 

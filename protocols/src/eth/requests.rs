@@ -28,6 +28,11 @@ pub enum Kind {
         /// Transactions requested.
         count: usize,
     },
+    /// GetCells (eth/72) for `count` transactions.
+    Cells {
+        /// Transactions requested.
+        count: usize,
+    },
 }
 
 /// Timed-out request ids remembered, so their late answers are not taken for unsolicited

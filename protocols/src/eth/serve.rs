@@ -1,7 +1,8 @@
 //! Answers to the peer's requests, sans-IO: pure functions over a [`Chain`].
 //!
 //! Every query is bounded before any lookup: at most [`MAX_HEADERS`] headers,
-//! [`MAX_BODIES`] bodies, [`MAX_RECEIPTS`] receipt lists and [`MAX_POOLED`] transactions,
+//! [`MAX_BODIES`] bodies, [`MAX_RECEIPTS`] receipt lists, [`MAX_BALS`] block access
+//! lists and [`MAX_POOLED`] transactions (cells: [`super::cells`]),
 //! and a response stops growing once it reaches [`SOFT_RESPONSE_LIMIT`] bytes (the item
 //! that crosses it is included, as in go-ethereum). Header arithmetic is checked: an
 //! origin, skip or amount near `u64::MAX`, or a reverse walk below block 0, ends the
@@ -11,7 +12,7 @@
 use alloy_primitives::B256;
 
 use super::chain::Chain;
-use super::messages::{BlockId, GetBlockHeaders, Raw};
+use super::messages::{self, BlockId, GetBlockHeaders, Raw};
 
 /// Most headers served per request (go-ethereum `maxHeadersServe`).
 pub const MAX_HEADERS: u64 = 1024;
@@ -88,9 +89,13 @@ fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
     out
 }
 
-/// How many receipt lists answer a GetReceipts for `hashes`: one (empty, we do not
-/// execute) per known block, stopping at the first unknown one (spec: "it should end the
-/// response at that block").
+/// How many receipt lists answer a GetReceipts (eth/68-70) for `hashes`: one per block
+/// from the first whose receipts [`Chain::has_receipts`] holds, stopping at the first it
+/// does not (spec: "if the server does not have the receipts of a certain block in its
+/// storage, it should end the response at that block"). We execute nothing, so the
+/// receipts we hold are those of blocks without transactions: empty lists. An eth/70
+/// answer never sets `lastBlockIncomplete` (empty lists never reach 10 MiB) and the
+/// request's `firstBlockReceiptIndex` leaves nothing out of an empty list.
 pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> usize {
     hashes
         .iter()
@@ -99,16 +104,39 @@ pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> usize {
         .count()
 }
 
+/// Most block access lists answered per GetBlockAccessLists (eth/71); further hashes
+/// are not answered. As [`MAX_RECEIPTS`]: EIP-8159 leaves the limit to implementations,
+/// and 1024 entries of [`messages::BAL_UNAVAILABLE`] are a 3 KiB answer.
+pub const MAX_BALS: usize = 1024;
+
+/// The answer to a GetBlockAccessLists: one entry per hash (of the first [`MAX_BALS`]),
+/// each [`messages::BAL_UNAVAILABLE`]. A block access list is the product of executing
+/// the block (EIP-7928), which we never do, and a block does not carry it, so we hold
+/// none, for any block; the spec's answer for "blocks where the BAL is unavailable" is
+/// the RLP empty string.
+pub fn block_access_lists(hashes: &[B256]) -> Vec<Raw> {
+    let unavailable = Raw(alloy_primitives::Bytes::from_static(
+        messages::BAL_UNAVAILABLE,
+    ));
+    vec![unavailable; hashes.len().min(MAX_BALS)]
+}
+
 /// The pooled transactions answering a GetPooledTransactions, in request order with
-/// unknown ones left out, within the soft limit.
-pub fn pooled_transactions(pool: &super::pool::Pool, hashes: &[B256]) -> Vec<Raw> {
+/// unknown ones left out, within the soft limit. With `elide_blobs` (eth/72) blob
+/// transactions go without their blobs ([`super::cells::elide_blobs`]).
+pub fn pooled_transactions(
+    pool: &super::pool::Pool,
+    hashes: &[B256],
+    elide_blobs: bool,
+) -> Vec<Raw> {
     let asked = hashes
         .get(..hashes.len().min(MAX_POOLED))
         .unwrap_or_default();
-    within_limit(
-        asked
-            .iter()
-            .filter_map(|h| pool.get(h))
-            .map(|p| Raw(p.encoded)),
-    )
+    within_limit(asked.iter().filter_map(|h| pool.get(h)).map(|p| {
+        Raw(if elide_blobs && p.blob {
+            super::cells::elide_blobs(&p.encoded)
+        } else {
+            p.encoded
+        })
+    }))
 }

@@ -25,7 +25,7 @@ use alloy_eips::eip4895::Withdrawal;
 use alloy_eips::eip7702::SignedAuthorization;
 use alloy_primitives::{B256, Log};
 
-use super::messages::{NewBlock, Receipt69, code};
+use super::messages::{Cell, NewBlock, Raw, Receipt69, code};
 
 /// Decoded bytes allowed per payload byte. Honest messages stay under 4: every block and
 /// transaction of the ethtest chain (transfers, calls, access lists, blob and 7702
@@ -53,10 +53,30 @@ pub fn allowance(len: usize) -> usize {
 /// announcements, requests) hold only hashes and numbers, which decode to at most about
 /// 8 bytes per wire byte and are bounded by their RLP item limit; they count 0.
 pub fn estimate(code: u8, payload: &[u8]) -> usize {
+    estimate_versioned(super::messages::ETH69, code, payload)
+}
+
+/// [`estimate`] for the layouts of eth `version`: from eth/70 the receipt lists are the
+/// third element of Receipts (after `lastBlockIncomplete`); eth/71 adds
+/// BlockAccessLists (kept as raw bytes: about their length) and eth/72 Cells (2 KiB
+/// cells in `Vec`s).
+pub fn estimate_versioned(version: u32, code: u8, payload: &[u8]) -> usize {
     let Some(top) = Items(payload).next() else {
         return 0;
     };
     match code {
+        code::RECEIPTS if version >= super::messages::ETH70 => {
+            receipt_lists(field(top, 2).unwrap_or((true, &[])))
+        }
+        code::BLOCK_ACCESS_LISTS => {
+            let list = response(top);
+            vec(count(list), size_of::<Raw>()) + payload.len()
+        }
+        code::CELLS => {
+            let groups = field(top, 2).unwrap_or((true, &[]));
+            vec(count(groups), size_of::<Vec<Cell>>())
+                + sum(groups, |g| vec(count(g), size_of::<Cell>()))
+        }
         code::TRANSACTIONS => txs(top, size_of::<TxEnvelope>()),
         code::POOLED_TRANSACTIONS => txs(response(top), size_of::<PooledTransaction>()),
         code::BLOCK_HEADERS => {
@@ -71,16 +91,18 @@ pub fn estimate(code: u8, payload: &[u8]) -> usize {
             let mut it = items(top);
             size_of::<NewBlock>() + it.next().map_or(0, block)
         }
-        code::RECEIPTS => {
-            let list = response(top);
-            vec(count(list), size_of::<Vec<()>>())
-                + sum(list, |per_block| {
-                    let receipt = size_of::<ReceiptEnvelope>().max(size_of::<Receipt69>());
-                    vec(count(per_block), receipt) + sum(per_block, receipt_heap)
-                })
-        }
+        code::RECEIPTS => receipt_lists(response(top)),
         _ => 0,
     }
+}
+
+/// What a list of per-block receipt lists decodes to.
+fn receipt_lists(list: Item<'_>) -> usize {
+    vec(count(list), size_of::<Vec<()>>())
+        + sum(list, |per_block| {
+            let receipt = size_of::<ReceiptEnvelope>().max(size_of::<Receipt69>());
+            vec(count(per_block), receipt) + sum(per_block, receipt_heap)
+        })
 }
 
 /// Heap bytes of a decoded block, as allocated (capacities, not lengths), beyond its

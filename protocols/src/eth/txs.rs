@@ -16,7 +16,9 @@ use alloy_primitives::{B256, Bytes};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use super::messages::{self, Message, NewPooledTransactionHashes, Raw};
+use alloy_consensus::constants::EIP4844_TX_TYPE_ID;
+
+use super::messages::{self, CellMask, Message, NewPooledTransactionHashes, Raw};
 use super::peer::{Command, Knows};
 use super::pool::Pooled;
 use super::txfetch::{self, Fetcher, Meta};
@@ -41,7 +43,8 @@ struct Out {
     /// Transactions to send in full: hash and encoding.
     full: Vec<(B256, Bytes)>,
     full_bytes: usize,
-    announce: Vec<(B256, Meta)>,
+    /// Announcements, with the size announced to eth/72 peers (blobs elided).
+    announce: Vec<(B256, Meta, u32)>,
 }
 
 /// One peer's outbound transactions: broadcasts push here under a lock of this peer's
@@ -77,8 +80,8 @@ impl TxQueue {
     }
 
     /// Takes what is queued and not known to the peer (marking it known), as encoded
-    /// messages `(code, payload)`. Called by the peer's session only.
-    pub(super) fn drain(&self, knows: &Knows) -> Vec<(u8, bytes::Bytes)> {
+    /// messages `(code, payload)` of eth `version`. Called by the peer's session only.
+    pub(super) fn drain(&self, knows: &Knows, version: u32) -> Vec<(u8, bytes::Bytes)> {
         let (mut full, mut announce) = {
             let mut out = self.out();
             out.full_bytes = 0;
@@ -90,7 +93,7 @@ impl TxQueue {
         {
             let mut known = knows.txs();
             full.retain(|(h, _)| known.insert(*h));
-            announce.retain(|(h, _)| known.insert(*h));
+            announce.retain(|(h, _, _)| known.insert(*h));
         }
         let mut msgs = Vec::new();
         let mut batch: Vec<Raw> = Vec::new();
@@ -107,12 +110,35 @@ impl TxQueue {
         if !batch.is_empty() {
             msgs.push(transactions(&batch));
         }
+        let v72 = version >= messages::ETH72;
         for chunk in announce.chunks(MAX_ANNOUNCE_PACKET) {
-            let m = Message::NewPooledTransactionHashes(NewPooledTransactionHashes {
-                types: chunk.iter().map(|(_, m)| m.kind).collect::<Vec<_>>().into(),
-                sizes: chunk.iter().map(|(_, m)| m.size).collect(),
-                hashes: chunk.iter().map(|(h, _)| *h).collect(),
-            });
+            let a = NewPooledTransactionHashes {
+                types: chunk
+                    .iter()
+                    .map(|(_, m, _)| m.kind)
+                    .collect::<Vec<_>>()
+                    .into(),
+                sizes: chunk
+                    .iter()
+                    .map(|(_, m, elided)| if v72 { *elided } else { m.size })
+                    .collect(),
+                hashes: chunk.iter().map(|(h, _, _)| *h).collect(),
+            };
+            let m = if v72 {
+                // We hold the data cells of every blob we pool (see `cells`); the bitmap
+                // only speaks for blob transactions, so it is empty without them.
+                let blobs = a.types.contains(&EIP4844_TX_TYPE_ID);
+                Message::NewPooledTransactionHashes72(messages::NewPooledTransactionHashes72 {
+                    announcement: a,
+                    cells: if blobs {
+                        CellMask::DATA
+                    } else {
+                        CellMask::NONE
+                    },
+                })
+            } else {
+                Message::NewPooledTransactionHashes(a)
+            };
             msgs.push((m.code(), m.encode()));
         }
         msgs
@@ -137,12 +163,18 @@ impl Out {
         if self.announce.len() >= MAX_QUEUED_ANNOUNCES {
             return false;
         }
+        let elided = if tx.blob {
+            super::cells::elided_size(&tx.encoded, tx.size)
+        } else {
+            tx.size
+        };
         self.announce.push((
             tx.hash,
             Meta {
                 kind: tx.kind,
                 size: u32::try_from(tx.size).unwrap_or(u32::MAX),
             },
+            u32::try_from(elided).unwrap_or(u32::MAX),
         ));
         true
     }
@@ -365,20 +397,20 @@ mod tests {
         q.push(&[tx(1, false), tx(2, false), tx(3, true)], false);
         // Pushed again (e.g. by a second broadcast): still announced once.
         q.push(&[tx(2, false)], false);
-        let (full, announced) = hashes(&q.drain(&knows));
+        let (full, announced) = hashes(&q.drain(&knows, super::super::ETH68));
         assert_eq!(full, 0);
         assert_eq!(announced, vec![B256::repeat_byte(2), B256::repeat_byte(3)]);
         assert!(knows.tx(&B256::repeat_byte(3)));
         // Known now: a later broadcast sends nothing.
         q.push(&[tx(2, false), tx(3, true)], true);
-        assert!(q.drain(&knows).is_empty());
+        assert!(q.drain(&knows, super::super::ETH68).is_empty());
     }
 
     #[test]
     fn blob_transactions_are_only_announced_and_the_queue_is_bounded() {
         let (q, knows) = (TxQueue::default(), Knows::default());
         q.push(&[tx(1, false), tx(2, true)], true);
-        let (full, announced) = hashes(&q.drain(&knows));
+        let (full, announced) = hashes(&q.drain(&knows, super::super::ETH68));
         assert_eq!((full, announced), (1, vec![B256::repeat_byte(2)]));
         // Beyond MAX_QUEUED_ANNOUNCES, announcements are dropped.
         let many: Vec<_> = (0..MAX_QUEUED_ANNOUNCES + 10)
@@ -388,7 +420,7 @@ mod tests {
             })
             .collect();
         q.push(&many, false);
-        let (_, announced) = hashes(&q.drain(&knows));
+        let (_, announced) = hashes(&q.drain(&knows, super::super::ETH68));
         assert_eq!(announced.len(), MAX_QUEUED_ANNOUNCES);
     }
 }

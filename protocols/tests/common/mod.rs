@@ -92,7 +92,7 @@ pub(crate) async fn eth_vs_raw(
     version: u32,
 ) -> (Node, Peer, ProtocolHandle) {
     let (eth, handle, events) = Eth::new(chain, config);
-    let messages = if version >= eth::ETH69 { 18 } else { 17 };
+    let messages = eth::messages::message_count(version).expect("a version we speak");
     let (mut a, mut b) = spawn_pair(
         eth.protocols(),
         vec![Protocol::new("eth", version, messages)],

@@ -82,6 +82,8 @@ impl Session {
         // it would only cost the fetcher time.
         let n = a.hashes.len().min(txs::MAX_ANNOUNCE_PACKET);
         self.knows.mark_txs(a.hashes.iter().take(n).copied());
+        // The cells on offer (eth/72) are not looked at: we ask the announcer for the data
+        // cells of the blob transactions it sends us (see `cells`).
         let items = a
             .hashes
             .iter()

@@ -1,10 +1,13 @@
 //! The peer's requests: each is charged to its request budget, then answered from the
-//! chain or the pool ([`super::super::serve`], capped in items and bytes).
+//! chain or the pool ([`super::super::serve`] and [`super::super::cells`], capped in
+//! items and bytes).
 
 use alloy_primitives::B256;
 
-use super::super::messages::{self, GetBlockHeaders, RequestPair, code};
-use super::super::serve;
+use super::super::messages::{
+    self, ETH72, GetBlockHeaders, GetCells, GetReceipts70, Message, RequestPair, code,
+};
+use super::super::{cells, serve};
 use super::{Error, Session};
 
 /// A request from the peer.
@@ -12,7 +15,13 @@ pub(super) enum Request {
     Headers(RequestPair<GetBlockHeaders>),
     Bodies(RequestPair<Vec<B256>>),
     Receipts(RequestPair<Vec<B256>>),
+    /// eth/70 and later.
+    Receipts70(GetReceipts70),
     Pooled(RequestPair<Vec<B256>>),
+    /// eth/71 and later.
+    AccessLists(RequestPair<Vec<B256>>),
+    /// eth/72.
+    Cells(GetCells),
 }
 
 impl Session {
@@ -40,10 +49,27 @@ impl Session {
                     messages::encode_empty_receipts(r.request_id, n),
                 )
             }
+            Request::Receipts70(r) => {
+                let n = serve::receipts(chain, &r.hashes);
+                (
+                    code::RECEIPTS,
+                    messages::encode_empty_receipts70(r.request_id, n),
+                )
+            }
             Request::Pooled(r) => {
-                let txs = serve::pooled_transactions(&self.shared.pool, &r.message);
+                let elide = self.version >= ETH72;
+                let txs = serve::pooled_transactions(&self.shared.pool, &r.message, elide);
                 let out = messages::encode_raw_response(r.request_id, &txs);
                 (code::POOLED_TRANSACTIONS, out)
+            }
+            Request::AccessLists(r) => {
+                let bals = serve::block_access_lists(&r.message);
+                let out = messages::encode_raw_response(r.request_id, &bals);
+                (code::BLOCK_ACCESS_LISTS, out)
+            }
+            Request::Cells(r) => {
+                let m = Message::Cells(cells::cells(&self.shared.pool, &r));
+                (code::CELLS, m.encode())
             }
         };
         // A failed send means the session is closing; the receive side notices.

@@ -7,12 +7,14 @@
 
 mod announce;
 mod answer;
+mod cells;
 mod responses;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use alloy_consensus::transaction::PooledTransaction;
 use alloy_primitives::B256;
 use rlpx::{DisconnectReason, ProtocolHandle};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -55,7 +57,8 @@ pub enum Error {
     #[error("status after the handshake")]
     UnexpectedStatus,
     /// A response to a request we did not make (unknown id, or an id of another kind, or
-    /// a response type we never request): `BreachOfProtocol`.
+    /// a response type we never request: Receipts, BlockAccessLists):
+    /// `BreachOfProtocol`.
     #[error("unsolicited response {code:#04x}")]
     Unsolicited {
         /// Message code.
@@ -84,6 +87,11 @@ pub enum Error {
     /// A pooled transaction of another type than announced (EIP-5793): `BreachOfProtocol`.
     #[error("pooled transaction type differs from its announcement")]
     AnnouncedType,
+    /// A Cells answer that does not fit our GetCells (bitmap not a subset, transactions
+    /// not asked for, cells inconsistent with the bitmap): `BreachOfProtocol` (spec:
+    /// "peers sending invalid or not requested element must be disconnected").
+    #[error("cells answer: {0}")]
+    Cells(#[from] messages::CellsError),
     /// A BlockRangeUpdate with earliest > latest or a zero hash: `BreachOfProtocol`.
     #[error("invalid block range update")]
     Range,
@@ -240,6 +248,8 @@ enum Reply {
     ),
     /// The fetcher's request `id` for these announced transactions.
     Pooled(u64, Vec<(B256, Meta)>),
+    /// The data cells of these eth/72 blob transactions, which came without blobs.
+    Cells(messages::GetCells, Vec<PooledTransaction>),
 }
 
 impl Reply {
@@ -248,8 +258,9 @@ impl Reply {
         match self {
             Reply::Headers(tx) => drop(tx.send(Err(e))),
             Reply::Bodies(tx) => drop(tx.send(Err(e))),
-            // The fetcher has its own (shorter) timeout and hears of disconnects.
-            Reply::Pooled(..) => {}
+            // The fetcher has its own (shorter) timeout and hears of disconnects; blob
+            // transactions whose cells do not come are dropped (others may announce them).
+            Reply::Pooled(..) | Reply::Cells(..) => {}
         }
     }
 }
@@ -310,7 +321,7 @@ impl Session {
                     }
                 }
                 _ = txq.notify.notified() => {
-                    for (c, data) in txq.drain(&self.knows) {
+                    for (c, data) in txq.drain(&self.knows, self.version) {
                         if !self.send(c, data).await {
                             return None;
                         }
@@ -456,12 +467,20 @@ impl Session {
             Message::GetBlockHeaders(r) => self.on_request(Request::Headers(r)).await,
             Message::GetBlockBodies(r) => self.on_request(Request::Bodies(r)).await,
             Message::GetReceipts(r) => self.on_request(Request::Receipts(r)).await,
+            Message::GetReceipts70(r) => self.on_request(Request::Receipts70(r)).await,
+            Message::GetBlockAccessLists(r) => self.on_request(Request::AccessLists(r)).await,
+            Message::GetCells(r) => self.on_request(Request::Cells(r)).await,
             Message::GetPooledTransactions(r) => self.on_request(Request::Pooled(r)).await,
             Message::BlockHeaders(r) => self.on_response(c, Response::Headers(r)).await,
             Message::BlockBodies(r) => self.on_response(c, Response::Bodies(r)).await,
             Message::PooledTransactions(r) => self.on_response(c, Response::Pooled(r)).await,
-            // We never ask for receipts (we do not execute, so could not check them).
-            Message::Receipts68(_) | Message::Receipts69(_) => Err(Error::Unsolicited { code: c }),
+            Message::Cells(r) => self.on_response(c, Response::Cells(r)).await,
+            // We never ask for receipts (we do not execute, so could not check them) or
+            // block access lists (nor use them).
+            Message::Receipts68(_)
+            | Message::Receipts69(_)
+            | Message::Receipts70(_)
+            | Message::BlockAccessLists(_) => Err(Error::Unsolicited { code: c }),
             Message::NewBlockHashes(_) | Message::NewBlock(_)
                 if !self.shared.config.block_gossip =>
             {
@@ -471,6 +490,12 @@ impl Session {
             Message::NewBlock(b) => self.on_announcement(Announcement::Block(b)).await,
             Message::NewPooledTransactionHashes(a) => {
                 self.on_announcement(Announcement::TxHashes(a)).await
+            }
+            // The cells on offer are of no use to us: we do not fetch cells (EIP-8070
+            // leaves fetching to the node).
+            Message::NewPooledTransactionHashes72(a) => {
+                self.on_announcement(Announcement::TxHashes(a.announcement))
+                    .await
             }
             Message::Transactions(l) => self.on_announcement(Announcement::Txs(l)).await,
             Message::BlockRangeUpdate(r) => self.on_announcement(Announcement::Range(r)).await,

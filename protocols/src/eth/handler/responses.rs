@@ -1,14 +1,17 @@
 //! Answers to our requests: matched by request id to what we asked (an answer we did not
 //! ask for, of another kind or with more items than asked is a breach), then handed to
 //! the requester. Pooled transactions we fetched are checked against their
-//! announcement and the peer's budget, verified off the runtime, pooled and passed on.
+//! announcement and the peer's budget, verified off the runtime, pooled and passed on;
+//! eth/72 blob transactions (which come without blobs) wait for their cells first
+//! ([`super::cells`]).
 
 use alloy_consensus::transaction::PooledTransaction;
 use alloy_consensus::{BlockBody, Header, TxEnvelope};
 use alloy_primitives::B256;
 use tokio::time::Instant;
 
-use super::super::messages::RequestPair;
+use super::super::cells;
+use super::super::messages::{Cells, RequestPair};
 use super::super::pool::{self, Pooled};
 use super::super::requests::{Kind, Match};
 use super::super::txfetch::Meta;
@@ -21,6 +24,8 @@ pub(super) enum Response {
     Headers(RequestPair<Vec<Header>>),
     Bodies(RequestPair<Vec<BlockBody<TxEnvelope>>>),
     Pooled(RequestPair<Vec<PooledTransaction>>),
+    /// eth/72.
+    Cells(Cells),
 }
 
 impl Session {
@@ -31,6 +36,7 @@ impl Session {
             Response::Headers(r) => (r.request_id, true),
             Response::Bodies(r) => (r.request_id, false),
             Response::Pooled(r) => (r.request_id, false),
+            Response::Cells(r) => (r.request_id, false),
         };
         let (kind, reply) = match self.tracker.complete(id, is_headers) {
             Match::Answer { kind, reply } => (kind, reply),
@@ -60,6 +66,9 @@ impl Session {
                 }
                 self.on_pooled(id, &asked, r.message).await?;
             }
+            (Response::Cells(r), Kind::Cells { .. }, Reply::Cells(req, txs)) => {
+                self.on_cells(&req, txs, r).await?;
+            }
             _ => return Err(Error::Unsolicited { code: c }),
         }
         Ok(())
@@ -77,6 +86,7 @@ impl Session {
         let mut delivered = Vec::with_capacity(txs.len());
         let mut admitted = Vec::with_capacity(txs.len());
         let mut flood = false;
+        let mut lacking = Vec::new();
         for tx in txs {
             let hash = *tx.hash();
             // In request order, a subset of it (spec: unknown ones are left out).
@@ -98,6 +108,10 @@ impl Session {
             // Over budget: not checked and not counted as delivered (another announcer
             // is asked).
             match self.charge(now, &hash, size) {
+                Verdict::Admit if cells::lacks_blobs(&tx) => {
+                    delivered.push(hash);
+                    lacking.push(tx);
+                }
                 Verdict::Admit => {
                     delivered.push(hash);
                     admitted.push(tx);
@@ -115,6 +129,9 @@ impl Session {
         txs::broadcast(&self.shared, Some(self.id), &accepted);
         if flood {
             return Err(Error::TxFlood);
+        }
+        if !lacking.is_empty() {
+            self.fetch_cells(lacking).await;
         }
         Ok(())
     }
