@@ -48,6 +48,7 @@ pub use protocols;
 pub use rlpx;
 
 pub mod chain;
+pub mod crawl;
 pub mod key;
 pub mod metrics;
 pub mod nat;
@@ -61,6 +62,8 @@ pub mod sync;
 /// The CLI subcommands as library functions.
 pub mod cmd {
     pub mod bootnode;
+    pub mod census;
+    pub mod crawl;
     pub mod devnet;
     pub mod dns;
     pub mod export;

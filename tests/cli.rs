@@ -31,8 +31,26 @@ fn help_lists_every_command() {
         "gen-chain",
         "devnet",
         "dns",
+        "crawl",
+        "census",
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+    for (cmd, flags) in [
+        (
+            "crawl",
+            &[
+                "--chain", "--bootnodes", "--v4", "--dns", "--out", "--timeout", "--rate",
+                "--dials",
+            ][..],
+        ),
+        ("census", &["--out", "--format", "--chain", "--at"][..]),
+    ] {
+        let out = bin().args([cmd, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for flag in flags {
+            assert!(text.contains(flag), "{cmd} --help lacks {flag}");
+        }
     }
     let out = bin().args(["node", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
