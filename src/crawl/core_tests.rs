@@ -4,7 +4,7 @@ use secp256k1::SecretKey;
 fn key(i: u8) -> SecretKey {
     let mut b = [0x11u8; 32];
     b[0] = i.max(1);
-    SecretKey::from_slice(&b).unwrap()
+    SecretKey::from_byte_array(b).unwrap()
 }
 
 fn record(i: u8, seq: u64, tcp: u16) -> Enr {

@@ -402,7 +402,7 @@ mod tests {
     }
 
     fn record(seq: u64) -> Enr {
-        let key = secp256k1::SecretKey::from_slice(&[7; 32]).unwrap();
+        let key = secp256k1::SecretKey::from_byte_array([7; 32]).unwrap();
         discovery::enr::Builder::new()
             .ip([10, 0, 0, 1].into())
             .udp(30303)

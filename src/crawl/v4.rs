@@ -150,7 +150,7 @@ mod tests {
     use super::*;
 
     fn record() -> Enr {
-        let key = secp256k1::SecretKey::from_slice(&[9; 32]).unwrap();
+        let key = secp256k1::SecretKey::from_byte_array([9; 32]).unwrap();
         discovery::enr::Builder::new()
             .ip([10, 0, 0, 1].into())
             .udp(1)
