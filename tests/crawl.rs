@@ -234,7 +234,11 @@ async fn the_census_counts_exactly_the_nodes_started() {
     let set = nodeset::load(&out).unwrap();
     assert_eq!(set, outcome.nodes, "the file reads back");
     let c = census::census(&set, &a, now());
-    let dump = serde_json::to_string_pretty(&c).unwrap();
+    let probes: Vec<String> = set
+        .values()
+        .map(|e| format!("{:?} {:?} {:?}", e.hello.as_ref().map(|h| &h.client_id), e.status.as_ref().map(|s| s.network_id), e.dial_error))
+        .collect();
+    let dump = format!("{}\n{probes:#?}", serde_json::to_string(&c).unwrap());
     assert_eq!(c.nodes, 12, "9 eth nodes, 2 hostile, the bootnode: {dump}");
     assert_eq!((c.with_hello, c.with_status), (9, 9), "{dump}");
     for (name, n) in [("Geth", 3), ("Nethermind", 2), ("reth", 2), ("Liar", 1), ("Besu", 1)] {

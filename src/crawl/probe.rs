@@ -4,10 +4,12 @@
 //! It reuses the session layers as they are: [`rlpx::conn::connect_tcp`] (ECIES, within
 //! the handshake timeout), [`rlpx::Handshaked::hello_any`] (the Hello exchange, keeping a
 //! peer that shares none of our protocols so its Hello is still read) and a started
-//! [`rlpx::Peer`] for the Status exchange. Our Status is that of a node at the chain's
-//! genesis (a node starting to sync), which every honest node on the chain accepts
-//! (EIP-2124: a remote behind us at a fork we passed, announcing our next fork). The
-//! remote's Status is decoded, not judged: the census compares it with the chain.
+//! [`rlpx::Peer`] for the Status exchange. We read the remote's Status first and leave
+//! without sending ours when it comes at once (a node judging ours might drop us before
+//! its own is written); otherwise we send ours, that of a node at the chain's genesis (a
+//! node starting to sync), which every honest node on the chain accepts (EIP-2124: a
+//! remote behind us at a fork we passed, announcing our next fork). The remote's Status
+//! is decoded, not judged: the census compares it with the chain.
 //!
 //! Bounds: every step has a timeout ([`Prober::handshake_timeout`] for TCP connect, ECIES
 //! and Hello each, [`Prober::status_timeout`] for the Status); what one session may make
@@ -41,6 +43,9 @@ pub const PROBE_BUDGET: usize = 4 * 1024 * 1024;
 /// Per probe session: a Status needs far less, but a frame may be up to 16 MiB before the
 /// Status is seen; the budget stalls the reader instead of buffering more.
 const SESSION_BUDGET: usize = 1024 * 1024;
+/// How long we wait for the remote's Status before sending ours: every client we know
+/// sends its Status at once after the Hello (go-ethereum in parallel with reading ours).
+const STATUS_GRACE: Duration = Duration::from_millis(500);
 /// Largest Status we decode: an honest one is about 100 bytes.
 const MAX_STATUS: usize = 1024;
 
@@ -158,10 +163,19 @@ impl Prober {
             Some(mut eth) => {
                 let ours = messages::Message::Status(self.our_status(version)).encode();
                 let exchange = async {
-                    eth.send(code::STATUS, ours)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    match eth.recv().await {
+                    // Theirs first: a node that judges ours (another chain, a fork id it
+                    // rejects) may drop us before its own is written. Ours goes only if
+                    // theirs is slow to come (a node that waits for it).
+                    let first = match tokio::time::timeout(STATUS_GRACE, eth.recv()).await {
+                        Ok(m) => m,
+                        Err(_) => {
+                            eth.send(code::STATUS, ours)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            eth.recv().await
+                        }
+                    };
+                    match first {
                         Some((c, data)) => decode_status(version, c, &data),
                         None => Err(match peer.closed().await {
                             rlpx::CloseReason::Remote(r) => format!("remote disconnected: {r}"),
