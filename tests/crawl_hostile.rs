@@ -2,7 +2,6 @@
 //! foreign records in ENRResponses, and slowloris RLPx listeners. Each attack must stay
 //! within the crawl's bounds (nodes held, queues, dials in flight, time).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -71,7 +70,9 @@ fn garbage_enr_response(key: &SecretKey, request_hash: [u8; 32]) -> Vec<u8> {
 /// A discovery node that answers pings (and pings back), answers every FindNode with
 /// `floods` Neighbours packets full of nodes that do not exist, and every ENRRequest
 /// with a record that is garbage or another node's.
-async fn hostile_discovery(floods: usize) -> (Node, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+async fn hostile_discovery(
+    floods: usize,
+) -> (Node, Arc<AtomicUsize>, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let key = SecretKey::new(&mut rand::rng());
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -83,6 +84,8 @@ async fn hostile_discovery(floods: usize) -> (Node, Arc<AtomicUsize>, tokio::tas
     };
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
+    let enr_answers = Arc::new(AtomicUsize::new(0));
+    let enr_counter = enr_answers.clone();
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         let mut answers = 0u64;
@@ -136,6 +139,7 @@ async fn hostile_discovery(floods: usize) -> (Node, Arc<AtomicUsize>, tokio::tas
                 }
                 Message::EnrRequest(_) => {
                     answers += 1;
+                    enr_counter.fetch_add(1, Ordering::Relaxed);
                     if answers % 2 == 0 {
                         out.push(garbage_enr_response(&key, p.hash));
                     } else {
@@ -160,7 +164,7 @@ async fn hostile_discovery(floods: usize) -> (Node, Arc<AtomicUsize>, tokio::tas
             }
         }
     });
-    (me, sent, task)
+    (me, sent, enr_answers, task)
 }
 
 fn prober() -> Prober {
@@ -189,7 +193,7 @@ fn settings(bootnodes: Vec<Node>, timeout: Duration) -> driver::Settings {
 /// within the rate, and the crawl ends on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neighbour_floods_and_garbage_records_stay_within_bounds() {
-    let (hostile, hostile_sent, task) = hostile_discovery(40).await;
+    let (hostile, hostile_sent, enr_answers, task) = hostile_discovery(40).await;
     let mut s = settings(vec![hostile], Duration::from_secs(4));
     s.crawl.max_nodes = 8;
     s.crawl.max_queue = 32;
@@ -203,9 +207,13 @@ async fn neighbour_floods_and_garbage_records_stay_within_bounds() {
     task.abort();
     assert!(took < Duration::from_secs(6), "{took:?}");
     assert!(
-        hostile_sent.load(Ordering::Relaxed) > 100,
+        hostile_sent.load(Ordering::Relaxed) >= 40,
         "the flood happened: {}",
         hostile_sent.load(Ordering::Relaxed)
+    );
+    assert!(
+        enr_answers.load(Ordering::Relaxed) >= 2,
+        "a foreign and a garbage record were sent"
     );
     assert!(
         out.nodes.is_empty(),
