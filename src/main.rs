@@ -98,7 +98,9 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Dns(args) => devp2p::cmd::dns::run(args).map_err(Into::into),
-        Command::Census(args) => devp2p::cmd::census::run(args).map(|_| ()).map_err(Into::into),
+        Command::Census(args) => devp2p::cmd::census::run(args)
+            .map(|_| ())
+            .map_err(Into::into),
         Command::Crawl(args) => run_async(|stop| devp2p::cmd::crawl::run(*args, stop)),
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
         Command::Import(args) => devp2p::cmd::import::run(args).map_err(Into::into),

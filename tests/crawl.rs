@@ -200,7 +200,15 @@ async fn the_census_counts_exactly_the_nodes_started() {
         nodes.push(eth_node(&boot, id, &[68], claim(&a_old)).await);
     }
     for _ in 0..2 {
-        nodes.push(eth_node(&boot, "reth/v1.0.0/x86_64-unknown-linux-gnu", &[69], claim(&b)).await);
+        nodes.push(
+            eth_node(
+                &boot,
+                "reth/v1.0.0/x86_64-unknown-linux-gnu",
+                &[69],
+                claim(&b),
+            )
+            .await,
+        );
     }
     // Liar 1: chain A's network id with chain B's genesis.
     let liar = Claim {
@@ -226,9 +234,14 @@ async fn the_census_counts_exactly_the_nodes_started() {
     let out = dir.join("nodes.json");
     let mut s = settings(&boot, Duration::from_secs(8));
     s.save = Some(out.clone());
-    let outcome = driver::crawl(s, prober(&a), nodeset::NodeSet::new(), std::future::pending())
-        .await
-        .unwrap();
+    let outcome = driver::crawl(
+        s,
+        prober(&a),
+        nodeset::NodeSet::new(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     nodeset::save(&out, &outcome.nodes).unwrap();
 
     let set = nodeset::load(&out).unwrap();
@@ -236,15 +249,32 @@ async fn the_census_counts_exactly_the_nodes_started() {
     let c = census::census(&set, &a, now());
     let probes: Vec<String> = set
         .values()
-        .map(|e| format!("{:?} {:?} {:?}", e.hello.as_ref().map(|h| &h.client_id), e.status.as_ref().map(|s| s.network_id), e.dial_error))
+        .map(|e| {
+            format!(
+                "{:?} {:?} {:?}",
+                e.hello.as_ref().map(|h| &h.client_id),
+                e.status.as_ref().map(|s| s.network_id),
+                e.dial_error
+            )
+        })
         .collect();
     let dump = format!("{}\n{probes:#?}", serde_json::to_string(&c).unwrap());
     assert_eq!(c.nodes, 12, "9 eth nodes, 2 hostile, the bootnode: {dump}");
     assert_eq!((c.with_hello, c.with_status), (9, 9), "{dump}");
-    for (name, n) in [("Geth", 3), ("Nethermind", 2), ("reth", 2), ("Liar", 1), ("Besu", 1)] {
+    for (name, n) in [
+        ("Geth", 3),
+        ("Nethermind", 2),
+        ("reth", 2),
+        ("Liar", 1),
+        ("Besu", 1),
+    ] {
         assert_eq!(lookup(&c.clients, name), n, "{name}: {dump}");
     }
-    assert_eq!(lookup(&c.client_versions, "Nethermind v1.25.4"), 2, "{dump}");
+    assert_eq!(
+        lookup(&c.client_versions, "Nethermind v1.25.4"),
+        2,
+        "{dump}"
+    );
     assert_eq!(lookup(&c.eth_versions, "eth/68"), 7, "{dump}");
     assert_eq!(lookup(&c.eth_versions, "eth/69"), 5, "{dump}");
     assert_eq!(lookup(&c.networks, &NET_A.to_string()), 7, "{dump}");
@@ -290,7 +320,12 @@ async fn the_census_counts_exactly_the_nodes_started() {
     })
     .unwrap();
     assert_eq!(written.nodes, 12);
-    for f in ["census.md", "clients.svg", "fork-readiness.svg", "nodes-over-time.svg"] {
+    for f in [
+        "census.md",
+        "clients.svg",
+        "fork-readiness.svg",
+        "nodes-over-time.svg",
+    ] {
         assert!(report.join(f).is_file(), "{f}");
     }
     if std::env::var_os("CRAWL_DOCS").is_some() {
@@ -302,6 +337,8 @@ async fn the_census_counts_exactly_the_nodes_started() {
             let svg = devp2p::crawl::plot::bars(title, rows).unwrap();
             std::fs::write(docs.join(format!("{stem}.svg")), svg).unwrap();
         }
+        let svg = devp2p::crawl::plot::over_time(&c.seen).unwrap();
+        std::fs::write(docs.join("nodes-over-time.svg"), svg).unwrap();
         std::fs::write(docs.join("census.md"), c.to_markdown()).unwrap();
     }
 

@@ -26,8 +26,8 @@ fn raw_packet(key: &SecretKey, kind: u8, data: &[u8]) -> Vec<u8> {
     let mut signed = vec![kind];
     signed.extend_from_slice(data);
     let digest = discovery::node::keccak256(&signed);
-    let sig = secp256k1::SECP256K1
-        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(digest), key);
+    let sig =
+        secp256k1::SECP256K1.sign_ecdsa_recoverable(secp256k1::Message::from_digest(digest), key);
     let (recid, rs) = sig.serialize_compact();
     let mut body = rs.to_vec();
     body.push(i32::from(recid) as u8);
@@ -72,7 +72,12 @@ fn garbage_enr_response(key: &SecretKey, request_hash: [u8; 32]) -> Vec<u8> {
 /// with a record that is garbage or another node's.
 async fn hostile_discovery(
     floods: usize,
-) -> (Node, Arc<AtomicUsize>, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+) -> (
+    Node,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
     let key = SecretKey::new(&mut rand::rng());
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -140,7 +145,7 @@ async fn hostile_discovery(
                 Message::EnrRequest(_) => {
                     answers += 1;
                     enr_counter.fetch_add(1, Ordering::Relaxed);
-                    if answers % 2 == 0 {
+                    if answers.is_multiple_of(2) {
                         out.push(garbage_enr_response(&key, p.hash));
                     } else {
                         let other = SecretKey::new(&mut rand::rng());
@@ -169,7 +174,11 @@ async fn hostile_discovery(
 
 fn prober() -> Prober {
     let spec = devp2p::chain::presets::ethtest().unwrap();
-    let mut p = Prober::new(SecretKey::new(&mut rand::rng()), "crawler-test".into(), &spec);
+    let mut p = Prober::new(
+        SecretKey::new(&mut rand::rng()),
+        "crawler-test".into(),
+        &spec,
+    );
     p.handshake_timeout = Duration::from_secs(1);
     p.status_timeout = Duration::from_secs(1);
     p
@@ -271,18 +280,25 @@ async fn slowloris_listeners_hold_at_most_the_dial_slots() {
             ..discovery::Config::default()
         };
         let key = SecretKey::new(&mut rand::rng());
-        discs.push(discovery::bind("127.0.0.1:0".parse().unwrap(), key, config, None).await.unwrap());
+        discs.push(
+            discovery::bind("127.0.0.1:0".parse().unwrap(), key, config, None)
+                .await
+                .unwrap(),
+        );
     }
     // One honest node: a p2p server without subprotocols still says Hello.
     let key = SecretKey::new(&mut rand::rng());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = devp2p::server::start(devp2p::server::Config::new(key), listener, None, vec![]).unwrap();
+    let server =
+        devp2p::server::start(devp2p::server::Config::new(key), listener, None, vec![]).unwrap();
     let config = discovery::Config {
         tcp_port: server.listen_addr().port(),
         bootnodes: vec![boot.local_node()],
         ..discovery::Config::default()
     };
-    let honest = discovery::bind("127.0.0.1:0".parse().unwrap(), key, config, None).await.unwrap();
+    let honest = discovery::bind("127.0.0.1:0".parse().unwrap(), key, config, None)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let mut s = settings(vec![boot.local_node()], Duration::from_secs(7));
@@ -291,14 +307,25 @@ async fn slowloris_listeners_hold_at_most_the_dial_slots() {
     let out = driver::crawl(s, prober(), NodeSet::new(), std::future::pending())
         .await
         .unwrap();
-    assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 dials at once: {}", most.load(Ordering::SeqCst));
-    assert!(most.load(Ordering::SeqCst) >= 1, "the slowloris nodes were dialled");
+    assert!(
+        most.load(Ordering::SeqCst) <= 2,
+        "at most 2 dials at once: {}",
+        most.load(Ordering::SeqCst)
+    );
+    assert!(
+        most.load(Ordering::SeqCst) >= 1,
+        "the slowloris nodes were dialled"
+    );
     let e = &out.nodes[&honest.local_node().id];
     assert!(e.hello.is_some(), "the honest node was probed: {e:?}");
     let slow_failed = out
         .nodes
         .values()
-        .filter(|e| e.dial_error.as_deref().is_some_and(|d| d.contains("timed out")))
+        .filter(|e| {
+            e.dial_error
+                .as_deref()
+                .is_some_and(|d| d.contains("timed out"))
+        })
         .count();
     assert_eq!(slow_failed, 6, "{:?}", out.progress);
     for t in tasks {

@@ -88,16 +88,29 @@ pub fn run(args: Args) -> Result<census::Census, Error> {
         source,
     })?;
     for (stem, title, rows) in c.tables() {
-        write(&args.out.join(format!("{stem}.svg")), &plot::bars(title, rows)?)?;
+        write(
+            &args.out.join(format!("{stem}.svg")),
+            &plot::bars(title, rows)?,
+        )?;
     }
-    write(&args.out.join("nodes-over-time.svg"), &plot::over_time(&c.seen)?)?;
+    write(
+        &args.out.join("nodes-over-time.svg"),
+        &plot::over_time(&c.seen)?,
+    )?;
     let (name, text) = match args.format {
         Format::Md => ("census.md", c.to_markdown()),
         // Serializing strings and numbers cannot fail.
-        Format::Json => ("census.json", serde_json::to_string_pretty(&c).unwrap_or_default()),
+        Format::Json => (
+            "census.json",
+            serde_json::to_string_pretty(&c).unwrap_or_default(),
+        ),
         Format::Csv => ("census.csv", c.to_csv()),
     };
     write(&args.out.join(name), &text)?;
-    println!("{} nodes; report in {}", c.nodes, args.out.join(name).display());
+    println!(
+        "{} nodes; report in {}",
+        c.nodes,
+        args.out.join(name).display()
+    );
     Ok(c)
 }

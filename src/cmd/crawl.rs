@@ -27,7 +27,8 @@ pub enum Error {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    super::replay::parse_duration(s).ok_or_else(|| format!("invalid duration {s:.20} (e.g. 30s, 10m, 1h)"))
+    super::replay::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:.20} (e.g. 30s, 10m, 1h)"))
 }
 
 /// Arguments of `devp2p crawl`.
@@ -85,7 +86,9 @@ pub struct Args {
 /// Runs `devp2p crawl` until its timeout or `stop`, then writes the node set.
 pub async fn run(args: Args, stop: impl Future<Output = ()>) -> Result<(), Error> {
     if args.v5 {
-        return Err(Error::Invalid("--v5: discovery v5 is not available yet".into()));
+        return Err(Error::Invalid(
+            "--v5: discovery v5 is not available yet".into(),
+        ));
     }
     for (flag, v) in [("--rate", args.rate), ("--dials", args.dials)] {
         if !(v.is_finite() && v > 0.0) {

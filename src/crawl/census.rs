@@ -162,7 +162,9 @@ fn readiness(spec: &Spec, at: u64, set: &NodeSet) -> Readiness {
     let mut m: BTreeMap<String, usize> = BTreeMap::new();
     for e in set.values() {
         let status = e.status.as_ref();
-        let fid = status.map(|s| ForkId::from(s.fork_id)).or_else(|| enr_fork_id(e));
+        let fid = status
+            .map(|s| ForkId::from(s.fork_id))
+            .or_else(|| enr_fork_id(e));
         let class = match fid {
             None => "no fork id",
             Some(_) if status.is_some_and(|s| !s.genesis.eq_ignore_ascii_case(&genesis)) => {
@@ -205,7 +207,10 @@ fn seen(set: &NodeSet) -> Vec<Seen> {
             Seen {
                 time,
                 found: answered.iter().filter(|a| a.0 <= time).count(),
-                live: answered.iter().filter(|a| a.0 <= time && time <= a.1).count(),
+                live: answered
+                    .iter()
+                    .filter(|a| a.0 <= time && time <= a.1)
+                    .count(),
             }
         })
         .collect()
@@ -332,7 +337,9 @@ impl Census {
 
 /// Escapes a Markdown table cell.
 fn md(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace('`', "'")
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('`', "'")
 }
 
 /// Quotes a CSV field when needed.

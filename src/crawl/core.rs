@@ -203,7 +203,7 @@ impl Crawler {
         if input.len() > config.max_nodes {
             let mut scores: Vec<(i64, NodeId)> =
                 input.iter().map(|(id, e)| (e.score, *id)).collect();
-            scores.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            scores.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
             for (_, id) in scores.drain(config.max_nodes..) {
                 input.remove(&id);
             }
@@ -261,9 +261,9 @@ impl Crawler {
     }
 
     fn recently_checked(&self, id: &NodeId, unix: u64) -> bool {
-        self.set
-            .get(id)
-            .is_some_and(|e| e.last_check != 0 && unix < e.last_check + self.config.revalidate.as_secs())
+        self.set.get(id).is_some_and(|e| {
+            e.last_check != 0 && unix < e.last_check + self.config.revalidate.as_secs()
+        })
     }
 
     /// A node found by a source.
@@ -365,7 +365,10 @@ impl Crawler {
             self.progress.dropped += 1;
             return;
         }
-        let entry = self.set.entry(id).or_insert_with(|| Entry::new(record.clone()));
+        let entry = self
+            .set
+            .entry(id)
+            .or_insert_with(|| Entry::new(record.clone()));
         if record.seq() >= entry.record.seq() {
             entry.seq = record.seq();
             entry.record = record;
@@ -379,7 +382,8 @@ impl Crawler {
         } else {
             self.progress.updated += 1;
         }
-        let due = entry.last_dial == 0 || unix >= entry.last_dial + self.config.revalidate.as_secs();
+        let due =
+            entry.last_dial == 0 || unix >= entry.last_dial + self.config.revalidate.as_secs();
         let node = entry.record.to_node().filter(|n| n.tcp != 0);
         if let Some(node) = node
             && due

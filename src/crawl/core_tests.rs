@@ -8,7 +8,9 @@ fn key(i: u8) -> SecretKey {
 }
 
 fn record(i: u8, seq: u64, tcp: u16) -> Enr {
-    let mut b = discovery::enr::Builder::new().ip([10, 0, 0, i].into()).udp(30303);
+    let mut b = discovery::enr::Builder::new()
+        .ip([10, 0, 0, i].into())
+        .udp(30303);
     if tcp != 0 {
         b = b.tcp(tcp);
     }
@@ -72,7 +74,12 @@ fn caps_and_rates_hold() {
     );
     c.on_dial(now, ids[0], Err("x".repeat(500)));
     assert_eq!(c.nodes()[&ids[0]].dial_error.as_ref().unwrap().len(), 120);
-    assert!(drain(&mut c, now).iter().all(|a| !matches!(a, Action::Dial(_))), "rate: 1/s");
+    assert!(
+        drain(&mut c, now)
+            .iter()
+            .all(|a| !matches!(a, Action::Dial(_))),
+        "rate: 1/s"
+    );
     let later = now + Duration::from_secs(1);
     assert_eq!(c.next_timeout(now), later);
     assert!(drain(&mut c, later).contains(&Action::Dial(record(2, 2, 30303).to_node().unwrap())));
@@ -158,13 +165,22 @@ fn the_set_is_bounded() {
     }
     for a in drain(&mut c, now) {
         if let Action::Check(n) = a {
-            let i = n.ip.to_string().rsplit('.').next().unwrap().parse().unwrap();
+            let i =
+                n.ip.to_string()
+                    .rsplit('.')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
             c.on_check(now, n.id, Some(record(i, 1, 0)));
         }
     }
     assert_eq!(c.nodes().len(), 4);
     assert_eq!(c.progress().dropped, 5);
-    assert!(drain(&mut c, now).is_empty(), "no TCP port: nothing to dial");
+    assert!(
+        drain(&mut c, now).is_empty(),
+        "no TCP port: nothing to dial"
+    );
 }
 
 #[test]
@@ -174,7 +190,10 @@ fn rate_refills_up_to_burst() {
     assert!(r.take(now) && r.take(now) && !r.take(now));
     assert_eq!(r.ready_at(now), Some(now + Duration::from_millis(500)));
     let later = now + Duration::from_secs(10);
-    assert!(r.take(later) && r.take(later) && !r.take(later), "burst of 2");
+    assert!(
+        r.take(later) && r.take(later) && !r.take(later),
+        "burst of 2"
+    );
     let mut zero = Rate::new(0.0, 0.0, now);
     assert!(zero.take(now), "one token to start with");
     assert_eq!(zero.ready_at(later), None, "then none ever");

@@ -19,9 +19,9 @@ use discovery::dns::{Client, TreeUrl, driver as dns};
 use discovery::packet::MAX_PACKET_SIZE;
 use discovery::proto::Transmit;
 use discovery::{Event, Node, Protocol};
+use secp256k1::SecretKey;
 use secp256k1::rand::SeedableRng;
 use secp256k1::rand::rngs::StdRng;
-use secp256k1::SecretKey;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -207,7 +207,11 @@ pub async fn crawl(
         checks: Checks::default(),
         crawler,
         outgoing: VecDeque::new(),
-        send_rate: Rate::new(settings.packets_per_sec, settings.packets_per_sec, now.into_std()),
+        send_rate: Rate::new(
+            settings.packets_per_sec,
+            settings.packets_per_sec,
+            now.into_std(),
+        ),
         lookup_running: false,
         v4: settings.v4,
         dials: JoinSet::new(),
@@ -370,7 +374,8 @@ impl Driver {
     }
 
     fn candidate(&mut self, now: std::time::Instant, node: Node) {
-        self.crawler.on_candidate(now, Candidate { node, record: None });
+        self.crawler
+            .on_candidate(now, Candidate { node, record: None });
     }
 
     fn next_wake(&self, now: Instant) -> Instant {

@@ -340,7 +340,10 @@ pub mod time {
                 .all(|c| c.is_ascii_digit())
                 .then(|| part.parse().ok())?
         };
-        if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(10).map(u8::to_ascii_uppercase) != Some(b'T') {
+        if b.len() < 20
+            || b.get(4) != Some(&b'-')
+            || b.get(10).map(u8::to_ascii_uppercase) != Some(b'T')
+        {
             return None;
         }
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -393,10 +396,21 @@ mod tests {
         assert_eq!(time::parse(time::ZERO), Some(0));
         assert_eq!(time::format(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(time::parse("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(time::parse("2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000));
-        assert_eq!(time::parse("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
+        assert_eq!(
+            time::parse("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            time::parse("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(time::format(951_782_400), "2000-02-29T00:00:00Z");
-        for bad in ["", "2023-13-01T00:00:00Z", "2023-11-14 22:13:20", "x023-11-14T22:13:20Z"] {
+        for bad in [
+            "",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14 22:13:20",
+            "x023-11-14T22:13:20Z",
+        ] {
             assert_eq!(time::parse(bad), None, "{bad}");
         }
     }
@@ -447,7 +461,10 @@ mod tests {
             parse(Path::new("x"), &wrong_seq),
             Err(Error::Inconsistent { .. })
         ));
-        let wrong_key = format!("{{\"{}\": {{\"seq\": 3, \"record\": \"{enr}\"}}}}", "00".repeat(32));
+        let wrong_key = format!(
+            "{{\"{}\": {{\"seq\": 3, \"record\": \"{enr}\"}}}}",
+            "00".repeat(32)
+        );
         assert!(matches!(
             parse(Path::new("x"), &wrong_key),
             Err(Error::Inconsistent { .. })

@@ -148,8 +148,16 @@ mod tests {
         assert!(svg.contains("a&lt;b&amp;c"), "names are escaped");
         assert!(bars("empty", &[]).unwrap().contains("empty"));
         let seen = [
-            Seen { time: 100, found: 1, live: 1 },
-            Seen { time: 220, found: 4, live: 3 },
+            Seen {
+                time: 100,
+                found: 1,
+                live: 1,
+            },
+            Seen {
+                time: 220,
+                found: 4,
+                live: 3,
+            },
         ];
         assert!(over_time(&seen).unwrap().contains("Nodes over time"));
         assert!(over_time(&[]).is_ok());

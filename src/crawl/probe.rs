@@ -149,7 +149,11 @@ impl Prober {
             listen_port: h.listen_port,
             version: h.protocol_version,
         };
-        let eth = est.shared().iter().find(|s| s.cap.name == "eth").map(|s| s.cap.version);
+        let eth = est
+            .shared()
+            .iter()
+            .find(|s| s.cap.name == "eth")
+            .map(|s| s.cap.version);
         let Some(version) = eth else {
             est.disconnect(DisconnectReason::ClientQuitting).await;
             return Ok(Probe {

@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(c.drain_steps(), vec![Step::Ping(node)]);
         c.on_bonded(now, &node.id);
         c.handle_timeout(now);
-        assert!(c.drain_steps().is_empty(), "waits for the remote's ping back");
+        assert!(
+            c.drain_steps().is_empty(),
+            "waits for the remote's ping back"
+        );
         let t = c.next_timeout().unwrap();
         assert_eq!(t, now + ENR_DELAY);
         c.handle_timeout(t);
