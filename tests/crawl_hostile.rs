@@ -336,3 +336,65 @@ async fn slowloris_listeners_hold_at_most_the_dial_slots() {
         d.shutdown().await;
     }
 }
+
+/// A node that says nothing until it has our Status (not what clients do, but the spec
+/// allows it) gets ours after the grace period: the genesis Status of our chain, which
+/// decodes; the probe then reads its Status and leaves with ClientQuitting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waiting_for_our_status_gets_it() {
+    use protocols::eth::messages::{self, Message, Status, Status68, code};
+    let spec = devp2p::chain::presets::ethtest().unwrap();
+    let key = SecretKey::new(&mut rand::rng());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = Node {
+        id: NodeId::from_secret_key(&key),
+        ip: [127, 0, 0, 1].into(),
+        udp: 0,
+        tcp: listener.local_addr().unwrap().port(),
+    };
+    let genesis = spec.genesis_hash;
+    let remote = tokio::spawn(async move {
+        let cfg = rlpx::Config {
+            client_id: "Patient/v1".into(),
+            protocols: vec![rlpx::Protocol::new("eth", 68, messages::ETH68_MESSAGES)],
+            ..rlpx::Config::default()
+        };
+        let (s, _) = listener.accept().await.unwrap();
+        let hs = rlpx::conn::accept(s, None, &key, &cfg).await.unwrap();
+        let mut peer = hs.hello(&key, &cfg).await.unwrap().start(&cfg);
+        let mut eth = peer.take_protocol("eth").unwrap();
+        let (c, data) = eth.recv().await.unwrap();
+        let ours = match Message::decode(68, c, &data).unwrap() {
+            Message::Status(Status::V68(s)) => s,
+            m => panic!("not a status: {m:?}"),
+        };
+        let theirs = Status68 {
+            network_id: 77,
+            ..ours.clone()
+        };
+        eth.send(code::STATUS, Message::Status(Status::V68(theirs)).encode())
+            .await
+            .unwrap();
+        (ours, peer.closed().await)
+    });
+    let out = prober().probe(node).await.unwrap();
+    let (ours, closed) = tokio::time::timeout(Duration::from_secs(5), remote)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.hello.client_id, "Patient/v1");
+    assert_eq!(
+        out.status.as_ref().map(|s| s.network_id),
+        Some(77),
+        "{out:?}"
+    );
+    assert_eq!(
+        (ours.network_id, ours.genesis, ours.head),
+        (spec.network_id, genesis, genesis)
+    );
+    assert_eq!(ours.fork_id, spec.fork_id(0, spec.genesis_header.timestamp));
+    assert_eq!(
+        closed,
+        rlpx::CloseReason::Remote(rlpx::DisconnectReason::ClientQuitting)
+    );
+}
