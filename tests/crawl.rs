@@ -3,6 +3,10 @@
 //! their Status, one that refuses RLPx and one that never answers it (slowloris). The
 //! census must count exactly what was started.
 
+#[path = "../discovery/tests/support/dns_server.rs"]
+#[allow(dead_code)]
+mod dns_server;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -362,4 +366,54 @@ async fn the_census_counts_exactly_the_nodes_started() {
     }
     boot.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With discovery v4 off, a DNS node list (EIP-1459, served on loopback) alone feeds the
+/// crawl: the node it names is checked over discv4 and probed over RLPx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_list_alone_feeds_the_crawl() {
+    let a = spec("chain-a", NET_A, "0x0a", Some(future()));
+    // The listed node's discovery joins a bootnode the crawler is not told about.
+    let boot = discovery::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        SecretKey::new(&mut rand::rng()),
+        discovery::Config::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let node = eth_node(&boot, "Geth/v1.15.0/linux", &[69], claim(&a)).await;
+    let record = node.disc.local_enr().await.unwrap();
+    let signer = SecretKey::new(&mut rand::rng());
+    let mut tree = discovery::dns::publish::Tree::build(&[record], &[], 1);
+    tree.sign(&signer);
+    let dns = dns_server::Dns::start().await;
+    dns.publish(&tree, "nodes.test").await;
+    let url = discovery::dns::TreeUrl::new(&signer, "nodes.test").unwrap();
+
+    let mut s = settings(&boot, Duration::from_secs(4));
+    s.v4 = false;
+    s.dns = vec![url];
+    s.dns_resolver = Some(dns.addr);
+    let out = driver::crawl(
+        s,
+        prober(&a),
+        nodeset::NodeSet::new(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<_> = out.nodes.keys().collect();
+    assert_eq!(
+        ids,
+        vec![&node.disc.local_node().id],
+        "only the listed node"
+    );
+    let e = &out.nodes[&node.disc.local_node().id];
+    let hello = e.hello.as_ref().expect("probed");
+    assert_eq!(hello.client_id, "Geth/v1.15.0/linux");
+    assert_eq!(e.status.as_ref().map(|s| s.version), Some(69));
+    node.server.shutdown().await;
+    node.disc.shutdown().await;
+    boot.shutdown().await;
 }

@@ -159,7 +159,12 @@ pub async fn crawl(
     })?;
     let now = Instant::now();
     let unix = unix_now();
-    let bootnodes = settings.discovery.bootnodes.clone();
+    // Bootnodes are discovery v4's entry points: checked only when walking v4.
+    let bootnodes = if settings.v4 {
+        settings.discovery.bootnodes.clone()
+    } else {
+        Vec::new()
+    };
     let mut dconfig = settings.discovery.clone();
     dconfig.tcp_port = 0;
     if !settings.v4 {
