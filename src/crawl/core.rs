@@ -266,23 +266,25 @@ impl Crawler {
         })
     }
 
-    /// A node found by a source.
-    pub fn on_candidate(&mut self, now: Instant, c: Candidate) {
+    /// A node found by a source. Returns whether it was queued for a check (a source
+    /// finding nothing new may slow down).
+    pub fn on_candidate(&mut self, now: Instant, c: Candidate) -> bool {
         let id = c.node.id;
         if self.checking.contains(&id) || self.recently_checked(&id, self.unix(now)) {
             self.progress.recent += 1;
-            return;
+            return false;
         }
         if (!self.set.contains_key(&id) && self.set.len() >= self.config.max_nodes)
             || self.check_queue.len() >= self.config.max_queue
         {
             self.progress.dropped += 1;
-            return;
+            return false;
         }
         // A record known to be newer than the endpoint carries the better address.
         let node = c.record.as_ref().and_then(Enr::to_node).unwrap_or(c.node);
         self.checking.insert(id);
         self.check_queue.push_back(node);
+        true
     }
 
     /// Queues the set's nodes due for revalidation (not checked for

@@ -40,6 +40,11 @@ pub const MAX_OUTGOING: usize = 1024;
 const LOOKUP_QUEUE: usize = 16;
 /// Nodes from DNS lists waiting for the core, at most (the DNS driver waits beyond it).
 const DNS_QUEUE: usize = 64;
+/// Longest pause between lookups that find nothing new (a small or fully crawled
+/// network): doubled from [`LOOKUP_BACKOFF_MIN`] per fruitless lookup, reset by one that
+/// finds a new node.
+const LOOKUP_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const LOOKUP_BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Random table nodes offered as candidates after each lookup (the lookup's own result
 /// is the 16 closest that answered; the table holds more that were only mentioned).
 const TABLE_SAMPLE: usize = 16;
@@ -132,6 +137,9 @@ struct Driver {
     outgoing: VecDeque<Transmit>,
     send_rate: Rate,
     lookup_running: bool,
+    /// No lookup before this; pushed back while lookups find nothing new.
+    lookup_at: Instant,
+    lookup_backoff: Duration,
     v4: bool,
     dials: JoinSet<(discovery::NodeId, Result<super::core::Probe, String>)>,
     prober: Prober,
@@ -218,6 +226,8 @@ pub async fn crawl(
             now.into_std(),
         ),
         lookup_running: false,
+        lookup_at: now,
+        lookup_backoff: Duration::ZERO,
         v4: settings.v4,
         dials: JoinSet::new(),
         prober,
@@ -276,10 +286,12 @@ pub async fn crawl(
                 }
             }
             n = dns_rx.recv(), if dns_open => match n {
-                Some(node) => d.crawler.on_candidate(
-                    Instant::now().into_std(),
-                    Candidate { node, record: None },
-                ),
+                Some(node) => {
+                    d.crawler.on_candidate(
+                        Instant::now().into_std(),
+                        Candidate { node, record: None },
+                    );
+                }
                 None => dns_open = false,
             },
             _ = tokio::time::sleep_until(wake) => {
@@ -317,9 +329,16 @@ impl Driver {
                     Event::LookupDone { nodes, .. } => {
                         self.lookup_running = false;
                         let sample = self.proto.random_nodes(TABLE_SAMPLE);
+                        let mut new = false;
                         for node in nodes.into_iter().chain(sample) {
-                            self.candidate(std_now, node);
+                            new |= self.candidate(std_now, node);
                         }
+                        self.lookup_backoff = if new {
+                            Duration::ZERO
+                        } else {
+                            (self.lookup_backoff * 2).clamp(LOOKUP_BACKOFF_MIN, LOOKUP_BACKOFF_MAX)
+                        };
+                        self.lookup_at = now + self.lookup_backoff;
                     }
                     Event::Removed(_) | Event::LocalEnrUpdated(_) => {}
                 }
@@ -355,6 +374,7 @@ impl Driver {
             }
             if self.v4
                 && !self.lookup_running
+                && now >= self.lookup_at
                 && self.outgoing.len() < LOOKUP_QUEUE
                 && self.crawler.wants_candidates()
             {
@@ -378,9 +398,9 @@ impl Driver {
         }
     }
 
-    fn candidate(&mut self, now: std::time::Instant, node: Node) {
+    fn candidate(&mut self, now: std::time::Instant, node: Node) -> bool {
         self.crawler
-            .on_candidate(now, Candidate { node, record: None });
+            .on_candidate(now, Candidate { node, record: None })
     }
 
     fn next_wake(&self, now: Instant) -> Instant {
@@ -396,6 +416,9 @@ impl Driver {
             && let Some(t) = self.send_rate.ready_at(std_now)
         {
             at = at.min(t);
+        }
+        if self.v4 && !self.lookup_running && self.lookup_at > now {
+            at = at.min(self.lookup_at.into_std());
         }
         Instant::from_std(at.max(std_now))
     }
