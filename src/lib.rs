@@ -50,6 +50,7 @@ pub use rlpx;
 pub mod chain;
 pub mod conformance;
 pub mod histogram;
+pub mod crawl;
 pub mod key;
 pub mod metrics;
 pub mod nat;
@@ -63,6 +64,8 @@ pub mod sync;
 /// The CLI subcommands as library functions.
 pub mod cmd {
     pub mod bootnode;
+    pub mod census;
+    pub mod crawl;
     pub mod devnet;
     pub mod dns;
     pub mod export;

@@ -26,6 +26,11 @@ enum Command {
     Bootnode(devp2p::cmd::bootnode::Args),
     /// Publish a DNS node list (EIP-1459): sign a tree of ENRs, write its TXT records.
     Dns(devp2p::cmd::dns::Args),
+    /// Crawl a network: discovery walk, RLPx Hello and eth Status of every node, written
+    /// as go-ethereum's nodes.json.
+    Crawl(Box<devp2p::cmd::crawl::Args>),
+    /// Tables and SVG plots of a crawl's nodes.json: clients, versions, forks, networks.
+    Census(devp2p::cmd::census::Args),
     /// Generate or inspect node keys.
     Key(devp2p::cmd::key::Args),
     /// Import blocks from an RLP block file (validated structurally; not executed).
@@ -96,6 +101,10 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Dns(args) => devp2p::cmd::dns::run(args).map_err(Into::into),
+        Command::Census(args) => devp2p::cmd::census::run(args)
+            .map(|_| ())
+            .map_err(Into::into),
+        Command::Crawl(args) => run_async(|stop| devp2p::cmd::crawl::run(*args, stop)),
         Command::Key(args) => devp2p::cmd::key::run(args).map_err(Into::into),
         Command::Import(args) => devp2p::cmd::import::run(args).map_err(Into::into),
         Command::Export(args) => devp2p::cmd::export::run(args).map_err(Into::into),

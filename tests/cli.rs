@@ -32,8 +32,32 @@ fn help_lists_every_command() {
         "devnet",
         "dns",
         "test",
+        "crawl",
+        "census",
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+    for (cmd, flags) in [
+        (
+            "crawl",
+            &[
+                "--chain",
+                "--bootnodes",
+                "--v4",
+                "--dns",
+                "--out",
+                "--timeout",
+                "--rate",
+                "--dials",
+            ][..],
+        ),
+        ("census", &["--out", "--format", "--chain", "--at"][..]),
+    ] {
+        let out = bin().args([cmd, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for flag in flags {
+            assert!(text.contains(flag), "{cmd} --help lacks {flag}");
+        }
     }
     let out = bin().args(["node", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -354,5 +378,52 @@ fn node_admin_rpc_needs_the_cookie() {
     assert!(with.contains("\"enode\""), "{with}");
     let status = support::interrupt_and_wait(&mut child, 10);
     assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `crawl --v5` says it is not there yet; `census` reads a go-ethereum nodes.json (no
+/// hello or status) and writes its CSV report and the plots.
+#[test]
+fn crawl_v5_is_not_yet_and_census_reads_a_geth_nodes_file() {
+    let dir = tempdir("census");
+    let out = bin()
+        .args(["crawl", "--v5", "--out"])
+        .arg(dir.join("nodes.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not available yet"), "{err}");
+
+    let key = secp256k1::SecretKey::new(&mut rand::rng());
+    let enr = discovery::enr::Builder::new()
+        .ip([10, 1, 2, 3].into())
+        .udp(30303)
+        .tcp(30303)
+        .build(7, &key)
+        .unwrap();
+    let id = hex::encode(enr.node_id().hash());
+    let geth = format!(
+        "{{\"{id}\": {{\"seq\": 7, \"record\": \"{enr}\", \"score\": 2, \
+         \"firstResponse\": \"2024-01-02T03:04:05Z\", \"lastResponse\": \"2024-01-02T04:04:05Z\", \
+         \"lastCheck\": \"2024-01-02T04:04:05Z\"}}}}"
+    );
+    std::fs::write(dir.join("nodes.json"), geth).unwrap();
+    let out = bin()
+        .arg("census")
+        .arg(dir.join("nodes.json"))
+        .args(["--format", "csv", "--out"])
+        .arg(dir.join("report"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.join("report/census.csv")).unwrap();
+    assert!(csv.contains("ports,30303,1"), "{csv}");
+    assert!(csv.contains("fork-readiness,no fork id,1"), "{csv}");
+    assert!(dir.join("report/clients.svg").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -175,10 +175,26 @@ impl<S: Io> Handshaked<S> {
     /// handshake (`UnexpectedIdentity`), or shares none of our protocols while we declared
     /// some (`UselessPeer`). A remote `Disconnect` instead of Hello is
     /// [`Error::Disconnected`].
-    pub async fn hello(
+    pub async fn hello(self, key: &SecretKey, config: &Config) -> Result<Established<S>, Error> {
+        self.exchange_hello(key, config, true).await
+    }
+
+    /// [`Handshaked::hello`] for tools that read the remote's Hello whatever it offers (a
+    /// crawler): a peer sharing none of our protocols is returned, with empty
+    /// [`Established::shared`], for the caller to disconnect.
+    pub async fn hello_any(
+        self,
+        key: &SecretKey,
+        config: &Config,
+    ) -> Result<Established<S>, Error> {
+        self.exchange_hello(key, config, false).await
+    }
+
+    async fn exchange_hello(
         mut self,
         key: &SecretKey,
         config: &Config,
+        require_shared: bool,
     ) -> Result<Established<S>, Error> {
         let ours = Hello {
             protocol_version: p2p::PROTOCOL_VERSION,
@@ -230,7 +246,7 @@ impl<S: Io> Handshaked<S> {
                 return Err(Error::UnexpectedIdentity);
             }
             let shared = negotiate(&config.protocols, &remote.capabilities);
-            if shared.is_empty() && !config.protocols.is_empty() {
+            if require_shared && shared.is_empty() && !config.protocols.is_empty() {
                 return Err(Error::NoSharedCapabilities);
             }
             Ok((remote, shared))
