@@ -8,6 +8,23 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "node and npm are required for the interop tests (apt-get install nodejs npm)" >&2
   exit 1
 fi
+# The real daemons of the NAT tests (tests/upnp_gateway.rs: miniupnpd in network
+# namespaces, nftables for its rules, upnpc to list them; tests/stun.rs: coturn as a STUN
+# server). Installed only as root (those tests skip, saying why, otherwise); apt lists are
+# refreshed only when a first install attempt fails.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  nat_pkgs=()
+  command -v miniupnpd >/dev/null || [ -x /usr/sbin/miniupnpd ] || nat_pkgs+=(miniupnpd-nftables)
+  command -v upnpc >/dev/null || nat_pkgs+=(miniupnpc)
+  command -v nft >/dev/null || [ -x /usr/sbin/nft ] || nat_pkgs+=(nftables)
+  command -v turnserver >/dev/null || nat_pkgs+=(coturn)
+  if [ ${#nat_pkgs[@]} -gt 0 ]; then
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+    apt_install "${nat_pkgs[@]}" || { apt-get update -q >/dev/null && apt_install "${nat_pkgs[@]}"; } ||
+      echo "could not install ${nat_pkgs[*]}: the NAT tests will skip" >&2
+  fi
+fi
+
 # Formatting and lints first: they fail in seconds, before the long build.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -63,7 +63,8 @@ pub struct Args {
     #[arg(long, value_name = "CIDRS")]
     pub netrestrict: Option<NetRestrict>,
     /// External address: `any`, `upnp`, `pmp[:GATEWAY]` (map the ports on the router),
-    /// `extip:IP` or `none` [default: none].
+    /// `extip:IP`, `stun[:HOST:PORT,...]` (the IP STUN servers see us at; public servers
+    /// when none is given) or `none` [default: none].
     #[arg(long, value_name = "NAT")]
     pub nat: Option<Nat>,
     /// Disable discovery: only static and trusted nodes, and inbound peers.

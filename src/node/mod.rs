@@ -194,7 +194,8 @@ struct EthParts {
 /// A running node. Stop it with [`Node::shutdown`]; dropping it stops the background
 /// tasks abruptly.
 pub struct Node {
-    enode: Enode,
+    /// Our endpoint, moved by the NAT task when a mapping reports the external one.
+    enode: watch::Receiver<Enode>,
     datadir: PathBuf,
     server: server::Handle,
     discovery: Option<discovery::Handle>,
@@ -223,9 +224,15 @@ impl Node {
         }
     }
 
-    /// Our enode URL (with the external address when known).
+    /// Our enode URL: the external address and ports once a NAT mapping (`--nat
+    /// upnp|pmp|any`) reports them, `--nat extip:` or the bound address before.
     pub fn enode(&self) -> Enode {
-        self.enode
+        *self.enode.borrow()
+    }
+
+    /// Our enode URL, updated when a NAT mapping moves it.
+    pub fn subscribe_enode(&self) -> watch::Receiver<Enode> {
+        self.enode.clone()
     }
 
     /// The data directory.
@@ -428,13 +435,29 @@ async fn start(b: Builder) -> Result<Node, Error> {
         Some(discovery::Service::spawn(socket, key, dc, Some(db))?)
     };
 
+    let enode = match &disc {
+        Some(d) => d.local_node(),
+        None => Enode {
+            id: NodeId::from_secret_key(&key),
+            ip: match config.nat.external_ip() {
+                Some(ip) => ip,
+                None if config.addr.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+                None => config.addr,
+            },
+            udp: 0,
+            tcp: tcp_port,
+        },
+    };
+    let (enode_tx, enode_rx) = watch::channel(enode);
     let mut tasks = Vec::new();
     let nat = config.nat.mapping().map(|method| {
         let udp = disc.as_ref().map_or(0, |d| d.local_node().udp);
         let nat = crate::nat::spawn(crate::nat::Config::new(method, tcp_port, udp));
-        if let Some(d) = &disc {
-            tasks.push(tokio::spawn(follow_nat(nat.subscribe(), d.clone())));
-        }
+        tasks.push(tokio::spawn(follow_nat(
+            nat.subscribe(),
+            disc.clone(),
+            enode_tx,
+        )));
         nat
     });
 
@@ -570,19 +593,6 @@ async fn start(b: Builder) -> Result<Node, Error> {
         tasks.push(tokio::spawn(crate::rpc::serve(listener, api, stopped())));
     }
 
-    let enode = match &disc {
-        Some(d) => d.local_node(),
-        None => Enode {
-            id: NodeId::from_secret_key(&key),
-            ip: match config.nat.external_ip() {
-                Some(ip) => ip,
-                None if config.addr.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-                None => config.addr,
-            },
-            udp: 0,
-            tcp: tcp_port,
-        },
-    };
     if config.status_interval > 0 {
         let every = Duration::from_secs(u64::from(config.status_interval));
         tasks.push(tokio::spawn(log_status(
@@ -596,7 +606,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
     }
     info!(target: "p2p", %enode, datadir = %datadir.display(), "node started");
     Ok(Node {
-        enode,
+        enode: enode_rx,
         datadir,
         server,
         discovery: disc,
@@ -646,17 +656,40 @@ fn start_dns(
     Ok(Some(driver::spawn(client, &resolver, server.candidates())?))
 }
 
-/// Puts each external endpoint the NAT task reports into our record.
+/// Puts each external endpoint the NAT task reports into our record (when discovery
+/// runs) and our enode URL, and logs both: an operator reads there what to give peers.
 pub(crate) async fn follow_nat(
     mut external: watch::Receiver<Option<crate::nat::External>>,
-    disc: discovery::Handle,
+    disc: Option<discovery::Handle>,
+    enode: watch::Sender<Enode>,
 ) {
     while external.changed().await.is_ok() {
         let Some(e) = *external.borrow_and_update() else {
             continue;
         };
-        if let Err(err) = disc.set_external_endpoint(e.ip, e.udp, e.tcp).await {
-            tracing::warn!(target: "p2p", error = %err, "could not put the external address into the record");
+        let mut record = None;
+        if let Some(d) = &disc {
+            match d.set_external_endpoint(e.ip, e.udp, e.tcp).await {
+                Ok(()) => record = d.local_enr().await.ok(),
+                Err(err) => {
+                    tracing::warn!(target: "p2p", error = %err, "could not put the external address into the record")
+                }
+            }
+        }
+        // A port of 0 was not mapped: the node keeps its own there (as the record does).
+        let nonzero = |mapped: u16, own: u16| if mapped == 0 { own } else { mapped };
+        enode.send_modify(|n| {
+            *n = Enode {
+                ip: e.ip,
+                tcp: nonzero(e.tcp, n.tcp),
+                udp: nonzero(e.udp, n.udp),
+                ..*n
+            }
+        });
+        let url = *enode.borrow();
+        match record {
+            Some(r) => info!(target: "p2p", enode = %url, enr = %r, "external endpoint"),
+            None => info!(target: "p2p", enode = %url, "external endpoint"),
         }
     }
 }
