@@ -412,8 +412,7 @@ impl LocalEnr {
         tcp: u16,
         eth: Option<Vec<u8>>,
     ) -> Result<bool, EnrError> {
-        if ips == (self.ip4, self.ip6) && udp == self.udp && tcp == self.tcp && eth == self.eth
-        {
+        if ips == (self.ip4, self.ip6) && udp == self.udp && tcp == self.tcp && eth == self.eth {
             return Ok(false);
         }
         let seq = self.record.seq.saturating_add(1);

@@ -2,7 +2,7 @@
 //! in code, with every value typed and parsed once here for the CLI and the library.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer};
 use super::Error;
 
 /// Settings of a [`super::Node`]. `Default` is a node on the bundled `ethtest` chain,
-/// listening on port 30303 of every interface, with discovery and 50 peers.
+/// listening on port 30303 of every interface (IPv4 and IPv6), with discovery and 50
+/// peers.
 ///
 /// In TOML the names are the CLI flags' (`maxpeers = 25`, `no-discovery = true`,
 /// `bootnodes = ["enode://…"]`, `static-nodes = ["enode://…"]`,
@@ -25,7 +26,8 @@ pub struct Config {
     pub chain: String,
     /// Data directory for the node key and databases; `None` is [`default_datadir`].
     pub datadir: Option<PathBuf>,
-    /// Address to listen on (TCP and UDP).
+    /// Address to listen on (TCP and UDP). `::` (the default) is dual-stack: IPv4 and
+    /// IPv6 peers on one port, or IPv4 only on a machine without IPv6.
     pub addr: IpAddr,
     /// TCP port for RLPx; 0 picks a free port.
     pub port: u16,
@@ -87,7 +89,7 @@ impl Default for Config {
         Self {
             chain: crate::chain::presets::DEFAULT.into(),
             datadir: None,
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             port: 30303,
             discport: None,
             bootnodes: Vec::new(),

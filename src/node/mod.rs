@@ -30,6 +30,7 @@
 //! sync and propagation subscribe the same way.
 
 mod config;
+mod dualstack;
 
 pub use config::{
     Config, Nat, default_datadir, lock_datadir, parse_enode, parse_node_id, read_node_list,
@@ -411,19 +412,23 @@ async fn start(b: Builder) -> Result<Node, Error> {
     };
 
     let spec_dns = chain::presets::dns_tree(&spec.name);
-    let listener = bind_tcp("TCP (RLPx)", SocketAddr::new(config.addr, config.port)).await?;
+    // `::` (the default) listens on both families where the machine has IPv6.
+    let (listener, listen_ip) =
+        dualstack::listen(config.addr, config.port).map_err(|source| Error::Bind {
+            what: "TCP (RLPx)",
+            addr: SocketAddr::new(config.addr, config.port),
+            source,
+        })?;
     let tcp_port = listener.local_addr().map_or(config.port, |a| a.port());
     let disc = if config.no_discovery {
         None
     } else {
-        let udp_addr = SocketAddr::new(config.addr, config.discport.unwrap_or(tcp_port));
-        let socket = tokio::net::UdpSocket::bind(udp_addr)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "UDP (discovery)",
-                addr: udp_addr,
-                source,
-            })?;
+        let udp_addr = SocketAddr::new(listen_ip, config.discport.unwrap_or(tcp_port));
+        let socket = dualstack::udp(udp_addr).map_err(|source| Error::Bind {
+            what: "UDP (discovery)",
+            addr: udp_addr,
+            source,
+        })?;
         let dc = discovery::Config {
             bootnodes,
             netrestrict: config.netrestrict.clone(),

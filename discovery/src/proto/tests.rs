@@ -670,14 +670,26 @@ fn dual_stack_record_gets_an_address_of_each_family_by_votes() {
         .iter()
         .enumerate()
     {
-        bond_saying(&mut p, now, &key(10 + i as u8), from.parse().unwrap(), at(ours4));
+        bond_saying(
+            &mut p,
+            now,
+            &key(10 + i as u8),
+            from.parse().unwrap(),
+            at(ours4),
+        );
     }
     assert_eq!(p.local_enr().ip4(), Some(Ipv4Addr::new(198, 51, 100, 7)));
     for (i, from) in ["[2001:db8::10]:30303", "[2001:db8::11]:30303"]
         .iter()
         .enumerate()
     {
-        bond_saying(&mut p, now, &key(20 + i as u8), from.parse().unwrap(), at(ours6));
+        bond_saying(
+            &mut p,
+            now,
+            &key(20 + i as u8),
+            from.parse().unwrap(),
+            at(ours6),
+        );
     }
     let enr = p.local_enr().clone();
     assert_eq!(enr.ip4(), Some(Ipv4Addr::new(198, 51, 100, 7)));
