@@ -127,7 +127,8 @@ mod tests {
             "pmp:127.0.0.1:4000".parse::<Nat>(),
             Ok(Nat::Pmp(Some("127.0.0.1:4000".parse().unwrap())))
         );
-        assert!("stun".parse::<Nat>().is_err());
+        assert_eq!("stun".parse::<Nat>(), Ok(Nat::Stun(Vec::new())));
+        assert!("stun:".parse::<Nat>().is_err());
         assert!("none:1.2.3.4".parse::<Nat>().is_err());
         assert!("extip:x".parse::<Nat>().is_err());
     }
