@@ -147,7 +147,8 @@ impl Config {
 /// How the external address is determined (`--nat`), as go-ethereum's flag.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Nat {
-    /// `none`: advertise the bound address, or learn it from peers when bound to 0.0.0.0.
+    /// `none`: advertise the bound address, or learn it from peers when bound to an
+    /// unspecified address (`::`, the default, or `0.0.0.0`).
     #[default]
     None,
     /// `extip:IP`: always advertise this IP.
