@@ -8,21 +8,30 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "node and npm are required for the interop tests (apt-get install nodejs npm)" >&2
   exit 1
 fi
+# The real daemons some tests run (tests/upnp_gateway.rs: miniupnpd in network
+# namespaces, nftables for its rules, upnpc to list them; tests/stun.rs: coturn as a STUN
+# server; tests/prometheus.rs: Prometheus scraping a node). Installed only as root (those
+# tests skip, saying why, otherwise); apt lists are refreshed only when a first install
+# attempt fails.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt_pkgs=()
+  command -v miniupnpd >/dev/null || [ -x /usr/sbin/miniupnpd ] || apt_pkgs+=(miniupnpd-nftables)
+  command -v upnpc >/dev/null || apt_pkgs+=(miniupnpc)
+  command -v nft >/dev/null || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)
+  command -v turnserver >/dev/null || apt_pkgs+=(coturn)
+  command -v prometheus >/dev/null || apt_pkgs+=(prometheus)
+  if [ ${#apt_pkgs[@]} -gt 0 ]; then
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+    apt_install "${apt_pkgs[@]}" || { apt-get update -q >/dev/null && apt_install "${apt_pkgs[@]}"; } ||
+      echo "could not install ${apt_pkgs[*]}: the tests that need them will skip" >&2
+  fi
+fi
+
 # Formatting and lints first: they fail in seconds, before the long build.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-
-# System packages some tests run for real (each test skips, saying why, without them):
-# Prometheus scrapes a node in tests/prometheus.rs. Installed only as root, only when missing.
-apt_install() {
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
-      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
-  fi
-}
-command -v prometheus >/dev/null || apt_install prometheus
 
 # The interop harness's own self-tests (its peers against each other, eth/68 and eth/69),
 # so a broken harness fails here rather than making the interop tests prove nothing. Run

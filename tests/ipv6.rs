@@ -162,3 +162,61 @@ async fn dual_stack_listener_takes_ipv4_and_ipv6_peers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The default address `::` is dual-stack for discovery too: nodes on 127.0.0.1 and on
+/// ::1 both bond with it and get answers through its one UDP socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_discovery_answers_both_families() {
+    if !has_ipv6_loopback("dual_stack_discovery_answers_both_families") {
+        return;
+    }
+    let dir = tempdir("dualdisc");
+    let a = Node::builder(Config {
+        addr: Config::default().addr,
+        no_discovery: false,
+        ..Config::local(dir.join("a"))
+    })
+    .start()
+    .await
+    .unwrap();
+    assert_eq!(
+        a.discovery().unwrap().local_node().ip,
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    );
+    let port = a.discovery().unwrap().local_node().udp;
+    for ip in [IpAddr::from([127, 0, 0, 1]), LOOPBACK6] {
+        let target = discovery::Node {
+            ip,
+            udp: port,
+            ..a.enode()
+        };
+        let peer = discovery::bind(
+            SocketAddr::new(ip, 0),
+            SecretKey::new(&mut rand::rng()),
+            discovery::Config {
+                bootnodes: vec![target],
+                ..discovery::Config::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        let found = tokio::time::timeout(LIMIT, async {
+            loop {
+                let nodes = peer
+                    .lookup(discovery::NodeId(rand::random()))
+                    .await
+                    .unwrap();
+                if nodes.iter().any(|n| n.id == target.id) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "no answer over {ip}");
+        peer.shutdown().await;
+    }
+    a.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

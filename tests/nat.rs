@@ -188,7 +188,46 @@ async fn node_puts_the_mapped_endpoint_into_its_record() {
     .expect("external address in the record");
     assert_eq!(enr.tcp(), Some(local.tcp.wrapping_add(10000)));
     assert_eq!(enr.udp(), Some(local.udp.wrapping_add(10000)));
+    // The enode URL follows the mapping too (it was the bound address at start).
+    let mut enode = node.subscribe_enode();
+    wait_for(&mut enode, |e| e.ip == std::net::IpAddr::V4(EXT_IP)).await;
+    let want = discovery::Node {
+        ip: EXT_IP.into(),
+        tcp: local.tcp.wrapping_add(10000),
+        udp: local.udp.wrapping_add(10000),
+        ..local
+    };
+    assert_eq!(node.enode(), want);
+    assert_eq!(enr.to_node(), Some(want), "URL and record agree");
     assert_eq!(log.lock().unwrap().table.len(), 2);
+    node.shutdown().await;
+    assert!(log.lock().unwrap().table.is_empty(), "unmapped at shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without discovery only the TCP port is mapped; the enode URL still carries the
+/// external address and port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enode_follows_the_mapping_without_discovery() {
+    let (gw, log) = gateway().await;
+    let dir = std::env::temp_dir().join(format!("devp2p-nat-nodisc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let node = Node::builder(Config {
+        nat: format!("pmp:{gw}").parse().unwrap(),
+        ..Config::local(&dir)
+    })
+    .start()
+    .await
+    .unwrap();
+    let mut enode = node.subscribe_enode();
+    wait_for(&mut enode, |e| e.ip == std::net::IpAddr::V4(EXT_IP)).await;
+    let table: Vec<_> = log.lock().unwrap().table.clone().into_iter().collect();
+    let [((2, internal), external)] = table[..] else {
+        panic!("only TCP mapped: {table:?}");
+    };
+    assert_eq!(node.enode().tcp, external);
+    assert_eq!(external, internal.wrapping_add(10000));
+    assert_eq!(node.enode().udp, 0, "no UDP port without discovery");
     node.shutdown().await;
     assert!(log.lock().unwrap().table.is_empty(), "unmapped at shutdown");
     let _ = std::fs::remove_dir_all(&dir);

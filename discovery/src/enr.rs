@@ -310,10 +310,15 @@ impl Builder {
 }
 
 /// The local node's record: rebuilt with `seq + 1` whenever an entry changes.
+///
+/// It holds an address of each family: a dual-stack node (one socket bound to `::`) is
+/// reachable at both, and the record carries `ip` and `ip6` with the shared `udp`/`tcp`
+/// ports (enr.md: `udp6`/`tcp6` are needed only when the IPv6 ports differ).
 #[derive(Clone, Debug)]
 pub struct LocalEnr {
     key: SecretKey,
-    ip: Option<IpAddr>,
+    ip4: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     udp: u16,
     tcp: u16,
     eth: Option<Vec<u8>>,
@@ -329,10 +334,12 @@ impl LocalEnr {
         tcp: u16,
         seq: u64,
     ) -> Result<Self, EnrError> {
-        let record = Self::build(&key, ip, udp, tcp, None, seq)?;
+        let (ip4, ip6) = with_ip((None, None), ip);
+        let record = Self::build(&key, (ip4, ip6), udp, tcp, None, seq)?;
         Ok(LocalEnr {
             key,
-            ip,
+            ip4,
+            ip6,
             udp,
             tcp,
             eth: None,
@@ -342,7 +349,7 @@ impl LocalEnr {
 
     fn build(
         key: &SecretKey,
-        ip: Option<IpAddr>,
+        (ip4, ip6): (Option<Ipv4Addr>, Option<Ipv6Addr>),
         udp: u16,
         tcp: u16,
         eth: Option<&Vec<u8>>,
@@ -352,8 +359,11 @@ impl LocalEnr {
         if tcp != 0 {
             b = b.tcp(tcp);
         }
-        if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
-            b = b.ip(ip);
+        if let Some(ip) = ip4 {
+            b = b.ip(IpAddr::V4(ip));
+        }
+        if let Some(ip) = ip6 {
+            b = b.ip(IpAddr::V6(ip));
         }
         if let Some(eth) = eth {
             b = b.raw(b"eth", eth.clone())?;
@@ -366,9 +376,23 @@ impl LocalEnr {
         &self.record
     }
 
-    /// The advertised IP.
+    /// The advertised IP: the IPv4 address when there is one (what `to_node` of the
+    /// record gives), else the IPv6 one.
     pub fn ip(&self) -> Option<IpAddr> {
-        self.ip
+        self.ip4.map(IpAddr::V4).or(self.ip6.map(IpAddr::V6))
+    }
+
+    /// The advertised IPv6 address (`ip6`), beside an IPv4 one or alone.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        self.ip6
+    }
+
+    /// Whether `ip` is the advertised address of its family.
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        match crate::node::canonical_ip(ip) {
+            IpAddr::V4(a) => self.ip4 == Some(a),
+            IpAddr::V6(a) => self.ip6 == Some(a),
+        }
     }
 
     /// The advertised UDP port.
@@ -383,21 +407,23 @@ impl LocalEnr {
 
     fn rebuild(
         &mut self,
-        ip: Option<IpAddr>,
+        ips: (Option<Ipv4Addr>, Option<Ipv6Addr>),
         udp: u16,
         tcp: u16,
         eth: Option<Vec<u8>>,
     ) -> Result<bool, EnrError> {
-        if ip == self.ip && udp == self.udp && tcp == self.tcp && eth == self.eth {
+        if ips == (self.ip4, self.ip6) && udp == self.udp && tcp == self.tcp && eth == self.eth {
             return Ok(false);
         }
         let seq = self.record.seq.saturating_add(1);
-        self.record = Self::build(&self.key, ip, udp, tcp, eth.as_ref(), seq)?;
-        (self.ip, self.udp, self.tcp, self.eth) = (ip, udp, tcp, eth);
+        self.record = Self::build(&self.key, ips, udp, tcp, eth.as_ref(), seq)?;
+        (self.ip4, self.ip6, self.udp, self.tcp, self.eth) = (ips.0, ips.1, udp, tcp, eth);
         Ok(true)
     }
 
-    /// Changes the endpoint; bumps `seq` when it differs. Returns whether it changed.
+    /// Changes the endpoint: `Some(ip)` replaces the address of `ip`'s family (the other
+    /// family's stays), `None` removes both; bumps `seq` when anything differs. Returns
+    /// whether it changed.
     pub fn set_endpoint(
         &mut self,
         ip: Option<IpAddr>,
@@ -405,13 +431,30 @@ impl LocalEnr {
         tcp: u16,
     ) -> Result<bool, EnrError> {
         let eth = self.eth.clone();
-        self.rebuild(ip, udp, tcp, eth)
+        let ips = match ip {
+            Some(_) => with_ip((self.ip4, self.ip6), ip),
+            None => (None, None),
+        };
+        self.rebuild(ips, udp, tcp, eth)
     }
 
     /// Sets the `eth` entry from the raw RLP of `[[fork-hash, fork-next], ...]` (EIP-2124),
     /// or removes it with `None`. Bumps `seq` when it differs.
     pub fn set_eth(&mut self, raw: Option<Vec<u8>>) -> Result<bool, EnrError> {
-        self.rebuild(self.ip, self.udp, self.tcp, raw)
+        self.rebuild((self.ip4, self.ip6), self.udp, self.tcp, raw)
+    }
+}
+
+/// `ips` with `ip` (canonical form; unspecified addresses are not advertised) in its
+/// family's slot.
+fn with_ip(
+    (ip4, ip6): (Option<Ipv4Addr>, Option<Ipv6Addr>),
+    ip: Option<IpAddr>,
+) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    match ip.map(crate::node::canonical_ip) {
+        Some(IpAddr::V4(a)) if !a.is_unspecified() => (Some(a), ip6),
+        Some(IpAddr::V6(a)) if !a.is_unspecified() => (ip4, Some(a)),
+        _ => (ip4, ip6),
     }
 }
 

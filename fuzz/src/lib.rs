@@ -13,6 +13,7 @@
 //! `corpus/<name>/`.
 
 pub mod discovery;
+pub mod dns;
 pub mod eth;
 pub mod rlpx;
 
@@ -41,5 +42,8 @@ pub const TARGETS: &[Target] = &[
     Target { name: "snappy", corpus: &["snappy"], run: rlpx::snappy },
     Target { name: "discv4_packet", corpus: &["discv4_packet"], run: discovery::packet },
     Target { name: "enr", corpus: &["enr"], run: discovery::enr },
+    Target { name: "dns_root", corpus: &["dns_root"], run: dns::root },
+    // Links and ENR leaves are entries too; the `enr:` seeds reach the record decoder.
+    Target { name: "dns_entry", corpus: &["dns_entry", "enr"], run: dns::entry },
     Target { name: "eth_message", corpus: &["eth_message"], run: eth::message },
 ];

@@ -238,4 +238,33 @@ fn valid_seeds_decode() {
     assert_eq!(rlp.seq(), 1);
     assert_eq!(rlp.ip4(), Some(std::net::Ipv4Addr::LOCALHOST));
     assert_eq!(rlp.udp(), Some(30303));
+
+    // DNS node lists: the EIP-1459 example records parse, and one root is signed by the
+    // key the `dns_root` target verifies against, so mutations reach the signature check.
+    use discovery::dns::{Entry, Root};
+    let text = |dir: &str, name: &str| String::from_utf8(seed(dir, name)).unwrap();
+    for name in ["eip1459_example", "signed_by_list_key"] {
+        let r: Result<Root, _> = text("dns_root", name).parse();
+        assert!(r.is_ok(), "dns_root/{name}: {r:?}");
+    }
+    let root: Root = text("dns_root", "signed_by_list_key").parse().unwrap();
+    let key = secp256k1::SecretKey::from_byte_array([0x22; 32]).unwrap();
+    let public = secp256k1::PublicKey::from_secret_key(secp256k1::SECP256K1, &key);
+    assert_eq!(root.verify(&public), Ok(()), "dns_root/signed_by_list_key");
+    for (name, kind) in [
+        ("eip1459_branch", "branch"),
+        ("branch_empty", "branch"),
+        ("eip1459_link", "link"),
+        ("eip1459_enr", "enr"),
+    ] {
+        let e: Entry = text("dns_entry", name)
+            .parse()
+            .unwrap_or_else(|e| panic!("dns_entry/{name}: {e}"));
+        let got = match e {
+            Entry::Branch(_) => "branch",
+            Entry::Link(_) => "link",
+            Entry::Enr(_) => "enr",
+        };
+        assert_eq!(got, kind, "dns_entry/{name}");
+    }
 }

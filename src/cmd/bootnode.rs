@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, value_name = "CIDRS")]
     pub netrestrict: Option<NetRestrict>,
     /// External address: any, upnp, pmp[:GATEWAY] (map the UDP port on the router),
-    /// extip:IP or none.
+    /// extip:IP, stun[:HOST:PORT,...] (the IP STUN servers see) or none.
     #[arg(long, default_value = "none")]
     pub nat: Nat,
     /// Other bootnodes to join (comma-separated enode URLs or ENRs).
@@ -84,9 +84,14 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         let udp = handle.local_node().udp;
         crate::nat::spawn(crate::nat::Config::new(method, 0, udp))
     });
-    let follow = nat
-        .as_ref()
-        .map(|n| tokio::spawn(crate::node::follow_nat(n.subscribe(), handle.clone())));
+    let follow = nat.as_ref().map(|n| {
+        let (enode, _) = tokio::sync::watch::channel(handle.local_node());
+        tokio::spawn(crate::node::follow_nat(
+            n.subscribe(),
+            Some(handle.clone()),
+            enode,
+        ))
+    });
     println!("{}", handle.local_node());
     println!("{}", handle.local_enr().await?);
     shutdown.await;
@@ -122,7 +127,8 @@ mod tests {
             "pmp:127.0.0.1:4000".parse::<Nat>(),
             Ok(Nat::Pmp(Some("127.0.0.1:4000".parse().unwrap())))
         );
-        assert!("stun".parse::<Nat>().is_err());
+        assert_eq!("stun".parse::<Nat>(), Ok(Nat::Stun(Vec::new())));
+        assert!("stun:".parse::<Nat>().is_err());
         assert!("none:1.2.3.4".parse::<Nat>().is_err());
         assert!("extip:x".parse::<Nat>().is_err());
     }

@@ -37,7 +37,8 @@ pub struct Args {
     /// UDP port for discovery [default: the TCP port].
     #[arg(long)]
     pub discport: Option<u16>,
-    /// Address to listen on [default: 0.0.0.0].
+    /// Address to listen on [default: ::, IPv4 and IPv6 on one port; 0.0.0.0 on a machine
+    /// without IPv6].
     #[arg(long, value_name = "IP")]
     pub addr: Option<IpAddr>,
     /// Bootnodes: comma-separated enode URLs or ENRs [default: the chain preset's].
@@ -63,7 +64,8 @@ pub struct Args {
     #[arg(long, value_name = "CIDRS")]
     pub netrestrict: Option<NetRestrict>,
     /// External address: `any`, `upnp`, `pmp[:GATEWAY]` (map the ports on the router),
-    /// `extip:IP` or `none` [default: none].
+    /// `extip:IP`, `stun[:HOST:PORT,...]` (the IP STUN servers see us at; public servers
+    /// when none is given) or `none` [default: none].
     #[arg(long, value_name = "NAT")]
     pub nat: Option<Nat>,
     /// Disable discovery: only static and trusted nodes, and inbound peers.

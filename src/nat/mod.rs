@@ -12,6 +12,7 @@
 //! Timing is tokio's clock, so tests can run it in virtual time.
 
 pub mod pmp;
+pub mod stun;
 pub mod upnp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -66,7 +67,7 @@ pub enum Protocol {
 }
 
 /// How the gateway is found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
     /// UPnP-IGD: SSDP search sent to this address ([`SSDP_MULTICAST`] normally).
     Upnp {
@@ -85,6 +86,12 @@ pub enum Method {
         ssdp: SocketAddr,
         /// The NAT-PMP gateway, `None` for the default route's.
         pmp: Option<SocketAddr>,
+    },
+    /// No mapping: the external IP from these STUN servers (`HOST:PORT` each, see
+    /// [`stun::parse_server`]), our own ports (forwarded by hand, as with `extip`).
+    Stun {
+        /// The servers asked, at most [`stun::SERVERS_PER_ROUND`] per round.
+        servers: Vec<String>,
     },
 }
 
@@ -185,10 +192,11 @@ fn lease_secs(lifetime: Duration) -> u32 {
     u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX).max(1)
 }
 
-/// A gateway found by either protocol.
+/// A gateway found by either protocol, or the STUN servers that tell our IP.
 enum Gateway {
     Pmp(pmp::Client),
     Upnp(upnp::Client),
+    Stun(Vec<String>),
 }
 
 impl Gateway {
@@ -196,6 +204,7 @@ impl Gateway {
         match self {
             Gateway::Pmp(c) => c.external_ip().await.map(IpAddr::V4),
             Gateway::Upnp(c) => c.external_ip().await,
+            Gateway::Stun(servers) => stun::external_ip(servers).await,
         }
     }
 
@@ -209,6 +218,8 @@ impl Gateway {
         match self {
             Gateway::Pmp(c) => c.map(p, internal, external, lifetime).await,
             Gateway::Upnp(c) => c.map(p, internal, external, lifetime).await,
+            // Nothing to map: our port is reachable as it is (or forwarded by hand).
+            Gateway::Stun(_) => Ok((internal, lifetime)),
         }
     }
 
@@ -217,13 +228,15 @@ impl Gateway {
             // NAT-PMP deletes by internal port, UPnP by external port.
             Gateway::Pmp(c) => c.unmap(m.protocol, m.internal).await,
             Gateway::Upnp(c) => c.unmap(m.protocol, m.external).await,
+            Gateway::Stun(_) => Ok(()),
         }
     }
 
-    fn describe(&self) -> (&'static str, SocketAddr) {
+    fn describe(&self) -> (&'static str, String) {
         match self {
-            Gateway::Pmp(c) => ("NAT-PMP", c.gateway()),
-            Gateway::Upnp(c) => ("UPnP", c.gateway()),
+            Gateway::Pmp(c) => ("NAT-PMP", c.gateway().to_string()),
+            Gateway::Upnp(c) => ("UPnP", c.gateway().to_string()),
+            Gateway::Stun(servers) => ("STUN", servers.join(",")),
         }
     }
 }
@@ -252,10 +265,11 @@ async fn find_pmp(gateway: Option<SocketAddr>) -> Result<Gateway, Error> {
     Ok(Gateway::Pmp(client))
 }
 
-async fn find(method: Method, search: Duration) -> Result<Gateway, Error> {
-    match method {
+async fn find(method: &Method, search: Duration) -> Result<Gateway, Error> {
+    match *method {
         Method::Pmp { gateway } => find_pmp(gateway).await,
         Method::Upnp { ssdp } => upnp::Client::search(ssdp, search).await.map(Gateway::Upnp),
+        Method::Stun { ref servers } => Ok(Gateway::Stun(servers.clone())),
         Method::Any { ssdp, pmp } => {
             let (p, u) = tokio::join!(find_pmp(pmp), upnp::Client::search(ssdp, search));
             match (p, u) {
@@ -279,9 +293,9 @@ impl State {
     /// Returns the endpoint and the shortest lifetime granted.
     async fn round(&mut self) -> Result<(External, Duration), Error> {
         if self.gateway.is_none() {
-            let g = find(self.config.method, self.config.search_timeout).await?;
+            let g = find(&self.config.method, self.config.search_timeout).await?;
             let (kind, addr) = g.describe();
-            info!(target: "nat", kind, gateway = %addr, "found NAT gateway");
+            info!(target: "nat", kind, gateway = addr, "found NAT gateway");
             self.gateway = Some(g);
             self.mapped.clear();
         }

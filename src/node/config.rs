@@ -2,7 +2,7 @@
 //! in code, with every value typed and parsed once here for the CLI and the library.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer};
 use super::Error;
 
 /// Settings of a [`super::Node`]. `Default` is a node on the bundled `ethtest` chain,
-/// listening on port 30303 of every interface, with discovery and 50 peers.
+/// listening on port 30303 of every interface (IPv4 and IPv6), with discovery and 50
+/// peers.
 ///
 /// In TOML the names are the CLI flags' (`maxpeers = 25`, `no-discovery = true`,
 /// `bootnodes = ["enode://…"]`, `static-nodes = ["enode://…"]`,
@@ -25,7 +26,8 @@ pub struct Config {
     pub chain: String,
     /// Data directory for the node key and databases; `None` is [`default_datadir`].
     pub datadir: Option<PathBuf>,
-    /// Address to listen on (TCP and UDP).
+    /// Address to listen on (TCP and UDP). `::` (the default) is dual-stack: IPv4 and
+    /// IPv6 peers on one port, or IPv4 only on a machine without IPv6.
     pub addr: IpAddr,
     /// TCP port for RLPx; 0 picks a free port.
     pub port: u16,
@@ -87,7 +89,7 @@ impl Default for Config {
         Self {
             chain: crate::chain::presets::DEFAULT.into(),
             datadir: None,
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             port: 30303,
             discport: None,
             bootnodes: Vec::new(),
@@ -143,9 +145,10 @@ impl Config {
 }
 
 /// How the external address is determined (`--nat`), as go-ethereum's flag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Nat {
-    /// `none`: advertise the bound address, or learn it from peers when bound to 0.0.0.0.
+    /// `none`: advertise the bound address, or learn it from peers when bound to an
+    /// unspecified address (`::`, the default, or `0.0.0.0`).
     #[default]
     None,
     /// `extip:IP`: always advertise this IP.
@@ -157,6 +160,10 @@ pub enum Nat {
     /// `pmp`, `pmp:IP` or `pmp:IP:PORT`: map the ports with NAT-PMP at the default
     /// route's gateway, or at this one (port 5351 unless given: tests, relays).
     Pmp(Option<SocketAddr>),
+    /// `stun` or `stun:HOST[:PORT][,HOST[:PORT]...]`: advertise the IP STUN servers see
+    /// us at (the public servers of [`crate::nat::stun::DEFAULT_SERVERS`] when none is
+    /// given), with our own ports.
+    Stun(Vec<String>),
 }
 
 impl FromStr for Nat {
@@ -181,8 +188,22 @@ impl FromStr for Nat {
                     .map(|ip| Nat::Pmp(Some(SocketAddr::new(ip, crate::nat::pmp::GATEWAY_PORT)))),
             },
             ("extip", Some(a)) => ip(a).map(Nat::ExtIp),
+            ("stun", None) => Ok(Nat::Stun(Vec::new())),
+            ("stun", Some(list)) => {
+                let servers = list
+                    .split(',')
+                    .map(crate::nat::stun::parse_server)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if servers.len() > crate::nat::stun::MAX_SERVERS {
+                    return Err(format!(
+                        "at most {} STUN servers",
+                        crate::nat::stun::MAX_SERVERS
+                    ));
+                }
+                Ok(Nat::Stun(servers))
+            }
             _ => Err(format!(
-                "expected any, upnp, pmp[:IP], extip:IP or none, got {s:.40}"
+                "expected any, upnp, pmp[:IP], extip:IP, stun[:HOST:PORT,...] or none, got {s:.40}"
             )),
         }
     }
@@ -190,18 +211,28 @@ impl FromStr for Nat {
 
 impl Nat {
     /// The IP to advertise, if fixed.
-    pub fn external_ip(self) -> Option<IpAddr> {
+    pub fn external_ip(&self) -> Option<IpAddr> {
         match self {
-            Nat::ExtIp(ip) => Some(ip),
+            Nat::ExtIp(ip) => Some(*ip),
             _ => None,
         }
     }
 
     /// How to find a gateway that maps our ports, if port mapping is asked for.
-    pub fn mapping(self) -> Option<crate::nat::Method> {
+    pub fn mapping(&self) -> Option<crate::nat::Method> {
         use crate::nat::{Method, SSDP_MULTICAST};
-        match self {
+        match *self {
             Nat::None | Nat::ExtIp(_) => None,
+            Nat::Stun(ref servers) => Some(Method::Stun {
+                servers: if servers.is_empty() {
+                    crate::nat::stun::DEFAULT_SERVERS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                } else {
+                    servers.clone()
+                },
+            }),
             Nat::Any => Some(Method::Any {
                 ssdp: SSDP_MULTICAST,
                 pmp: None,
@@ -342,6 +373,20 @@ mod tests {
         assert_eq!(c.block_sources[0], c.bootnodes[0].id);
         assert_eq!(c.required_blocks.len(), 1);
         assert_eq!(c.port, 30303, "unset settings keep their defaults");
+        let stun = |s: &str| s.parse::<Nat>();
+        assert_eq!(stun("stun"), Ok(Nat::Stun(Vec::new())));
+        assert_eq!(
+            stun("stun:127.0.0.1:3478,stun.example.org"),
+            Ok(Nat::Stun(vec![
+                "127.0.0.1:3478".into(),
+                "stun.example.org:3478".into()
+            ]))
+        );
+        for bad in ["stun:", "stun:a,,b", "stun:h:0"] {
+            assert!(stun(bad).is_err(), "{bad}");
+        }
+        assert!(stun(&format!("stun:{}", vec!["h"; 17].join(","))).is_err());
+        assert!(Nat::Stun(Vec::new()).mapping().is_some(), "default servers");
         for bad in [
             "nat = \"upnp:1.2.3.4\"",
             "netrestrict = \"10.0.0.0/99\"",

@@ -30,6 +30,7 @@
 //! sync and propagation subscribe the same way.
 
 mod config;
+mod dualstack;
 
 pub use config::{
     Config, Nat, default_datadir, lock_datadir, parse_enode, parse_node_id, read_node_list,
@@ -194,7 +195,8 @@ struct EthParts {
 /// A running node. Stop it with [`Node::shutdown`]; dropping it stops the background
 /// tasks abruptly.
 pub struct Node {
-    enode: Enode,
+    /// Our endpoint, moved by the NAT task when a mapping reports the external one.
+    enode: watch::Receiver<Enode>,
     datadir: PathBuf,
     server: server::Handle,
     discovery: Option<discovery::Handle>,
@@ -223,9 +225,15 @@ impl Node {
         }
     }
 
-    /// Our enode URL (with the external address when known).
+    /// Our enode URL: the external address and ports once a NAT mapping (`--nat
+    /// upnp|pmp|any`) reports them, `--nat extip:` or the bound address before.
     pub fn enode(&self) -> Enode {
-        self.enode
+        *self.enode.borrow()
+    }
+
+    /// Our enode URL, updated when a NAT mapping moves it.
+    pub fn subscribe_enode(&self) -> watch::Receiver<Enode> {
+        self.enode.clone()
     }
 
     /// The data directory.
@@ -404,19 +412,23 @@ async fn start(b: Builder) -> Result<Node, Error> {
     };
 
     let spec_dns = chain::presets::dns_tree(&spec.name);
-    let listener = bind_tcp("TCP (RLPx)", SocketAddr::new(config.addr, config.port)).await?;
+    // `::` (the default) listens on both families where the machine has IPv6.
+    let (listener, listen_ip) =
+        dualstack::listen(config.addr, config.port).map_err(|source| Error::Bind {
+            what: "TCP (RLPx)",
+            addr: SocketAddr::new(config.addr, config.port),
+            source,
+        })?;
     let tcp_port = listener.local_addr().map_or(config.port, |a| a.port());
     let disc = if config.no_discovery {
         None
     } else {
-        let udp_addr = SocketAddr::new(config.addr, config.discport.unwrap_or(tcp_port));
-        let socket = tokio::net::UdpSocket::bind(udp_addr)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "UDP (discovery)",
-                addr: udp_addr,
-                source,
-            })?;
+        let udp_addr = SocketAddr::new(listen_ip, config.discport.unwrap_or(tcp_port));
+        let socket = dualstack::udp(udp_addr).map_err(|source| Error::Bind {
+            what: "UDP (discovery)",
+            addr: udp_addr,
+            source,
+        })?;
         let dc = discovery::Config {
             bootnodes,
             netrestrict: config.netrestrict.clone(),
@@ -428,13 +440,29 @@ async fn start(b: Builder) -> Result<Node, Error> {
         Some(discovery::Service::spawn(socket, key, dc, Some(db))?)
     };
 
+    let enode = match &disc {
+        Some(d) => d.local_node(),
+        None => Enode {
+            id: NodeId::from_secret_key(&key),
+            ip: match config.nat.external_ip() {
+                Some(ip) => ip,
+                None if config.addr.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+                None => config.addr,
+            },
+            udp: 0,
+            tcp: tcp_port,
+        },
+    };
+    let (enode_tx, enode_rx) = watch::channel(enode);
     let mut tasks = Vec::new();
     let nat = config.nat.mapping().map(|method| {
         let udp = disc.as_ref().map_or(0, |d| d.local_node().udp);
         let nat = crate::nat::spawn(crate::nat::Config::new(method, tcp_port, udp));
-        if let Some(d) = &disc {
-            tasks.push(tokio::spawn(follow_nat(nat.subscribe(), d.clone())));
-        }
+        tasks.push(tokio::spawn(follow_nat(
+            nat.subscribe(),
+            disc.clone(),
+            enode_tx,
+        )));
         nat
     });
 
@@ -570,19 +598,6 @@ async fn start(b: Builder) -> Result<Node, Error> {
         tasks.push(tokio::spawn(crate::rpc::serve(listener, api, stopped())));
     }
 
-    let enode = match &disc {
-        Some(d) => d.local_node(),
-        None => Enode {
-            id: NodeId::from_secret_key(&key),
-            ip: match config.nat.external_ip() {
-                Some(ip) => ip,
-                None if config.addr.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-                None => config.addr,
-            },
-            udp: 0,
-            tcp: tcp_port,
-        },
-    };
     if config.status_interval > 0 {
         let every = Duration::from_secs(u64::from(config.status_interval));
         tasks.push(tokio::spawn(log_status(
@@ -596,7 +611,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
     }
     info!(target: "p2p", %enode, datadir = %datadir.display(), "node started");
     Ok(Node {
-        enode,
+        enode: enode_rx,
         datadir,
         server,
         discovery: disc,
@@ -646,17 +661,40 @@ fn start_dns(
     Ok(Some(driver::spawn(client, &resolver, server.candidates())?))
 }
 
-/// Puts each external endpoint the NAT task reports into our record.
+/// Puts each external endpoint the NAT task reports into our record (when discovery
+/// runs) and our enode URL, and logs both: an operator reads there what to give peers.
 pub(crate) async fn follow_nat(
     mut external: watch::Receiver<Option<crate::nat::External>>,
-    disc: discovery::Handle,
+    disc: Option<discovery::Handle>,
+    enode: watch::Sender<Enode>,
 ) {
     while external.changed().await.is_ok() {
         let Some(e) = *external.borrow_and_update() else {
             continue;
         };
-        if let Err(err) = disc.set_external_endpoint(e.ip, e.udp, e.tcp).await {
-            tracing::warn!(target: "p2p", error = %err, "could not put the external address into the record");
+        let mut record = None;
+        if let Some(d) = &disc {
+            match d.set_external_endpoint(e.ip, e.udp, e.tcp).await {
+                Ok(()) => record = d.local_enr().await.ok(),
+                Err(err) => {
+                    tracing::warn!(target: "p2p", error = %err, "could not put the external address into the record")
+                }
+            }
+        }
+        // A port of 0 was not mapped: the node keeps its own there (as the record does).
+        let nonzero = |mapped: u16, own: u16| if mapped == 0 { own } else { mapped };
+        enode.send_modify(|n| {
+            *n = Enode {
+                ip: e.ip,
+                tcp: nonzero(e.tcp, n.tcp),
+                udp: nonzero(e.udp, n.udp),
+                ..*n
+            }
+        });
+        let url = *enode.borrow();
+        match record {
+            Some(r) => info!(target: "p2p", enode = %url, enr = %r, "external endpoint"),
+            None => info!(target: "p2p", enode = %url, "external endpoint"),
         }
     }
 }

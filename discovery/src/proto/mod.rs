@@ -180,7 +180,9 @@ pub struct Protocol {
     refresh_at: Instant,
     last_refresh: Option<Instant>,
     limiter: RateLimiter,
-    votes: Votes,
+    /// Pong votes on our IPv4 and IPv6 address, counted apart: a dual-stack node has one
+    /// of each.
+    votes: [Votes; 2],
     metrics: Metrics,
 }
 
@@ -240,7 +242,7 @@ impl Protocol {
             refresh_at: now,
             last_refresh: None,
             limiter,
-            votes: Votes::new(20),
+            votes: [Votes::new(20), Votes::new(20)],
             metrics: Metrics::default(),
         })
     }
@@ -569,8 +571,12 @@ impl Protocol {
         self.events.push_back(Event::Bonded(node));
         if self.config.external_ip.is_none()
             && !pong.to.ip.is_unspecified()
-            && let Some(ip) = self.votes.add(from, pong.to.ip, self.config.min_votes)
-            && Some(ip) != self.local.ip()
+            && let Some(ip) = self.votes[usize::from(canonical_ip(pong.to.ip).is_ipv6())].add(
+                from,
+                canonical_ip(pong.to.ip),
+                self.config.min_votes,
+            )
+            && !self.local.has_ip(ip)
         {
             let (udp, tcp) = (self.local.udp(), self.local.tcp());
             if let Ok(true) = self.local.set_endpoint(Some(ip), udp, tcp) {

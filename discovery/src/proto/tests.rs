@@ -548,7 +548,11 @@ fn ping_from(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
 
 /// The node with key `k` at `from` pings `p` and answers the ping back: a full bond.
 fn bond(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr) {
-    let ep = endpoint_of(from);
+    bond_saying(p, now, k, from, endpoint_of(from));
+}
+
+/// [`bond`], the Pong saying `p` is at `ep` (a vote on `p`'s external address).
+fn bond_saying(p: &mut Protocol, now: Instant, k: &SecretKey, from: SocketAddr, ep: Endpoint) {
     ping_from(p, now, k, from);
     let mut ours = None;
     while let Some(t) = p.poll_transmit() {
@@ -655,4 +659,63 @@ fn mapped_sender_is_its_ipv4_address() {
     let v4: SocketAddr = "8.8.4.4:30303".parse().unwrap();
     assert_eq!(p.bonds_from(v4.ip(), now), 1);
     assert!(answers_findnode(&mut p, now, &wide_key(1), v4));
+}
+
+/// A dual-stack node (one socket on `::`) is told its IPv4 address by IPv4 peers and its
+/// IPv6 address by IPv6 peers: its record carries both (`ip` and `ip6`, shared ports),
+/// the votes of one family never moving the other's address.
+#[test]
+fn dual_stack_record_gets_an_address_of_each_family_by_votes() {
+    let now = Instant::now();
+    let config = Config {
+        min_votes: 2,
+        ..Config::default()
+    };
+    let mut p = Protocol::new(
+        key(1),
+        "[::]:30303".parse().unwrap(),
+        config,
+        now,
+        UNIX,
+        StdRng::seed_from_u64(1),
+        1,
+    )
+    .unwrap();
+    assert_eq!(p.local_enr().ip4(), None);
+    assert_eq!(p.local_enr().ip6(), None);
+    let ours4: IpAddr = "198.51.100.7".parse().unwrap();
+    let ours6: IpAddr = "2001:db8::7".parse().unwrap();
+    let at = |ip: IpAddr| Endpoint {
+        ip,
+        udp: 30303,
+        tcp: 30303,
+    };
+    // IPv4 peers reach the `::` socket as IPv4-mapped addresses; each family's votes
+    // leave the other family's address alone.
+    let voters = [
+        ("[::ffff:10.0.2.1]:30303", ours4),
+        ("[::ffff:10.0.2.2]:30303", ours4),
+        ("[2001:db8::10]:30303", ours6),
+        ("[2001:db8::11]:30303", ours6),
+    ];
+    for (i, (from, ours)) in voters.into_iter().enumerate() {
+        bond_saying(
+            &mut p,
+            now,
+            &key(10 + i as u8),
+            from.parse().unwrap(),
+            at(ours),
+        );
+        if i == 1 {
+            assert_eq!(p.local_enr().ip4(), Some(Ipv4Addr::new(198, 51, 100, 7)));
+            assert_eq!(p.local_enr().ip6(), None);
+        }
+    }
+    let enr = p.local_enr().clone();
+    assert_eq!(enr.ip4(), Some(Ipv4Addr::new(198, 51, 100, 7)));
+    assert_eq!(enr.ip6(), Some("2001:db8::7".parse().unwrap()));
+    assert_eq!(enr.udp(), Some(30303));
+    // Dialers of either family find us; the IPv4 endpoint is the one `to_node` gives.
+    assert_eq!(enr.to_node().map(|n| n.ip), Some(ours4));
+    assert_eq!(p.local_node().ip, ours4);
 }
