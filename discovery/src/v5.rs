@@ -25,7 +25,8 @@
 //!
 //! # What reaches the dialer
 //!
-//! A lookup for a random target runs at most every [`Config::lookup_interval`], and only
+//! A lookup for a random target runs at most every [`Config::lookup_interval`] (sooner
+//! while warming up: [`FIRST_LOOKUP_INTERVAL`]), and only
 //! while the dialer's channel has room. Every record the lookup's NODES responses carry
 //! (the crate's `Discovered` events, from a queue of 100 it drops from when full) is
 //! judged, at most [`MAX_FOUND_PER_LOOKUP`] per lookup, and handed over without waiting: a
@@ -61,11 +62,16 @@ pub const MAX_FOUND_PER_LOOKUP: usize = 16;
 /// Most v5 bootnodes used: go-ethereum ships 15; a list longer than this is a mistake.
 pub const MAX_BOOTNODES: usize = 64;
 
-/// Default pause between random lookups. v4 refreshes every 30 min but walks the table
-/// whenever the dialer asks; v5 has no such iterator here, so a lookup every 10 s (at most
-/// 16 records each, and only while the dialer takes them) keeps candidates coming at
-/// about the rate the dialer (16 dials in flight, 30 s history) can use.
+/// Default longest pause between random lookups. v4 walks its table whenever the dialer
+/// asks; here a lookup runs at most every 10 s once warmed up (at most 16 records each,
+/// and only while the dialer takes them), about the rate the dialer (16 dials in flight,
+/// 30 s history) can use.
 pub const DEFAULT_LOOKUP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// First pause between lookups; it doubles after each lookup up to
+/// [`Config::lookup_interval`]. A fresh node knows only its bootnodes, and one lookup asks
+/// each peer for 3 of the 256 distances, so the first few come quickly.
+pub const FIRST_LOOKUP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// v5 errors. None comes from a peer: the crate drops bad packets itself.
 #[derive(Debug, thiserror::Error)]
@@ -352,8 +358,9 @@ async fn lookup_loop(
     nodes: mpsc::Sender<Node>,
     status: watch::Sender<Status>,
 ) {
-    let mut tick = tokio::time::interval(config.lookup_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pause = FIRST_LOOKUP_INTERVAL.min(config.lookup_interval);
+    let next = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(next);
     let mut lookup: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     // Records still taken from the current lookup.
     let mut budget = 0usize;
@@ -384,10 +391,12 @@ async fn lookup_loop(
                 // drop), as the spec asks for a protocol we do not speak.
                 Some(_) => {}
             },
-            _ = tick.tick(), if lookup.is_none() => {
+            () = &mut next, if lookup.is_none() => {
                 if nodes.is_closed() {
                     return;
                 }
+                next.as_mut().reset(tokio::time::Instant::now() + pause);
+                pause = (pause * 2).min(config.lookup_interval);
                 // No lookups while the dialer takes nothing.
                 if nodes.capacity() == 0 {
                     continue;
