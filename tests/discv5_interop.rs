@@ -92,7 +92,9 @@ async fn ping_findnode_lookup_and_talkreq_both_ways() {
     js.cmd(json!({"cmd": "ping", "enr": our_enr.to_string()}))
         .await;
     let pong = js
-        .wait(10, "pong", |v| v["event"] == "pong" || v["event"] == "ping-failed")
+        .wait(10, "pong", |v| {
+            v["event"] == "pong" || v["event"] == "ping-failed"
+        })
         .await;
     assert_eq!(pong["event"], "pong", "{pong}");
     // A bigint, written as a string.
@@ -119,7 +121,12 @@ async fn ping_findnode_lookup_and_talkreq_both_ways() {
         })
         .await;
     assert_eq!(nodes["event"], "nodes", "{nodes}");
-    let got: Vec<Enr> = nodes["enrs"].as_array().unwrap().iter().map(enr_of).collect();
+    let got: Vec<Enr> = nodes["enrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(enr_of)
+        .collect();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].node_id(), our_enr.node_id());
     assert_eq!(got[0].udp(), Some(ours.local_addr().port()));
@@ -161,7 +168,10 @@ async fn ping_findnode_lookup_and_talkreq_both_ways() {
             })
             .await;
         assert_eq!(resp["event"], "talkresp", "{resp}");
-        assert_eq!(resp["payload"], "", "empty response (discv5-wire.md TALKRESP)");
+        assert_eq!(
+            resp["payload"], "",
+            "empty response (discv5-wire.md TALKRESP)"
+        );
         js.seen.clear();
     }
     assert_eq!(ours.table_len(), table);
@@ -289,6 +299,7 @@ async fn a_node_uses_its_dns_list_v4_and_v5_at_once() {
     });
     assert_eq!(dialled, ["dns", "v4", "v5"]);
     assert!(a.dns_status().unwrap().borrow().nodes >= 1);
+    assert!(dns.queries().iter().any(|q| q == "nodes.test"));
     assert!(v5.status().borrow().sent >= 1);
 
     js.stop().await;

@@ -118,9 +118,15 @@ async fn the_v5_record_is_ours_with_the_v5_port() {
 async fn garbage_from_the_network_never_reaches_the_dialer() {
     let pk = key();
     let (ptx, _prx) = mpsc::channel(1);
-    let peer = spawn(socket().await, &pk, &v4_record(&pk, 5000), Config::default(), ptx)
-        .await
-        .unwrap();
+    let peer = spawn(
+        socket().await,
+        &pk,
+        &v4_record(&pk, 5000),
+        Config::default(),
+        ptx,
+    )
+    .await
+    .unwrap();
     let good_key = key();
     let good = Builder::new()
         .ip(Ipv4Addr::LOCALHOST.into())
@@ -179,7 +185,10 @@ async fn garbage_from_the_network_never_reaches_the_dialer() {
     })
     .await
     .unwrap_or_else(|_| panic!("lookups judged the records: {:?}", *me.status().borrow()));
-    assert!(me.status().borrow().rejected >= 1, "garbage was served and rejected");
+    assert!(
+        me.status().borrow().rejected >= 1,
+        "garbage was served and rejected"
+    );
     let mut dialled = Vec::new();
     while let Ok(n) = rx.try_recv() {
         dialled.push(n);

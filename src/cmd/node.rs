@@ -50,7 +50,11 @@ pub struct Args {
     pub bootnodes_v5: Vec<Enr>,
     /// Run Node Discovery v5 beside v4 (on its own UDP port) [default: on for the public
     /// presets and when v5 bootnodes are given].
-    #[arg(long = "discovery.v5", visible_alias = "discv5", conflicts_with = "no_discovery_v5")]
+    #[arg(
+        long = "discovery.v5",
+        visible_alias = "discv5",
+        conflicts_with = "no_discovery_v5"
+    )]
     pub discovery_v5: bool,
     /// Do not run discovery v5.
     #[arg(long = "no-discovery.v5")]

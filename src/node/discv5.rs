@@ -41,9 +41,11 @@ pub(crate) fn bootnodes(config: &Config, preset: &[&str]) -> Result<Vec<Enr>, Er
 /// The v5 UDP port: the configured one, else [`v5::DEFAULT_PORT`], or a free one when the
 /// TCP port is picked freely (tests, several nodes on a host).
 pub(crate) fn port(config: &Config) -> u16 {
-    config
-        .discovery_v5_port
-        .unwrap_or(if config.port == 0 { 0 } else { v5::DEFAULT_PORT })
+    config.discovery_v5_port.unwrap_or(if config.port == 0 {
+        0
+    } else {
+        v5::DEFAULT_PORT
+    })
 }
 
 /// Starts v5 if [`enabled`], with our key and v4 record (`disc`, which must run), the `eth`

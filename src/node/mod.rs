@@ -516,10 +516,10 @@ async fn start(b: Builder) -> Result<Node, Error> {
             // The `eth` ENR entry (EIP-2124): `[[fork-hash, fork-next]]`.
             let entry = alloy_rlp::encode(vec![eth::Chain::fork_id(chain.as_ref())]);
             eth_entry = Some(entry.clone());
-            if let Some(d) = &disc {
-                if let Err(e) = d.set_eth_entry(Some(entry)).await {
-                    tracing::warn!(target: "p2p", error = %e, "could not set the eth ENR entry");
-                }
+            if let Some(d) = &disc
+                && let Err(e) = d.set_eth_entry(Some(entry)).await
+            {
+                tracing::warn!(target: "p2p", error = %e, "could not set the eth ENR entry");
             }
             Some(EthParts {
                 handle,
