@@ -142,13 +142,7 @@ async fn start_v5(
     let addr = args
         .v5_addr
         .unwrap_or(SocketAddr::new(args.addr.ip(), port));
-    let socket = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(|source| Error::Bind {
-            what: "UDP (discovery v5)",
-            addr,
-            source,
-        })?;
+    let socket = crate::node::discv5_bind(addr).await?;
     let config = discovery::v5::Config {
         netrestrict: args.netrestrict.clone(),
         require_eth: false,

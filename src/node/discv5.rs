@@ -48,6 +48,17 @@ pub(crate) fn port(config: &Config) -> u16 {
     })
 }
 
+/// Binds the v5 UDP socket.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<tokio::net::UdpSocket, Error> {
+    tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "UDP (discovery v5)",
+            addr,
+            source,
+        })
+}
+
 /// Starts v5 if [`enabled`], with our key and v4 record (`disc`, which must run), the `eth`
 /// entry when eth runs, feeding the server's dial candidates.
 pub(crate) async fn start(
@@ -62,14 +73,7 @@ pub(crate) async fn start(
         return Ok(None);
     };
     let bootnodes = bootnodes(config, preset)?;
-    let addr = SocketAddr::new(config.addr, port(config));
-    let socket = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(|source| Error::Bind {
-            what: "UDP (discovery v5)",
-            addr,
-            source,
-        })?;
+    let socket = bind(SocketAddr::new(config.addr, port(config))).await?;
     // The v4 record, with the `eth` entry when eth runs (set before this is called).
     let record = disc
         .local_enr()

@@ -36,7 +36,7 @@ pub use config::{
     Config, Nat, default_datadir, lock_datadir, parse_enode, parse_enr, parse_node_id,
     read_node_list,
 };
-pub(crate) use discv5::follow_nat as discv5_follow_nat;
+pub(crate) use discv5::{bind as discv5_bind, follow_nat as discv5_follow_nat};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
