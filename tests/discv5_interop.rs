@@ -311,3 +311,86 @@ async fn a_node_uses_its_dns_list_v4_and_v5_at_once() {
     b4.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `devp2p bootnode --v5` serves both protocols: a v4 node bonds with it through its enode,
+/// and the JS discv5 peer pings it and finds its record through its v5 ENR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootnode_v5_serves_v4_and_v5() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_devp2p"))
+        .args([
+            "bootnode",
+            "--addr",
+            "127.0.0.1:0",
+            "--v5",
+            "--nat",
+            "extip:127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(3)
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(20), lines)
+        .await
+        .expect("the bootnode prints its enode, ENR and v5 ENR")
+        .unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let enode = discovery::parse_node(&lines[0]).unwrap();
+    let v4_enr: Enr = lines[1].parse().unwrap();
+    let v5_enr: Enr = lines[2].parse().unwrap();
+    assert_eq!(v5_enr.node_id(), v4_enr.node_id(), "one identity");
+    assert_ne!(v5_enr.udp(), v4_enr.udp(), "v5 on its own port");
+
+    // v4: a node that knows only the enode bonds with the bootnode.
+    let v4 = discovery::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        key(),
+        discovery::Config {
+            bootnodes: vec![enode],
+            ..discovery::Config::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while v4.table_len().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("v4 bonded with the bootnode");
+
+    // v5: the JS peer pings it and gets its own record back at distance 0.
+    let (mut js, _) = js_peer(&[]).await;
+    js.cmd(json!({"cmd": "ping", "enr": v5_enr.to_string()}))
+        .await;
+    let pong = js
+        .wait(10, "pong", |v| {
+            v["event"] == "pong" || v["event"] == "ping-failed"
+        })
+        .await;
+    assert_eq!(pong["event"], "pong", "{pong}");
+    js.cmd(json!({"cmd": "findnode", "enr": v5_enr.to_string(), "distances": [0]}))
+        .await;
+    let nodes = js
+        .wait(10, "nodes", |v| {
+            v["event"] == "nodes" || v["event"] == "findnode-failed"
+        })
+        .await;
+    assert_eq!(nodes["event"], "nodes", "{nodes}");
+    assert_eq!(enr_of(&nodes["enrs"][0]).node_id(), v5_enr.node_id());
+
+    js.stop().await;
+    v4.shutdown().await;
+    let status = support::interrupt_and_wait(&mut child, 10);
+    assert!(status.success(), "bootnode exit: {status}");
+}
