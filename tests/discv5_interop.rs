@@ -51,8 +51,26 @@ fn distance(a: &Enr, b: &Enr) -> u64 {
     u64::from(log_distance(&a.node_id().hash(), &b.node_id().hash()))
 }
 
-async fn js_peer(extra: &[String]) -> (JsPeer, Enr) {
-    let mut args = vec!["--timeout-ms".to_string(), "60000".into()];
+/// A key whose node sits at log-distance 256 from `from`'s (the top bit differs). A random
+/// lookup asks a peer for 3 of the 256 distances around its target, which covers 256
+/// seven times in eight: the record is found within a few lookups, not left to chance.
+fn key_far_from(from: &SecretKey) -> SecretKey {
+    let a = discovery::NodeId::from_secret_key(from).hash();
+    loop {
+        let k = key();
+        if log_distance(&a, &discovery::NodeId::from_secret_key(&k).hash()) == 256 {
+            return k;
+        }
+    }
+}
+
+async fn js_peer(js_key: &SecretKey, extra: &[String]) -> (JsPeer, Enr) {
+    let mut args = vec![
+        "--timeout-ms".to_string(),
+        "60000".into(),
+        "--key".into(),
+        support::key_hex(js_key),
+    ];
     args.extend_from_slice(extra);
     let mut js = JsPeer::spawn("discv5_peer.mjs", &args);
     let ready = js.event("ready").await;
@@ -63,8 +81,13 @@ async fn js_peer(extra: &[String]) -> (JsPeer, Enr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_findnode_lookup_and_talkreq_both_ways() {
     // X: a record only the JS peer holds.
-    let x = record(&key(), 1, 2);
-    let (mut js, js_enr) = js_peer(&["--add".into(), x.to_string()]).await;
+    let js_key = key();
+    let x = record(&key_far_from(&js_key), 1, 2);
+    let (mut js, js_enr) = js_peer(&js_key, &["--add".into(), x.to_string()]).await;
+    assert_eq!(
+        js_enr.node_id(),
+        discovery::NodeId::from_secret_key(&js_key)
+    );
 
     let k = key();
     let (tx, mut found) = mpsc::channel(16);
@@ -195,7 +218,8 @@ async fn a_node_uses_its_dns_list_v4_and_v5_at_once() {
         let c = quiet(name);
         async move { Node::builder(c).key(key).start().await.unwrap() }
     };
-    let (kd, k4, k5) = (key(), key(), key());
+    let js_key = key();
+    let (kd, k4, k5) = (key(), key(), key_far_from(&js_key));
     let d = start("d", kd).await;
     let c4 = start("c4", k4).await;
     let c5 = start("c5", k5).await;
@@ -241,7 +265,7 @@ async fn a_node_uses_its_dns_list_v4_and_v5_at_once() {
 
     // v5: the JS peer holds C5's record.
     let c5_enr = record(&k5, 1, c5.enode().tcp);
-    let (js, js_enr) = js_peer(&["--add".into(), c5_enr.to_string()]).await;
+    let (js, js_enr) = js_peer(&js_key, &["--add".into(), c5_enr.to_string()]).await;
 
     let a = Node::builder(Config {
         no_discovery: false,
@@ -370,7 +394,7 @@ async fn bootnode_v5_serves_v4_and_v5() {
     .expect("v4 bonded with the bootnode");
 
     // v5: the JS peer pings it and gets its own record back at distance 0.
-    let (mut js, _) = js_peer(&[]).await;
+    let (mut js, _) = js_peer(&key(), &[]).await;
     js.cmd(json!({"cmd": "ping", "enr": v5_enr.to_string()}))
         .await;
     let pong = js
