@@ -8,7 +8,7 @@
 //! hands what it cannot parse to v5. The sigp crate can be given a socket we bound
 //! (`ListenConfig::FromSockets`) and reports datagrams it cannot decode
 //! (`Event::UnrecognizedFrame`), but it reads that socket itself and offers no way to send
-//! through it: v4 would get its packets second-hand through the crate's event queue (30
+//! through it: v4 would get its packets second-hand through the crate's event queue (100
 //! entries, dropped when full, after its per-IP rate filter) and would have to answer from
 //! a socket whose reader it does not own. So v5 gets a UDP socket of its own
 //! ([`DEFAULT_PORT`], 9200 as in reth, unless told otherwise) and v4 keeps its socket
@@ -23,17 +23,30 @@
 //! (NAT, `--nat extip`) are applied to both ([`Handle::set_external_endpoint`]), and the
 //! `eth` entry to both ([`Handle::set_eth_entry`]); each bumps its record's sequence.
 //!
+//! When the address is not fixed (bound to an unspecified address, no `--nat extip`), v4
+//! learns it from its peers' PONG votes and v5 from its own (the crate's `enr_update`):
+//! the two records may then differ in IP until both have learned it.
+//!
 //! # What reaches the dialer
 //!
 //! A lookup for a random target runs at most every [`Config::lookup_interval`] (sooner
-//! while warming up: [`FIRST_LOOKUP_INTERVAL`]), and only
-//! while the dialer's channel has room. Every record the lookup's NODES responses carry
-//! (the crate's `Discovered` events, from a queue of 100 it drops from when full) is
-//! judged, at most [`MAX_FOUND_PER_LOOKUP`] per lookup, and handed over without waiting: a
-//! full dialer drops it. Only records that verify under our own ENR code, name an IPv4/IPv6 address fit to dial from here and a TCP port, pass the
-//! `--netrestrict` list and (for the node) carry an `eth` entry become candidates: the v5
-//! network is shared with consensus-layer clients, whose records have no `eth` entry and
-//! whose TCP ports speak libp2p, not RLPx.
+//! while warming up: [`FIRST_LOOKUP_INTERVAL`]), and only while the dialer's channel has
+//! room. Every record the lookup's NODES responses carry (the crate's `Discovered` events,
+//! from a queue of 100 it drops from when full) is judged, at most [`MAX_FOUND_PER_LOOKUP`]
+//! per lookup, and handed over without waiting: a full dialer drops it. Only records that
+//! verify under our own ENR code, name an IPv4/IPv6 address fit to dial from here and a TCP
+//! port, pass the `--netrestrict` list and (for the node) carry an `eth` entry become
+//! candidates ([`candidate`]): the v5 network is shared with consensus-layer clients, whose
+//! records have no `eth` entry and whose TCP ports speak libp2p, not RLPx. As for DNS lists
+//! and v4, the fork id in the entry is not compared here; the eth handshake checks it.
+//!
+//! # Bounds
+//!
+//! Packet parsing, sessions, rate filtering and the table are the crate's. On our side: at
+//! most [`MAX_BOOTNODES`] bootnodes, [`MAX_FOUND_PER_LOOKUP`] records per lookup (the rest
+//! are read and dropped), one lookup in flight, a bounded channel to the dialer that is
+//! never waited on, and TALKREQs answered with an empty TALKRESP (the crate does so when
+//! the request is dropped; `discv5-wire.md` asks for that for an unknown protocol).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
