@@ -1,4 +1,4 @@
-//! Server benchmark: memory per connected idle peer, and accepted handshakes per second
+//! Server benchmark: memory per connected idle and busy peer, and accepted handshakes per second
 //! under a flood of concurrent dialers, with the handshake's EC bound measured in the same
 //! run. `cargo bench --bench server` (add `-- --peers N` to change the 500 peers).
 //!
@@ -7,6 +7,7 @@
 //! a small smoke pass.
 
 use devp2p::server::{self, PeerEvent};
+use protocols::Subprotocol;
 use secp256k1::{Message, PublicKey, SECP256K1, SecretKey, ecdh};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
@@ -28,13 +29,27 @@ async fn dialer(args: &[String]) {
         (args[n - 2].parse().unwrap(), args[n - 1].parse().unwrap())
     };
     match mode {
-        "hold" => {
+        "hold" | "busy" => {
+            let busy = mode == "busy";
+            let cfg = if busy { echo_config() } else { cfg };
             let n: usize = args[1].parse().unwrap();
             let mut peers = Vec::new();
             for _ in 0..n {
                 let key = SecretKey::new(&mut rand::rng());
                 let hs = rlpx::conn::connect_tcp(addr, &key, id, &cfg).await.unwrap();
-                peers.push(hs.hello(&key, &cfg).await.unwrap().start(&cfg));
+                let mut peer = hs.hello(&key, &cfg).await.unwrap().start(&cfg);
+                if busy {
+                    // Send 1 KiB messages as fast as the session takes them and read
+                    // the echoes: traffic both ways at full speed.
+                    let mut h = peer.take_protocol("echo").unwrap();
+                    let tx = h.sender();
+                    tokio::spawn(async move {
+                        let msg = bytes::Bytes::from(vec![0x5a; 1024]);
+                        while tx.send(0, msg.clone()).await.is_ok() {}
+                    });
+                    tokio::spawn(async move { while h.recv().await.is_some() {} });
+                }
+                peers.push(peer);
             }
             println!("ready");
             let _ = tokio::task::spawn_blocking(|| {
@@ -71,9 +86,66 @@ async fn dialer(args: &[String]) {
     }
 }
 
+/// RLPx settings offering the echo protocol (busy peers).
+fn echo_config() -> rlpx::Config {
+    rlpx::Config {
+        protocols: Echo.protocols(),
+        ..rlpx::Config::default()
+    }
+}
+
+/// Sends every message back: with busy peers, traffic flows both ways at full speed.
+struct Echo;
+
+impl Subprotocol for Echo {
+    fn protocols(&self) -> Vec<rlpx::Protocol> {
+        vec![rlpx::Protocol::new("echo", 1, 1)]
+    }
+    fn handle(&self, mut peer: rlpx::ProtocolHandle) -> protocols::Handler {
+        Box::pin(async move {
+            let tx = peer.sender();
+            while let Some((code, data)) = peer.recv().await {
+                if tx.send(code, data).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+/// Whether to pin: the server on CPU 0, the dialers on CPU 1 (`taskset`, with two or
+/// more CPUs), so each side has one core of its own and the server's handshake rate is
+/// measured against a one-core bound it actually has.
+fn pinning() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Pins every thread of this process to `cpu`.
+fn pin_self(cpu: usize) {
+    let pid = std::process::id().to_string();
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin the server");
+}
+
 fn child(args: &[&str]) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .arg("--dialer")
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if pinning() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.arg("--dialer")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -121,6 +193,11 @@ fn main() {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(if full { 500 } else { 10 });
     let flood_secs = if full { 5.0 } else { 0.5 };
+    let pinned = pinning();
+    if pinned {
+        // The runtime's workers exist already; threads started later inherit the mask.
+        pin_self(0);
+    }
 
     // Server-side EC work per accepted handshake: ECIES decrypt (1 ECDH), static ECDH,
     // recover, ephemeral public key, ECIES encrypt (public key + ECDH), ephemeral ECDH,
@@ -155,7 +232,9 @@ fn main() {
         let mut config = server::Config::new(key);
         config.max_peers = peers + 16;
         config.dial_ratio = usize::MAX; // no outbound slots: all inbound
-        let handle = server::start(config, listener, None, vec![std::sync::Arc::new(Idle)]).unwrap();
+        let subs: Vec<std::sync::Arc<dyn Subprotocol>> =
+            vec![std::sync::Arc::new(Idle), std::sync::Arc::new(Echo)];
+        let handle = server::start(config, listener, None, subs).unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         // Memory per idle peer.
@@ -171,6 +250,19 @@ fn main() {
         let _ = holder.stdin.as_mut().unwrap().write_all(b"\n");
         expect_success(&mut holder);
         until("the held peers to leave", || handle.peers().is_empty()).await;
+
+        // Memory per busy peer: 1 KiB messages both ways at full speed, sampled after the
+        // sessions have run for a while (queues and buffers at their working size).
+        let before_busy = rss_kib();
+        let mut busy = child(&["busy", &n_str, &addr_str, &id]);
+        expect_line(&mut busy, "ready");
+        until("the busy peers", || handle.peers().len() >= peers).await;
+        tokio::time::sleep(Duration::from_secs(if full { 3 } else { 1 })).await;
+        let busy_rss = rss_kib();
+        let per_busy = (busy_rss.saturating_sub(before_busy)) as f64 / peers as f64;
+        let _ = busy.stdin.as_mut().unwrap().write_all(b"\n");
+        expect_success(&mut busy);
+        until("the busy peers to leave", || handle.peers().is_empty()).await;
 
         // Accepted handshakes per second under 16 concurrent dialers.
         let mut events = handle.subscribe();
@@ -195,10 +287,16 @@ fn main() {
         let rate = accepted as f64 / elapsed;
         handle.shutdown().await;
 
-        println!("\n### Server (loopback, dialers in a child process)\n");
+        let placement = if pinned {
+            "server pinned to CPU 0, dialers to CPU 1"
+        } else {
+            "not pinned"
+        };
+        println!("\n### Server (loopback, dialers in a child process; {placement})\n");
         println!("| measurement | value | bound | ratio |");
         println!("|---|---:|---:|---:|");
         println!("| RSS per connected idle peer ({peers} peers) | {per_peer:.1} KiB | – | – |");
+        println!("| RSS per busy peer ({peers} peers, 1 KiB messages both ways) | {per_busy:.1} KiB | – | – |");
         println!(
             "| accepted handshakes/s, 16 concurrent dialers | {rate:.0} /s | {bound:.0} /s (server-side EC work, one core) | {:.0}% |",
             100.0 * rate / bound

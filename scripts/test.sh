@@ -14,6 +14,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
+# System packages some tests run for real (each test skips, saying why, without them):
+# Prometheus scrapes a node in tests/prometheus.rs. Installed only as root, only when missing.
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+  fi
+}
+command -v prometheus >/dev/null || apt_install prometheus
+
 # The interop harness's own self-tests (its peers against each other, eth/68 and eth/69),
 # so a broken harness fails here rather than making the interop tests prove nothing. Run
 # side by side (about 10 s); their output is shown only if one fails.
@@ -51,3 +61,4 @@ cargo test -p discovery --bench discv4 --locked
 cargo test --bench server --locked
 cargo test --bench sync --locked
 cargo test --bench flood --locked
+cargo test --bench txingest --locked

@@ -48,6 +48,8 @@ pub use protocols;
 pub use rlpx;
 
 pub mod chain;
+pub mod conformance;
+pub mod histogram;
 pub mod key;
 pub mod metrics;
 pub mod nat;
@@ -69,4 +71,5 @@ pub mod cmd {
     pub mod key;
     pub mod node;
     pub mod replay;
+    pub mod test;
 }

@@ -37,6 +37,9 @@ enum Command {
     /// Run a local network on loopback: a bootnode and N nodes, one replaying the bundled
     /// chain, with a live status table.
     Devnet(devp2p::cmd::devnet::Args),
+    /// Conformance suites against a node (ports of go-ethereum's `devp2p` tests): discv4,
+    /// rlpx, eth.
+    Test(devp2p::cmd::test::Args),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -100,6 +103,7 @@ fn main() -> std::process::ExitCode {
         Command::Devnet(args) => run_async(|stop| devp2p::cmd::devnet::run(args, stop)),
         Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(*args, stop)),
         Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
+        Command::Test(args) => run_async(|_| devp2p::cmd::test::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

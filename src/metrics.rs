@@ -17,6 +17,7 @@
 //! | `devp2p_peers` | gauge | `direction` = `inbound` / `outbound` |
 //! | `devp2p_dials_started_total` | counter | |
 //! | `devp2p_dials_total` | counter | `outcome` = `ok` / `failed` (reached Hello or not) |
+//! | `devp2p_handshake_seconds` | histogram | `direction` (successful handshakes, TCP connection to Hello) |
 //! | `devp2p_handshake_failures_total` | counter | `reason` (inbound handshakes) |
 //! | `devp2p_rejected_total` | counter | `reason` (admission after Hello) |
 //! | `devp2p_inbound_rejected_total` | counter | `reason` (before the handshake) |
@@ -35,11 +36,11 @@
 //!
 //! ## Protocol traffic
 //!
-//! RLPx counts traffic per peer, not per protocol ([`rlpx::Info::stats`]), so a peer's
-//! totals are labelled with its whole negotiated set: `protocol="eth"`, or
-//! `protocol="eth+snap"` for a peer sharing both. Values are bounded to combinations of our
-//! own protocols, since only those are negotiated. Messages in include base-protocol
-//! messages (ping, pong); bytes are uncompressed subprotocol payloads.
+//! RLPx counts each peer's traffic per negotiated subprotocol
+//! ([`rlpx::peer::Stats::protocols`]); the families sum it over peers by protocol name
+//! (`protocol="eth"`, `protocol="snap"`, a custom protocol's name). Label values are
+//! bounded to our own protocols' names, since only those are negotiated. Base-protocol
+//! messages (ping, pong) are not counted here; bytes are uncompressed payloads.
 //!
 //! Counters must not go down across peers leaving, so [`serve`] follows peer events and
 //! keeps the final counts of departed peers; each series is also never reported below
@@ -95,14 +96,18 @@ struct Counts {
 }
 
 impl Counts {
-    fn of(p: &PeerSummary) -> Self {
-        let s = &p.info.stats;
-        Self {
-            messages_in: s.messages_in.load(Ordering::Relaxed),
-            messages_out: s.messages_out.load(Ordering::Relaxed),
-            bytes_in: s.bytes_in.load(Ordering::Relaxed),
-            bytes_out: s.bytes_out.load(Ordering::Relaxed),
-        }
+    /// A peer's traffic per negotiated protocol name.
+    fn of(p: &PeerSummary) -> impl Iterator<Item = (&str, Self)> {
+        let stats = &p.info.stats.protocols;
+        p.info.shared.iter().zip(stats.iter()).map(|(shared, s)| {
+            let c = Self {
+                messages_in: s.messages_in.load(Ordering::Relaxed),
+                messages_out: s.messages_out.load(Ordering::Relaxed),
+                bytes_in: s.bytes_in.load(Ordering::Relaxed),
+                bytes_out: s.bytes_out.load(Ordering::Relaxed),
+            };
+            (shared.cap.name.as_str(), c)
+        })
     }
 
     fn add(&mut self, o: Self) {
@@ -150,10 +155,9 @@ impl Traffic {
     }
 
     fn retire(&mut self, p: &PeerSummary) {
-        self.retired
-            .entry(protocol_label(p))
-            .or_default()
-            .add(Counts::of(p));
+        for (name, c) in Counts::of(p) {
+            self.retired.entry(name.to_owned()).or_default().add(c);
+        }
     }
 
     /// After missed events: retire tracked peers that are gone, track the live ones.
@@ -174,15 +178,6 @@ impl Traffic {
 }
 
 /// The protocol label of a peer: its negotiated protocol names joined with `+`.
-fn protocol_label(p: &PeerSummary) -> String {
-    let names: Vec<&str> = p.info.shared.iter().map(|s| s.cap.name.as_str()).collect();
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join("+")
-    }
-}
-
 impl Source {
     /// Numbers from a running server and, if it runs, the discovery service.
     pub fn new(server: server::Handle, discovery: Option<discovery::Handle>) -> Self {
@@ -241,10 +236,9 @@ impl Source {
         let mut seen = HashSet::new();
         for p in live.iter().chain(t.tracked.values()) {
             if seen.insert(Arc::as_ptr(p)) {
-                totals
-                    .entry(protocol_label(p))
-                    .or_default()
-                    .add(Counts::of(p));
+                for (name, c) in Counts::of(p) {
+                    totals.entry(name.to_owned()).or_default().add(c);
+                }
             }
         }
         for (label, c) in totals.iter_mut() {
@@ -294,6 +288,20 @@ impl Source {
         sample(&mut out, name, &[("outcome", "ok")], ok);
         sample(&mut out, name, &[("outcome", "failed")], failed);
 
+        let name = "devp2p_handshake_seconds";
+        family(
+            &mut out,
+            name,
+            "histogram",
+            "Time from TCP connection to a completed Hello, successful handshakes.",
+        );
+        stats
+            .handshake_inbound
+            .render(&mut out, name, "direction=\"inbound\"");
+        stats
+            .handshake_outbound
+            .render(&mut out, name, "direction=\"outbound\"");
+
         let labelled = stats.labelled();
         for (kind, name, help) in [
             (
@@ -328,12 +336,12 @@ impl Source {
         let families: [(&str, &str, Pick); 2] = [
             (
                 "devp2p_protocol_messages_total",
-                "Messages by the peers' negotiated protocols.",
+                "Subprotocol messages, by protocol.",
                 |c| (c.messages_in, c.messages_out),
             ),
             (
                 "devp2p_protocol_bytes_total",
-                "Uncompressed payload bytes by the peers' negotiated protocols.",
+                "Uncompressed subprotocol payload bytes, by protocol.",
                 |c| (c.bytes_in, c.bytes_out),
             ),
         ];

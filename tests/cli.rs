@@ -31,6 +31,7 @@ fn help_lists_every_command() {
         "gen-chain",
         "devnet",
         "dns",
+        "test",
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }

@@ -289,9 +289,17 @@ async fn metrics_and_admin_api_follow_a_live_pair() {
     .await;
     let (_, text) = get(a.metrics, "/metrics").await;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (_, value) = line.rsplit_once(' ').unwrap();
-        assert!(value.parse::<u64>().is_ok(), "sample line: {line}");
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        // Integers, but for a histogram's sum of seconds.
+        let ok = value.parse::<u64>().is_ok()
+            || (series.contains("_seconds_sum") && value.parse::<f64>().is_ok_and(f64::is_finite));
+        assert!(ok, "sample line: {line}");
     }
+    // Each side timed its handshake: A accepted B's dial.
+    let timed = "devp2p_handshake_seconds_count{direction=\"inbound\"}";
+    assert!(scrape(a.metrics, timed).await >= Some(1));
+    let timed = "devp2p_handshake_seconds_count{direction=\"outbound\"}";
+    assert!(scrape(b.metrics, timed).await >= Some(1));
     let before = scrape(a.metrics, out).await;
 
     // Errors.

@@ -554,6 +554,69 @@ async fn a_penalty_while_the_handler_is_blocked_still_bans() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A peer on another chain gets `SubprotocolError` (what go-ethereum sends for a Status
+/// mismatch) and is then held off like one that breached the protocol: redialled at once,
+/// it is refused on sight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_another_network_is_refused_for_a_while() {
+    use protocols::eth::messages::{Message, Status};
+    let dir = support::tempdir("server-ban-network");
+    let store = support::ethtest_store(&dir);
+    let chain = Arc::new(devp2p::chain::eth::EthChain::new(store.clone()));
+    let (proto, _eth, _events) = protocols::eth::Eth::new(chain.clone(), Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let key = SecretKey::new(&mut rand::rng());
+    let server = server::start(
+        server::Config::new(key),
+        listener,
+        None,
+        vec![Arc::new(proto)],
+    )
+    .unwrap();
+    let mut events = server.subscribe();
+
+    let other = SecretKey::new(&mut rand::rng());
+    let cfg = rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+        ..rlpx::Config::default()
+    };
+    let remote = PublicKey::from_secret_key_global(&key);
+    let dial = || async {
+        let hs = rlpx::conn::connect_tcp(server.listen_addr(), &other, remote, &cfg)
+            .await
+            .unwrap();
+        hs.hello(&other, &cfg).await.unwrap().start(&cfg)
+    };
+    let mut peer = dial().await;
+    let raw = peer.take_protocol("eth").unwrap();
+    let Status::V68(mut status) = protocols::eth::status::local(&*chain, 68) else {
+        panic!("eth/68 status");
+    };
+    status.network_id ^= 1;
+    let status = Message::Status(Status::V68(status));
+    raw.send(status.code(), status.encode()).await.unwrap();
+    assert_eq!(
+        next_drop(&mut events).await,
+        CloseReason::Local(DisconnectReason::SubprotocolError)
+    );
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(3), peer.closed())
+            .await
+            .unwrap(),
+        CloseReason::Remote(DisconnectReason::SubprotocolError)
+    );
+    let peer = dial().await;
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(3), peer.closed())
+            .await
+            .unwrap(),
+        CloseReason::Remote(DisconnectReason::UselessPeer)
+    );
+    server.shutdown().await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The admin API cannot grow the trusted set without bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_set_is_capped() {

@@ -98,7 +98,7 @@ async fn wrong_network_id() {
                 Status::V68(s) => s.network_id = 1,
                 Status::V69(s) => s.network_id = 1,
             },
-            DisconnectReason::UselessPeer,
+            DisconnectReason::SubprotocolError,
         )
         .await;
         assert!(matches!(e, status::Error::Network { theirs: 1, .. }), "{e}");
@@ -115,7 +115,7 @@ async fn wrong_genesis() {
                 s.genesis = B256::repeat_byte(0xab);
             }
         },
-        DisconnectReason::UselessPeer,
+        DisconnectReason::SubprotocolError,
     )
     .await;
     assert!(matches!(e, status::Error::Genesis { .. }), "{e}");
@@ -133,7 +133,7 @@ async fn incompatible_fork_id() {
                 };
             }
         },
-        DisconnectReason::UselessPeer,
+        DisconnectReason::SubprotocolError,
     )
     .await;
     assert_eq!(
@@ -156,7 +156,7 @@ async fn stale_fork_id() {
                 };
             }
         },
-        DisconnectReason::UselessPeer,
+        DisconnectReason::SubprotocolError,
     )
     .await;
     assert_eq!(e, status::Error::ForkId(forkid::Error::RemoteStale));
@@ -171,7 +171,7 @@ async fn version_mismatch_and_invalid_range() {
                 s.version = 68;
             }
         },
-        DisconnectReason::UselessPeer,
+        DisconnectReason::SubprotocolError,
     )
     .await;
     assert!(matches!(

@@ -12,8 +12,9 @@ use alloy_consensus::{SignableTransaction, TxEnvelope};
 use alloy_eips::eip2718::{Encodable2718, Typed2718};
 use alloy_primitives::{B256, Bytes};
 use common::*;
+use protocols::Subprotocol;
 use protocols::eth::messages::{Message, NewPooledTransactionHashes, RequestPair};
-use protocols::eth::{self, ETH68, ETH69};
+use protocols::eth::{self, ETH68, ETH69, Eth};
 use rlpx::{DisconnectReason, ProtocolHandle};
 
 /// The chain's transactions: (non-blob, blob-without-sidecar).
@@ -256,4 +257,36 @@ async fn hostile_transaction_exchanges_disconnect() {
     barrier(&mut raw, ETH68, 0x7e57).await;
     assert_eq!(node.handle.pool().stats().count, 0);
     assert_eq!(node.handle.peers().len(), 1);
+}
+
+/// go-ethereum's `syncTransactions`: a peer that joins is told about everything already
+/// pooled, not only what arrives after it connected. Node A pools 500 transactions with no
+/// peer; B connects and ends with all 500, fetched through announcements.
+#[tokio::test]
+async fn a_new_peer_is_told_about_the_pool() {
+    const N: usize = 500;
+    let c = Arc::new(chain());
+    let (a_eth, a_handle, _a_events) = Eth::new(c.clone(), config());
+    let txs: Vec<PooledTransaction> = flood(N, 0x55)
+        .into_iter()
+        .map(|t| t.try_into_pooled().expect("no blobs"))
+        .collect();
+    for tx in &txs {
+        a_handle.submit_transaction(tx.clone()).expect("pooled");
+    }
+    assert_eq!(a_handle.pool().stats().count, N);
+
+    let (b_eth, b_handle, _b_events) = Eth::new(c, config());
+    let (mut a, mut b) = spawn_pair(a_eth.protocols(), b_eth.protocols()).await;
+    tokio::spawn(a_eth.handle(a.take_protocol("eth").expect("eth")));
+    tokio::spawn(b_eth.handle(b.take_protocol("eth").expect("eth")));
+    let hashes: Vec<B256> = txs.iter().map(|t| *t.hash()).collect();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while hashes.iter().any(|h| !b_handle.pool().contains(h)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("B pooled all of A's transactions");
+    assert_eq!(b_handle.pool().stats().count, N);
 }

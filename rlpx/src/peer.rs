@@ -53,6 +53,51 @@ pub struct Stats {
     pub bytes_out: AtomicU64,
     /// Pongs received (answers to our keepalive or [`Peer::ping`]).
     pub pongs: AtomicU64,
+    /// The same traffic split by subprotocol, in the order of [`Info::shared`] (base
+    /// protocol messages are in the totals only).
+    pub protocols: Box<[ProtocolStats]>,
+}
+
+/// Traffic counters of one subprotocol on one peer.
+#[derive(Debug, Default)]
+pub struct ProtocolStats {
+    /// Messages received.
+    pub messages_in: AtomicU64,
+    /// Messages sent.
+    pub messages_out: AtomicU64,
+    /// Uncompressed payload bytes received.
+    pub bytes_in: AtomicU64,
+    /// Uncompressed payload bytes sent.
+    pub bytes_out: AtomicU64,
+}
+
+impl Stats {
+    /// Counters for a peer sharing `protocols` subprotocols.
+    fn for_protocols(protocols: usize) -> Self {
+        Self {
+            protocols: (0..protocols).map(|_| ProtocolStats::default()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one subprotocol message of `len` bytes in (`inbound`) or out, for the
+    /// protocol at `index` of [`Info::shared`].
+    fn count(&self, index: usize, len: u64, inbound: bool) {
+        let per = self.protocols.get(index);
+        let (total, per) = if inbound {
+            (&self.bytes_in, per.map(|p| (&p.messages_in, &p.bytes_in)))
+        } else {
+            (
+                &self.bytes_out,
+                per.map(|p| (&p.messages_out, &p.bytes_out)),
+            )
+        };
+        total.fetch_add(len, Ordering::Relaxed);
+        if let Some((m, b)) = per {
+            m.fetch_add(1, Ordering::Relaxed);
+            b.fetch_add(len, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What is known about a connected peer.
@@ -316,9 +361,9 @@ impl<S: Io> Established<S> {
             addr: self.addr,
             role: self.role,
             hello: self.hello,
+            stats: Stats::for_protocols(self.shared.len()),
             shared: self.shared,
             snappy: self.snappy,
-            stats: Stats::default(),
         });
         let (state, closed) = watch::channel(None);
         let shutdown = Arc::new(Shutdown { state });
@@ -513,10 +558,7 @@ impl<S: Io> Reader<S> {
         let data = self.decompress(&msg.data).map_err(|e| close_for(&e))?;
         let id = msg.id;
         drop(msg);
-        self.info
-            .stats
-            .bytes_in
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.info.stats.count(index, data.len() as u64, true);
         trace!(target: "rlpx", id, len = data.len(), "message");
         let route = &self.routes[index]; // ok: index comes from `route` over the same list
         let sent = tokio::select! {
@@ -665,7 +707,9 @@ impl<S: Io> Writer<S> {
         self.sink.feed(RawMessage { id, data: body }).await?;
         if id >= p2p::BASE_OFFSET {
             self.info.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-            self.info.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+            // Every id we send is within a shared protocol (`ProtocolSender` offsets it).
+            let index = crate::caps::route(&self.info.shared, id).map_or(usize::MAX, |(i, _)| i);
+            self.info.stats.count(index, len, false);
         }
         Ok(())
     }

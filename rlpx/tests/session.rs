@@ -173,7 +173,25 @@ async fn loopback_two_subprotocols_interleaved_both_directions() {
     tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect("exchange timed out");
-    assert!(a.info().stats.bytes_out.load(Ordering::Relaxed) > 4_000_000);
+    // Traffic is counted per subprotocol as well as in total.
+    let sum = SIZES.iter().sum::<usize>() as u64;
+    let n = SIZES.len() as u64;
+    for p in [&a, &b] {
+        let stats = &p.info().stats;
+        assert_eq!(stats.bytes_out.load(Ordering::Relaxed), 2 * sum);
+        assert_eq!(stats.bytes_in.load(Ordering::Relaxed), 2 * sum);
+        assert_eq!(stats.protocols.len(), 2);
+        for per in stats.protocols.iter() {
+            let got = [
+                &per.messages_in,
+                &per.messages_out,
+                &per.bytes_in,
+                &per.bytes_out,
+            ]
+            .map(|c| c.load(Ordering::Relaxed));
+            assert_eq!(got, [n, n, sum, sum]);
+        }
+    }
     assert!(a.info().addr.is_some());
     a.disconnect(DisconnectReason::ClientQuitting);
     assert_eq!(

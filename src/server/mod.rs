@@ -10,8 +10,8 @@
 //!
 //! Admission after Hello, with the `Disconnect` reason sent:
 //! ourselves → `ConnectedToSelf`; already connected → `AlreadyConnected`; recently
-//! disconnected for a protocol breach or as useless (e.g. `eth` Status on another network)
-//! → `UselessPeer`, and not dialled for `ban_duration`; no shared capability →
+//! disconnected for a protocol breach, as useless or as incompatible (`eth` Status on
+//! another network: `SubprotocolError`) → `UselessPeer`, and not dialled for `ban_duration`; no shared capability →
 //! `UselessPeer` (in [`rlpx::Handshaked::hello`]); over `max_peers`, or over the inbound
 //! share for an inbound peer, or over the per-IP or per-subnet inbound caps
 //! ([`limits`]) → `TooManyPeers` (trusted peers are exempt). Shutdown sends
@@ -422,6 +422,7 @@ async fn listen(
         let task = tokio::spawn(async move {
             let guard = guard;
             let _ = stream.set_nodelay(true);
+            let started = Instant::now();
             let result = async {
                 let hs = rlpx::conn::accept(stream, Some(addr), &config.key, &config.rlpx).await?;
                 hs.hello(&config.key, &config.rlpx).await
@@ -429,6 +430,7 @@ async fn listen(
             .await;
             match result {
                 Ok(est) => {
+                    shared.stats.handshake_inbound.observe(started.elapsed());
                     let msg = Internal::Established {
                         est: Box::new(est),
                         inbound: true,
@@ -528,6 +530,7 @@ impl Server {
         for (node, kind) in self.scheduler.next_dials(Instant::now()) {
             self.shared.stats.dial_started();
             let (config, internal) = (self.config.clone(), self.internal.clone());
+            let shared = self.shared.clone();
             let span = tracing::debug_span!(target: "p2p", "dial", node = %short(&node.id));
             tokio::spawn(
                 async move {
@@ -538,6 +541,7 @@ impl Server {
                             .await;
                         return;
                     };
+                    let started = Instant::now();
                     let result = async {
                         let hs = rlpx::conn::connect_tcp(
                             node.tcp_addr(),
@@ -549,6 +553,9 @@ impl Server {
                         hs.hello(&config.key, &config.rlpx).await
                     }
                     .await;
+                    if result.is_ok() {
+                        shared.stats.handshake_outbound.observe(started.elapsed());
+                    }
                     let msg = match result {
                         Ok(est) => Internal::Established {
                             est: Box::new(est),
@@ -614,12 +621,15 @@ impl Server {
                     p.remove(&id);
                 }
                 self.scheduler.peer_removed(&id, e.dynamic_out, now);
-                // A breach, or a peer a protocol found useless (wrong network, fork,
-                // genesis; request floods), is refused and not dialled for a while.
+                // A breach, or a peer a protocol found useless (request floods) or
+                // incompatible (wrong network, fork, genesis: `SubprotocolError`, as
+                // go-ethereum sends), is refused and not dialled for a while.
                 if matches!(
                     reason,
                     CloseReason::Local(
-                        DisconnectReason::BreachOfProtocol | DisconnectReason::UselessPeer
+                        DisconnectReason::BreachOfProtocol
+                            | DisconnectReason::UselessPeer
+                            | DisconnectReason::SubprotocolError
                     )
                 ) {
                     let until = now + self.config.ban_duration;

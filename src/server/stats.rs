@@ -1,6 +1,7 @@
 //! Server counters for metrics: dials and their outcomes, handshake failures, rejections
 //! and disconnects by reason.
 
+use crate::histogram::{Histogram, NETWORK_BUCKETS};
 use rlpx::{CloseReason, DisconnectReason};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of one server. Label sets are small and fixed (reason names), so the maps stay
 /// bounded.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     /// Dials started.
     pub dials: AtomicU64,
@@ -16,7 +17,24 @@ pub struct Stats {
     pub dials_ok: AtomicU64,
     /// Dials that failed before Hello.
     pub dials_failed: AtomicU64,
+    /// Time from the TCP connection to a completed Hello exchange, inbound handshakes.
+    pub handshake_inbound: Histogram,
+    /// The same for our dials (from the start of the TCP connect).
+    pub handshake_outbound: Histogram,
     by_label: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            dials: AtomicU64::default(),
+            dials_ok: AtomicU64::default(),
+            dials_failed: AtomicU64::default(),
+            handshake_inbound: Histogram::new(NETWORK_BUCKETS),
+            handshake_outbound: Histogram::new(NETWORK_BUCKETS),
+            by_label: Mutex::default(),
+        }
+    }
 }
 
 impl Stats {

@@ -486,7 +486,7 @@ impl Protocol {
             Message::EnrRequest(m) => Some(m.expiration),
             Message::EnrResponse(_) => None,
         };
-        if expiration.is_some_and(|e| e < self.unix(now)) {
+        if expiration.is_some_and(|e| expired(e, self.unix(now))) {
             self.metrics.expired += 1;
             trace!(target: "discv4", %from, kind = packet.message.name(), "dropping expired packet");
             return;
@@ -752,6 +752,14 @@ impl Protocol {
     fn expiration(&self, now: Instant) -> u64 {
         self.unix(now) + self.config.packet_lifetime.as_secs()
     }
+}
+
+/// Whether an `expiration` field lies before `unix`. go-ethereum reads the field as a
+/// signed UNIX time (`v4wire.Expired` casts it to int64), so a value with the top bit set is
+/// in the past, not centuries ahead: its `discv4 test` PastExpiration cases send exactly
+/// that.
+fn expired(expiration: u64, unix: u64) -> bool {
+    i64::try_from(expiration).is_err() || expiration < unix
 }
 
 fn random_duration(rng: &mut StdRng, max: Duration) -> Duration {

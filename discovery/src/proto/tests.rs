@@ -266,6 +266,31 @@ fn pong_with_wrong_hash_and_unsolicited_neighbors_are_dropped() {
     assert!(net.get(1).table().is_empty());
 }
 
+/// go-ethereum reads `expiration` as a signed UNIX time (`v4wire.Expired` casts it to
+/// int64), and its `discv4 test` Ping/PastExpiration and Findnode/PastExpiration cases
+/// send `-(now + 20 s)` wrapped to uint64: a time in the past, not in the far future.
+#[test]
+fn expiration_with_the_sign_bit_set_is_in_the_past() {
+    let mut p = proto(
+        1,
+        Config {
+            rate_burst: 1000,
+            ..Config::default()
+        },
+        Instant::now(),
+    );
+    let now = Instant::now();
+    let past = (UNIX + 20).wrapping_neg();
+    let Message::Ping(mut ping) = ping(2) else {
+        unreachable!()
+    };
+    ping.expiration = past;
+    p.handle_packet(now, addr(2), &msg(2, Message::Ping(ping)));
+    p.handle_packet(now, addr(2), &findnode(2, past));
+    assert_eq!(p.metrics().expired, 2);
+    assert!(p.poll_transmit().is_none(), "no reply to an expired packet");
+}
+
 #[test]
 fn expired_and_malformed_packets_are_counted() {
     let mut p = proto(

@@ -44,7 +44,7 @@ pub struct ForkId {
 }
 
 /// Why a remote fork id was rejected (EIP-2124 validation rules). Either way the peer is
-/// disconnected with `DisconnectReason::UselessPeer` by the `eth` protocol.
+/// disconnected with `DisconnectReason::SubprotocolError` by the `eth` protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Rule 3: the remote is on a fork we passed, and does not know about our next fork:

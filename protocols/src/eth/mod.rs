@@ -50,7 +50,8 @@
 //! `BreachOfProtocol`, and so are a message that would decode to more than
 //! [`size::allowance`] of its length, a blob transaction broadcast in full, a transaction
 //! with an invalid signature, a pooled transaction we did not ask for or of another type
-//! than its sender announced; another chain, a peer exceeding its request budget or
+//! than its sender announced; another chain (network, genesis, fork id, version) is
+//! `SubprotocolError`, as go-ethereum sends; a peer exceeding its request budget or
 //! its transaction budget ([`verify`]), or one that announces transactions and never
 //! delivers them ([`txfetch`]), is `UselessPeer`; a missing Status is `PingTimeout`
 //! (go-ethereum's `DiscReadTimeout`). Transactions the pool refuses (invalid, underpriced,

@@ -317,6 +317,20 @@ impl Pool {
         self.inner().by_hash.keys().copied().collect()
     }
 
+    /// Up to `limit` pooled transactions, each sender's in nonce order: what a newly joined
+    /// peer is told about (go-ethereum's `syncTransactions`). Cheap: the encodings are
+    /// shared, not copied.
+    pub fn snapshot(&self, limit: usize) -> Vec<Pooled> {
+        let inner = self.inner();
+        inner
+            .by_sender
+            .values()
+            .flat_map(|nonces| nonces.values())
+            .filter_map(|h| inner.by_hash.get(h).cloned())
+            .take(limit)
+            .collect()
+    }
+
     /// Validates a transaction broadcast in `Transactions` (which cannot carry blob
     /// sidecars) and pools it.
     pub fn add_envelope(&self, tx: TxEnvelope, origin: Origin) -> Result<Pooled, Error> {

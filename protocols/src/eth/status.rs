@@ -1,17 +1,19 @@
 //! The Status handshake, sans-IO: our Status for a version, and the checks on the peer's.
 //!
-//! Disconnect reasons, per case (go-ethereum `eth/protocols/eth/handshake.go` returns a
-//! plain error for every mismatch, which its p2p layer sends as `SubprotocolError` (0x10);
-//! we send `UselessPeer` (0x03) for a peer on another chain instead, which tells it plainly
-//! not to redial us, and which go-ethereum treats the same way):
+//! Disconnect reasons, per case. A peer on another chain (or speaking another version) gets
+//! `SubprotocolError` (0x10), as from go-ethereum, whose `eth/protocols/eth/handshake.go`
+//! returns a plain error for every mismatch and whose p2p layer sends that as
+//! `SubprotocolError`; matching it means a peer cannot tell our node from go-ethereum by
+//! this, and conformance suites that check the reason pass. The server still holds such a
+//! peer off for its ban time ([`Error::is_incompatible`]).
 //!
 //! | check | [`Error`] | reason |
 //! |---|---|---|
 //! | first message is not Status | [`Error::NotStatus`] | `BreachOfProtocol` |
 //! | Status does not decode / too large | [`Error::Malformed`], [`Error::TooLarge`] | `BreachOfProtocol` |
-//! | version differs from the negotiated one | [`Error::Version`] | `UselessPeer` |
-//! | network id / genesis hash differ | [`Error::Network`], [`Error::Genesis`] | `UselessPeer` |
-//! | fork id rejected (EIP-2124 rules) | [`Error::ForkId`] | `UselessPeer` |
+//! | version differs from the negotiated one | [`Error::Version`] | `SubprotocolError` |
+//! | network id / genesis hash differ | [`Error::Network`], [`Error::Genesis`] | `SubprotocolError` |
+//! | fork id rejected (EIP-2124 rules) | [`Error::ForkId`] | `SubprotocolError` |
 //! | eth/69 range with earliest > latest or zero hash | [`Error::Range`] | `BreachOfProtocol` |
 //! | no Status within the timeout | [`Error::Timeout`] | `PingTimeout` (0x0b, go-ethereum `DiscReadTimeout`) |
 
@@ -79,7 +81,7 @@ impl Error {
             Error::Version { .. }
             | Error::Network { .. }
             | Error::Genesis { .. }
-            | Error::ForkId(_) => DisconnectReason::UselessPeer,
+            | Error::ForkId(_) => DisconnectReason::SubprotocolError,
             Error::Timeout => DisconnectReason::PingTimeout,
         }
     }
@@ -87,7 +89,13 @@ impl Error {
     /// Whether the peer is on another chain (or runs incompatible software): redialling it
     /// soon is pointless.
     pub fn is_incompatible(&self) -> bool {
-        self.disconnect_reason() == DisconnectReason::UselessPeer
+        matches!(
+            self,
+            Error::Version { .. }
+                | Error::Network { .. }
+                | Error::Genesis { .. }
+                | Error::ForkId(_)
+        )
     }
 }
 

@@ -7,7 +7,8 @@
 //! (EIP-4844). It is never sent back to the peer it came from, and each peer's session
 //! leaves out what its peer is known to have. Sends go through a bounded per-peer queue
 //! the session drains in batches, so a burst of transactions costs a few messages, and a
-//! slow peer loses transactions rather than holding memory.
+//! slow peer loses transactions rather than holding memory. A peer that joins is first
+//! told about what is already pooled ([`sync_pool`], go-ethereum's `syncTransactions`).
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -169,6 +170,17 @@ pub(super) fn broadcast(shared: &Shared, from: Option<PeerId>, txs: &[Pooled]) {
     }
     for q in &announce {
         q.push(txs, false);
+    }
+}
+
+/// Announces the pool to a peer that just joined (go-ethereum `syncTransactions`): without
+/// it a new peer would learn only of transactions pooled after it connected. At most
+/// [`MAX_QUEUED_ANNOUNCES`], through the peer's own queue (so what it already knows is
+/// left out and the announcements are paced like any others).
+pub(super) fn sync_pool(shared: &Shared, queue: &TxQueue) {
+    let txs = shared.pool.snapshot(MAX_QUEUED_ANNOUNCES);
+    if !txs.is_empty() {
+        queue.push(&txs, false);
     }
 }
 

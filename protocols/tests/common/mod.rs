@@ -6,7 +6,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use alloy_primitives::{B256, U256};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_primitives::{Address, B256, Signature, TxKind, U256};
 use alloy_rlp::Decodable;
 use bytes::Bytes;
 use protocols::Subprotocol;
@@ -221,4 +222,40 @@ pub(crate) async fn barrier(raw: &mut ProtocolHandle, version: u32, id: u64) -> 
             other => skipped.push(other),
         }
     }
+}
+
+/// The x coordinate of secp256k1's generator: a valid `r`. With it any `s` recovers some
+/// key, so an attacker needs no private key to make transactions with distinct senders
+/// whose checking costs a full recovery each.
+pub(crate) const GX: [u8; 32] = [
+    0x79, 0xbe, 0x66, 0x7e, 0xf9, 0xdc, 0xbb, 0xac, 0x55, 0xa0, 0x62, 0x95, 0xce, 0x87, 0x0b, 0x07,
+    0x02, 0x9b, 0xfc, 0xdb, 0x2d, 0xce, 0x28, 0xd9, 0x59, 0xf2, 0x81, 0x5b, 0x16, 0xf8, 0x17, 0x98,
+];
+
+/// `n` valid-looking EIP-1559 transfers with distinct random senders (`tag` keeps two
+/// attackers' sets apart).
+pub(crate) fn flood(n: usize, tag: u8) -> Vec<TxEnvelope> {
+    (0..n)
+        .map(|i| {
+            let tx = TxEip1559 {
+                chain_id: NETWORK_ID,
+                nonce: i as u64,
+                gas_limit: 21_000,
+                max_fee_per_gas: 2,
+                max_priority_fee_per_gas: 1,
+                to: TxKind::Call(Address::repeat_byte(tag)),
+                value: U256::ZERO,
+                ..Default::default()
+            };
+            // s below n/2 (EIP-2), random: a distinct sender per transaction.
+            let mut s: [u8; 32] = rand::random();
+            s[0] &= 0x3f;
+            let sig = Signature::new(
+                U256::from_be_bytes(GX),
+                U256::from_be_bytes(s),
+                rand::random(),
+            );
+            TxEnvelope::Eip1559(tx.into_signed(sig))
+        })
+        .collect()
 }

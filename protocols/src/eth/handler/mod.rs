@@ -183,6 +183,7 @@ async fn run_inner(shared: Arc<Shared>, mut peer: ProtocolHandle, id: PeerId, ve
         shared.peer_event(PeerEvent::Joined(PeerInfo { id, status }))
     });
     shared.emit(Event::PeerConnected { peer: id, status });
+    txs::sync_pool(&shared, &txq);
 
     let now = Instant::now().into_std();
     let mut s = Session {
