@@ -64,6 +64,50 @@ fn key_far_from(from: &SecretKey) -> SecretKey {
     }
 }
 
+/// Waits (at most 10 s) until `h`'s v4 table holds a node: it bonded with someone.
+async fn wait_bonded(h: &discovery::Handle, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while h.table_len().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}"));
+}
+
+/// The JS peer pings `enr`; returns the PONG's record sequence number.
+async fn js_ping(js: &mut JsPeer, enr: &Enr) -> u64 {
+    js.seen.clear();
+    js.cmd(json!({"cmd": "ping", "enr": enr.to_string()})).await;
+    let pong = js
+        .wait(10, "pong", |v| {
+            v["event"] == "pong" || v["event"] == "ping-failed"
+        })
+        .await;
+    assert_eq!(pong["event"], "pong", "{pong}");
+    // A bigint, written as a string.
+    pong["enrSeq"].as_str().unwrap().parse().unwrap()
+}
+
+/// The JS peer sends FINDNODE to `enr` for `distances`; returns the records.
+async fn js_findnode(js: &mut JsPeer, enr: &Enr, distances: &[u64]) -> Vec<Enr> {
+    js.seen.clear();
+    js.cmd(json!({"cmd": "findnode", "enr": enr.to_string(), "distances": distances}))
+        .await;
+    let nodes = js
+        .wait(10, "nodes", |v| {
+            v["event"] == "nodes" || v["event"] == "findnode-failed"
+        })
+        .await;
+    assert_eq!(nodes["event"], "nodes", "{nodes}");
+    nodes["enrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(enr_of)
+        .collect()
+}
+
 async fn js_peer(js_key: &SecretKey, extra: &[String]) -> (JsPeer, Enr) {
     let mut args = vec![
         "--timeout-ms".to_string(),
@@ -112,17 +156,7 @@ async fn ping_findnode_lookup_and_talkreq_both_ways() {
         .unwrap()
         .unwrap();
     assert!(seq >= 1);
-    js.cmd(json!({"cmd": "ping", "enr": our_enr.to_string()}))
-        .await;
-    let pong = js
-        .wait(10, "pong", |v| {
-            v["event"] == "pong" || v["event"] == "ping-failed"
-        })
-        .await;
-    assert_eq!(pong["event"], "pong", "{pong}");
-    // A bigint, written as a string.
-    let seq: u64 = pong["enrSeq"].as_str().unwrap().parse().unwrap();
-    assert_eq!(seq, our_enr.seq());
+    assert_eq!(js_ping(&mut js, &our_enr).await, our_enr.seq());
 
     // FINDNODE to the JS peer by distance: distance 0 is its own record, X's distance X.
     let own = ours.find_node_at(&js_enr, vec![0]).await.unwrap();
@@ -135,21 +169,8 @@ async fn ping_findnode_lookup_and_talkreq_both_ways() {
         "X at distance {d} from the JS peer"
     );
 
-    // The JS peer asks us: our own record at distance 0, the JS peer's at its distance.
-    js.cmd(json!({"cmd": "findnode", "enr": our_enr.to_string(), "distances": [0]}))
-        .await;
-    let nodes = js
-        .wait(10, "nodes", |v| {
-            v["event"] == "nodes" || v["event"] == "findnode-failed"
-        })
-        .await;
-    assert_eq!(nodes["event"], "nodes", "{nodes}");
-    let got: Vec<Enr> = nodes["enrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(enr_of)
-        .collect();
+    // The JS peer asks us for our own record (distance 0).
+    let got = js_findnode(&mut js, &our_enr, &[0]).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].node_id(), our_enr.node_id());
     assert_eq!(got[0].udp(), Some(ours.local_addr().port()));
@@ -255,13 +276,7 @@ async fn a_node_uses_its_dns_list_v4_and_v5_at_once() {
     )
     .await
     .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while b4.table_len().await.unwrap() == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("C4 bonded with the v4 bootnode");
+    wait_bonded(&b4, "C4 bonded with the v4 bootnode").await;
 
     // v5: the JS peer holds C5's record.
     let c5_enr = record(&k5, 1, c5.enode().tcp);
@@ -385,33 +400,13 @@ async fn bootnode_v5_serves_v4_and_v5() {
     )
     .await
     .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while v4.table_len().await.unwrap() == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("v4 bonded with the bootnode");
+    wait_bonded(&v4, "v4 bonded with the bootnode").await;
 
     // v5: the JS peer pings it and gets its own record back at distance 0.
     let (mut js, _) = js_peer(&key(), &[]).await;
-    js.cmd(json!({"cmd": "ping", "enr": v5_enr.to_string()}))
-        .await;
-    let pong = js
-        .wait(10, "pong", |v| {
-            v["event"] == "pong" || v["event"] == "ping-failed"
-        })
-        .await;
-    assert_eq!(pong["event"], "pong", "{pong}");
-    js.cmd(json!({"cmd": "findnode", "enr": v5_enr.to_string(), "distances": [0]}))
-        .await;
-    let nodes = js
-        .wait(10, "nodes", |v| {
-            v["event"] == "nodes" || v["event"] == "findnode-failed"
-        })
-        .await;
-    assert_eq!(nodes["event"], "nodes", "{nodes}");
-    assert_eq!(enr_of(&nodes["enrs"][0]).node_id(), v5_enr.node_id());
+    assert_eq!(js_ping(&mut js, &v5_enr).await, v5_enr.seq());
+    let got = js_findnode(&mut js, &v5_enr, &[0]).await;
+    assert_eq!(got[0].node_id(), v5_enr.node_id());
 
     js.stop().await;
     v4.shutdown().await;
