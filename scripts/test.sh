@@ -53,8 +53,11 @@ selftest selftest.mjs &
 rlpx_js=$!
 selftest eth_selftest.mjs &
 eth_js=$!
+selftest discv5_selftest.mjs &
+discv5_js=$!
 wait "$rlpx_js"
 wait "$eth_js"
+wait "$discv5_js"
 
 # Unit, integration, interop and fuzz-corpus tests and the doc examples. (Not
 # `--all-targets`: it would run the libFuzzer target binaries, which fuzz forever.)

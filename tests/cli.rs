@@ -77,6 +77,10 @@ fn help_lists_every_command() {
         "--dns-discovery",
         "--no-dns-discovery",
         "--dns-resolver",
+        "--discovery.v5",
+        "--no-discovery.v5",
+        "--discovery.v5.port",
+        "--bootnodes.v5",
         "--metrics",
         "--rpc",
         "--log-level",
@@ -84,6 +88,11 @@ fn help_lists_every_command() {
         "--config",
     ] {
         assert!(text.contains(flag), "node --help lacks {flag}");
+    }
+    let out = bin().args(["bootnode", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--v5", "--v5.addr", "--bootnodes", "--nat"] {
+        assert!(text.contains(flag), "bootnode --help lacks {flag}");
     }
     let out = bin().args(["devnet", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -13,6 +13,8 @@
 //! - Driver: [`service::Service`] runs a `Protocol` over a tokio `UdpSocket`;
 //!   [`service::Handle`] queries it.
 //! - DNS node lists (EIP-1459): [`dns`] resolves and publishes signed trees of ENRs.
+//! - Discovery v5: [`v5`] runs sigp's `discv5` crate beside v4 (its own UDP port), with our key
+//!   and record, and turns what its lookups find into dial candidates.
 //! - Testing: [`sim::Sim`] runs many `Protocol`s over an in-memory network in virtual time.
 //!
 //! # Example
@@ -52,6 +54,7 @@ mod rlp;
 pub mod service;
 pub mod sim;
 pub mod table;
+pub mod v5;
 
 pub use cidr::{Cidr, NetRestrict};
 pub use config::Config;

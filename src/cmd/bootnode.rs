@@ -38,6 +38,14 @@ pub struct Args {
     /// Other bootnodes to join (comma-separated enode URLs or ENRs).
     #[arg(long, value_delimiter = ',', value_parser = crate::node::parse_enode)]
     pub bootnodes: Vec<discovery::Node>,
+    /// Serve Node Discovery v5 too, on its own UDP port (`--v5.addr`); prints the v5 ENR
+    /// as a third line.
+    #[arg(long)]
+    pub v5: bool,
+    /// UDP listen address of discovery v5 [default: --addr's IP, port 9200; a free port
+    /// when --addr's port is 0].
+    #[arg(long = "v5.addr", value_name = "ADDR", requires = "v5")]
+    pub v5_addr: Option<SocketAddr>,
 }
 
 fn node_key(args: &Args) -> Result<SecretKey, Error> {
@@ -93,8 +101,27 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         ))
     });
     println!("{}", handle.local_node());
-    println!("{}", handle.local_enr().await?);
+    let record = handle.local_enr().await?;
+    println!("{record}");
+    let v5 = match args.v5 {
+        true => Some(start_v5(&args, &key, &record).await?),
+        false => None,
+    };
+    let follow_v5 = match (&nat, &v5) {
+        (Some(n), Some((v, _))) => Some(tokio::spawn(crate::node::discv5_follow_nat(
+            n.subscribe(),
+            v.clone(),
+        ))),
+        _ => None,
+    };
     shutdown.await;
+    if let Some(f) = follow_v5 {
+        f.abort();
+    }
+    if let Some((v, drain)) = v5 {
+        drain.abort();
+        drop(v);
+    }
     if let Some(f) = follow {
         f.abort();
     }
@@ -103,6 +130,38 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         n.shutdown().await;
     }
     Ok(())
+}
+
+/// Starts discovery v5 with our key and v4 `record`; prints its ENR. Found nodes are read
+/// and dropped (a bootnode dials nobody); the lookups keep its table fresh.
+async fn start_v5(
+    args: &Args,
+    key: &SecretKey,
+    record: &discovery::Enr,
+) -> Result<(discovery::v5::Handle, tokio::task::JoinHandle<()>), Error> {
+    let port = if args.addr.port() == 0 {
+        0
+    } else {
+        discovery::v5::DEFAULT_PORT
+    };
+    let addr = args
+        .v5_addr
+        .unwrap_or(SocketAddr::new(args.addr.ip(), port));
+    let socket = crate::node::discv5_bind(addr).await?;
+    let config = discovery::v5::Config {
+        netrestrict: args.netrestrict.clone(),
+        require_eth: false,
+        learn_address: args.nat.external_ip().is_none() && addr.ip().is_unspecified(),
+        ..discovery::v5::Config::default()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let v5 = discovery::v5::spawn(socket, key, record, config, tx)
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let enr = v5.local_enr().map_err(|e| Error::Invalid(e.to_string()))?;
+    println!("{enr}");
+    Ok((v5, drain))
 }
 
 #[cfg(test)]
@@ -145,6 +204,8 @@ mod tests {
             netrestrict: Some("127.0.0.0/8".parse().unwrap()),
             nat: Nat::None,
             bootnodes: vec![],
+            v5: false,
+            v5_addr: None,
         };
         run(args.clone(), async {}).await.unwrap();
         let first = key::load(&dir.join("nodekey")).unwrap();
@@ -167,7 +228,9 @@ mod tests {
             Err(Error::DataDirInUse { .. })
         ));
         drop(held);
-        run(args, async {}).await.unwrap();
+        run(args.clone(), async {}).await.unwrap();
+        let v5 = Args { v5: true, ..args };
+        run(v5, async {}).await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

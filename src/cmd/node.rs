@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alloy_primitives::B256;
-use discovery::{NetRestrict, Node as Enode, NodeId};
+use discovery::{Enr, NetRestrict, NodeId};
 use tracing::info;
 
 pub use crate::node::{Config, Error, Nat, default_datadir, lock_datadir, read_node_list};
@@ -41,9 +41,28 @@ pub struct Args {
     /// without IPv6].
     #[arg(long, value_name = "IP")]
     pub addr: Option<IpAddr>,
-    /// Bootnodes: comma-separated enode URLs or ENRs [default: the chain preset's].
-    #[arg(long, value_delimiter = ',', value_parser = crate::node::parse_enode)]
-    pub bootnodes: Vec<Enode>,
+    /// Bootnodes: comma-separated enode URLs or ENRs [default: the chain preset's]. ENRs
+    /// serve discovery v5 too.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bootnode)]
+    pub bootnodes: Vec<String>,
+    /// Discovery v5 bootnodes only: comma-separated ENRs [default: the `enr:` entries of
+    /// --bootnodes, else go-ethereum's v5 bootnodes on public presets].
+    #[arg(long = "bootnodes.v5", value_name = "ENRS", value_delimiter = ',', value_parser = crate::node::parse_enr)]
+    pub bootnodes_v5: Vec<Enr>,
+    /// Run Node Discovery v5 beside v4 (on its own UDP port) [default: on for the public
+    /// presets and when v5 bootnodes are given].
+    #[arg(
+        long = "discovery.v5",
+        visible_alias = "discv5",
+        conflicts_with = "no_discovery_v5"
+    )]
+    pub discovery_v5: bool,
+    /// Do not run discovery v5.
+    #[arg(long = "no-discovery.v5")]
+    pub no_discovery_v5: bool,
+    /// UDP port for discovery v5 [default: 9200; a free port when --port is 0].
+    #[arg(long = "discovery.v5.port", value_name = "PORT")]
+    pub discovery_v5_port: Option<u16>,
     /// Node key file (64 hex characters).
     #[arg(long, value_name = "FILE")]
     pub nodekey: Option<PathBuf>,
@@ -119,6 +138,13 @@ pub struct Args {
     pub required_blocks: Option<BTreeMap<u64, B256>>,
 }
 
+/// A `--bootnodes` entry: an enode URL or an ENR, checked here and kept as text (an ENR
+/// also serves discovery v5).
+fn parse_bootnode(s: &str) -> Result<String, String> {
+    crate::node::parse_enode(s)?;
+    Ok(s.trim().to_owned())
+}
+
 fn parse_required(s: &str) -> Result<BTreeMap<u64, B256>, String> {
     crate::required::parse(s)
 }
@@ -175,7 +201,34 @@ impl Args {
             rpc
         );
         if !a.bootnodes.is_empty() {
-            c.bootnodes = a.bootnodes;
+            c.bootnodes = a
+                .bootnodes
+                .iter()
+                .map(|s| crate::node::parse_enode(s))
+                .collect::<Result<_, _>>()
+                .map_err(Error::Invalid)?;
+            let enrs: Vec<Enr> = a
+                .bootnodes
+                .iter()
+                .filter(|s| s.starts_with("enr:"))
+                .map(|s| crate::node::parse_enr(s))
+                .collect::<Result<_, _>>()
+                .map_err(Error::Invalid)?;
+            if !enrs.is_empty() {
+                c.bootnodes_v5 = enrs;
+            }
+        }
+        if !a.bootnodes_v5.is_empty() {
+            c.bootnodes_v5 = a.bootnodes_v5;
+        }
+        if a.discovery_v5 {
+            c.discovery_v5 = Some(true);
+        }
+        if a.no_discovery_v5 {
+            c.discovery_v5 = Some(false);
+        }
+        if a.discovery_v5_port.is_some() {
+            c.discovery_v5_port = a.discovery_v5_port;
         }
         if !a.block_sources.is_empty() {
             c.block_sources = a.block_sources;

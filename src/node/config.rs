@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use alloy_primitives::B256;
-use discovery::{NetRestrict, Node, NodeId, parse_node};
+use discovery::{Enr, NetRestrict, Node, NodeId, parse_node};
 use serde::{Deserialize, Deserializer};
 
 use super::Error;
@@ -67,6 +67,18 @@ pub struct Config {
     /// The DNS server for the node lists, instead of the system's (tests, private
     /// networks).
     pub dns_resolver: Option<SocketAddr>,
+    /// Node Discovery v5 beside v4, on a UDP port of its own (`discovery_v5_port`).
+    /// `None`: on for the public presets and whenever v5 bootnodes are given, off
+    /// otherwise (a local or private chain has nobody to find over v5). `no_discovery`
+    /// turns it off too.
+    pub discovery_v5: Option<bool>,
+    /// UDP port for discovery v5; `None` is [`discovery::v5::DEFAULT_PORT`] (9200, as
+    /// reth), or a free port when `port` is 0.
+    pub discovery_v5_port: Option<u16>,
+    /// Discovery v5 bootnodes (ENRs; `enr:` entries of `--bootnodes` land here too). Empty:
+    /// the preset's (go-ethereum's v5 bootnodes) unless `bootnodes` is set.
+    #[serde(deserialize_with = "enrs")]
+    pub bootnodes_v5: Vec<Enr>,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
     /// Serve JSON-RPC at `ADDR` (HTTP and WebSocket). A non-loopback address is refused
@@ -104,6 +116,9 @@ impl Default for Config {
             dns_discovery: Vec::new(),
             no_dns_discovery: false,
             dns_resolver: None,
+            discovery_v5: None,
+            discovery_v5_port: None,
+            bootnodes_v5: Vec::new(),
             metrics: None,
             rpc: None,
             rpc_allow_remote: false,
@@ -250,6 +265,11 @@ pub fn parse_enode(s: &str) -> Result<Node, String> {
     parse_node(s).map_err(|e| format!("{s:.40}: {e}"))
 }
 
+/// An ENR (`enr:…`, a `--bootnodes.v5` entry), verified.
+pub fn parse_enr(s: &str) -> Result<Enr, String> {
+    s.parse::<Enr>().map_err(|e| format!("{s:.40}: {e}"))
+}
+
 /// A node id from 128 hex characters (optionally `0x`-prefixed), an enode URL or an ENR.
 pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
     let s = s.trim();
@@ -341,6 +361,13 @@ fn nodes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Node>, D::Error> {
         .collect()
 }
 
+fn enrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Enr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_enr(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 fn peer_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NodeId>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
@@ -355,6 +382,23 @@ fn required_blocks<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, B256
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v5_settings_and_preset_bootnodes_parse() {
+        let v5 = crate::chain::presets::V5_BOOTNODES;
+        assert!(!v5.is_empty());
+        for s in v5 {
+            parse_enr(s).unwrap();
+        }
+        let text = format!(
+            "discovery-v5 = true\ndiscovery-v5-port = 9300\nbootnodes-v5 = [\"{}\"]\n",
+            v5[0]
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        assert_eq!(c.discovery_v5, Some(true));
+        assert_eq!(c.discovery_v5_port, Some(9300));
+        assert_eq!(c.bootnodes_v5.len(), 1);
+    }
 
     #[test]
     fn toml_settings_are_typed() {
@@ -387,12 +431,14 @@ mod tests {
         }
         assert!(stun(&format!("stun:{}", vec!["h"; 17].join(","))).is_err());
         assert!(Nat::Stun(Vec::new()).mapping().is_some(), "default servers");
+        assert_eq!(c.discovery_v5, None);
         for bad in [
             "nat = \"upnp:1.2.3.4\"",
             "netrestrict = \"10.0.0.0/99\"",
             "bootnodes = [\"x\"]",
             "maxpeers = \"many\"",
             "unknown = 1",
+            "bootnodes-v5 = [\"enode://x\"]",
         ] {
             assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
         }

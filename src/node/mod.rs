@@ -30,11 +30,14 @@
 //! sync and propagation subscribe the same way.
 
 mod config;
+mod discv5;
 mod dualstack;
 
 pub use config::{
-    Config, Nat, default_datadir, lock_datadir, parse_enode, parse_node_id, read_node_list,
+    Config, Nat, default_datadir, lock_datadir, parse_enode, parse_enr, parse_node_id,
+    read_node_list,
 };
+pub(crate) use discv5::{bind as discv5_bind, follow_nat as discv5_follow_nat};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -200,6 +203,7 @@ pub struct Node {
     datadir: PathBuf,
     server: server::Handle,
     discovery: Option<discovery::Handle>,
+    discv5: Option<discovery::v5::Handle>,
     dns: Option<discovery::dns::driver::Handle>,
     eth: Option<EthParts>,
     rpc_addr: Option<SocketAddr>,
@@ -249,6 +253,12 @@ impl Node {
     /// Discovery, unless off.
     pub fn discovery(&self) -> Option<&discovery::Handle> {
         self.discovery.as_ref()
+    }
+
+    /// Discovery v5, if it runs ([`Config::discovery_v5`]); its
+    /// [`discovery::v5::Handle::status`] counts the nodes it handed to the dialer.
+    pub fn discv5(&self) -> Option<&discovery::v5::Handle> {
+        self.discv5.as_ref()
     }
 
     /// The DNS node lists' progress (trees synced, nodes found, errors), if any are used.
@@ -328,6 +338,7 @@ impl Node {
         let _ = self.stop_http.send(true);
         self.server.shutdown().await;
         self.dns.take();
+        self.discv5.take();
         if let Some(d) = self.discovery.take() {
             d.shutdown().await;
         }
@@ -412,6 +423,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
     };
 
     let spec_dns = chain::presets::dns_tree(&spec.name);
+    let spec_v5 = chain::presets::v5_bootnodes(&spec.name);
     // `::` (the default) listens on both families where the machine has IPv6.
     let (listener, listen_ip) =
         dualstack::listen(config.addr, config.port).map_err(|source| Error::Bind {
@@ -475,6 +487,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
 
     let mut subprotocols = protocols;
     let mut eth_setup = None;
+    let mut eth_entry = None;
     if let Some(mut ec) = eth_config {
         // Public networks: block gossip disconnects (docs/fork-choice.md).
         ec.block_gossip = !spec.public;
@@ -528,12 +541,13 @@ async fn start(b: Builder) -> Result<Node, Error> {
             if let Some(t) = crate::required::spawn_watch(handle.clone(), required) {
                 tasks.push(t);
             }
-            if let Some(d) = &disc {
-                // The `eth` ENR entry (EIP-2124): `[[fork-hash, fork-next]]`.
-                let entry = alloy_rlp::encode(vec![eth::Chain::fork_id(chain.as_ref())]);
-                if let Err(e) = d.set_eth_entry(Some(entry)).await {
-                    tracing::warn!(target: "p2p", error = %e, "could not set the eth ENR entry");
-                }
+            // The `eth` ENR entry (EIP-2124): `[[fork-hash, fork-next]]`.
+            let entry = alloy_rlp::encode(vec![eth::Chain::fork_id(chain.as_ref())]);
+            eth_entry = Some(entry.clone());
+            if let Some(d) = &disc
+                && let Err(e) = d.set_eth_entry(Some(entry)).await
+            {
+                tracing::warn!(target: "p2p", error = %e, "could not set the eth ENR entry");
             }
             Some(EthParts {
                 handle,
@@ -544,6 +558,19 @@ async fn start(b: Builder) -> Result<Node, Error> {
             })
         }
     };
+
+    let discv5 = discv5::start(
+        &config,
+        spec_v5,
+        &key,
+        disc.as_ref(),
+        &server,
+        eth_entry.as_deref(),
+    )
+    .await?;
+    if let (Some(n), Some(v)) = (&nat, &discv5) {
+        tasks.push(tokio::spawn(discv5::follow_nat(n.subscribe(), v.clone())));
+    }
 
     // The HTTP endpoints stop when `stop_http` flips.
     let (stop_http, http_stopped) = watch::channel(false);
@@ -615,6 +642,7 @@ async fn start(b: Builder) -> Result<Node, Error> {
         datadir,
         server,
         discovery: disc,
+        discv5,
         dns,
         eth: eth_parts,
         rpc_addr,

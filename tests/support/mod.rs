@@ -21,7 +21,9 @@ pub(crate) fn ensure_npm() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let dir = interop_dir();
-        if dir.join("node_modules/@ethereumjs/devp2p").exists() {
+        if dir.join("node_modules/@ethereumjs/devp2p").exists()
+            && dir.join("node_modules/@chainsafe/discv5").exists()
+        {
             return;
         }
         let status = std::process::Command::new("npm")
