@@ -49,8 +49,8 @@ pub use rlpx;
 
 pub mod chain;
 pub mod conformance;
-pub mod histogram;
 pub mod crawl;
+pub mod histogram;
 pub mod key;
 pub mod metrics;
 pub mod nat;
