@@ -10,7 +10,8 @@
 //! proofs are not verified: that needs the trusted setup). Balances and account nonces are
 //! not checked: a pooled transaction may never be includable. What bounds the harm is the
 //! pool's size: [`Config::max_count`] transactions and [`Config::max_bytes`] bytes, the
-//! lowest-paying evicted first, at most [`Config::max_per_sender`] per sender, and a
+//! lowest-paying evicted first, at most [`Config::max_per_sender`] per sender (more for an
+//! unbroken nonce run, [`Config::max_run_per_sender`]), and a
 //! replacement (same sender and nonce) must pay [`PRICE_BUMP_PERCENT`] more.
 //!
 //! The pool is a plain data structure behind a mutex; the `eth` handlers feed it from
@@ -54,9 +55,16 @@ pub struct Config {
     pub max_count: usize,
     /// Most bytes of network encoding held. Default 64 MiB: bounds memory whatever the mix.
     pub max_bytes: usize,
-    /// Most transactions per sender. Default 64 (go-ethereum `AccountQueue`): one sender
-    /// cannot fill the pool.
+    /// Most transactions per sender in any nonce order. Default 64 (go-ethereum
+    /// `AccountQueue`, its cap on a sender's non-executable transactions).
     pub max_per_sender: usize,
+    /// Most transactions per sender when they form one unbroken nonce run, each extending
+    /// it. Default 4096 (go-ethereum's `GlobalSlots`: it caps a sender's executable
+    /// transactions only by the pool's pending size). Stateless, we cannot tell which
+    /// transactions are executable; a run is what an honest sender's burst looks like (the
+    /// conformance suite's `LargeTxRequest` sends 2,000). What bounds an attacker is the
+    /// pool's size and eviction, not this: senders cost nothing to make.
+    pub max_run_per_sender: usize,
     /// Lowest tip (legacy: gas price) accepted, in wei. Default 1 (go-ethereum `PriceLimit`).
     pub min_tip: u128,
 }
@@ -68,6 +76,7 @@ impl Default for Config {
             max_count: 5120,
             max_bytes: 64 * 1024 * 1024,
             max_per_sender: 64,
+            max_run_per_sender: 4096,
             min_tip: 1,
         }
     }
@@ -361,6 +370,26 @@ impl Pool {
         result
     }
 
+    /// Whether a sender holding `nonces` may pool one more, at `nonce`. Up to
+    /// [`Config::max_per_sender`] in any order; beyond that only a transaction that
+    /// extends an unbroken run (its nonces contiguous, this one next), up to
+    /// [`Config::max_run_per_sender`]. Without account state this is how we tell a sender's
+    /// likely-executable sequence (what go-ethereum keeps without a per-account cap) from
+    /// scattered future nonces (what it caps at 64, `AccountQueue`).
+    fn sender_has_room(&self, nonces: &BTreeMap<u64, B256>, nonce: u64) -> bool {
+        let held = nonces.len();
+        if held < self.config.max_per_sender {
+            return true;
+        }
+        let (Some((&first, _)), Some((&last, _))) =
+            (nonces.first_key_value(), nonces.last_key_value())
+        else {
+            return true;
+        };
+        let unbroken = last - first + 1 == held as u64;
+        unbroken && last.checked_add(1) == Some(nonce) && held < self.config.max_run_per_sender
+    }
+
     fn add_new(&self, hash: B256, tx: &PooledTransaction, origin: Origin) -> Result<Pooled, Error> {
         // The expensive checks (signature recovery) run outside the lock.
         let pooled = validate(&self.config, tx, origin)?;
@@ -382,7 +411,7 @@ impl Pool {
         } else if inner
             .by_sender
             .get(&pooled.sender)
-            .is_some_and(|n| n.len() >= self.config.max_per_sender)
+            .is_some_and(|n| !self.sender_has_room(n, pooled.nonce))
         {
             return Err(Error::SenderLimit);
         }

@@ -179,6 +179,7 @@ fn bounded_per_sender_count_and_bytes() {
     let pool = Pool::new(Config {
         max_count: 4,
         max_per_sender: 2,
+        max_run_per_sender: 2,
         ..config()
     });
     pool.add(tx1559(1, 0, 10, 100), Origin::Remote).unwrap();
@@ -264,5 +265,38 @@ fn refused_transactions_are_remembered() {
     assert_eq!(
         pool.add(tx1559(1, 0, 11, 10), Origin::Remote),
         Err(Error::TipAboveFeeCap)
+    );
+}
+
+/// Beyond `max_per_sender`, a sender may only extend an unbroken nonce run (what a real
+/// sender's burst is, e.g. go-ethereum's conformance `LargeTxRequest`), up to
+/// `max_run_per_sender`; scattered nonces stay capped.
+#[test]
+fn an_unbroken_nonce_run_may_exceed_the_per_sender_cap() {
+    let pool = Pool::new(Config {
+        max_per_sender: 2,
+        max_run_per_sender: 4,
+        ..config()
+    });
+    for nonce in 0..2 {
+        pool.add(tx1559(1, nonce, 10, 100), Origin::Remote).unwrap();
+    }
+    // A gap is refused; the next nonce extends the run, up to four.
+    assert_eq!(
+        pool.add(tx1559(1, 5, 10, 100), Origin::Remote),
+        Err(Error::SenderLimit)
+    );
+    pool.add(tx1559(1, 2, 10, 100), Origin::Remote).unwrap();
+    pool.add(tx1559(1, 3, 10, 100), Origin::Remote).unwrap();
+    assert_eq!(
+        pool.add(tx1559(1, 4, 10, 100), Origin::Remote),
+        Err(Error::SenderLimit)
+    );
+    // A sender whose two nonces have a gap gets nothing more.
+    pool.add(tx1559(2, 0, 10, 100), Origin::Remote).unwrap();
+    pool.add(tx1559(2, 2, 10, 100), Origin::Remote).unwrap();
+    assert_eq!(
+        pool.add(tx1559(2, 3, 10, 100), Origin::Remote),
+        Err(Error::SenderLimit)
     );
 }
