@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use devp2p::node::{Config, Node};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Blocks the node imports: the head Prometheus must report.
 const HEAD: u64 = 12;
@@ -45,21 +45,8 @@ async fn node(dir: &Path) -> Node {
 
 /// `GET path` over HTTP/1.0; the status code and body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    support::http_raw(addr, req.as_bytes()).await
 }
 
 /// The metric families a scrape declares (`# TYPE name kind`), with their kinds.
