@@ -22,12 +22,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_primitives::{Address, B256, Signature, TxKind, U256};
 use alloy_rlp::Decodable;
 use protocols::Subprotocol;
 use protocols::eth::forkid::Filter;
+use protocols::eth::messages::PooledTransaction;
 use protocols::eth::messages::{Message, NewPooledTransactionHashes, RequestPair, code};
 use protocols::eth::{self, Eth, MemoryChain};
 use secp256k1::{PublicKey, SecretKey};

@@ -202,6 +202,24 @@ fn requests_hash_from_prague() {
     );
 }
 
+/// The test chain does not reach Amsterdam: a `block-access-list-hash` is one field too many.
+#[test]
+fn block_access_list_hash_only_from_amsterdam() {
+    rejects(
+        20,
+        |h| h.block_access_list_hash = Some(B256::ZERO),
+        |e| {
+            matches!(
+                e,
+                Error::Field {
+                    field: "blockAccessListHash",
+                    present: true
+                }
+            )
+        },
+    );
+}
+
 #[test]
 fn blob_gas_fields() {
     rejects(

@@ -4,7 +4,6 @@
 
 mod common;
 
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_consensus::{
     Blob, BlobTransactionSidecar, BlobTransactionSidecarVariant, Bytes48, Receipt, ReceiptEnvelope,
     ReceiptWithBloom, Signed, TxEip4844Variant, TxEip4844WithSidecar, TxEnvelope,
@@ -12,6 +11,7 @@ use alloy_consensus::{
 use alloy_primitives::{Address, B256, Bytes, Log, U256};
 use common::*;
 use protocols::eth::forkid::ForkId;
+use protocols::eth::messages::PooledTransaction;
 use protocols::eth::messages::*;
 
 fn round_trip(version: u32, m: Message) {

@@ -7,12 +7,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_consensus::{SignableTransaction, TxEnvelope};
 use alloy_eips::eip2718::{Encodable2718, Typed2718};
 use alloy_primitives::{B256, Bytes};
 use common::*;
 use protocols::Subprotocol;
+use protocols::eth::messages::PooledTransaction;
 use protocols::eth::messages::{Message, NewPooledTransactionHashes, RequestPair};
 use protocols::eth::{self, ETH68, ETH69, Eth};
 use rlpx::{DisconnectReason, ProtocolHandle};

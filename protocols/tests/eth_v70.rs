@@ -7,13 +7,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_consensus::{SignableTransaction, TxEip4844, TxEip4844WithSidecar};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip4844::{BYTES_PER_BLOB, Blob, BlobTransactionSidecar, Bytes48};
 use alloy_eips::eip7594::BlobTransactionSidecarVariant;
 use alloy_primitives::{Address, B256, Signature, U256};
 use common::*;
+use protocols::eth::messages::PooledTransaction;
 use protocols::eth::messages::{
     BAL_UNAVAILABLE, CellMask, Cells, GetCells, GetReceipts70, Message, NewPooledTransactionHashes,
     NewPooledTransactionHashes72, Raw, Receipts70, RequestPair, code,

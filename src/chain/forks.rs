@@ -40,8 +40,9 @@ pub fn block_forks(c: &ChainConfig) -> Vec<u64> {
     .collect()
 }
 
-/// The timestamp forks counted in the fork id (EIP-6122): Shanghai, Cancun, Prague, Osaka and
-/// the blob-parameter-only forks BPO1 to BPO5 (EIP-7892).
+/// The timestamp forks counted in the fork id (EIP-6122): Shanghai, Cancun, Prague, Osaka,
+/// the blob-parameter-only forks BPO1 to BPO5 (EIP-7892) and Amsterdam (go-ethereum gathers
+/// every `*Time` field of its chain config, `AmsterdamTime` included).
 pub fn time_forks(c: &ChainConfig) -> Vec<u64> {
     [
         c.shanghai_time,
@@ -53,6 +54,7 @@ pub fn time_forks(c: &ChainConfig) -> Vec<u64> {
         c.bpo3_time,
         c.bpo4_time,
         c.bpo5_time,
+        c.amsterdam_time,
     ]
     .into_iter()
     .flatten()

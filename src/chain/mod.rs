@@ -159,6 +159,11 @@ impl Spec {
         forks::active_time(self.config.prague_time, time)
     }
 
+    /// Whether Amsterdam (EIP-7928 block access lists) is active at `time`.
+    pub fn is_amsterdam(&self, time: u64) -> bool {
+        forks::active_time(self.config.amsterdam_time, time)
+    }
+
     /// The blob parameters at `time`, `None` before Cancun.
     pub fn blob_params(&self, time: u64) -> Option<BlobParams> {
         forks::blob_params(&self.config, &self.blob_schedule, time)

@@ -241,6 +241,13 @@ pub fn header(spec: &Spec, parent: &Header, header: &Header) -> Result<(), Error
         spec.is_cancun(time),
     )?;
     presence("requestsHash", &header.requests_hash, spec.is_prague(time))?;
+    // eth spec, "Block Encoding and Validity". EIP-7843's `slot_number`, which alloy decodes
+    // after it, is not in the eth spec's header and is left unchecked.
+    presence(
+        "blockAccessListHash",
+        &header.block_access_list_hash,
+        spec.is_amsterdam(time),
+    )?;
     blob_gas(spec, parent, header)?;
     proof_of_stake(spec, parent, header)
 }

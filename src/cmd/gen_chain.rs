@@ -378,6 +378,9 @@ impl Generator {
                 .spec
                 .is_prague(timestamp)
                 .then_some(EMPTY_REQUESTS_HASH),
+            // Amsterdam (EIP-7928, EIP-7843) is scheduled on no chain we generate.
+            block_access_list_hash: None,
+            slot_number: None,
         };
         self.parent_hash = header.hash_slow();
         self.parent = header.clone();

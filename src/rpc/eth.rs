@@ -124,7 +124,7 @@ fn send_raw(eth: &protocols::eth::Handle, params: Option<&Value>) -> Result<Valu
         return Err(Error::Refused("oversized data".into()));
     }
     let bytes = hex::decode(hex_data).map_err(|_| invalid("argument 0 is not hex"))?;
-    let tx = <alloy_consensus::transaction::PooledTransaction as alloy_eips::eip2718::Decodable2718>::decode_2718_exact(&bytes)
+    let tx = <protocols::eth::messages::PooledTransaction as alloy_eips::eip2718::Decodable2718>::decode_2718_exact(&bytes)
         .map_err(|e| Error::Refused(format!("invalid transaction: {e}")))?;
     let pooled = eth
         .submit_transaction(tx)

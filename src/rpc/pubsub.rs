@@ -29,11 +29,11 @@ use alloy_primitives::B256;
 use serde_json::value::RawValue;
 
 use alloy_consensus::Transaction as _;
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_eips::Typed2718 as _;
 use jsonrpsee::server::{IdProvider, PendingSubscriptionSink, SubscriptionSink};
 use jsonrpsee::types::{ErrorObjectOwned, SubscriptionId};
 use jsonrpsee::{RpcModule, SubscriptionMessage};
+use protocols::eth::messages::PooledTransaction;
 use protocols::eth::pool::Pooled;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};

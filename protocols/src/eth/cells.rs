@@ -16,7 +16,7 @@
 //!
 //! All of this walks RLP headers only: no transaction is decoded.
 
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use alloy_eips::eip4844::Blob;
 use alloy_eips::eip7594::BlobTransactionSidecarVariant as Sidecar;
 use alloy_primitives::Bytes;

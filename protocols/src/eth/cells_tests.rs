@@ -1,4 +1,4 @@
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use alloy_consensus::{SignableTransaction, TxEip4844, TxEip4844WithSidecar};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip4844::{BYTES_PER_BLOB, Blob, BlobTransactionSidecar, Bytes48};

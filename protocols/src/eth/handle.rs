@@ -212,7 +212,7 @@ impl Handle {
     /// the peers (in full to sqrt(n), announced to the rest).
     pub fn submit_transaction(
         &self,
-        tx: alloy_consensus::transaction::PooledTransaction,
+        tx: crate::eth::messages::PooledTransaction,
     ) -> Result<pool::Pooled, pool::Error> {
         let pooled = self.shared.pool.add(tx, pool::Origin::Local)?;
         txs::broadcast(&self.shared, None, std::slice::from_ref(&pooled));

@@ -16,16 +16,22 @@
 //! sidecar) in `PooledTransactions`. Headers and bodies we serve are passed as [`Raw`]
 //! RLP from the store, so the serving path never re-encodes them.
 
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{B256, Bytes, Log, U256};
 use alloy_rlp::{BufMut, Decodable, Encodable, RlpDecodable, RlpEncodable};
 
 use super::forkid::ForkId;
+
+/// A transaction as the pool holds and exchanges it: blob transactions carry their sidecar,
+/// in either form — EIP-4844 (one proof per blob, before Osaka) or EIP-7594 (cell proofs,
+/// from Osaka on). alloy's own `PooledTransaction` takes only the EIP-7594 form, which would
+/// refuse every blob transaction of a pre-Osaka chain.
+pub type PooledTransaction = alloy_consensus::EthereumTxEnvelope<
+    alloy_consensus::TxEip4844WithSidecar<alloy_eips::eip7594::BlobTransactionSidecarVariant>,
+>;
 pub use super::messages_v70::{
     BAL_UNAVAILABLE, BYTES_PER_CELL, CELLS_PER_BLOB, Cell, CellMask, Cells, CellsError, DATA_CELLS,
     GetCells, GetReceipts70, NewPooledTransactionHashes72, Receipts70, bal_matches,
-    block_access_list_hash,
 };
 
 /// `eth/68` (EIP-5793).

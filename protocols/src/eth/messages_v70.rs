@@ -262,24 +262,6 @@ pub fn bal_matches(entry: &Raw, block_access_list_hash: &B256) -> bool {
     entry.0.as_ref() != BAL_UNAVAILABLE && keccak256(&entry.0) == *block_access_list_hash
 }
 
-/// The `block-access-list-hash` of an RLP-encoded header: its 22nd field, present from
-/// Amsterdam (EIP-7928). Read from the raw bytes because the header type we decode into
-/// (alloy-consensus 1.6) stops at `requests-hash`. `None` if the header has no such field
-/// or is malformed.
-pub fn block_access_list_hash(header: &[u8]) -> Option<B256> {
-    /// Position of `block-access-list-hash` (after `requests-hash`, the 21st).
-    const INDEX: usize = 21;
-    let mut buf = header;
-    let h = alloy_rlp::Header::decode(&mut buf).ok()?;
-    let mut fields = buf.get(..h.payload_length).filter(|_| h.list)?;
-    for _ in 0..INDEX {
-        let f = alloy_rlp::Header::decode(&mut fields).ok()?;
-        fields = fields.get(f.payload_length..)?;
-    }
-    let hash = B256::decode(&mut fields).ok()?;
-    fields.is_empty().then_some(hash)
-}
-
 #[cfg(test)]
 #[path = "messages_v70_tests.rs"]
 mod tests;

@@ -53,10 +53,9 @@
 //! - Block access lists (eth/71): produced by execution (EIP-7928) and not part of a
 //!   block, so we never hold one: every entry is answered "unavailable" (`0x80`), at most
 //!   [`serve::MAX_BALS`] per answer. We never request BALs; one received is checked
-//!   against its header's hash with [`messages::bal_matches`] and
-//!   [`messages::block_access_list_hash`] (alloy-consensus 1.6's `Header` stops at
-//!   `requests-hash`, so an Amsterdam header does not decode into it: none of our presets
-//!   schedules Amsterdam yet).
+//!   against its header's `block_access_list_hash` with [`messages::bal_matches`]. Headers
+//!   decode up to Amsterdam's `block-access-list-hash` (none of our presets schedules
+//!   Amsterdam yet).
 //! - Cells (eth/72): we pool whole blob transactions, which hold the data cells `0..64`
 //!   (EIP-7594's extension is systematic), and serve and announce exactly those
 //!   ([`cells`]); the extension cells need KZG/FFT (c-kzg), which we do not link.

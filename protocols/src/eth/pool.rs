@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::{Encodable2718, Typed2718};
 use alloy_primitives::{Address, B256, Bytes, U256};

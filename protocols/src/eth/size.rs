@@ -17,7 +17,7 @@
 
 use std::mem::size_of;
 
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, Transaction, TxEnvelope};
 use alloy_eips::eip2930::AccessListItem;
 use alloy_eips::eip4844::Blob;

@@ -19,8 +19,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::eth::messages::PooledTransaction;
 use alloy_consensus::TxEnvelope;
-use alloy_consensus::transaction::PooledTransaction;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::B256;
 use tokio::sync::Semaphore;

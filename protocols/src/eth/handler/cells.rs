@@ -5,7 +5,7 @@
 //! (the spec's full-fetch strategy; we have no custody set), and only the data cells:
 //! the extension cells would need KZG/FFT to be of any use.
 
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use tokio::time::Instant;
 
 use super::super::cells;

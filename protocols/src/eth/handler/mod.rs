@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use alloy_primitives::B256;
 use rlpx::{DisconnectReason, ProtocolHandle};
 use tokio::sync::{mpsc, oneshot, watch};

@@ -5,7 +5,7 @@
 //! eth/72 blob transactions (which come without blobs) wait for their cells first
 //! ([`super::cells`]).
 
-use alloy_consensus::transaction::PooledTransaction;
+use crate::eth::messages::PooledTransaction;
 use alloy_consensus::{BlockBody, Header, TxEnvelope};
 use alloy_primitives::B256;
 use tokio::time::Instant;
