@@ -39,8 +39,8 @@
 //! client (`rpc.rs`); `node::run` hands back no handles, so an in-process table would have
 //! needed the RPC (and its port) anyway.
 
-mod proc;
-mod rpc;
+pub(crate) mod proc;
+pub(crate) mod rpc;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -68,7 +68,7 @@ pub const MAX_NODES: usize = 32;
 const SEEN_HEIGHTS: usize = 256;
 /// The bundled chain (blocks 1..=600 of the `ethtest` preset), found from the source tree
 /// this binary was built from, as `cargo run -- devnet` runs it.
-const BUNDLED_CHAIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
+pub(crate) const BUNDLED_CHAIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
 
 /// Devnet errors: each says what failed and, for a child, where its log is.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +148,7 @@ fn parse_nodes(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
     super::replay::parse_duration(s)
         .ok_or_else(|| format!("{s:.20}: expected a duration such as 2s or 500ms"))
 }
@@ -269,7 +269,7 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
 
 /// The end offset of each RLP item in a block file, checking only the framing (the nodes
 /// validate the blocks).
-fn block_offsets(mut bytes: &[u8]) -> Result<Vec<usize>, alloy_rlp::Error> {
+pub(crate) fn block_offsets(mut bytes: &[u8]) -> Result<Vec<usize>, alloy_rlp::Error> {
     let len = bytes.len();
     let mut ends = Vec::new();
     while !bytes.is_empty() {
@@ -514,7 +514,7 @@ fn enode_parts(enode: &str) -> (String, u16) {
     (id, port)
 }
 
-fn parse_quantity(s: &str) -> Option<u64> {
+pub(crate) fn parse_quantity(s: &str) -> Option<u64> {
     u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
 }
 
