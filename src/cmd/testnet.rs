@@ -170,7 +170,10 @@ pub struct Net(pub [u8; 2]);
 fn parse_net(s: &str) -> Result<Net, String> {
     let bad = || format!("{s:.20}: expected the first two octets of a /16, e.g. 10.77");
     let (a, b) = s.split_once('.').ok_or_else(bad)?;
-    Ok(Net([a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?]))
+    Ok(Net([
+        a.parse().map_err(|_| bad())?,
+        b.parse().map_err(|_| bad())?,
+    ]))
 }
 
 fn parse_nodes(s: &str) -> Result<usize, String> {
@@ -228,6 +231,8 @@ pub(crate) struct Run {
     pub(crate) blocks: Vec<BlockTimes>,
     pub(crate) elapsed: f64,
     pub(crate) timed_out: bool,
+    /// Stopped by Ctrl-C or SIGTERM: reported, but the checks do not fail the run.
+    pub(crate) interrupted: bool,
 }
 
 async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
@@ -272,7 +277,7 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     }
     let run = result?;
     let failed = report::write(&run)?;
-    if failed > 0 {
+    if failed > 0 && !run.interrupted {
         return Err(Error::Failed(failed));
     }
     Ok(())
@@ -301,7 +306,10 @@ async fn testnet(
         .unwrap_or_else(|| PathBuf::from(BUNDLED_CHAIN));
     let bytes = std::fs::read(&chain_file).map_err(|e| io(&chain_file, e))?;
     let ends = block_offsets(&bytes).map_err(|e| {
-        Error::Invalid(format!("{}: not an RLP block file: {e}", chain_file.display()))
+        Error::Invalid(format!(
+            "{}: not an RLP block file: {e}",
+            chain_file.display()
+        ))
     })?;
     let total = ends.len() as u64;
     let preload = args.preload.min(total);
@@ -311,8 +319,11 @@ async fn testnet(
     let end = last_block.checked_sub(1).map_or(0, |i| ends[i as usize]);
     std::fs::write(&replay, &bytes[..end]).map_err(|e| io(&replay, e))?;
     if preload > 0 {
-        let store = Store::open(&dir.join("node0"), Spec::load(&args.chain).map_err(devnet::Error::from)?)
-            .map_err(devnet::Error::from)?;
+        let store = Store::open(
+            &dir.join("node0"),
+            Spec::load(&args.chain).map_err(devnet::Error::from)?,
+        )
+        .map_err(devnet::Error::from)?;
         import::import(&store, &bytes[..ends[preload as usize - 1]])?;
     }
     let mut ids = Vec::new();
@@ -359,10 +370,29 @@ async fn testnet(
         hosts: Vec::new(),
         ipx: ipx.clone(),
     };
+    let mut run = Run {
+        args: args.clone(),
+        hosts: Vec::new(),
+        subnets,
+        preload,
+        last_block,
+        timeline: Vec::new(),
+        soak: Vec::new(),
+        blocks: Vec::new(),
+        elapsed: 0.0,
+        timed_out: false,
+        interrupted: false,
+    };
     tokio::pin!(shutdown);
     let setup = async {
-        let (b, enode, _) =
-            Proc::start(&ipx, "bootnode".into(), dir.join("bootnode.log"), argv, false).await?;
+        let (b, enode, _) = Proc::start(
+            &ipx,
+            "bootnode".into(),
+            dir.join("bootnode.log"),
+            argv,
+            false,
+        )
+        .await?;
         boot = Some(b);
         for (i, (name, ns, addr)) in hosts.into_iter().enumerate() {
             let (_, pre) = lab.exec_prefix(&ns);
@@ -434,24 +464,15 @@ async fn testnet(
         let rest: Vec<usize> = (1..net.hosts.len()).collect();
         for batch in rest.chunks(START_BATCH) {
             net.start(batch).await?;
+            // The nodes already up find peers meanwhile: the milestones during start-up
+            // have the resolution of one batch's start.
+            net.poll(&run, Instant::now()).await;
         }
         Ok::<_, Error>(())
     };
     let outcome = tokio::select! {
         r = setup => r.map(|()| true),
         _ = &mut shutdown => Ok(false),
-    };
-    let mut run = Run {
-        args: args.clone(),
-        hosts: Vec::new(),
-        subnets,
-        preload,
-        last_block,
-        timeline: Vec::new(),
-        soak: Vec::new(),
-        blocks: Vec::new(),
-        elapsed: 0.0,
-        timed_out: false,
     };
     if let Ok(true) = outcome {
         println!(
@@ -549,7 +570,10 @@ impl Nodes {
         let mut rng = rand::rng();
         loop {
             tokio::select! {
-                _ = &mut *shutdown => return,
+                _ = &mut *shutdown => {
+                    run.interrupted = true;
+                    return;
+                }
                 _ = poll.tick() => {}
             }
             let now = Instant::now();
@@ -564,7 +588,10 @@ impl Nodes {
             if now >= next_sample {
                 next_sample = now + args.sample;
                 for (i, h) in self.hosts.iter().enumerate() {
-                    let stats = h.pid.filter(|_| h.proc.is_some()).and_then(|p| Some((p, ProcStats::of(p)?)));
+                    let stats = h
+                        .pid
+                        .filter(|_| h.proc.is_some())
+                        .and_then(|p| Some((p, ProcStats::of(p)?)));
                     if let Some((pid, s)) = stats {
                         run.soak.push((t, i, pid, s));
                     }
@@ -608,57 +635,67 @@ impl Nodes {
     async fn poll(&mut self, run: &Run, now: Instant) {
         let target = run.args.target_peers;
         let (preload, last) = (run.preload, run.last_block);
-        let polls = self.hosts.iter_mut().filter(|h| h.proc.is_some()).map(|h| async move {
-            let Some(m) = h.metrics.as_mut() else { return };
-            let Ok(text) = m.get("/metrics").await else { return };
-            let s = Sample::parse(&text);
-            let t = now.duration_since(h.started).as_secs_f64();
-            let peers = s.peers_in + s.peers_out;
-            if peers >= 1 {
-                h.first_peer.get_or_insert(t);
-            }
-            if peers >= target {
-                h.at_target.get_or_insert(t);
-            }
-            if s.head >= preload {
-                h.synced.get_or_insert(t);
-            }
-            if s.head >= last {
-                h.at_head.get_or_insert(t);
-            }
-            h.max_table = h.max_table.max(s.table);
-            h.max_out = h.max_out.max(s.peers_out);
-            h.last = s;
-        });
+        let polls = self
+            .hosts
+            .iter_mut()
+            .filter(|h| h.proc.is_some())
+            .map(|h| async move {
+                let Some(m) = h.metrics.as_mut() else { return };
+                let Ok(text) = m.get("/metrics").await else {
+                    return;
+                };
+                let s = Sample::parse(&text);
+                let t = now.duration_since(h.started).as_secs_f64();
+                let peers = s.peers_in + s.peers_out;
+                if peers >= 1 {
+                    h.first_peer.get_or_insert(t);
+                }
+                if peers >= target {
+                    h.at_target.get_or_insert(t);
+                }
+                if s.head >= preload {
+                    h.synced.get_or_insert(t);
+                }
+                if s.head >= last {
+                    h.at_head.get_or_insert(t);
+                }
+                h.max_table = h.max_table.max(s.table);
+                h.max_out = h.max_out.max(s.peers_out);
+                h.last = s;
+            });
         futures::future::join_all(polls).await;
     }
 
     /// Reads `admin_peers` and `admin_nodeInfo` of every running node.
     async fn check(&mut self) {
-        let calls = self.hosts.iter_mut().filter(|h| h.proc.is_some()).map(|h| async move {
-            let Some(rpc) = h.rpc.as_mut() else { return };
-            let batch = json!([
-                {"jsonrpc": "2.0", "id": 1, "method": "admin_peers", "params": []},
-                {"jsonrpc": "2.0", "id": 2, "method": "admin_nodeInfo", "params": []},
-            ]);
-            let Ok(serde_json::Value::Array(answers)) = rpc.call(&batch).await else {
-                return;
-            };
-            for a in answers {
-                match (a["id"].as_u64(), &a["result"]) {
-                    (Some(1), peers) => {
-                        let (most, _) = measure::inbound_per_subnet(peers);
-                        h.max_inbound_subnet = h.max_inbound_subnet.max(most);
-                    }
-                    (Some(2), info) => {
-                        if let Some(ip) = info["ip"].as_str() {
-                            h.learned_ip = Some(ip.chars().take(45).collect());
+        let calls = self
+            .hosts
+            .iter_mut()
+            .filter(|h| h.proc.is_some())
+            .map(|h| async move {
+                let Some(rpc) = h.rpc.as_mut() else { return };
+                let batch = json!([
+                    {"jsonrpc": "2.0", "id": 1, "method": "admin_peers", "params": []},
+                    {"jsonrpc": "2.0", "id": 2, "method": "admin_nodeInfo", "params": []},
+                ]);
+                let Ok(serde_json::Value::Array(answers)) = rpc.call(&batch).await else {
+                    return;
+                };
+                for a in answers {
+                    match (a["id"].as_u64(), &a["result"]) {
+                        (Some(1), peers) => {
+                            let (most, _) = measure::inbound_per_subnet(peers);
+                            h.max_inbound_subnet = h.max_inbound_subnet.max(most);
                         }
+                        (Some(2), info) => {
+                            if let Some(ip) = info["ip"].as_str() {
+                                h.learned_ip = Some(ip.chars().take(45).collect());
+                            }
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-        });
+            });
         futures::future::join_all(calls).await;
     }
 
@@ -714,7 +751,11 @@ impl Nodes {
 
     /// Stops every node: SIGINT, then SIGKILL after the devnet's wait.
     async fn stop(&mut self) {
-        let mut procs: Vec<&mut Proc> = self.hosts.iter_mut().filter_map(|h| h.proc.as_mut()).collect();
+        let mut procs: Vec<&mut Proc> = self
+            .hosts
+            .iter_mut()
+            .filter_map(|h| h.proc.as_mut())
+            .collect();
         stop_all(&mut procs).await;
     }
 }

@@ -98,7 +98,10 @@ impl Rpc {
                 self.addr,
                 body.len()
             ),
-            None => format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n", self.addr),
+            None => format!(
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n",
+                self.addr
+            ),
         };
         conn.get_mut().write_all(request.as_bytes()).await?;
         let mut line = String::new();

@@ -29,6 +29,8 @@ pub(crate) struct Sample {
     pub(crate) dials_ok: u64,
     /// Peers refused after Hello (`too many peers` covers the per-subnet cap).
     pub(crate) rejected: u64,
+    /// Of those, refused as `too many peers`: slots full, or the per-IP or per-subnet cap.
+    pub(crate) too_many: u64,
     /// Inbound connections dropped before the handshake (throttle, per-subnet pending).
     pub(crate) inbound_rejected: u64,
 }
@@ -58,7 +60,12 @@ impl Sample {
                 "devp2p_discovery_packets_total" if has("direction=\"out\"") => s.disc_out = v,
                 "devp2p_dials_started_total" => s.dials = v,
                 "devp2p_dials_total" if has("outcome=\"ok\"") => s.dials_ok = v,
-                "devp2p_rejected_total" => s.rejected += v,
+                "devp2p_rejected_total" => {
+                    s.rejected += v;
+                    if has("reason=\"too many peers\"") {
+                        s.too_many += v;
+                    }
+                }
                 "devp2p_inbound_rejected_total" => s.inbound_rejected += v,
                 _ => {}
             }
@@ -90,7 +97,9 @@ pub(crate) fn inbound_per_subnet(peers: &Value) -> (usize, usize) {
         if net["inbound"].as_bool() != Some(true) {
             continue;
         }
-        let addr = net["remoteAddress"].as_str().and_then(|a| a.parse::<SocketAddr>().ok());
+        let addr = net["remoteAddress"]
+            .as_str()
+            .and_then(|a| a.parse::<SocketAddr>().ok());
         if let Some(s) = addr.and_then(|a| subnet(a.ip())) {
             *per.entry(s).or_default() += 1;
         }
@@ -240,7 +249,10 @@ mod tests {
             devp2p_rejected_total{reason=\"already connected\"} 1\n";
         let s = Sample::parse(text);
         assert_eq!((s.peers_in, s.peers_out, s.head), (3, 5, 412));
-        assert_eq!((s.bytes_in, s.bytes_out, s.rejected), (1024, 7, 3));
+        assert_eq!(
+            (s.bytes_in, s.bytes_out, s.rejected, s.too_many),
+            (1024, 7, 3, 2)
+        );
     }
 
     #[test]

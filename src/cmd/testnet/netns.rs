@@ -113,8 +113,7 @@ pub fn sweep(ip: &Path) -> usize {
     // Lines like `dptn1234-n7 (id: 3)`.
     let list = run(ip, &["netns", "list"]).unwrap_or_default();
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        if owner(name).is_some_and(|pid| !alive(pid)) && run(ip, &["netns", "del", name]).is_ok()
-        {
+        if owner(name).is_some_and(|pid| !alive(pid)) && run(ip, &["netns", "del", name]).is_ok() {
             deleted += 1;
         }
     }
@@ -258,7 +257,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Nodes first, then the hub with its bridge and uplink (and the root route).
+        // The uplink first, by name: a deleted namespace's links go only when the kernel
+        // finishes tearing it down, after `ip netns del` returns, and the root-side end
+        // (with its route) would linger until then. Deleting one veth end deletes both.
+        let _ = run(&self.ip, &["link", "del", &self.tag]);
+        // Nodes, then the hub with its bridge.
         for ns in self.made.iter().rev() {
             let _ = run(&self.ip, &["netns", "del", ns]);
         }

@@ -111,7 +111,10 @@ mod tests {
             label: "a<b".into(),
             points: cdf(&[3.0, 1.0, 2.0, f64::NAN]),
         };
-        assert_eq!(s.points, vec![(1.0, 1.0 / 3.0), (2.0, 2.0 / 3.0), (3.0, 1.0)]);
+        assert_eq!(
+            s.points,
+            vec![(1.0, 1.0 / 3.0), (2.0, 2.0 / 3.0), (3.0, 1.0)]
+        );
         let svg = lines("CDF", "ms", "share", &[s]).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("a&lt;b"));
         assert!(lines("empty", "x", "y", &[]).is_ok());

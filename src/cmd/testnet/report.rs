@@ -38,7 +38,11 @@ pub(crate) fn write(run: &Run) -> Result<usize, Error> {
     save("timeline.csv", &csv)?;
     let mut csv = String::from("t_s,node,pid,rss_kib,fds,threads\n");
     for (t, i, pid, s) in &run.soak {
-        let _ = writeln!(csv, "{t:.1},{i},{pid},{},{},{}", s.rss_kib, s.fds, s.threads);
+        let _ = writeln!(
+            csv,
+            "{t:.1},{i},{pid},{},{},{}",
+            s.rss_kib, s.fds, s.threads
+        );
     }
     save("soak.csv", &csv)?;
     plots(run, &delays, out)?;
@@ -89,7 +93,7 @@ fn nodes_csv(run: &Run, delays: &[Delay]) -> String {
     let mut csv = String::from(
         "node,ip,learned_ip,first_peer_s,target_peers_s,synced_s,last_block_s,head,peers_in,\
          peers_out,max_peers_out,max_inbound_per_subnet,table,max_table,bytes_in,bytes_out,\
-         disc_packets_in,disc_packets_out,dials,dials_ok,rejected,inbound_rejected,\
+         disc_packets_in,disc_packets_out,dials,dials_ok,rejected,too_many_peers,inbound_rejected,\
          gossip_blocks,sync_blocks,delay_p50_ms,delay_max_ms,restarts\n",
     );
     for (i, h) in run.hosts.iter().enumerate() {
@@ -98,11 +102,14 @@ fn nodes_csv(run: &Run, delays: &[Delay]) -> String {
             .map(|d| d.ms)
             .collect();
         mine.sort_by(f64::total_cmp);
-        let synced = delays.iter().filter(|d| d.node == i && d.path == "sync").count();
+        let synced = delays
+            .iter()
+            .filter(|d| d.node == i && d.path == "sync")
+            .count();
         let s = &h.last;
         let _ = writeln!(
             csv,
-            "{i},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{i},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             h.addr,
             h.learned_ip.as_deref().unwrap_or(""),
             opt(h.first_peer),
@@ -123,6 +130,7 @@ fn nodes_csv(run: &Run, delays: &[Delay]) -> String {
             s.dials,
             s.dials_ok,
             s.rejected,
+            s.too_many,
             s.inbound_rejected,
             mine.len(),
             synced,
@@ -142,7 +150,11 @@ fn plots(run: &Run, delays: &[Delay], out: &Path) -> Result<(), Error> {
     };
     let line = |k: usize, label: String| Series {
         label,
-        points: run.timeline.iter().map(|(t, c)| (*t, c[k] as f64)).collect(),
+        points: run
+            .timeline
+            .iter()
+            .map(|(t, c)| (*t, c[k] as f64))
+            .collect(),
     };
     let peers = [
         line(0, "≥1 peer".into()),
@@ -153,9 +165,18 @@ fn plots(run: &Run, delays: &[Delay], out: &Path) -> Result<(), Error> {
     let n = run.hosts.len();
     save(
         "peers.svg",
-        lines(&format!("{n} namespaced nodes: peers and sync"), "seconds since the testnet started", "nodes", &peers),
+        lines(
+            &format!("{n} namespaced nodes: peers and sync"),
+            "seconds since the testnet started",
+            "nodes",
+            &peers,
+        ),
     )?;
-    let gossip: Vec<f64> = delays.iter().filter(|d| d.path == "gossip").map(|d| d.ms).collect();
+    let gossip: Vec<f64> = delays
+        .iter()
+        .filter(|d| d.path == "gossip")
+        .map(|d| d.ms)
+        .collect();
     let mut slowest = std::collections::BTreeMap::<u64, f64>::new();
     for d in delays.iter().filter(|d| d.path == "gossip") {
         let e = slowest.entry(d.block).or_insert(d.ms);
@@ -174,12 +195,20 @@ fn plots(run: &Run, delays: &[Delay], out: &Path) -> Result<(), Error> {
     ];
     save(
         "propagation_cdf.svg",
-        lines("Block propagation delay after the replaying node (CDF)", "milliseconds", "share", &cdfs),
+        lines(
+            "Block propagation delay after the replaying node (CDF)",
+            "milliseconds",
+            "share",
+            &cdfs,
+        ),
     )?;
     let sorted = |f: fn(&super::Host) -> u64| {
         let mut v: Vec<f64> = run.hosts.iter().map(|h| f(h) as f64 / 1024.0).collect();
         v.sort_by(f64::total_cmp);
-        v.into_iter().enumerate().map(|(i, b)| (i as f64, b)).collect()
+        v.into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as f64, b))
+            .collect()
     };
     let bytes = [
         Series {
@@ -193,13 +222,27 @@ fn plots(run: &Run, delays: &[Delay], out: &Path) -> Result<(), Error> {
     ];
     save(
         "bytes.svg",
-        lines("Subprotocol payload per node (sorted)", "node rank", "KiB", &bytes),
+        lines(
+            "Subprotocol payload per node (sorted)",
+            "node rank",
+            "KiB",
+            &bytes,
+        ),
     )?;
     type Pick = fn(&super::measure::ProcStats) -> f64;
     let kinds: [(&str, &str, &str, Pick); 3] = [
-        ("soak_rss.svg", "Resident memory per node", "MiB", |s| s.rss_kib as f64 / 1024.0),
-        ("soak_fds.svg", "Open file descriptors per node", "descriptors", |s| s.fds as f64),
-        ("soak_threads.svg", "Threads per node", "threads", |s| s.threads as f64),
+        ("soak_rss.svg", "Resident memory per node", "MiB", |s| {
+            s.rss_kib as f64 / 1024.0
+        }),
+        (
+            "soak_fds.svg",
+            "Open file descriptors per node",
+            "descriptors",
+            |s| s.fds as f64,
+        ),
+        ("soak_threads.svg", "Threads per node", "threads", |s| {
+            s.threads as f64
+        }),
     ];
     for (file, title, unit, pick) in kinds {
         // One line per process (a restarted node is a new line).
@@ -214,7 +257,10 @@ fn plots(run: &Run, delays: &[Delay], out: &Path) -> Result<(), Error> {
                 .push((*t / 60.0, pick(s)));
         }
         let series: Vec<Series> = per.into_values().collect();
-        save(file, lines(title, "minutes since the testnet started", unit, &series))?;
+        save(
+            file,
+            lines(title, "minutes since the testnet started", unit, &series),
+        )?;
     }
     Ok(())
 }
@@ -241,10 +287,17 @@ fn summary(run: &Run, delays: &[Delay]) -> (String, usize) {
         run.preload + 1,
         run.last_block
     );
-    let times = |f: fn(&super::Host) -> Option<f64>| spread(hosts.iter().filter_map(f).collect(), "s");
-    let gossip: Vec<f64> = delays.iter().filter(|d| d.path == "gossip").map(|d| d.ms).collect();
+    let times =
+        |f: fn(&super::Host) -> Option<f64>| spread(hosts.iter().filter_map(f).collect(), "s");
+    let gossip: Vec<f64> = delays
+        .iter()
+        .filter(|d| d.path == "gossip")
+        .map(|d| d.ms)
+        .collect();
     let by_sync = delays.iter().filter(|d| d.path == "sync").count();
-    let kib = |f: fn(&super::Host) -> u64| spread(hosts.iter().map(|h| f(h) as f64 / 1024.0).collect(), "KiB");
+    let kib = |f: fn(&super::Host) -> u64| {
+        spread(hosts.iter().map(|h| f(h) as f64 / 1024.0).collect(), "KiB")
+    };
     let rows = [
         ("                          ", "p50 / p95 / max".to_string()),
         ("first peer", times(|h| h.first_peer)),
@@ -254,9 +307,21 @@ fn summary(run: &Run, delays: &[Delay]) -> (String, usize) {
         ("block delay (gossip)", spread(gossip, "ms")),
         ("payload received", kib(|h| h.last.bytes_in)),
         ("payload sent", kib(|h| h.last.bytes_out)),
-        ("discovery table", spread(hosts.iter().map(|h| h.max_table as f64).collect(), "nodes")),
-        ("outbound peers", spread(hosts.iter().map(|h| h.max_out as f64).collect(), "")),
-        ("inbound per /24", spread(hosts.iter().map(|h| h.max_inbound_subnet as f64).collect(), "")),
+        (
+            "discovery table",
+            spread(hosts.iter().map(|h| h.max_table as f64).collect(), "nodes"),
+        ),
+        (
+            "outbound peers",
+            spread(hosts.iter().map(|h| h.max_out as f64).collect(), ""),
+        ),
+        (
+            "inbound per /24",
+            spread(
+                hosts.iter().map(|h| h.max_inbound_subnet as f64).collect(),
+                "",
+            ),
+        ),
     ];
     for (k, v) in rows {
         let _ = writeln!(s, "{k:<26}{v}");
@@ -267,10 +332,12 @@ fn summary(run: &Run, delays: &[Delay]) -> (String, usize) {
         "blocks by sync"
     );
     let rejected: u64 = hosts.iter().map(|h| h.last.rejected).sum();
+    let too_many: u64 = hosts.iter().map(|h| h.last.too_many).sum();
     let dropped: u64 = hosts.iter().map(|h| h.last.inbound_rejected).sum();
     let _ = writeln!(
         s,
-        "{:<26}{rejected} refused after Hello (too many peers / per-subnet cap), {dropped} before it",
+        "{:<26}{rejected} refused after Hello ({too_many} as too many peers: slots or per-subnet cap), \
+         {dropped} dropped before it (throttle, pending per subnet)",
         "admission"
     );
     soak_lines(run, &mut s);
@@ -289,7 +356,10 @@ fn summary(run: &Run, delays: &[Delay]) -> (String, usize) {
             count(&|h| h.max_inbound_subnet <= cap),
         ),
         (
-            format!("discovery table ≤ {table_limit} (10 per /24 × {} subnets)", run.subnets),
+            format!(
+                "discovery table ≤ {table_limit} (10 per /24 × {} subnets)",
+                run.subnets
+            ),
             count(&|h| h.max_table as usize <= table_limit),
         ),
         (
@@ -304,7 +374,10 @@ fn summary(run: &Run, delays: &[Delay]) -> (String, usize) {
     if run.args.duration.is_none() {
         checks.insert(
             0,
-            (format!("reached block {}", run.last_block), count(&|h| h.at_head.is_some())),
+            (
+                format!("reached block {}", run.last_block),
+                count(&|h| h.at_head.is_some()),
+            ),
         );
     }
     let _ = writeln!(s, "\nchecks:");
@@ -312,7 +385,17 @@ fn summary(run: &Run, delays: &[Delay]) -> (String, usize) {
     for (what, ok) in checks {
         let pass = ok == n;
         failed += usize::from(!pass);
-        let _ = writeln!(s, "  {} {ok}/{n} {what}", if pass { "PASS" } else { "FAIL" });
+        let _ = writeln!(
+            s,
+            "  {} {ok}/{n} {what}",
+            if pass { "PASS" } else { "FAIL" }
+        );
+    }
+    if run.interrupted {
+        let _ = writeln!(
+            s,
+            "  (interrupted: the run was cut short, so the checks do not fail it)"
+        );
     }
     if run.timed_out {
         let _ = writeln!(s, "  (gave up after --timeout {:?})", run.args.timeout);
