@@ -183,20 +183,27 @@ fn plots(run: &Run, delays: &[Delay], out: &Path) -> Result<(), Error> {
         *e = e.max(d.ms);
     }
     let per_block: Vec<f64> = slowest.into_values().collect();
+    // The x axis ends at the 99th percentile of all deliveries: a few stragglers of
+    // seconds would squeeze the rest into one column (the summary gives the maximum).
+    let mut all = gossip.clone();
+    all.sort_by(f64::total_cmp);
+    let clip = percentile(&all, 99.0).unwrap_or(0.0);
+    let upto =
+        |v: &[f64]| -> Vec<(f64, f64)> { cdf(v).into_iter().filter(|p| p.0 <= clip).collect() };
     let cdfs = [
         Series {
             label: "each node, each block".into(),
-            points: cdf(&gossip),
+            points: upto(&gossip),
         },
         Series {
             label: "slowest node per block".into(),
-            points: cdf(&per_block),
+            points: upto(&per_block),
         },
     ];
     save(
         "propagation_cdf.svg",
         lines(
-            "Block propagation delay after the replaying node (CDF)",
+            "Block propagation delay after the replaying node (CDF, to the 99th percentile)",
             "milliseconds",
             "share",
             &cdfs,
