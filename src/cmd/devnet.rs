@@ -68,7 +68,7 @@ pub const MAX_NODES: usize = 32;
 const SEEN_HEIGHTS: usize = 256;
 /// The bundled chain (blocks 1..=600 of the `ethtest` preset), found from the source tree
 /// this binary was built from, as `cargo run -- devnet` runs it.
-pub(crate) const BUNDLED_CHAIN: &str =
+const BUNDLED_CHAIN: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
 
 /// Devnet errors: each says what failed and, for a child, where its log is.
@@ -171,20 +171,7 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
             source,
         })?,
     };
-    let chain_file = args
-        .chain_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(BUNDLED_CHAIN));
-    let bytes = std::fs::read(&chain_file).map_err(|source| Error::Io {
-        path: chain_file.clone(),
-        source,
-    })?;
-    let blocks = block_offsets(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not an RLP block file: {e}",
-            chain_file.display()
-        ))
-    })?;
+    let (chain_file, bytes, blocks) = read_chain(args.chain_file.as_ref())?;
     let total = blocks.len() as u64;
     let preload = args.preload.min(total);
 
@@ -268,9 +255,28 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     outcome
 }
 
+/// The block file (`path`, or the bundled chain): its path, bytes, and the end offset of
+/// each block.
+pub(crate) fn read_chain(path: Option<&PathBuf>) -> Result<(PathBuf, Vec<u8>, Vec<usize>), Error> {
+    let chain_file = path
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(BUNDLED_CHAIN));
+    let bytes = std::fs::read(&chain_file).map_err(|source| Error::Io {
+        path: chain_file.clone(),
+        source,
+    })?;
+    let blocks = block_offsets(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not an RLP block file: {e}",
+            chain_file.display()
+        ))
+    })?;
+    Ok((chain_file, bytes, blocks))
+}
+
 /// The end offset of each RLP item in a block file, checking only the framing (the nodes
 /// validate the blocks).
-pub(crate) fn block_offsets(mut bytes: &[u8]) -> Result<Vec<usize>, alloy_rlp::Error> {
+fn block_offsets(mut bytes: &[u8]) -> Result<Vec<usize>, alloy_rlp::Error> {
     let len = bytes.len();
     let mut ends = Vec::new();
     while !bytes.is_empty() {
@@ -515,7 +521,7 @@ fn enode_parts(enode: &str) -> (String, u16) {
     (id, port)
 }
 
-pub(crate) fn parse_quantity(s: &str) -> Option<u64> {
+fn parse_quantity(s: &str) -> Option<u64> {
     u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
 }
 

@@ -41,9 +41,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::devnet;
 use super::devnet::proc::{Proc, stop_all};
 use super::devnet::rpc::Rpc;
-use super::devnet::{self, BUNDLED_CHAIN, block_offsets};
 use super::import;
 use crate::chain::{Spec, Store};
 use measure::{BlockTimes, ProcStats, Sample};
@@ -300,17 +300,7 @@ async fn testnet(
     subnets: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Run, Error> {
-    let chain_file = args
-        .chain_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(BUNDLED_CHAIN));
-    let bytes = std::fs::read(&chain_file).map_err(|e| io(&chain_file, e))?;
-    let ends = block_offsets(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not an RLP block file: {e}",
-            chain_file.display()
-        ))
-    })?;
+    let (_, bytes, ends) = devnet::read_chain(args.chain_file.as_ref())?;
     let total = ends.len() as u64;
     let preload = args.preload.min(total);
     let last_block = (preload + args.blocks).min(total);

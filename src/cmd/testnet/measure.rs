@@ -192,35 +192,23 @@ impl BlockTimes {
 }
 
 /// An RFC 3339 UTC timestamp as tracing writes it (`2026-12-05T16:36:48.123456Z`), in
-/// microseconds since the UNIX epoch.
+/// microseconds since the UNIX epoch: the crawler's RFC 3339 parser for the seconds, the
+/// fraction (which it drops) read here.
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let secs = i64::try_from(crate::crawl::nodeset::time::parse(s)?).ok()?;
+    let frac = s.split_once('.').map_or("", |(_, f)| f);
     // Microseconds: the first six digits of the fraction, padded.
-    let digits: String = frac.chars().take(6).collect();
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(6)
+        .collect();
     let micros = if digits.is_empty() {
         0
     } else {
         digits.parse::<i64>().ok()? * 10i64.pow(6 - digits.len() as u32)
     };
-    let days = days_from_civil(y, m, day);
-    Some(((days * 24 + hh) * 60 + mm) * 60_000_000 + ss * 1_000_000 + micros)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    Some(secs * 1_000_000 + micros)
 }
 
 /// The `p`-th percentile (0..=100) of sorted values, nearest rank.
