@@ -68,8 +68,7 @@ pub const MAX_NODES: usize = 32;
 const SEEN_HEIGHTS: usize = 256;
 /// The bundled chain (blocks 1..=600 of the `ethtest` preset), found from the source tree
 /// this binary was built from, as `cargo run -- devnet` runs it.
-const BUNDLED_CHAIN: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
+const BUNDLED_CHAIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ethtest/chain.rlp");
 
 /// Devnet errors: each says what failed and, for a child, where its log is.
 #[derive(Debug, thiserror::Error)]
