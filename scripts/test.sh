@@ -10,11 +10,13 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 # The real daemons some tests run (tests/upnp_gateway.rs: miniupnpd in network
 # namespaces, nftables for its rules, upnpc to list them; tests/stun.rs: coturn as a STUN
-# server; tests/prometheus.rs: Prometheus scraping a node). Installed only as root (those
+# server; tests/prometheus.rs: Prometheus scraping a node; tests/testnet.rs and
+# tests/upnp_gateway.rs: `ip` from iproute2). Installed only as root (those
 # tests skip, saying why, otherwise); apt lists are refreshed only when a first install
 # attempt fails.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt_pkgs=()
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || apt_pkgs+=(iproute2)
   command -v miniupnpd >/dev/null || [ -x /usr/sbin/miniupnpd ] || apt_pkgs+=(miniupnpd-nftables)
   command -v upnpc >/dev/null || apt_pkgs+=(miniupnpc)
   command -v nft >/dev/null || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)

@@ -75,4 +75,5 @@ pub mod cmd {
     pub mod node;
     pub mod replay;
     pub mod test;
+    pub mod testnet;
 }

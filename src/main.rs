@@ -42,6 +42,9 @@ enum Command {
     /// Run a local network on loopback: a bootnode and N nodes, one replaying the bundled
     /// chain, with a live status table.
     Devnet(devp2p::cmd::devnet::Args),
+    /// Run a testnet of real processes, each node in its own network namespace (needs
+    /// root): measures peering, sync and propagation, checks the per-subnet limits.
+    Testnet(Box<devp2p::cmd::testnet::Args>),
     /// Conformance suites against a node (ports of go-ethereum's `devp2p` tests): discv4,
     /// rlpx, eth.
     Test(devp2p::cmd::test::Args),
@@ -110,6 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => devp2p::cmd::export::run(args).map_err(Into::into),
         Command::GenChain(args) => devp2p::cmd::gen_chain::run(args),
         Command::Devnet(args) => run_async(|stop| devp2p::cmd::devnet::run(args, stop)),
+        Command::Testnet(args) => run_async(|stop| devp2p::cmd::testnet::run(*args, stop)),
         Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(*args, stop)),
         Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
         Command::Test(args) => run_async(|_| devp2p::cmd::test::run(args)),

@@ -30,6 +30,7 @@ fn help_lists_every_command() {
         "export",
         "gen-chain",
         "devnet",
+        "testnet",
         "dns",
         "test",
         "crawl",
@@ -106,6 +107,35 @@ fn help_lists_every_command() {
         "--node-log",
     ] {
         assert!(text.contains(flag), "devnet --help lacks {flag}");
+    }
+    let out = bin().args(["testnet", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--netns",
+        "--per-subnet",
+        "--net",
+        "--blocks",
+        "--duration",
+        "--churn",
+        "--out",
+        "needs root",
+    ] {
+        assert!(text.contains(flag), "testnet --help lacks {flag}");
+    }
+}
+
+#[test]
+fn testnet_refuses_bad_settings_before_starting_anything() {
+    for args in [
+        &["--netns", "1"][..],
+        &["--netns", "1001"],
+        &["--net", "10"],
+        &["--duration", "forever"],
+    ] {
+        let out = bin().arg("testnet").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{args:?}: {err}");
     }
 }
 

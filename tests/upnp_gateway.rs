@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use devp2p::cmd::testnet::netns::{find_tool, is_root, run};
 use discovery::Node as Enode;
 
 /// The gateway's external address. Any address outside the reserved ranges: miniupnpd
@@ -62,44 +63,6 @@ table inet miniupnpd {
     chain postrouting_miniupnpd { }
 }
 "#;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|u| u.split_whitespace().next().map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// `tool`'s path: on `PATH`, or in the sbin directories a non-login root shell may lack.
-fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join(tool))
-        .find(|p| p.is_file())
-}
-
-/// Runs `prog args`; its stdout, or what failed.
-fn run(prog: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{} {args:?}: {e}", prog.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} {args:?}: {}: {}",
-            prog.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 struct Tools {
     ip: PathBuf,

@@ -39,8 +39,8 @@
 //! client (`rpc.rs`); `node::run` hands back no handles, so an in-process table would have
 //! needed the RPC (and its port) anyway.
 
-mod proc;
-mod rpc;
+pub(crate) mod proc;
+pub(crate) mod rpc;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -148,7 +148,7 @@ fn parse_nodes(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
     super::replay::parse_duration(s)
         .ok_or_else(|| format!("{s:.20}: expected a duration such as 2s or 500ms"))
 }
@@ -170,20 +170,7 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
             source,
         })?,
     };
-    let chain_file = args
-        .chain_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(BUNDLED_CHAIN));
-    let bytes = std::fs::read(&chain_file).map_err(|source| Error::Io {
-        path: chain_file.clone(),
-        source,
-    })?;
-    let blocks = block_offsets(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not an RLP block file: {e}",
-            chain_file.display()
-        ))
-    })?;
+    let (chain_file, bytes, blocks) = read_chain(args.chain_file.as_ref())?;
     let total = blocks.len() as u64;
     let preload = args.preload.min(total);
 
@@ -265,6 +252,25 @@ async fn run_inner(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         let _ = std::fs::remove_dir_all(&dir);
     }
     outcome
+}
+
+/// The block file (`path`, or the bundled chain): its path, bytes, and the end offset of
+/// each block.
+pub(crate) fn read_chain(path: Option<&PathBuf>) -> Result<(PathBuf, Vec<u8>, Vec<usize>), Error> {
+    let chain_file = path
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(BUNDLED_CHAIN));
+    let bytes = std::fs::read(&chain_file).map_err(|source| Error::Io {
+        path: chain_file.clone(),
+        source,
+    })?;
+    let blocks = block_offsets(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not an RLP block file: {e}",
+            chain_file.display()
+        ))
+    })?;
+    Ok((chain_file, bytes, blocks))
 }
 
 /// The end offset of each RLP item in a block file, checking only the framing (the nodes

@@ -14,7 +14,7 @@ const START_WAIT: Duration = Duration::from_secs(30);
 
 /// Sends every child SIGINT, waits up to [`STOP_WAIT`] in all for them to exit, and kills
 /// the rest.
-pub(super) async fn stop_all(procs: &mut [&mut Proc]) {
+pub(crate) async fn stop_all(procs: &mut [&mut Proc]) {
     for p in procs.iter_mut() {
         p.interrupt();
     }
@@ -29,9 +29,9 @@ pub(super) async fn stop_all(procs: &mut [&mut Proc]) {
 }
 
 /// A child process of the devnet, killed if dropped while it still runs.
-pub(super) struct Proc {
-    pub(super) child: Child,
-    pub(super) exit: Option<String>,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) exit: Option<String>,
 }
 
 impl Proc {
@@ -39,7 +39,7 @@ impl Proc {
     /// first on stdout and, with `rpc`, the `rpc http://ADDR` line that follows it (the
     /// child binds port 0 and reports what it got, so no port is picked and released
     /// here for another process to take).
-    pub(super) async fn start(
+    pub(crate) async fn start(
         exe: &Path,
         what: String,
         log: PathBuf,
@@ -132,7 +132,7 @@ impl Proc {
     }
 
     /// How the child exited, once it has (`None` while it runs).
-    pub(super) fn exited(&mut self) -> Option<String> {
+    pub(crate) fn exited(&mut self) -> Option<String> {
         if self.exit.is_none() {
             match self.child.try_wait() {
                 Ok(Some(status)) => self.exit = Some(status.to_string()),

@@ -13,22 +13,56 @@ use tokio::net::TcpStream;
 /// Kept alive because a connection per poll would leave thousands of sockets in
 /// TIME_WAIT (32 nodes, 10 polls a second); the server closes idle or old connections,
 /// and the next call reconnects.
-pub(super) struct Rpc {
-    pub(super) addr: SocketAddr,
+pub(crate) struct Rpc {
+    pub(crate) addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
+    /// The admin token sent as `Authorization: Bearer` (`rpc.cookie`), for admin calls.
+    token: Option<String>,
 }
 
 /// Most bytes of a response body accepted: a block with its transaction hashes is a few
-/// kilobytes.
+/// kilobytes, a node's metrics page about ten.
 const MAX_BODY: usize = 1 << 20;
 
 impl Rpc {
-    pub(super) fn new(addr: SocketAddr) -> Self {
-        Rpc { addr, conn: None }
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        Rpc {
+            addr,
+            conn: None,
+            token: None,
+        }
     }
 
-    pub(super) async fn call(&mut self, body: &Value) -> std::io::Result<Value> {
-        let r = tokio::time::timeout(Duration::from_secs(2), self.call_once(body)).await;
+    /// Sends `token` with every request, as admin methods need.
+    pub(crate) fn with_token(mut self, token: String) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    pub(crate) async fn call(&mut self, body: &Value) -> std::io::Result<Value> {
+        let body = self.request("POST", "/", Some(body.to_string())).await?;
+        serde_json::from_slice(&body)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not JSON"))
+    }
+
+    /// `GET path` on the same kind of connection (a node's `/metrics`): the body as text.
+    pub(crate) async fn get(&mut self, path: &str) -> std::io::Result<String> {
+        let body = self.request("GET", path, None).await?;
+        String::from_utf8(body)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> std::io::Result<Vec<u8>> {
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.request_once(method, path, body),
+        )
+        .await;
         match r {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -42,19 +76,33 @@ impl Rpc {
         }
     }
 
-    async fn call_once(&mut self, body: &Value) -> std::io::Result<Value> {
+    async fn request_once(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> std::io::Result<Vec<u8>> {
         use std::io::{Error as IoError, ErrorKind};
         let bad = |what: &str| IoError::new(ErrorKind::InvalidData, what.to_string());
         if self.conn.is_none() {
             self.conn = Some(BufReader::new(TcpStream::connect(self.addr).await?));
         }
         let conn = self.conn.as_mut().ok_or_else(|| bad("no connection"))?;
-        let body = body.to_string();
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
+        let auth = match &self.token {
+            Some(t) => format!("Authorization: Bearer {t}\r\n"),
+            None => String::new(),
+        };
+        let request = match body {
+            Some(body) => format!(
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                self.addr,
+                body.len()
+            ),
+            None => format!(
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n",
+                self.addr
+            ),
+        };
         conn.get_mut().write_all(request.as_bytes()).await?;
         let mut line = String::new();
         conn.read_line(&mut line).await?;
@@ -89,6 +137,6 @@ impl Rpc {
         if close {
             self.conn = None;
         }
-        serde_json::from_slice(&buf).map_err(|_| bad("not JSON"))
+        Ok(buf)
     }
 }
