@@ -6,6 +6,13 @@
 //! `@ethereumjs/devp2p` benchmark (`tests/interop/bench.mjs`) on the same machine and print
 //! the ratios. Without `--bench` (as `cargo test --all-targets` runs it) it does a quick
 //! smoke pass so the code stays exercised.
+//!
+//! `-- --e2e SIZE COUNT` runs only the end-to-end case (COUNT random messages of SIZE
+//! bytes through the `Peer` API over a duplex), for profiling: under
+//! `valgrind --tool=callgrind` two runs with different COUNTs give the instructions per
+//! message by difference, free of the setup (keys, handshake). `--tcp` makes the same run
+//! go over loopback TCP to a sender in a child process (this binary re-executed with
+//! `--tcp-sender`).
 
 use aes::Aes256;
 use bytes::{Bytes, BytesMut};
@@ -221,6 +228,21 @@ fn print(title: &str, rows: &[Row]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--tcp-sender") {
+        return tcp_sender(&args[i + 1..]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--e2e") {
+        let size: usize = args[i + 1].parse().expect("--e2e SIZE COUNT");
+        let count: usize = args[i + 2].parse().expect("--e2e SIZE COUNT");
+        let payload = random(size, &mut StdRng::seed_from_u64(7));
+        let rate = if args.iter().any(|a| a == "--tcp") {
+            tcp_throughput(&payload, size * count)
+        } else {
+            async_throughput(&payload, size * count)
+        };
+        println!("{size} B x {count}: {:.1} MB/s", mb(rate));
+        return;
+    }
     let opts = Opts {
         full: args.iter().any(|a| a == "--bench"),
         js: args.iter().any(|a| a == "--js"),
@@ -388,10 +410,18 @@ fn main() {
                 unit: "MB/s",
                 bound: Some(mb(recv_bound)),
             });
-            let e2e = async_throughput(&payload, if opts.full { 64 << 20 } else { 1 << 20 });
+            let total = if opts.full { 64 << 20 } else { 1 << 20 };
+            let e2e = async_throughput(&payload, total);
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API over duplex)"),
                 value: mb(e2e),
+                unit: "MB/s",
+                bound: Some(mb(send_bound.min(recv_bound))),
+            });
+            let tcp = tcp_throughput(&payload, total);
+            rows.push(Row {
+                what: format!("end to end {label} {kind} (Peer API, TCP between processes)"),
+                value: mb(tcp),
                 unit: "MB/s",
                 bound: Some(mb(send_bound.min(recv_bound))),
             });
@@ -527,6 +557,89 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
         drop(sender.await);
         bytes as f64 / secs
     })
+}
+
+/// Throughput over loopback TCP from a sender in a child process (this binary with
+/// `--tcp-sender`): the receiving side runs here, as a node's would. The child sends
+/// `total / payload.len()` copies of `payload` and exits.
+fn tcp_throughput(payload: &[u8], total: usize) -> f64 {
+    let rt = runtime();
+    rt.block_on(async move {
+        let cfg = rlpx::Config {
+            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+            ..Default::default()
+        };
+        let key = SecretKey::new(&mut rand::rng());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = (total / payload.len()).max(4);
+        let exe = std::env::current_exe().unwrap();
+        let mut child = std::process::Command::new(exe)
+            .arg("--tcp-sender")
+            .arg(addr.to_string())
+            .arg(hex::encode(id_bytes(&PublicKey::from_secret_key_global(
+                &key,
+            ))))
+            .arg(hex::encode(payload))
+            .arg(count.to_string())
+            .spawn()
+            .unwrap();
+        let (stream, peer_addr) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut peer = rlpx::conn::listen_one(stream, Some(peer_addr), &key, &cfg)
+            .await
+            .unwrap();
+        let mut rx = peer.take_protocol("eth").unwrap();
+        // The clock starts at the first message: the child's start-up and handshake are
+        // not part of the session's throughput.
+        let (code, first) = rx.recv().await.unwrap();
+        assert!(
+            code == 2 && first == payload,
+            "first message arrived altered"
+        );
+        let start = Instant::now();
+        let mut bytes = 0usize;
+        for i in 1..count {
+            let (code, data) = rx.recv().await.unwrap();
+            assert!(code == 2 && data == payload, "message {i} arrived altered");
+            bytes += data.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        // Closing the session lets the child exit.
+        drop((rx, peer));
+        drop(child.wait());
+        bytes as f64 / secs
+    })
+}
+
+/// The child side of [`tcp_throughput`]: `ADDR ID PAYLOAD_HEX COUNT`.
+fn tcp_sender(args: &[String]) {
+    let addr: std::net::SocketAddr = args[0].parse().unwrap();
+    let mut id = [0u8; 65];
+    id[0] = 4;
+    hex::decode_to_slice(&args[1], &mut id[1..]).unwrap();
+    let remote = PublicKey::from_slice(&id).unwrap();
+    let payload = Bytes::from(hex::decode(&args[2]).unwrap());
+    let count: usize = args[3].parse().unwrap();
+    runtime().block_on(async move {
+        let cfg = rlpx::Config {
+            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+            ..Default::default()
+        };
+        let key = SecretKey::new(&mut rand::rng());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut peer = rlpx::conn::dial(stream, Some(addr), &key, remote, &cfg)
+            .await
+            .unwrap();
+        let tx = peer.take_protocol("eth").unwrap();
+        for _ in 0..count {
+            tx.send(2, payload.clone()).await.unwrap();
+        }
+        // Everything queued: wait for the receiver to have it all (it closes after).
+        let _ = tokio::time::timeout(Duration::from_secs(60), peer.closed()).await;
+        drop(tx);
+    });
 }
 
 /// Runs the ethereumjs benchmark and prints our figures as multiples of theirs.
