@@ -43,6 +43,52 @@ fn rate(budget: Duration, mut f: impl FnMut() -> u64) -> f64 {
     ops as f64 / start.elapsed().as_secs_f64()
 }
 
+/// CPU time this thread has run (`/proc/thread-self/schedstat`, Linux); zero elsewhere.
+fn thread_cpu() -> Duration {
+    schedstat("/proc/thread-self/schedstat")
+}
+
+/// CPU time of every thread of this process alive now.
+fn process_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .map(|t| schedstat(t.path().join("schedstat")))
+        .sum()
+}
+
+fn schedstat(path: impl AsRef<std::path::Path>) -> Duration {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let ns = text.split_whitespace().next().and_then(|n| n.parse().ok());
+    Duration::from_nanos(ns.unwrap_or(0))
+}
+
+/// The codec's CPU time per payload byte for `payload`, sender and receiver (compress,
+/// encrypt, MAC; MAC, decrypt, decompress), each on this thread's CPU clock: what the
+/// two sides of a session cannot do without, whatever else runs on the machine.
+fn codec_cpu_per_byte(payload: &[u8], total: usize) -> f64 {
+    let (mut a, mut b) = fresh_pair();
+    let mut snappy = Snappy::default();
+    let count = (total / payload.len()).max(4);
+    let mut wire = BytesMut::new();
+    let start = thread_cpu();
+    for _ in 0..count {
+        let c = snappy.compress(payload).unwrap();
+        a.encoder.encode_frame(0x10, &c, &mut wire).unwrap();
+    }
+    let sent = thread_cpu();
+    let mut bytes = 0;
+    while let Some(m) = b.decoder.decode_frame(&mut wire).unwrap() {
+        bytes += snappy.decompress(&m.data).unwrap().len();
+    }
+    let cpu = thread_cpu() - start;
+    assert_eq!(bytes, count * payload.len());
+    black_box(sent);
+    cpu.as_secs_f64() / bytes as f64
+}
+
 fn mb(bytes_per_sec: f64) -> f64 {
     bytes_per_sec / 1e6
 }
@@ -235,12 +281,19 @@ fn main() {
         let size: usize = args[i + 1].parse().expect("--e2e SIZE COUNT");
         let count: usize = args[i + 2].parse().expect("--e2e SIZE COUNT");
         let payload = random(size, &mut StdRng::seed_from_u64(7));
-        let rate = if args.iter().any(|a| a == "--tcp") {
+        let (rate, cpu) = if args.iter().any(|a| a == "--tcp") {
             tcp_throughput(&payload, size * count)
         } else {
             async_throughput(&payload, size * count)
         };
-        println!("{size} B x {count}: {:.1} MB/s", mb(rate));
+        let codec = codec_cpu_per_byte(&payload, size * count);
+        println!(
+            "{size} B x {count}: {:.1} MB/s; CPU per message {:.2} us, codec {:.2} us ({:.0}%)",
+            mb(rate),
+            cpu * size as f64 * 1e6,
+            codec * size as f64 * 1e6,
+            100.0 * codec / cpu
+        );
         return;
     }
     let opts = Opts {
@@ -367,6 +420,7 @@ fn main() {
 
     // Session throughput, one direction, split into the sender's and receiver's work.
     let mut rows = Vec::new();
+    let mut cpu_rows = Vec::new();
     for (label, size) in [
         ("1 KiB", 1024usize),
         ("64 KiB", 64 * 1024),
@@ -411,14 +465,16 @@ fn main() {
                 bound: Some(mb(recv_bound)),
             });
             let total = if opts.full { 64 << 20 } else { 1 << 20 };
-            let e2e = async_throughput(&payload, total);
+            let codec_cpu = codec_cpu_per_byte(&payload, total.min(16 << 20));
+            let (e2e, e2e_cpu) = async_throughput(&payload, total);
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API over duplex)"),
                 value: mb(e2e),
                 unit: "MB/s",
                 bound: Some(mb(send_bound.min(recv_bound))),
             });
-            let tcp = tcp_throughput(&payload, total);
+            let (tcp, tcp_cpu) = tcp_throughput(&payload, total);
+            cpu_rows.push((format!("{label} {kind}"), codec_cpu, e2e_cpu, tcp_cpu));
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API, TCP between processes)"),
                 value: mb(tcp),
@@ -428,6 +484,25 @@ fn main() {
         }
     }
     print("Session payload throughput, one direction", &rows);
+    println!("\n### End to end, CPU: the codec's work over the CPU the session used\n");
+    println!(
+        "Both sides' codec work (one core each, thread CPU clock) over the CPU time of every \
+         thread of both sides during the run, per payload byte: robust to a busy machine, \
+         where the wall-clock rows above are not.\n"
+    );
+    println!("| payload | codec CPU | duplex, one process | ratio | TCP, two processes | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (what, codec, duplex, tcp) in &cpu_rows {
+        let ns = |x: f64| x * 1e9;
+        println!(
+            "| {what} | {:.2} ns/B | {:.2} ns/B | {:.0}% | {:.2} ns/B | {:.0}% |",
+            ns(*codec),
+            ns(*duplex),
+            100.0 * codec / duplex,
+            ns(*tcp),
+            100.0 * codec / tcp
+        );
+    }
 
     if opts.js {
         js_comparison(hs, &rows);
@@ -516,7 +591,9 @@ fn async_handshakes(n: usize) -> f64 {
     })
 }
 
-fn async_throughput(payload: &[u8], total: usize) -> f64 {
+/// Payload bytes per second through the `Peer` API over a duplex, and the CPU time of
+/// the whole process (both sessions, the sender and the receiver) per payload byte.
+fn async_throughput(payload: &[u8], total: usize) -> (f64, f64) {
     let rt = runtime();
     let payload = Bytes::copy_from_slice(payload);
     rt.block_on(async move {
@@ -539,6 +616,7 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
         let mut rx = pb.take_protocol("eth").unwrap();
         let count = (total / payload.len()).max(4);
         let want = payload.clone();
+        let cpu = process_cpu();
         let start = Instant::now();
         let sender = tokio::spawn(async move {
             for _ in 0..count {
@@ -554,15 +632,18 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
             bytes += data.len();
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu = process_cpu() - cpu;
         drop(sender.await);
-        bytes as f64 / secs
+        (bytes as f64 / secs, cpu.as_secs_f64() / bytes as f64)
     })
 }
 
 /// Throughput over loopback TCP from a sender in a child process (this binary with
 /// `--tcp-sender`): the receiving side runs here, as a node's would. The child sends
-/// `total / payload.len()` copies of `payload` and exits.
-fn tcp_throughput(payload: &[u8], total: usize) -> f64 {
+/// `total / payload.len()` copies of `payload`, prints the CPU time its threads used
+/// from the first message on, and exits. Returns bytes per second and the CPU time of
+/// both processes per payload byte.
+fn tcp_throughput(payload: &[u8], total: usize) -> (f64, f64) {
     let rt = runtime();
     rt.block_on(async move {
         let cfg = rlpx::Config {
@@ -580,10 +661,17 @@ fn tcp_throughput(payload: &[u8], total: usize) -> f64 {
             .arg(hex::encode(id_bytes(&PublicKey::from_secret_key_global(
                 &key,
             ))))
-            .arg(hex::encode(payload))
             .arg(count.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // The payload goes through stdin (1 MiB is too long for an argument).
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(payload).unwrap();
+        }
         let (stream, peer_addr) = listener.accept().await.unwrap();
         stream.set_nodelay(true).unwrap();
         let mut peer = rlpx::conn::listen_one(stream, Some(peer_addr), &key, &cfg)
@@ -597,6 +685,7 @@ fn tcp_throughput(payload: &[u8], total: usize) -> f64 {
             code == 2 && first == payload,
             "first message arrived altered"
         );
+        let cpu = process_cpu();
         let start = Instant::now();
         let mut bytes = 0usize;
         for i in 1..count {
@@ -605,22 +694,30 @@ fn tcp_throughput(payload: &[u8], total: usize) -> f64 {
             bytes += data.len();
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu = process_cpu() - cpu;
         // Closing the session lets the child exit.
         drop((rx, peer));
-        drop(child.wait());
-        bytes as f64 / secs
+        let out = child.wait_with_output().unwrap();
+        let child_ns: u64 = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu_ns ")?.parse().ok())
+            .expect("the sender reports its CPU time");
+        let cpu = cpu + Duration::from_nanos(child_ns);
+        (bytes as f64 / secs, cpu.as_secs_f64() / bytes as f64)
     })
 }
 
-/// The child side of [`tcp_throughput`]: `ADDR ID PAYLOAD_HEX COUNT`.
+/// The child side of [`tcp_throughput`]: `ADDR ID COUNT`, the payload on stdin.
 fn tcp_sender(args: &[String]) {
     let addr: std::net::SocketAddr = args[0].parse().unwrap();
     let mut id = [0u8; 65];
     id[0] = 4;
     hex::decode_to_slice(&args[1], &mut id[1..]).unwrap();
     let remote = PublicKey::from_slice(&id).unwrap();
-    let payload = Bytes::from(hex::decode(&args[2]).unwrap());
-    let count: usize = args[3].parse().unwrap();
+    let mut payload = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload).unwrap();
+    let payload = Bytes::from(payload);
+    let count: usize = args[2].parse().unwrap();
     runtime().block_on(async move {
         let cfg = rlpx::Config {
             protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
@@ -633,11 +730,13 @@ fn tcp_sender(args: &[String]) {
             .await
             .unwrap();
         let tx = peer.take_protocol("eth").unwrap();
+        let cpu = process_cpu();
         for _ in 0..count {
             tx.send(2, payload.clone()).await.unwrap();
         }
         // Everything queued: wait for the receiver to have it all (it closes after).
         let _ = tokio::time::timeout(Duration::from_secs(60), peer.closed()).await;
+        println!("cpu_ns {}", (process_cpu() - cpu).as_nanos());
         drop(tx);
     });
 }
