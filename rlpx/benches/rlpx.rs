@@ -12,7 +12,8 @@
 //! `valgrind --tool=callgrind` two runs with different COUNTs give the instructions per
 //! message by difference, free of the setup (keys, handshake). `--tcp` makes the same run
 //! go over loopback TCP to a sender in a child process (this binary re-executed with
-//! `--tcp-sender`).
+//! `--tcp-sender`). It also prints the CPU time per message against the codec's (both
+//! sides' frame work on one core), unless `--no-codec` (for callgrind) is given.
 
 use aes::Aes256;
 use bytes::{Bytes, BytesMut};
@@ -286,6 +287,11 @@ fn main() {
         } else {
             async_throughput(&payload, size * count)
         };
+        if args.iter().any(|a| a == "--no-codec") {
+            // Under callgrind: count the session's instructions alone.
+            println!("{size} B x {count}: {:.1} MB/s", mb(rate));
+            return;
+        }
         let codec = codec_cpu_per_byte(&payload, size * count);
         println!(
             "{size} B x {count}: {:.1} MB/s; CPU per message {:.2} us, codec {:.2} us ({:.0}%)",
@@ -308,6 +314,16 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(42);
 
     let p = primitives(budget, &mut rng);
+    // What timing one message costs a handler (the eth handlers' per-type histograms):
+    // two clock reads and one observation.
+    let histogram = rlpx::histogram::Histogram::new(rlpx::histogram::HANDLING_BUCKETS);
+    let timed = rate(budget, || {
+        for _ in 0..1000 {
+            let start = Instant::now();
+            histogram.observe(black_box(start).elapsed());
+        }
+        1000
+    });
     let mut snappy = Snappy::default();
     let sample_r = random(1 << 20, &mut rng);
     let sample_c = compressible(1 << 20, &mut rng);
@@ -376,6 +392,12 @@ fn main() {
             Row {
                 what: "ECDSA recover".into(),
                 value: p.recover,
+                unit: "op/s",
+                bound: None,
+            },
+            Row {
+                what: "timing a message (2 clock reads + histogram observe)".into(),
+                value: timed,
                 unit: "op/s",
                 bound: None,
             },

@@ -113,11 +113,27 @@ pub(crate) struct Budget {
     messages: Option<Arc<Semaphore>>,
 }
 
-/// The permits one message holds until it is taken or written.
+/// The permits one message (or a batch of them, see [`Held::merge`]) holds until it is
+/// taken or written.
 pub(crate) struct Held {
-    _message: Option<OwnedSemaphorePermit>,
-    _peer: OwnedSemaphorePermit,
-    _node: OwnedSemaphorePermit,
+    message: Option<OwnedSemaphorePermit>,
+    peer: OwnedSemaphorePermit,
+    node: OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// Adds `other`'s permits to these, so that they are released together. Both must
+    /// come from the same [`Budget`] (or clones of it): the writer merges the messages of
+    /// one session's batch.
+    pub(crate) fn merge(&mut self, other: Held) {
+        match (&mut self.message, other.message) {
+            (Some(a), Some(b)) => a.merge(b),
+            (a @ None, b) => *a = b,
+            (Some(_), None) => {}
+        }
+        self.peer.merge(other.peer);
+        self.node.merge(other.node);
+    }
 }
 
 /// The pools are closed (never, in practice: they live as long as the session).
@@ -160,9 +176,9 @@ impl Budget {
         let node = self.node.sem.clone();
         let node = node.acquire_many_owned(self.node.permits(len)).await;
         Ok(Held {
-            _message: message,
-            _peer: peer,
-            _node: node.map_err(|_| Closed)?,
+            message,
+            peer,
+            node: node.map_err(|_| Closed)?,
         })
     }
 
@@ -177,9 +193,9 @@ impl Budget {
         let node = self.node.sem.clone();
         let node = node.try_acquire_many_owned(self.node.permits(len))?;
         Ok(Held {
-            _message: message,
-            _peer: peer,
-            _node: node,
+            message,
+            peer,
+            node,
         })
     }
 }
@@ -266,6 +282,25 @@ mod tests {
         assert_eq!(b.peer.in_use(), 2, "and holds no bytes");
         drop(held);
         assert!(b.try_acquire(1).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_merged_batch_is_released_at_once() {
+        let node = NodeBudget::new(100, 100);
+        let b = Budget::outbound(50, 4, &node);
+        let mut batch = b.try_acquire(10).unwrap();
+        batch.merge(b.try_acquire(20).unwrap());
+        batch.merge(b.try_acquire(5).unwrap());
+        assert_eq!((b.peer.in_use(), node.outbound_in_use()), (35, 35));
+        assert!(b.try_acquire(1).is_ok(), "one message slot left");
+        drop(batch);
+        assert_eq!((b.peer.in_use(), node.outbound_in_use()), (0, 0));
+        let four: Vec<_> = (0..4).map(|_| b.try_acquire(1).unwrap()).collect();
+        assert!(
+            b.try_acquire(1).is_err(),
+            "all four slots came back, no more"
+        );
+        drop(four);
     }
 
     #[tokio::test]

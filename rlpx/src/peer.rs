@@ -767,8 +767,9 @@ impl<S: Io> Writer<S> {
         let by = progress.map_or(now + self.write_timeout, |p| {
             p.min(now + self.write_timeout)
         });
-        // The batch's budget, given back once it is flushed.
-        let mut batch = Vec::from_iter(held);
+        // The batch's budget, given back at once when it is flushed (one release per
+        // semaphore, not one per message).
+        let mut batch = held;
         let mut bytes = data.len() as u64;
         let fut = async {
             self.feed(id, data).await?;
@@ -777,7 +778,10 @@ impl<S: Io> Writer<S> {
                     break;
                 };
                 bytes += m.data.len() as u64;
-                batch.push(m.budget);
+                match &mut batch {
+                    Some(b) => b.merge(m.budget),
+                    None => batch = Some(m.budget),
+                }
                 self.feed(m.id, m.data).await?;
             }
             self.sink.flush().await
@@ -785,10 +789,12 @@ impl<S: Io> Writer<S> {
         match tokio::time::timeout_at(by, fut).await {
             Ok(Ok(())) => {
                 self.written += bytes;
-                if bytes > KEEP_BUFFER as u64 {
-                    // Flushed, so empty, but still as large as this batch: let it go.
+                if self.sink.write_buffer().capacity() > KEEP_BUFFER {
+                    // Flushed, so empty, but grown for a large message: let it go. (It
+                    // holds at most `WRITE_CHUNK` and one frame otherwise.)
                     *self.sink.write_buffer_mut() = BytesMut::new();
                 }
+                drop(batch);
                 Ok(())
             }
             Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
