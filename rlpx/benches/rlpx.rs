@@ -588,13 +588,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Receives `count` messages, each checked to be code 2 with payload `want` (a memcmp,
+/// cheap next to decrypting and decompressing it: what is timed works); their bytes.
+async fn receive(rx: &mut rlpx::ProtocolHandle, want: &[u8], count: usize) -> usize {
+    let mut bytes = 0;
+    for i in 0..count {
+        let (code, data) = rx.recv().await.unwrap();
+        assert!(code == 2 && data == want, "message {i} arrived altered");
+        bytes += data.len();
+    }
+    bytes
+}
+
+/// Sessions sharing one protocol shaped like eth/68, with default limits.
+fn eth_config() -> rlpx::Config {
+    rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+        ..Default::default()
+    }
+}
+
 fn async_handshakes(n: usize) -> f64 {
     let rt = runtime();
     rt.block_on(async {
-        let cfg = rlpx::Config {
-            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
-            ..Default::default()
-        };
+        let cfg = eth_config();
         let (a, b) = (
             SecretKey::new(&mut rand::rng()),
             SecretKey::new(&mut rand::rng()),
@@ -619,10 +636,7 @@ fn async_throughput(payload: &[u8], total: usize) -> (f64, f64) {
     let rt = runtime();
     let payload = Bytes::copy_from_slice(payload);
     rt.block_on(async move {
-        let cfg = rlpx::Config {
-            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
-            ..Default::default()
-        };
+        let cfg = eth_config();
         let (a, b) = (
             SecretKey::new(&mut rand::rng()),
             SecretKey::new(&mut rand::rng()),
@@ -646,13 +660,7 @@ fn async_throughput(payload: &[u8], total: usize) -> (f64, f64) {
             }
             tx
         });
-        let mut bytes = 0usize;
-        for i in 0..count {
-            let (code, data) = rx.recv().await.unwrap();
-            // A memcmp, cheap next to decrypting and decompressing it: what is timed works.
-            assert!(code == 2 && data == want, "message {i} arrived altered");
-            bytes += data.len();
-        }
+        let bytes = receive(&mut rx, &want, count).await;
         let secs = start.elapsed().as_secs_f64();
         let cpu = process_cpu() - cpu;
         drop(sender.await);
@@ -668,10 +676,7 @@ fn async_throughput(payload: &[u8], total: usize) -> (f64, f64) {
 fn tcp_throughput(payload: &[u8], total: usize) -> (f64, f64) {
     let rt = runtime();
     rt.block_on(async move {
-        let cfg = rlpx::Config {
-            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
-            ..Default::default()
-        };
+        let cfg = eth_config();
         let key = SecretKey::new(&mut rand::rng());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -709,12 +714,7 @@ fn tcp_throughput(payload: &[u8], total: usize) -> (f64, f64) {
         );
         let cpu = process_cpu();
         let start = Instant::now();
-        let mut bytes = 0usize;
-        for i in 1..count {
-            let (code, data) = rx.recv().await.unwrap();
-            assert!(code == 2 && data == payload, "message {i} arrived altered");
-            bytes += data.len();
-        }
+        let bytes = receive(&mut rx, payload, count - 1).await;
         let secs = start.elapsed().as_secs_f64();
         let cpu = process_cpu() - cpu;
         // Closing the session lets the child exit.
@@ -741,10 +741,7 @@ fn tcp_sender(args: &[String]) {
     let payload = Bytes::from(payload);
     let count: usize = args[2].parse().unwrap();
     runtime().block_on(async move {
-        let cfg = rlpx::Config {
-            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
-            ..Default::default()
-        };
+        let cfg = eth_config();
         let key = SecretKey::new(&mut rand::rng());
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
