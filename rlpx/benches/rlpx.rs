@@ -12,7 +12,8 @@
 //! `valgrind --tool=callgrind` two runs with different COUNTs give the instructions per
 //! message by difference, free of the setup (keys, handshake). `--tcp` makes the same run
 //! go over loopback TCP to a sender in a child process (this binary re-executed with
-//! `--tcp-sender`). It also prints the CPU time per message against the codec's (both
+//! `--tcp-sender`); `--task` makes the receiver a spawned task (as a node's protocol
+//! handlers are) instead of the `block_on` thread. It also prints the CPU time per message against the codec's (both
 //! sides' frame work on one core), unless `--no-codec` (for callgrind) is given.
 
 use aes::Aes256;
@@ -285,7 +286,8 @@ fn main() {
         let (rate, cpu) = if args.iter().any(|a| a == "--tcp") {
             tcp_throughput(&payload, size * count)
         } else {
-            async_throughput(&payload, size * count)
+            let task = args.iter().any(|a| a == "--task");
+            async_throughput(&payload, size * count, task)
         };
         if args.iter().any(|a| a == "--no-codec") {
             // Under callgrind: count the session's instructions alone.
@@ -488,7 +490,8 @@ fn main() {
             });
             let total = if opts.full { 64 << 20 } else { 1 << 20 };
             let codec_cpu = codec_cpu_per_byte(&payload, total.min(16 << 20));
-            let (e2e, e2e_cpu) = async_throughput(&payload, total);
+            let (e2e, e2e_cpu) = async_throughput(&payload, total, false);
+            let (_, task_cpu) = async_throughput(&payload, total, true);
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API over duplex)"),
                 value: mb(e2e),
@@ -496,7 +499,8 @@ fn main() {
                 bound: Some(mb(send_bound.min(recv_bound))),
             });
             let (tcp, tcp_cpu) = tcp_throughput(&payload, total);
-            cpu_rows.push((format!("{label} {kind}"), codec_cpu, e2e_cpu, tcp_cpu));
+            let cpu = [e2e_cpu, task_cpu, tcp_cpu];
+            cpu_rows.push((format!("{label} {kind}"), codec_cpu, cpu));
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API, TCP between processes)"),
                 value: mb(tcp),
@@ -512,18 +516,16 @@ fn main() {
          thread of both sides during the run, per payload byte: robust to a busy machine, \
          where the wall-clock rows above are not.\n"
     );
-    println!("| payload | codec CPU | duplex, one process | ratio | TCP, two processes | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (what, codec, duplex, tcp) in &cpu_rows {
-        let ns = |x: f64| x * 1e9;
-        println!(
-            "| {what} | {:.2} ns/B | {:.2} ns/B | {:.0}% | {:.2} ns/B | {:.0}% |",
-            ns(*codec),
-            ns(*duplex),
-            100.0 * codec / duplex,
-            ns(*tcp),
-            100.0 * codec / tcp
-        );
+    println!(
+        "| payload | codec CPU | duplex, receiver on `block_on` | ratio | duplex, receiver a task | ratio | TCP, two processes | ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (what, codec, cpu) in &cpu_rows {
+        let mut line = format!("| {what} | {:.2} ns/B |", codec * 1e9);
+        for c in cpu {
+            line += &format!(" {:.2} ns/B | {:.0}% |", c * 1e9, 100.0 * codec / c);
+        }
+        println!("{line}");
     }
 
     if opts.js {
@@ -631,8 +633,10 @@ fn async_handshakes(n: usize) -> f64 {
 }
 
 /// Payload bytes per second through the `Peer` API over a duplex, and the CPU time of
-/// the whole process (both sessions, the sender and the receiver) per payload byte.
-fn async_throughput(payload: &[u8], total: usize) -> (f64, f64) {
+/// the whole process (both sessions, the sender and the receiver) per payload byte. The
+/// receiver runs on the `block_on` thread, or in a spawned `task` (as a node's protocol
+/// handlers do).
+fn async_throughput(payload: &[u8], total: usize, task: bool) -> (f64, f64) {
     let rt = runtime();
     let payload = Bytes::copy_from_slice(payload);
     rt.block_on(async move {
@@ -660,7 +664,13 @@ fn async_throughput(payload: &[u8], total: usize) -> (f64, f64) {
             }
             tx
         });
-        let bytes = receive(&mut rx, &want, count).await;
+        let bytes = if task {
+            // As a node runs its protocol handlers.
+            let received = tokio::spawn(async move { receive(&mut rx, &want, count).await });
+            received.await.unwrap()
+        } else {
+            receive(&mut rx, &want, count).await
+        };
         let secs = start.elapsed().as_secs_f64();
         let cpu = process_cpu() - cpu;
         drop(sender.await);
