@@ -7,7 +7,8 @@
 //! the ratios. Without `--bench` (as `cargo test --all-targets` runs it) it does a quick
 //! smoke pass so the code stays exercised.
 //!
-//! `-- --e2e SIZE COUNT` runs only the end-to-end case (COUNT random messages of SIZE
+//! `-- --e2e SIZE COUNT` runs only the end-to-end case (COUNT random, or with
+//! `--compressible` compressible, messages of SIZE
 //! bytes through the `Peer` API over a duplex), for profiling: under
 //! `valgrind --tool=callgrind` two runs with different COUNTs give the instructions per
 //! message by difference, free of the setup (keys, handshake). `--tcp` makes the same run
@@ -282,7 +283,11 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--e2e") {
         let size: usize = args[i + 1].parse().expect("--e2e SIZE COUNT");
         let count: usize = args[i + 2].parse().expect("--e2e SIZE COUNT");
-        let payload = random(size, &mut StdRng::seed_from_u64(7));
+        let payload = if args.iter().any(|a| a == "--compressible") {
+            compressible(size, &mut StdRng::seed_from_u64(7))
+        } else {
+            random(size, &mut StdRng::seed_from_u64(7))
+        };
         let (rate, cpu) = if args.iter().any(|a| a == "--tcp") {
             tcp_throughput(&payload, size * count)
         } else {
