@@ -50,7 +50,8 @@ pub use rlpx;
 pub mod chain;
 pub mod conformance;
 pub mod crawl;
-pub mod histogram;
+/// Latency histograms (moved to `rlpx` so the protocol handlers can record into them).
+pub use rlpx::histogram;
 pub mod key;
 pub mod metrics;
 pub mod nat;

@@ -33,6 +33,15 @@
 //! | `devp2p_sync_highest_block` | gauge | |
 //! | `devp2p_txpool_transactions` | gauge | (with the pool, [`Source::with_pool`]) |
 //! | `devp2p_txpool_bytes` | gauge | network encoding held |
+//! | `devp2p_eth_message_handling_seconds` | histogram | `message` (eth message name; with eth, [`Source::with_eth`]) |
+//! | `devp2p_eth_request_seconds` | histogram | `request` = `headers` / `bodies` / `pooled_transactions` / `cells` (round trip of our requests) |
+//!
+//! ## eth latencies
+//!
+//! The two eth histograms come from [`protocols::eth::metrics::Metrics`], shared by every
+//! eth session. Their labels are fixed sets (the spec's message names, our four request
+//! kinds), never peer-supplied strings; a message type's series appear once one such
+//! message has been handled.
 //!
 //! ## Protocol traffic
 //!
@@ -84,6 +93,7 @@ pub struct Source {
     store: Option<Arc<Store>>,
     sync: Option<sync::Handle>,
     pool: Option<Arc<protocols::eth::pool::Pool>>,
+    eth: Option<Arc<protocols::eth::metrics::Metrics>>,
 }
 
 /// Per-protocol traffic of one set of peers.
@@ -188,6 +198,7 @@ impl Source {
             store: None,
             sync: None,
             pool: None,
+            eth: None,
         }
     }
 
@@ -201,6 +212,12 @@ impl Source {
     /// Adds the transaction pool gauges.
     pub fn with_pool(mut self, pool: Arc<protocols::eth::pool::Pool>) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// Adds the eth handlers' latency histograms.
+    pub fn with_eth(mut self, metrics: Arc<protocols::eth::metrics::Metrics>) -> Self {
+        self.eth = Some(metrics);
         self
     }
 
@@ -363,7 +380,32 @@ impl Source {
             self.render_discovery(&mut out, d).await;
         }
         self.render_chain(&mut out);
+        self.render_eth(&mut out);
         out
+    }
+
+    fn render_eth(&self, out: &mut String) {
+        let Some(eth) = &self.eth else { return };
+        let name = "devp2p_eth_message_handling_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Time to handle one eth message (decode, checks, queueing the answer), by type.",
+        );
+        for (message, h) in eth.handling().filter(|(_, h)| h.count() > 0) {
+            h.render(out, name, &format!("message=\"{message}\""));
+        }
+        let name = "devp2p_eth_request_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Round trip of our eth requests to the peer's answer, by request type.",
+        );
+        for (request, h) in eth.round_trips() {
+            h.render(out, name, &format!("request=\"{request}\""));
+        }
     }
 
     fn render_chain(&self, out: &mut String) {

@@ -80,6 +80,37 @@ async fn headers_and_bodies_between_two_nodes() {
         .request_headers(&b_id, req(BlockId::Number(101), 10, 0, false))
         .await;
     assert_eq!(none, Ok(vec![]));
+
+    // Both sides timed it: B the round trips of its 3 header and 1 body requests, A the
+    // handling of each request it answered before answering the next thing (labelled by
+    // message name, nothing else). Each side records a round trip before handing the
+    // answer over, and a message's handling before taking the next one.
+    let rtt = |n: &Node| -> Vec<(&str, u64)> {
+        n.handle
+            .metrics()
+            .round_trips()
+            .map(|(k, h)| (k, h.count()))
+            .collect()
+    };
+    let handled = |n: &Node, name: &str| {
+        let m = n.handle.metrics();
+        m.handling()
+            .find(|(k, _)| *k == name)
+            .map(|(_, h)| h.count())
+    };
+    assert_eq!(
+        rtt(&b),
+        vec![
+            ("headers", 3),
+            ("bodies", 1),
+            ("pooled_transactions", 0),
+            ("cells", 0)
+        ]
+    );
+    assert_eq!(rtt(&a)[0], ("headers", 1));
+    assert_eq!(handled(&a, "GetBlockHeaders"), Some(3));
+    assert_eq!(handled(&a, "GetBlockBodies"), Some(1));
+    assert_eq!(handled(&b, "BlockHeaders"), Some(3));
 }
 
 // Virtual time: the timeout below fires when everything else is idle, never early on a

@@ -6,6 +6,16 @@
 //! `@ethereumjs/devp2p` benchmark (`tests/interop/bench.mjs`) on the same machine and print
 //! the ratios. Without `--bench` (as `cargo test --all-targets` runs it) it does a quick
 //! smoke pass so the code stays exercised.
+//!
+//! `-- --e2e SIZE COUNT` runs only the end-to-end case (COUNT random, or with
+//! `--compressible` compressible, messages of SIZE
+//! bytes through the `Peer` API over a duplex), for profiling: under
+//! `valgrind --tool=callgrind` two runs with different COUNTs give the instructions per
+//! message by difference, free of the setup (keys, handshake). `--tcp` makes the same run
+//! go over loopback TCP to a sender in a child process (this binary re-executed with
+//! `--tcp-sender`); `--task` makes the receiver a spawned task (as a node's protocol
+//! handlers are) instead of the `block_on` thread. It also prints the CPU time per message against the codec's (both
+//! sides' frame work on one core), unless `--no-codec` (for callgrind) is given.
 
 use aes::Aes256;
 use bytes::{Bytes, BytesMut};
@@ -34,6 +44,54 @@ fn rate(budget: Duration, mut f: impl FnMut() -> u64) -> f64 {
         ops += f();
     }
     ops as f64 / start.elapsed().as_secs_f64()
+}
+
+/// CPU time this thread has run (`CLOCK_THREAD_CPUTIME_ID`, exact to the call).
+fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time of every thread of this process so far (`CLOCK_PROCESS_CPUTIME_ID`).
+fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The codec's CPU time per payload byte for `payload`, sender and receiver (compress,
+/// encrypt, MAC; MAC, decrypt, decompress), each on this thread's CPU clock: what the
+/// two sides of a session cannot do without, whatever else runs on the machine.
+fn codec_cpu_per_byte(payload: &[u8], total: usize) -> f64 {
+    let (mut a, mut b) = fresh_pair();
+    let mut snappy = Snappy::default();
+    let count = (total / payload.len()).max(4);
+    let mut wire = BytesMut::new();
+    let (mut cpu, mut bytes) = (Duration::ZERO, 0);
+    // At least 100 ms of CPU, so that cheap (compressible) payloads are timed as well.
+    while cpu < Duration::from_millis(100) || bytes == 0 {
+        let start = thread_cpu();
+        for _ in 0..count {
+            let c = snappy.compress(payload).unwrap();
+            a.encoder.encode_frame(0x10, &c, &mut wire).unwrap();
+        }
+        let mut got = 0;
+        while let Some(m) = b.decoder.decode_frame(&mut wire).unwrap() {
+            got += snappy.decompress(&m.data).unwrap().len();
+        }
+        cpu += thread_cpu() - start;
+        assert_eq!(got, count * payload.len());
+        bytes += got;
+    }
+    cpu.as_secs_f64() / bytes as f64
 }
 
 fn mb(bytes_per_sec: f64) -> f64 {
@@ -221,6 +279,38 @@ fn print(title: &str, rows: &[Row]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--tcp-sender") {
+        return tcp_sender(&args[i + 1..]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--e2e") {
+        let size: usize = args[i + 1].parse().expect("--e2e SIZE COUNT");
+        let count: usize = args[i + 2].parse().expect("--e2e SIZE COUNT");
+        let payload = if args.iter().any(|a| a == "--compressible") {
+            compressible(size, &mut StdRng::seed_from_u64(7))
+        } else {
+            random(size, &mut StdRng::seed_from_u64(7))
+        };
+        let (rate, cpu) = if args.iter().any(|a| a == "--tcp") {
+            tcp_throughput(&payload, size * count)
+        } else {
+            let task = args.iter().any(|a| a == "--task");
+            async_throughput(&payload, size * count, task)
+        };
+        if args.iter().any(|a| a == "--no-codec") {
+            // Under callgrind: count the session's instructions alone.
+            println!("{size} B x {count}: {:.1} MB/s", mb(rate));
+            return;
+        }
+        let codec = codec_cpu_per_byte(&payload, size * count);
+        println!(
+            "{size} B x {count}: {:.1} MB/s; CPU per message {:.2} us, codec {:.2} us ({:.0}%)",
+            mb(rate),
+            cpu * size as f64 * 1e6,
+            codec * size as f64 * 1e6,
+            100.0 * codec / cpu
+        );
+        return;
+    }
     let opts = Opts {
         full: args.iter().any(|a| a == "--bench"),
         js: args.iter().any(|a| a == "--js"),
@@ -233,6 +323,16 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(42);
 
     let p = primitives(budget, &mut rng);
+    // What timing one message costs a handler (the eth handlers' per-type histograms):
+    // two clock reads and one observation.
+    let histogram = rlpx::histogram::Histogram::new(rlpx::histogram::HANDLING_BUCKETS);
+    let timed = rate(budget, || {
+        for _ in 0..1000 {
+            let start = Instant::now();
+            histogram.observe(black_box(start).elapsed());
+        }
+        1000
+    });
     let mut snappy = Snappy::default();
     let sample_r = random(1 << 20, &mut rng);
     let sample_c = compressible(1 << 20, &mut rng);
@@ -305,6 +405,12 @@ fn main() {
                 bound: None,
             },
             Row {
+                what: "timing a message (2 clock reads + histogram observe)".into(),
+                value: timed,
+                unit: "op/s",
+                bound: None,
+            },
+            Row {
                 what: "public key from secret".into(),
                 value: p.pubgen,
                 unit: "op/s",
@@ -345,6 +451,7 @@ fn main() {
 
     // Session throughput, one direction, split into the sender's and receiver's work.
     let mut rows = Vec::new();
+    let mut cpu_rows = Vec::new();
     for (label, size) in [
         ("1 KiB", 1024usize),
         ("64 KiB", 64 * 1024),
@@ -388,16 +495,45 @@ fn main() {
                 unit: "MB/s",
                 bound: Some(mb(recv_bound)),
             });
-            let e2e = async_throughput(&payload, if opts.full { 64 << 20 } else { 1 << 20 });
+            let total = if opts.full { 64 << 20 } else { 1 << 20 };
+            let codec_cpu = codec_cpu_per_byte(&payload, total.min(16 << 20));
+            let (e2e, e2e_cpu) = async_throughput(&payload, total, false);
+            let (_, task_cpu) = async_throughput(&payload, total, true);
             rows.push(Row {
                 what: format!("end to end {label} {kind} (Peer API over duplex)"),
                 value: mb(e2e),
                 unit: "MB/s",
                 bound: Some(mb(send_bound.min(recv_bound))),
             });
+            let (tcp, tcp_cpu) = tcp_throughput(&payload, total);
+            let cpu = [e2e_cpu, task_cpu, tcp_cpu];
+            cpu_rows.push((format!("{label} {kind}"), codec_cpu, cpu));
+            rows.push(Row {
+                what: format!("end to end {label} {kind} (Peer API, TCP between processes)"),
+                value: mb(tcp),
+                unit: "MB/s",
+                bound: Some(mb(send_bound.min(recv_bound))),
+            });
         }
     }
     print("Session payload throughput, one direction", &rows);
+    println!("\n### End to end, CPU: the codec's work over the CPU the session used\n");
+    println!(
+        "Both sides' codec work (one core each, thread CPU clock) over the CPU time of every \
+         thread of both sides (process CPU clocks) during the run, per payload byte: robust to a busy machine, \
+         where the wall-clock rows above are not.\n"
+    );
+    println!(
+        "| payload | codec CPU | duplex, receiver on `block_on` | ratio | duplex, receiver a task | ratio | TCP, two processes | ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (what, codec, cpu) in &cpu_rows {
+        let mut line = format!("| {what} | {:.2} ns/B |", codec * 1e9);
+        for c in cpu {
+            line += &format!(" {:.2} ns/B | {:.0}% |", c * 1e9, 100.0 * codec / c);
+        }
+        println!("{line}");
+    }
 
     if opts.js {
         js_comparison(hs, &rows);
@@ -461,13 +597,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Receives `count` messages, each checked to be code 2 with payload `want` (a memcmp,
+/// cheap next to decrypting and decompressing it: what is timed works); their bytes.
+async fn receive(rx: &mut rlpx::ProtocolHandle, want: &[u8], count: usize) -> usize {
+    let mut bytes = 0;
+    for i in 0..count {
+        let (code, data) = rx.recv().await.unwrap();
+        assert!(code == 2 && data == want, "message {i} arrived altered");
+        bytes += data.len();
+    }
+    bytes
+}
+
+/// Sessions sharing one protocol shaped like eth/68, with default limits.
+fn eth_config() -> rlpx::Config {
+    rlpx::Config {
+        protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
+        ..Default::default()
+    }
+}
+
 fn async_handshakes(n: usize) -> f64 {
     let rt = runtime();
     rt.block_on(async {
-        let cfg = rlpx::Config {
-            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
-            ..Default::default()
-        };
+        let cfg = eth_config();
         let (a, b) = (
             SecretKey::new(&mut rand::rng()),
             SecretKey::new(&mut rand::rng()),
@@ -486,14 +639,15 @@ fn async_handshakes(n: usize) -> f64 {
     })
 }
 
-fn async_throughput(payload: &[u8], total: usize) -> f64 {
+/// Payload bytes per second through the `Peer` API over a duplex, and the CPU time of
+/// the whole process (both sessions, the sender and the receiver) per payload byte. The
+/// receiver runs on the `block_on` thread, or in a spawned `task` (as a node's protocol
+/// handlers do).
+fn async_throughput(payload: &[u8], total: usize, task: bool) -> (f64, f64) {
     let rt = runtime();
     let payload = Bytes::copy_from_slice(payload);
     rt.block_on(async move {
-        let cfg = rlpx::Config {
-            protocols: vec![rlpx::Protocol::new("eth", 68, 17)],
-            ..Default::default()
-        };
+        let cfg = eth_config();
         let (a, b) = (
             SecretKey::new(&mut rand::rng()),
             SecretKey::new(&mut rand::rng()),
@@ -509,6 +663,7 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
         let mut rx = pb.take_protocol("eth").unwrap();
         let count = (total / payload.len()).max(4);
         let want = payload.clone();
+        let cpu = process_cpu();
         let start = Instant::now();
         let sender = tokio::spawn(async move {
             for _ in 0..count {
@@ -516,17 +671,110 @@ fn async_throughput(payload: &[u8], total: usize) -> f64 {
             }
             tx
         });
-        let mut bytes = 0usize;
-        for i in 0..count {
-            let (code, data) = rx.recv().await.unwrap();
-            // A memcmp, cheap next to decrypting and decompressing it: what is timed works.
-            assert!(code == 2 && data == want, "message {i} arrived altered");
-            bytes += data.len();
-        }
+        let bytes = if task {
+            // As a node runs its protocol handlers.
+            let received = tokio::spawn(async move { receive(&mut rx, &want, count).await });
+            received.await.unwrap()
+        } else {
+            receive(&mut rx, &want, count).await
+        };
         let secs = start.elapsed().as_secs_f64();
+        let cpu = process_cpu() - cpu;
         drop(sender.await);
-        bytes as f64 / secs
+        (bytes as f64 / secs, cpu.as_secs_f64() / bytes as f64)
     })
+}
+
+/// Throughput over loopback TCP from a sender in a child process (this binary with
+/// `--tcp-sender`): the receiving side runs here, as a node's would. The child sends
+/// `total / payload.len()` copies of `payload`, prints the CPU time its threads used
+/// from the first message on, and exits. Returns bytes per second and the CPU time of
+/// both processes per payload byte.
+fn tcp_throughput(payload: &[u8], total: usize) -> (f64, f64) {
+    let rt = runtime();
+    rt.block_on(async move {
+        let cfg = eth_config();
+        let key = SecretKey::new(&mut rand::rng());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = (total / payload.len()).max(4);
+        let exe = std::env::current_exe().unwrap();
+        let mut child = std::process::Command::new(exe)
+            .arg("--tcp-sender")
+            .arg(addr.to_string())
+            .arg(hex::encode(id_bytes(&PublicKey::from_secret_key_global(
+                &key,
+            ))))
+            .arg(count.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The payload goes through stdin (1 MiB is too long for an argument).
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(payload).unwrap();
+        }
+        let (stream, peer_addr) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut peer = rlpx::conn::listen_one(stream, Some(peer_addr), &key, &cfg)
+            .await
+            .unwrap();
+        let mut rx = peer.take_protocol("eth").unwrap();
+        // The clock starts at the first message: the child's start-up and handshake are
+        // not part of the session's throughput.
+        let (code, first) = rx.recv().await.unwrap();
+        assert!(
+            code == 2 && first == payload,
+            "first message arrived altered"
+        );
+        let cpu = process_cpu();
+        let start = Instant::now();
+        let bytes = receive(&mut rx, payload, count - 1).await;
+        let secs = start.elapsed().as_secs_f64();
+        let cpu = process_cpu() - cpu;
+        // Closing the session lets the child exit.
+        drop((rx, peer));
+        let out = child.wait_with_output().unwrap();
+        let child_ns: u64 = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu_ns ")?.parse().ok())
+            .expect("the sender reports its CPU time");
+        let cpu = cpu + Duration::from_nanos(child_ns);
+        (bytes as f64 / secs, cpu.as_secs_f64() / bytes as f64)
+    })
+}
+
+/// The child side of [`tcp_throughput`]: `ADDR ID COUNT`, the payload on stdin.
+fn tcp_sender(args: &[String]) {
+    let addr: std::net::SocketAddr = args[0].parse().unwrap();
+    let mut id = [0u8; 65];
+    id[0] = 4;
+    hex::decode_to_slice(&args[1], &mut id[1..]).unwrap();
+    let remote = PublicKey::from_slice(&id).unwrap();
+    let mut payload = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload).unwrap();
+    let payload = Bytes::from(payload);
+    let count: usize = args[2].parse().unwrap();
+    runtime().block_on(async move {
+        let cfg = eth_config();
+        let key = SecretKey::new(&mut rand::rng());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut peer = rlpx::conn::dial(stream, Some(addr), &key, remote, &cfg)
+            .await
+            .unwrap();
+        let tx = peer.take_protocol("eth").unwrap();
+        let cpu = process_cpu();
+        for _ in 0..count {
+            tx.send(2, payload.clone()).await.unwrap();
+        }
+        // Everything queued: wait for the receiver to have it all (it closes after).
+        let _ = tokio::time::timeout(Duration::from_secs(60), peer.closed()).await;
+        println!("cpu_ns {}", (process_cpu() - cpu).as_nanos());
+        drop(tx);
+    });
 }
 
 /// Runs the ethereumjs benchmark and prints our figures as multiples of theirs.

@@ -100,17 +100,40 @@ impl std::fmt::Debug for NodeBudget {
     }
 }
 
-/// One direction of one session: the peer's pool and the node's.
+/// One direction of one session: the peer's pool and the node's, and for the sending
+/// direction a count of messages.
 #[derive(Clone)]
 pub(crate) struct Budget {
     peer: Pool,
     node: Pool,
+    /// One permit per message ([`crate::Config::outbound_queue`]); the queue itself is
+    /// unbounded, so that its slots, like its bytes, come back when the writer has
+    /// flushed a whole batch, not one message at a time: a sender that filled the
+    /// queue is woken once per batch instead of once per message.
+    messages: Option<Arc<Semaphore>>,
 }
 
-/// The permits one message holds until it is taken or written.
+/// The permits one message (or a batch of them, see [`Held::merge`]) holds until it is
+/// taken or written.
 pub(crate) struct Held {
-    _peer: OwnedSemaphorePermit,
-    _node: OwnedSemaphorePermit,
+    message: Option<OwnedSemaphorePermit>,
+    peer: OwnedSemaphorePermit,
+    node: OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// Adds `other`'s permits to these, so that they are released together. Both must
+    /// come from the same [`Budget`] (or clones of it): the writer merges the messages of
+    /// one session's batch.
+    pub(crate) fn merge(&mut self, other: Held) {
+        match (&mut self.message, other.message) {
+            (Some(a), Some(b)) => a.merge(b),
+            (a @ None, b) => *a = b,
+            (Some(_), None) => {}
+        }
+        self.peer.merge(other.peer);
+        self.node.merge(other.node);
+    }
 }
 
 /// The pools are closed (never, in practice: they live as long as the session).
@@ -123,40 +146,56 @@ impl Budget {
         Self {
             peer: Pool::new(per_peer),
             node: node.inbound.clone(),
+            messages: None,
         }
     }
 
-    /// The sending direction: `per_peer` bytes of this peer within `node`'s.
-    pub(crate) fn outbound(per_peer: usize, node: &NodeBudget) -> Self {
+    /// The sending direction: `per_peer` bytes of this peer within `node`'s, and at most
+    /// `messages` messages (at least one).
+    pub(crate) fn outbound(per_peer: usize, messages: usize, node: &NodeBudget) -> Self {
         Self {
             peer: Pool::new(per_peer),
             node: node.outbound.clone(),
+            messages: Some(Arc::new(Semaphore::new(
+                messages.clamp(1, Semaphore::MAX_PERMITS),
+            ))),
         }
     }
 
-    /// Waits for `len` bytes of both pools: the peer's first, so a peer over its own
-    /// budget waits without holding any of the node's.
+    /// Waits for a message slot (sending direction) and `len` bytes of both pools: the
+    /// peer's first, so a peer over its own budget waits without holding any of the
+    /// node's.
     pub(crate) async fn acquire(&self, len: usize) -> Result<Held, Closed> {
+        let message = match &self.messages {
+            Some(m) => Some(m.clone().acquire_owned().await.map_err(|_| Closed)?),
+            None => None,
+        };
         let peer = self.peer.sem.clone();
         let peer = peer.acquire_many_owned(self.peer.permits(len)).await;
         let peer = peer.map_err(|_| Closed)?;
         let node = self.node.sem.clone();
         let node = node.acquire_many_owned(self.node.permits(len)).await;
         Ok(Held {
-            _peer: peer,
-            _node: node.map_err(|_| Closed)?,
+            message,
+            peer,
+            node: node.map_err(|_| Closed)?,
         })
     }
 
     /// Takes `len` bytes of both pools now, or fails without holding any.
     pub(crate) fn try_acquire(&self, len: usize) -> Result<Held, TryAcquireError> {
+        let message = match &self.messages {
+            Some(m) => Some(m.clone().try_acquire_owned()?),
+            None => None,
+        };
         let peer = self.peer.sem.clone();
         let peer = peer.try_acquire_many_owned(self.peer.permits(len))?;
         let node = self.node.sem.clone();
         let node = node.try_acquire_many_owned(self.node.permits(len))?;
         Ok(Held {
-            _peer: peer,
-            _node: node,
+            message,
+            peer,
+            node,
         })
     }
 }
@@ -226,12 +265,42 @@ mod tests {
     #[tokio::test]
     async fn a_message_larger_than_a_pool_takes_all_of_it() {
         let node = NodeBudget::new(100, 10);
-        let b = Budget::outbound(4, &node);
+        let b = Budget::outbound(4, 8, &node);
         let held = b.try_acquire(1000).unwrap();
         assert_eq!((b.peer.in_use(), node.outbound_in_use()), (4, 10));
         assert!(b.try_acquire(1).is_err());
         drop(held);
         assert_eq!((b.peer.in_use(), node.outbound_in_use()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn outbound_messages_are_counted_as_well_as_bytes() {
+        let node = NodeBudget::new(100, 100);
+        let b = Budget::outbound(50, 2, &node);
+        let held = [b.try_acquire(1).unwrap(), b.try_acquire(1).unwrap()];
+        assert!(b.try_acquire(1).is_err(), "a third message waits");
+        assert_eq!(b.peer.in_use(), 2, "and holds no bytes");
+        drop(held);
+        assert!(b.try_acquire(1).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_merged_batch_is_released_at_once() {
+        let node = NodeBudget::new(100, 100);
+        let b = Budget::outbound(50, 4, &node);
+        let mut batch = b.try_acquire(10).unwrap();
+        batch.merge(b.try_acquire(20).unwrap());
+        batch.merge(b.try_acquire(5).unwrap());
+        assert_eq!((b.peer.in_use(), node.outbound_in_use()), (35, 35));
+        assert!(b.try_acquire(1).is_ok(), "one message slot left");
+        drop(batch);
+        assert_eq!((b.peer.in_use(), node.outbound_in_use()), (0, 0));
+        let four: Vec<_> = (0..4).map(|_| b.try_acquire(1).unwrap()).collect();
+        assert!(
+            b.try_acquire(1).is_err(),
+            "all four slots came back, no more"
+        );
+        drop(four);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 //! | p2p messages: Hello, Disconnect, Ping/Pong, snappy | [`p2p`] | pure |
 //! | capability negotiation and id routing | [`caps`] | pure |
 //! | byte budgets (per peer, per node) and the write-progress rule | [`budget`] | sans-IO |
+//! | fixed-bucket latency histograms for metrics (here so every layer above can record) | [`histogram`] | atomics |
 //! | connection typestates: [`Handshaked`] → [`Established`] → [`Peer`] | [`conn`], [`peer`] | tokio |
 //!
 //! A [`Peer`] runs one reader task, which routes each message by id into one bounded
@@ -63,6 +64,7 @@ pub mod codec;
 pub mod conn;
 pub mod ecies;
 pub mod handshake;
+pub mod histogram;
 pub mod mac;
 pub mod p2p;
 pub mod peer;

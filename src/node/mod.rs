@@ -587,7 +587,8 @@ async fn start(b: Builder) -> Result<Node, Error> {
         if let Some(e) = &eth_parts {
             source = source
                 .with_chain(e.store.clone(), Some(e.syncer.handle()))
-                .with_pool(e.handle.pool().clone());
+                .with_pool(e.handle.pool().clone())
+                .with_eth(e.handle.metrics().clone());
         }
         // The bound address: `--metrics 127.0.0.1:0` picks a free port.
         let bound = listener.local_addr().unwrap_or(addr);

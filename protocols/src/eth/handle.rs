@@ -208,6 +208,11 @@ impl Handle {
         &self.shared.pool
     }
 
+    /// Latency histograms of every session: message handling and request round trips.
+    pub fn metrics(&self) -> &Arc<super::metrics::Metrics> {
+        &self.shared.metrics
+    }
+
     /// Validates a local transaction (`eth_sendRawTransaction`), pools it and sends it to
     /// the peers (in full to sqrt(n), announced to the rest).
     pub fn submit_transaction(

@@ -9,6 +9,8 @@
 //! - [`status`]: the Status handshake checks (sans-IO).
 //! - [`serve`]: answers to header, body, receipt, block-access-list and pooled-transaction
 //!   queries (sans-IO); [`cells`]: blob cells from the pool for eth/72 (sans-IO).
+//! - [`metrics`]: latency histograms of message handling and of our requests' round
+//!   trips, by type ([`Handle::metrics`]).
 //! - [`requests`]: request-id matching and the per-peer request budget (sans-IO).
 //! - [`pool`]: the transaction pool (stateless validation, bounded, lowest tip evicted).
 //! - [`txfetch`]: which announced transactions to fetch from which peer, when (sans-IO).
@@ -91,6 +93,7 @@ mod handle;
 mod handler;
 pub mod messages;
 pub mod messages_v70;
+pub mod metrics;
 mod peer;
 pub mod pool;
 pub mod requests;
@@ -349,6 +352,8 @@ struct Shared {
     workers: verify::Workers,
     /// Bytes of the blocks of NewBlock events not dropped yet (see [`Held`]).
     block_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    /// Handling and round-trip latencies of every session.
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl Shared {
@@ -409,6 +414,7 @@ impl Eth {
             last_new_block: Mutex::new(None),
             workers: verify::Workers::new(config.verify_threads),
             block_bytes: Default::default(),
+            metrics: Default::default(),
             config,
             table: Default::default(),
             events,

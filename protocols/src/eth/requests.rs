@@ -43,6 +43,8 @@ pub const EXPIRED_MEMORY: usize = 1024;
 #[derive(Debug)]
 struct Pending<R> {
     kind: Kind,
+    /// When it was sent, for its round-trip time.
+    sent: Instant,
     deadline: Instant,
     reply: R,
 }
@@ -56,6 +58,8 @@ pub enum Match<R> {
         kind: Kind,
         /// The requester's reply sink.
         reply: R,
+        /// When the request was sent (the `now` given to [`Tracker::start`]).
+        sent: Instant,
     },
     /// It answers a request that already timed out: drop it.
     Late,
@@ -103,6 +107,7 @@ impl<R> Tracker<R> {
             id,
             Pending {
                 kind,
+                sent: now,
                 deadline,
                 reply,
             },
@@ -119,6 +124,7 @@ impl<R> Tracker<R> {
                 Some(p) => Match::Answer {
                     kind: p.kind,
                     reply: p.reply,
+                    sent: p.sent,
                 },
                 None => Match::Unsolicited,
             },
@@ -234,7 +240,7 @@ mod tests {
         );
         assert!(matches!(
             t.complete(b, false),
-            Match::Answer { reply: 'b', .. }
+            Match::Answer { reply: 'b', sent, .. } if sent == now
         ));
         assert!(
             matches!(t.complete(b, false), Match::Unsolicited),

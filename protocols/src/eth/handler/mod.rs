@@ -305,9 +305,11 @@ impl Session {
             tokio::select! {
                 msg = self.peer.recv() => {
                     let (c, data) = msg?;
+                    let started = std::time::Instant::now();
                     if let Err(e) = self.on_message(c, data).await {
                         return Some(e);
                     }
+                    self.shared.metrics.observe_handling(c, started.elapsed());
                 }
                 Some(cmd) = commands.recv() => {
                     if !self.on_command(cmd).await {

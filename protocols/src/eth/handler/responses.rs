@@ -39,7 +39,12 @@ impl Session {
             Response::Cells(r) => (r.request_id, false),
         };
         let (kind, reply) = match self.tracker.complete(id, is_headers) {
-            Match::Answer { kind, reply } => (kind, reply),
+            Match::Answer { kind, reply, sent } => {
+                // The tracker's clock (the runtime's, virtual in tests).
+                let rtt = Instant::now().into_std().saturating_duration_since(sent);
+                self.shared.metrics.observe_round_trip(&kind, rtt);
+                (kind, reply)
+            }
             Match::Late => {
                 tracing::debug!(target: "eth", code = c, "late answer dropped");
                 return Ok(());
