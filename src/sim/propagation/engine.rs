@@ -19,7 +19,7 @@ use secp256k1::{PublicKey, SecretKey};
 
 use super::{Config, HostileMode, Msg, Strategy, TxIdx, World};
 use crate::chain::Block;
-use crate::propagate::{Action, Core, Gossip, ImportResult, Local};
+use crate::propagate::{Action, Core, Failure, Gossip, ImportResult, Local};
 use crate::sim::net::{Event, LinkStats, Net};
 
 /// Timer kinds (low byte of a token; the index is above it).
@@ -68,12 +68,24 @@ struct Node {
     chain: Chain,
     core: Core<Chain>,
     importing: Option<(Option<PeerId>, B256, Box<Block>)>,
+    /// Block requests in flight, reported to the core as failed when they time out or
+    /// the peer goes (eth's request tracking).
+    requests: Vec<BlockReq>,
     fetcher: Fetcher,
     pool: HashSet<TxIdx>,
     hostile: bool,
     /// Items a hostile node has heard of (it announces each once).
     heard: HashSet<u64>,
     timer_at: Option<Duration>,
+}
+
+/// A header or body request in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockReq {
+    deadline: Duration,
+    peer: u32,
+    fetch: u32,
+    bodies: bool,
 }
 
 /// An item in a `knows` key: blocks as their index, transactions above bit 32.
@@ -137,6 +149,8 @@ struct Sim<'a> {
     ids: Vec<PeerId>,
     by_id: HashMap<PeerId, u32>,
     base: Instant,
+    /// eth's request timeout ([`eth::Config::request_timeout`]).
+    request_timeout: Duration,
     out: Outcome,
 }
 
@@ -201,6 +215,7 @@ impl<'a> Sim<'a> {
                     peers,
                     knows: HashSet::new(),
                     importing: None,
+                    requests: Vec::new(),
                     fetcher: Fetcher::new(eth::txfetch::Config::default()),
                     pool: HashSet::new(),
                     hostile,
@@ -238,6 +253,7 @@ impl<'a> Sim<'a> {
             ids,
             by_id,
             base: Instant::now(),
+            request_timeout: eth::Config::default().request_timeout,
             out,
         }
     }
@@ -425,6 +441,7 @@ impl<'a> Sim<'a> {
                 self.send(to, from, Duration::ZERO, msg);
             }
             Msg::BlockHeaders { fetch, headers } => {
+                self.answered(to, from, fetch, false);
                 let hs = headers
                     .iter()
                     .map(|&k| w.blocks[k as usize].header.clone())
@@ -446,6 +463,7 @@ impl<'a> Sim<'a> {
                 self.send(to, from, Duration::ZERO, Msg::BlockBodies { fetch, blocks });
             }
             Msg::BlockBodies { fetch, blocks } => {
+                self.answered(to, from, fetch, true);
                 for &k in &blocks {
                     self.out.block_full[k as usize][ti] += 1;
                 }
@@ -654,6 +672,7 @@ impl<'a> Sim<'a> {
                 Action::FetchHeaders { peer, hash, req } => {
                     if let (Some(p), Some(&fetch)) = (idx(&self.by_id, &peer), w.by_hash.get(&hash))
                     {
+                        self.track(n, p, fetch, false);
                         let msg = Msg::GetBlockHeaders { fetch, req };
                         self.send(n, p, Duration::ZERO, msg);
                     }
@@ -661,6 +680,7 @@ impl<'a> Sim<'a> {
                 Action::FetchBodies { peer, hash, hashes } => {
                     if let (Some(p), Some(&fetch)) = (idx(&self.by_id, &peer), w.by_hash.get(&hash))
                     {
+                        self.track(n, p, fetch, true);
                         let blocks = hashes.iter().filter_map(|h| w.by_hash.get(h).copied());
                         let msg = Msg::GetBlockBodies {
                             fetch,
@@ -682,6 +702,14 @@ impl<'a> Sim<'a> {
             return;
         }
         node.core.handle_timeout(now);
+        let at = self.net.now();
+        let (late, left): (Vec<BlockReq>, Vec<BlockReq>) =
+            node.requests.iter().partition(|r| r.deadline <= at);
+        node.requests = left;
+        for r in late {
+            self.fail(n, r, Failure::Timeout);
+        }
+        let node = &mut self.nodes[n as usize];
         node.fetcher.expire(now);
         let mut useless: Vec<u32> = node
             .fetcher
@@ -715,7 +743,8 @@ impl<'a> Sim<'a> {
         if node.hostile {
             return;
         }
-        let due = [node.core.next_timeout(), node.fetcher.next_deadline()]
+        let request = node.requests.iter().map(|r| self.base + r.deadline).min();
+        let due = [node.core.next_timeout(), node.fetcher.next_deadline(), request]
             .into_iter()
             .flatten()
             .min();
@@ -734,7 +763,8 @@ impl<'a> Sim<'a> {
         self.net.schedule(n as usize, at, TICK);
     }
 
-    /// Closes the connection between `a` and `b` (a penalty).
+    /// Closes the connection between `a` and `b` (a penalty): requests between them fail
+    /// as `Gone`, as eth reports a request to a peer that left.
     fn disconnect(&mut self, a: u32, b: u32) {
         for (x, y) in [(a, b), (b, a)] {
             let node = &mut self.nodes[x as usize];
@@ -742,7 +772,50 @@ impl<'a> Sim<'a> {
                 node.peers.remove(i);
                 node.fetcher.peer_left(&self.ids[y as usize]);
             }
+            let (gone, left): (Vec<BlockReq>, Vec<BlockReq>) =
+                node.requests.iter().partition(|r| r.peer == y);
+            node.requests = left;
+            for r in gone {
+                self.fail(x, r, Failure::Gone);
+            }
         }
         self.out.disconnects += 1;
+        self.drive(a, true);
+        self.drive(b, true);
+    }
+
+    /// `n` asked `peer` for the headers or bodies of fetch `fetch`: the answer is due
+    /// within eth's request timeout.
+    fn track(&mut self, n: u32, peer: u32, fetch: u32, bodies: bool) {
+        let deadline = self.net.now() + self.request_timeout;
+        self.nodes[n as usize].requests.push(BlockReq {
+            deadline,
+            peer,
+            fetch,
+            bodies,
+        });
+    }
+
+    /// An answer arrived: its request is no longer in flight.
+    fn answered(&mut self, n: u32, peer: u32, fetch: u32, bodies: bool) {
+        let reqs = &mut self.nodes[n as usize].requests;
+        if let Some(i) = reqs
+            .iter()
+            .position(|r| (r.peer, r.fetch, r.bodies) == (peer, fetch, bodies))
+        {
+            reqs.remove(i);
+        }
+    }
+
+    /// Reports a failed request to the core (the caller drives it).
+    fn fail(&mut self, n: u32, r: BlockReq, failure: Failure) {
+        let (now, hash) = (self.now(), self.world.hashes[r.fetch as usize]);
+        let peer = self.ids[r.peer as usize];
+        let core = &mut self.nodes[n as usize].core;
+        if r.bodies {
+            core.on_bodies(peer, hash, Err(failure), now);
+        } else {
+            core.on_headers(peer, hash, Err(failure), now);
+        }
     }
 }
