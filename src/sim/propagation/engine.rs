@@ -124,6 +124,8 @@ pub struct Outcome {
     pub block_bytes: Vec<u64>,
     /// Creation time and origin of each transaction.
     pub tx_created: Vec<(Duration, u32)>,
+    /// Nodes online when each transaction was created.
+    pub tx_online: Vec<Vec<bool>>,
     /// When each node pooled each transaction.
     pub tx_arrival: Vec<Vec<Option<Duration>>>,
     /// Full copies of each transaction each node received.
@@ -195,7 +197,11 @@ impl<'a> Sim<'a> {
             }
         }
         let ids: Vec<PeerId> = (0..n).map(node_id).collect();
-        let by_id = ids.iter().enumerate().map(|(i, p)| (*p, i as u32)).collect();
+        let by_id = ids
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as u32))
+            .collect();
         // Hostile nodes; the producers are drawn among the others.
         let hostile: Vec<bool> = (0..n)
             .map(|_| net.rng().random::<f64>() < cfg.hostile)
@@ -237,6 +243,7 @@ impl<'a> Sim<'a> {
             block_ann: vec![vec![0; n]; nb],
             block_bytes: vec![0; nb],
             tx_created: vec![(Duration::ZERO, 0); nt],
+            tx_online: vec![vec![true; n]; nt],
             tx_arrival: vec![vec![None; n]; nt],
             tx_full: vec![vec![0; n]; nt],
             tx_ann: vec![vec![0; n]; nt],
@@ -289,7 +296,8 @@ impl<'a> Sim<'a> {
             let at = start + span.mul_f64(t as f64 / txs as f64);
             let origin = self.honest_node();
             self.out.tx_created[t] = (at, origin);
-            self.net.schedule(origin as usize, at, NEW_TX | ((t as u64) << 8));
+            self.net
+                .schedule(origin as usize, at, NEW_TX | ((t as u64) << 8));
         }
         let end = start + span + SETTLE;
         while let Some(ev) = self.net.next() {
@@ -317,8 +325,21 @@ impl<'a> Sim<'a> {
             IMPORT => self.imported(n),
             NEW_BLOCK => self.produce(n, idx),
             NEW_TX => {
-                self.out.tx_created[idx as usize].0 = at;
-                self.pool_txs(n, vec![idx], None);
+                // A user sends through a node that is up: an origin gone offline by churn
+                // hands over to a random online honest node.
+                let mut origin = n;
+                for _ in 0..10 * self.nodes.len() {
+                    if self.net.is_online(origin as usize) {
+                        break;
+                    }
+                    origin = self.honest_node();
+                }
+                let online = (0..self.nodes.len())
+                    .map(|i| self.net.is_online(i))
+                    .collect();
+                self.out.tx_online[idx as usize] = online;
+                self.out.tx_created[idx as usize] = (at, origin);
+                self.pool_txs(origin, vec![idx], None);
             }
             _ => {}
         }
@@ -408,7 +429,8 @@ impl<'a> Sim<'a> {
                 }
                 let block = w.blocks[b as usize].clone();
                 let node = &mut self.nodes[ti];
-                node.core.on_block(from_id, block, eth::Held::default(), now);
+                node.core
+                    .on_block(from_id, block, eth::Held::default(), now);
                 self.drive(to, false);
             }
             Msg::NewBlockHashes(b) => {
@@ -533,8 +555,7 @@ impl<'a> Sim<'a> {
     /// announces it, once, to every peer not known to have it.
     fn heard(&mut self, n: u32, item: u64) {
         let node = &mut self.nodes[n as usize];
-        if self.cfg.hostile_mode != HostileMode::AnnounceNeverDeliver || !node.heard.insert(item)
-        {
+        if self.cfg.hostile_mode != HostileMode::AnnounceNeverDeliver || !node.heard.insert(item) {
             return;
         }
         let peers: Vec<u32> = node
@@ -596,8 +617,10 @@ impl<'a> Sim<'a> {
         let mut ann: HashMap<u32, Vec<TxIdx>> = HashMap::new();
         for &t in &txs {
             let (f, a) = self.fan_out(n, from, tx_item(t));
-            f.into_iter().for_each(|p| full.entry(p).or_default().push(t));
-            a.into_iter().for_each(|p| ann.entry(p).or_default().push(t));
+            f.into_iter()
+                .for_each(|p| full.entry(p).or_default().push(t));
+            a.into_iter()
+                .for_each(|p| ann.entry(p).or_default().push(t));
         }
         let delay = self.cfg.tx_delay;
         let mut sends: Vec<(u32, bool, Vec<TxIdx>)> = full
@@ -744,10 +767,14 @@ impl<'a> Sim<'a> {
             return;
         }
         let request = node.requests.iter().map(|r| self.base + r.deadline).min();
-        let due = [node.core.next_timeout(), node.fetcher.next_deadline(), request]
-            .into_iter()
-            .flatten()
-            .min();
+        let due = [
+            node.core.next_timeout(),
+            node.fetcher.next_deadline(),
+            request,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(due) = due else {
             return;
         };
