@@ -281,8 +281,20 @@ fn line_plot(
 }
 
 /// A horizontal bar chart of `(label, value)` rows, the first on top, each bar labelled
-/// with its value (three significant decimals).
+/// with its value (three decimals).
 pub fn bars(title: &str, x_desc: &str, rows: &[(String, f64)]) -> Result<String, Error> {
+    bars_with(title, x_desc, rows, 200, &f3)
+}
+
+/// [`bars`] with a label column `label_width` pixels wide and each bar's value written by
+/// `label`.
+pub fn bars_with(
+    title: &str,
+    x_desc: &str,
+    rows: &[(String, f64)],
+    label_width: u32,
+    label: &dyn Fn(f64) -> String,
+) -> Result<String, Error> {
     let n = rows.len().max(1);
     let height = 90 + BAR * n as u32;
     let max = rows.iter().map(|r| r.1).fold(0.0, f64::max);
@@ -295,7 +307,7 @@ pub fn bars(title: &str, x_desc: &str, rows: &[(String, f64)]) -> Result<String,
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(200)
+            .y_label_area_size(label_width)
             .build_cartesian_2d(0.0..max, (0..n).into_segmented())
             .map_err(err)?;
         // Row i is drawn at n - 1 - i so that the first is on top.
@@ -329,7 +341,7 @@ pub fn bars(title: &str, x_desc: &str, rows: &[(String, f64)]) -> Result<String,
         chart
             .draw_series(rows.iter().enumerate().map(|(i, r)| {
                 Text::new(
-                    format!(" {}", f3(r.1)),
+                    format!(" {}", label(r.1)),
                     (r.1, SegmentValue::CenterOf(n - 1 - i)),
                     ("sans-serif", 14),
                 )
