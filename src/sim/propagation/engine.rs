@@ -17,10 +17,11 @@ use protocols::eth::{self, BlockId, PeerId, fanout};
 use rand::Rng;
 use secp256k1::{PublicKey, SecretKey};
 
+use super::output::Outcome;
 use super::{Config, HostileMode, Msg, Strategy, TxIdx, World};
 use crate::chain::Block;
 use crate::propagate::{Action, Core, Failure, Gossip, ImportResult, Local};
-use crate::sim::net::{Event, LinkStats, Net};
+use crate::sim::net::{Event, Net};
 
 /// Timer kinds (low byte of a token; the index is above it).
 const TICK: u64 = 0;
@@ -97,50 +98,6 @@ fn tx_item(t: u32) -> u64 {
 }
 fn knows_key(peer: u32, item: u64) -> u64 {
     (u64::from(peer) << 40) | item
-}
-
-/// What a run measured.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The strategy run.
-    pub strategy: Strategy,
-    /// Region of each node.
-    pub region: Vec<usize>,
-    /// Upload bandwidth of each node, bytes/s.
-    pub upload: Vec<u64>,
-    /// Which nodes were hostile.
-    pub hostile: Vec<bool>,
-    /// Creation time and origin of each block (index 0, the genesis, unused).
-    pub block_created: Vec<(Duration, u32)>,
-    /// Nodes online when each block was created (all, without churn).
-    pub block_online: Vec<Vec<bool>>,
-    /// When each node imported each block.
-    pub block_arrival: Vec<Vec<Option<Duration>>>,
-    /// Full copies (NewBlock or a fetched body) of each block each node received.
-    pub block_full: Vec<Vec<u32>>,
-    /// Announcements of each block each node received.
-    pub block_ann: Vec<Vec<u32>>,
-    /// Bytes of all messages about each block, over all nodes.
-    pub block_bytes: Vec<u64>,
-    /// Creation time and origin of each transaction.
-    pub tx_created: Vec<(Duration, u32)>,
-    /// Nodes online when each transaction was created.
-    pub tx_online: Vec<Vec<bool>>,
-    /// When each node pooled each transaction.
-    pub tx_arrival: Vec<Vec<Option<Duration>>>,
-    /// Full copies of each transaction each node received.
-    pub tx_full: Vec<Vec<u32>>,
-    /// Announcements of each transaction each node received.
-    pub tx_ann: Vec<Vec<u32>>,
-    /// Bytes of all messages about each transaction (shared evenly among the transactions
-    /// of one message), over all nodes.
-    pub tx_bytes: Vec<u64>,
-    /// Traffic per node.
-    pub stats: Vec<LinkStats>,
-    /// Connections closed by a penalty.
-    pub disconnects: u64,
-    /// Events processed.
-    pub events: u64,
 }
 
 struct Sim<'a> {

@@ -21,8 +21,8 @@ mod world;
 
 use std::time::Duration;
 
-pub use engine::{Outcome, run};
-pub use output::{Item, Means, Summary, means, summarize, table, target, write_outputs};
+pub use engine::run;
+pub use output::{Item, Means, Outcome, Summary, means, summarize, table, target, write_outputs};
 pub use world::{BlockIdx, TxIdx, World, wire};
 
 use protocols::eth::GetBlockHeaders;
@@ -72,8 +72,8 @@ pub struct Config {
     pub seed: u64,
     /// Nodes.
     pub nodes: usize,
-    /// Peers each node dials (the graph's degree is about twice this... see
-    /// [`engine`]: each node dials this many random others; connections are undirected).
+    /// Average connections per node: each node dials half this many random others and
+    /// accepts every dial (so the degree varies around it).
     pub peers: usize,
     /// Fan-out strategy.
     pub strategy: Strategy,

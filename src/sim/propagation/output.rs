@@ -4,8 +4,53 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::engine::Outcome;
+use super::Strategy;
+use crate::sim::net::LinkStats;
 use crate::sim::report::{self, CdfSeries, Csv, Error, f3};
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The strategy run.
+    pub strategy: Strategy,
+    /// Region of each node.
+    pub region: Vec<usize>,
+    /// Upload bandwidth of each node, bytes/s.
+    pub upload: Vec<u64>,
+    /// Which nodes were hostile.
+    pub hostile: Vec<bool>,
+    /// Creation time and origin of each block (index 0, the genesis, unused).
+    pub block_created: Vec<(Duration, u32)>,
+    /// Nodes online when each block was created (all, without churn).
+    pub block_online: Vec<Vec<bool>>,
+    /// When each node imported each block.
+    pub block_arrival: Vec<Vec<Option<Duration>>>,
+    /// Full copies (NewBlock or a fetched body) of each block each node received.
+    pub block_full: Vec<Vec<u32>>,
+    /// Announcements of each block each node received.
+    pub block_ann: Vec<Vec<u32>>,
+    /// Bytes of all messages about each block, over all nodes.
+    pub block_bytes: Vec<u64>,
+    /// Creation time and origin of each transaction.
+    pub tx_created: Vec<(Duration, u32)>,
+    /// Nodes online when each transaction was created.
+    pub tx_online: Vec<Vec<bool>>,
+    /// When each node pooled each transaction.
+    pub tx_arrival: Vec<Vec<Option<Duration>>>,
+    /// Full copies of each transaction each node received.
+    pub tx_full: Vec<Vec<u32>>,
+    /// Announcements of each transaction each node received.
+    pub tx_ann: Vec<Vec<u32>>,
+    /// Bytes of all messages about each transaction (shared evenly among the transactions
+    /// of one message), over all nodes.
+    pub tx_bytes: Vec<u64>,
+    /// Traffic per node.
+    pub stats: Vec<LinkStats>,
+    /// Connections closed by a penalty.
+    pub disconnects: u64,
+    /// Events processed.
+    pub events: u64,
+}
 
 /// Figures of one block or transaction.
 #[derive(Debug, Clone, PartialEq)]
