@@ -60,6 +60,7 @@ pub mod propagate;
 pub mod required;
 pub mod rpc;
 pub mod server;
+pub mod sim;
 pub mod sync;
 
 /// The CLI subcommands as library functions.
@@ -75,6 +76,7 @@ pub mod cmd {
     pub mod key;
     pub mod node;
     pub mod replay;
+    pub mod sim;
     pub mod test;
     pub mod testnet;
 }
