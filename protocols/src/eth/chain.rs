@@ -49,16 +49,26 @@ pub trait Chain: Send + Sync + 'static {
     fn canonical_number(&self, hash: &B256) -> Option<u64>;
     /// The body of block `hash` (`[transactions, ommers, withdrawals?]`), RLP-encoded.
     fn body_by_hash(&self, hash: &B256) -> Option<Raw>;
-    /// Whether we hold the receipts of block `hash`, which GetReceipts answers with an
-    /// empty list. We do not execute transactions, so the only receipts we know are
-    /// those of a block without transactions (none); any other block, known or not,
-    /// ends the response (spec: "if the server does not have the receipts of a certain
-    /// block in its storage, it should end the response at that block"): an empty list
-    /// for a block with transactions would be a wrong answer. Default: the body is known
-    /// and its transaction list empty.
-    fn has_receipts(&self, hash: &B256) -> bool {
+    /// The receipt list of block `hash` as stored: the RLP list of its receipts in the
+    /// eth/69 layout ([`super::messages::Receipt69`], no bloom), checked against the
+    /// block's receipts root when it was stored ([`super::receipts::verify`]). `None` if
+    /// we do not hold them (unknown block, or receipts not fetched yet): GetReceipts ends
+    /// its answer there (spec: "if the server does not have the receipts of a certain
+    /// block in its storage, it should end the response at that block"). Default: the
+    /// empty list for a known block without transactions, `None` otherwise.
+    fn receipts_by_hash(&self, hash: &B256) -> Option<Raw> {
         self.body_by_hash(hash)
-            .is_some_and(|body| body_has_no_transactions(&body.0))
+            .filter(|body| body_has_no_transactions(&body.0))
+            .map(|_| {
+                Raw(alloy_primitives::Bytes::from_static(
+                    super::receipts::EMPTY_LIST,
+                ))
+            })
+    }
+
+    /// Whether we hold the receipts of block `hash` ([`Chain::receipts_by_hash`]).
+    fn has_receipts(&self, hash: &B256) -> bool {
+        self.receipts_by_hash(hash).is_some()
     }
 
     /// Our fork id at the current head.

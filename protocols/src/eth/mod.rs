@@ -93,6 +93,7 @@ pub mod messages;
 pub mod messages_v70;
 mod peer;
 pub mod pool;
+pub mod receipts;
 pub mod requests;
 pub mod serve;
 pub mod size;
