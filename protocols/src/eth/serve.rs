@@ -96,7 +96,7 @@ fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
 /// once [`SOFT_RESPONSE_LIMIT`] is reached. Lists are in the stored eth/69 layout; eth/68
 /// wants [`receipts68`].
 pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
-    within_limit(
+    receipts_within_limit(
         hashes
             .iter()
             .take(MAX_RECEIPTS)
@@ -104,11 +104,33 @@ pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
     )
 }
 
+/// [`within_limit`] for receipt lists, which can be larger than a message: the answer
+/// ends before a list that would take it past [`RECEIPTS70_LIMIT`] (before eth/70 such a
+/// block's receipts cannot be sent at all: go-ethereum's 10 MiB message limit would
+/// refuse the message).
+fn receipts_within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for item in items {
+        bytes = bytes.saturating_add(item.0.len());
+        if bytes > RECEIPTS70_LIMIT {
+            break;
+        }
+        out.push(item);
+        if bytes >= SOFT_RESPONSE_LIMIT {
+            break;
+        }
+    }
+    out
+}
+
 /// [`receipts`] for eth/68: each list re-encoded with blooms
-/// ([`super::receipts::stored_to_eth68`]), the soft limit applied to the re-encoded size
+/// ([`super::receipts::stored_to_eth68`]), the limits applied to the re-encoded size
 /// (a bloom adds 259 bytes per receipt, so the lists read are bounded by the same limit).
+/// A list read is re-encoded whole before its size is known: at most one list (bounded
+/// by what the store accepted, a block's worth) is converted past the limit.
 pub fn receipts68(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
-    within_limit(
+    receipts_within_limit(
         hashes
             .iter()
             .take(MAX_RECEIPTS)
@@ -145,11 +167,12 @@ pub fn receipts70(
         else {
             break;
         };
-        if i == 0 {
+        let mut size = stored.0.len();
+        if i == 0 && first_index > 0 {
             let skip = usize::try_from(first_index).unwrap_or(usize::MAX);
             list.drain(..skip.min(list.len()));
+            size = alloy_rlp::list_length(&list);
         }
-        let size = stored.0.len();
         if bytes.saturating_add(size) > RECEIPTS70_LIMIT {
             let mut partial = Vec::new();
             for r in list {
