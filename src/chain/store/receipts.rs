@@ -37,7 +37,8 @@ pub enum ReceiptsError {
 
 impl super::Store {
     /// Checks every list against its block (header and body must be stored) and, if all
-    /// match, stores them in one transaction; returns how many were new. On the first
+    /// match, stores them in one transaction; returns how many were new (empty lists are
+    /// implied by the block and not stored). On the first
     /// list that does not match, nothing is stored and [`ReceiptsError`] says which (a
     /// peer that sent it is to be penalised). Hashes every receipt: call it off the async
     /// workers.
@@ -58,7 +59,10 @@ impl super::Store {
                     reason,
                 }));
             }
-            encoded.push((header.number, hash, encode_stored(list)));
+            // An empty list (a block without transactions) is implied, not stored.
+            if !list.is_empty() {
+                encoded.push((header.number, hash, encode_stored(list)));
+            }
         }
         let w = self.db.begin_write().map_err(db)?;
         let mut new = 0;
@@ -139,3 +143,7 @@ fn side_bytes(meta: &redb::Table<'_, &str, &[u8]>) -> Result<u64, Error> {
     let v = meta.get("side_bytes").map_err(db)?;
     Ok(v.map_or(0, |v| super::side_bytes_from(v.value())))
 }
+
+#[cfg(test)]
+#[path = "receipts_tests.rs"]
+mod tests;
