@@ -18,7 +18,7 @@ use protocols::eth::messages::{
     BAL_UNAVAILABLE, CellMask, Cells, GetCells, GetReceipts70, Message, NewPooledTransactionHashes,
     NewPooledTransactionHashes72, Raw, Receipt69, Receipts70, RequestPair, code,
 };
-use protocols::eth::{self, ETH68, ETH70, ETH71, ETH72, pool, serve};
+use protocols::eth::{self, ETH68, ETH69, ETH70, ETH71, ETH72, pool, serve};
 use rlpx::{DisconnectReason, ProtocolHandle};
 
 /// A node serving the test chain and a raw peer of `version` past the handshake.
@@ -492,4 +492,52 @@ async fn eth72_announcements_are_fetched() {
         }
     };
     assert_eq!(asked, vec![blob, plain]);
+}
+
+/// Our node asks another for receipts at each version: eth/68 (with blooms) and eth/69
+/// give whole lists and stop before block 11's 10.6 MB; eth/70 cuts block 11 short and
+/// the rest comes with `firstBlockReceiptIndex`. Every list verifies against its header.
+#[tokio::test]
+async fn our_nodes_exchange_receipts_at_every_version() {
+    let c = Arc::new(chain());
+    let want: Vec<Vec<Receipt69>> = (10..=12).map(receipts_of).collect();
+    let hashes: Vec<B256> = (10..=12).map(hash).collect();
+    for version in [ETH68, ETH69, ETH70] {
+        let config = eth::Config {
+            versions: vec![version],
+            ..eth::Config::default()
+        };
+        let (a, _b) = eth_pair(c.clone(), config.clone(), c.clone(), config).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while a.handle.peers().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "no eth session");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let peer = a.handle.peers()[0].id;
+        let first = a
+            .handle
+            .request_receipts(&peer, hashes.clone(), 0)
+            .await
+            .unwrap();
+        if version < ETH70 {
+            assert_eq!(first.lists, want[..1], "eth/{version}");
+            assert!(!first.last_block_incomplete);
+            continue;
+        }
+        assert!(first.last_block_incomplete);
+        assert_eq!(first.lists.len(), 2);
+        assert_eq!(first.lists[0], want[0]);
+        let part = first.lists[1].len();
+        assert!(part > 0 && part < want[1].len());
+        let rest = a
+            .handle
+            .request_receipts(&peer, hashes[1..].to_vec(), part as u64)
+            .await
+            .unwrap();
+        assert!(!rest.last_block_incomplete);
+        let mut whole = first.lists[1].clone();
+        whole.extend(rest.lists[0].iter().cloned());
+        assert_eq!(whole, want[1]);
+        assert_eq!(rest.lists[1], want[2]);
+    }
 }

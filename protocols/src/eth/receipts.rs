@@ -174,6 +174,18 @@ pub fn encode_stored(list: &[Receipt69]) -> Raw {
     Raw(out.into())
 }
 
+/// A peer's answer to GetReceipts, in the eth/69 layout whatever the version (eth/68
+/// blooms are dropped: [`verify`] recomputes them from the logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// One list per block, in request order, ending where the peer lacks receipts; the
+    /// first starts at the request's `firstBlockReceiptIndex` (eth/70).
+    pub lists: Vec<Vec<Receipt69>>,
+    /// eth/70 `lastBlockIncomplete`: the last list stops short (ask again from where it
+    /// ends). Always false before eth/70.
+    pub last_block_incomplete: bool,
+}
+
 /// The empty receipt list, stored form: the receipts of a block without transactions.
 pub const EMPTY_LIST: &[u8] = &[alloy_rlp::EMPTY_LIST_CODE];
 
