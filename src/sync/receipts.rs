@@ -13,8 +13,9 @@
 //!   against its block ([`crate::chain::Store::insert_receipts`], off the runtime) and
 //!   stores all or nothing. A list that does not match: [`Fetcher::on_stored`] penalises
 //!   the peer and the batch is asked again of others.
-//! - A short answer (the peer lacks the rest) is no offence: the rest is asked again of
-//!   another peer. A peer that times out is penalised.
+//! - A short answer is no offence: an empty one says the peer lacks the first block
+//!   (asked of another peer next); blocks after a non-empty answer were cut by the peer's
+//!   size limits and are asked again, of it too. A peer that times out is penalised.
 //! - eth/70: an incomplete last list is kept and its rest asked of the same peer with
 //!   `firstBlockReceiptIndex` ([`MAX_PARTIAL_BYTES`] at most per block, then the peer
 //!   is penalised); a peer that leaves takes its partial list with it.
@@ -238,8 +239,15 @@ impl Fetcher {
             }
             lists.push((*hash, list));
         }
-        // Not answered: the peer lacks them (no offence); others are asked.
-        for hash in &req.hashes[answered..] {
+        // Not answered: no offence. An empty answer says the peer lacks the first block
+        // (it is asked of others); the rest, and everything after a non-empty answer,
+        // may only have been cut by the peer's size limits: asked again, of it too.
+        for (i, hash) in req.hashes[answered..].iter().enumerate() {
+            if answered > 0 || i > 0 {
+                if let Some(t) = self.tried.get_mut(hash) {
+                    t.retain(|p| *p != req.peer);
+                }
+            }
             self.retry(*hash);
         }
         if !lists.is_empty() {

@@ -20,6 +20,8 @@ use crate::chain::store::ReceiptsError;
 enum Msg {
     Answer(RequestId, Result<eth::receipts::Answer, Failure>),
     Stored(eth::PeerId, Vec<B256>, Result<(), B256>),
+    /// Canonical blocks lacking receipts, found after missed import events.
+    Missing(Vec<B256>),
     None,
 }
 
@@ -42,6 +44,8 @@ async fn run(eth: eth::Handle, importer: Importer, timeout: Duration) {
         f.peer_joined(p.id, now);
     }
     let mut tasks: JoinSet<Msg> = JoinSet::new();
+    // The highest block number heard of, to know where missed events begin.
+    let mut last = 0u64;
     loop {
         while let Some(action) = f.poll_action() {
             execute(action, &eth, &importer, &mut tasks);
@@ -51,10 +55,20 @@ async fn run(eth: eth::Handle, importer: Importer, timeout: Duration) {
             a = accepted.recv() => {
                 let now = Instant::now().into_std();
                 match a {
-                    Ok(a) => f.on_accepted(a.hash, !a.block.body.transactions.is_empty(), now),
-                    // Those blocks' receipts stay unavailable.
+                    Ok(a) => {
+                        last = last.max(a.block.header.number);
+                        f.on_accepted(a.hash, !a.block.body.transactions.is_empty(), now)
+                    }
+                    // A sync imports faster than the backlog holds: the canonical blocks
+                    // since the last one heard of are read from the store instead.
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(target: "sync", missed, "receipts fetcher missed imported blocks");
+                        tracing::debug!(target: "sync", missed, "receipts fetcher missed imported blocks; scanning the store");
+                        let store = importer.store().clone();
+                        let from = last.saturating_add(1);
+                        tasks.spawn(async move {
+                            let scan = move || missing_since(&store, from);
+                            Msg::Missing(tokio::task::spawn_blocking(scan).await.unwrap_or_default())
+                        });
                     }
                     Err(RecvError::Closed) => break,
                 }
@@ -78,6 +92,11 @@ async fn run(eth: eth::Handle, importer: Importer, timeout: Duration) {
                 match done {
                     Ok(Msg::Answer(id, r)) => f.on_answer(id, r, now),
                     Ok(Msg::Stored(peer, hashes, r)) => f.on_stored(peer, &hashes, r, now),
+                    Ok(Msg::Missing(hashes)) => {
+                        for h in hashes {
+                            f.on_accepted(h, true, now);
+                        }
+                    }
                     Ok(Msg::None) | Err(_) => {}
                 }
             }
@@ -87,6 +106,21 @@ async fn run(eth: eth::Handle, importer: Importer, timeout: Duration) {
         }
     }
     tasks.abort_all();
+}
+
+/// The canonical blocks from `from` to the head whose receipts are unavailable (at most
+/// [`super::receipts::MAX_QUEUE`], the most the fetcher holds).
+fn missing_since(store: &crate::chain::Store, from: u64) -> Vec<B256> {
+    let head = match store.head() {
+        Ok(h) => h.number,
+        Err(_) => return Vec::new(),
+    };
+    let cap = super::receipts::MAX_QUEUE as u64;
+    let from = from.max(head.saturating_sub(cap));
+    let hashes: Vec<B256> = (from..=head)
+        .filter_map(|n| store.canonical_hash(n).ok().flatten())
+        .collect();
+    store.missing_receipts(&hashes).unwrap_or_default()
 }
 
 fn execute(action: Action, eth: &eth::Handle, importer: &Importer, tasks: &mut JoinSet<Msg>) {
