@@ -19,6 +19,7 @@
 //! - eth/70: an incomplete last list is kept and its rest asked of the same peer with
 //!   `firstBlockReceiptIndex` ([`MAX_PARTIAL_BYTES`] at most per block, then the peer
 //!   is penalised); a peer that leaves takes its partial list with it.
+//! - A peer whose answer is empty rests for [`REST`] before it is asked again.
 //! - A block is tried at most [`MAX_ATTEMPTS`] times, never twice with the same peer;
 //!   then it is given up (its receipts stay unavailable). The queue holds at most
 //!   [`MAX_QUEUE`] blocks; beyond that the oldest are given up.
@@ -44,6 +45,12 @@ pub const MAX_QUEUE: usize = 65_536;
 /// receipts are bounded by its gas (8 gas per log data byte: 60 M gas is ~7.5 MB of log
 /// data); 32 MiB leaves room for every future gas limit we foresee.
 pub const MAX_PARTIAL_BYTES: usize = 32 << 20;
+
+/// How long a peer that answered nothing is left alone: it lacks what we want (a node
+/// that executes nothing and fetched no receipts, or blocks whose receipts nobody can
+/// have, as `devp2p gen-chain`'s), and asking on at once would spend the request budget
+/// it grants us (64 requests/s) on empty answers while headers and bodies need it.
+pub const REST: Duration = Duration::from_secs(10);
 
 /// Identifies one request, to match its answer.
 pub type RequestId = u64;
@@ -109,7 +116,8 @@ pub struct Fetcher {
     queued: HashSet<B256>,
     /// Peers asked for each queued or in-flight block.
     tried: HashMap<B256, Vec<PeerId>>,
-    peers: HashMap<PeerId, Option<RequestId>>,
+    /// Each peer's request in flight, and until when it rests (see [`REST`]).
+    peers: HashMap<PeerId, (Option<RequestId>, Option<Instant>)>,
     in_flight: HashMap<RequestId, InFlight>,
     partial: HashMap<B256, Partial>,
     next_id: RequestId,
@@ -141,7 +149,12 @@ impl Fetcher {
 
     /// When [`Fetcher::handle_timeout`] is next due.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.in_flight.values().map(|r| r.deadline).min()
+        let deadlines = self.in_flight.values().map(|r| r.deadline);
+        // A resting peer is due for work when its rest ends, if there is work.
+        let rests = (self.peers.values())
+            .filter(|_| !self.queue.is_empty())
+            .filter_map(|(_, rest)| *rest);
+        deadlines.chain(rests).min()
     }
 
     /// Blocks given up so far (their receipts stay unavailable).
@@ -171,13 +184,13 @@ impl Fetcher {
 
     /// A peer to ask.
     pub fn peer_joined(&mut self, peer: PeerId, now: Instant) {
-        self.peers.entry(peer).or_insert(None);
+        self.peers.entry(peer).or_insert((None, None));
         self.dispatch(now);
     }
 
     /// A peer left: its request fails.
     pub fn peer_left(&mut self, peer: &PeerId, now: Instant) {
-        if let Some(Some(id)) = self.peers.remove(peer) {
+        if let Some((Some(id), _)) = self.peers.remove(peer) {
             self.fail(id, Failure::Gone);
         }
         self.partial.retain(|_, p| p.peer != *peer);
@@ -209,8 +222,9 @@ impl Fetcher {
         let Some(req) = self.in_flight.remove(&id) else {
             return;
         };
-        self.peers.insert(req.peer, None);
         let answered = answer.lists.len().min(req.hashes.len());
+        let rest = (answered == 0).then(|| now + REST);
+        self.peers.insert(req.peer, (None, rest));
         let incomplete = answer.last_block_incomplete && answered > 0;
         let mut lists = Vec::with_capacity(answered);
         for (i, (hash, list)) in req.hashes.iter().zip(answer.lists).enumerate() {
@@ -312,8 +326,8 @@ impl Fetcher {
         let Some(req) = self.in_flight.remove(&id) else {
             return;
         };
-        if self.peers.contains_key(&req.peer) {
-            self.peers.insert(req.peer, None);
+        if let Some(p) = self.peers.get_mut(&req.peer) {
+            p.0 = None;
         }
         if failure == Failure::Timeout {
             self.actions.push_back(Action::Penalise { peer: req.peer });
@@ -335,7 +349,7 @@ impl Fetcher {
                 t.push(peer);
             }
         }
-        self.peers.insert(peer, Some(id));
+        self.peers.insert(peer, (Some(id), None));
         self.in_flight.insert(
             id,
             InFlight {
@@ -355,7 +369,7 @@ impl Fetcher {
     /// Gives every idle peer a batch of queued blocks it has not been asked for.
     fn dispatch(&mut self, now: Instant) {
         let idle: Vec<PeerId> = (self.peers.iter())
-            .filter(|(_, r)| r.is_none())
+            .filter(|(_, (r, rest))| r.is_none() && rest.is_none_or(|t| t <= now))
             .map(|(p, _)| *p)
             .collect();
         for peer in idle {

@@ -111,10 +111,22 @@ fn withholding_peers_do_not_stall_it() {
                 "{actions:?}"
             );
         } else {
-            // The peer lacks them: no offence.
+            // The peer lacks them: no offence, but it rests.
             f.on_answer(id, answer(Vec::new(), false), at);
             actions = drain(&mut f);
             assert!(!actions.contains(&Action::Penalise { peer: p }));
+            f.on_accepted(block(9), true, at);
+            let again = requests(&drain(&mut f));
+            assert!(again.iter().all(|r| r.1 != p), "a resting peer was asked");
+            for (id, p, hashes, _) in again {
+                f.on_answer(id, answer(vec![vec![receipt(1)]], false), at);
+                f.on_stored(p, &hashes, Ok(()), at);
+            }
+            actions.extend(
+                drain(&mut f)
+                    .into_iter()
+                    .filter(|a| !matches!(a, Action::Store { .. })),
+            );
         }
     }
     assert!(requests(&actions).is_empty(), "{actions:?}");
