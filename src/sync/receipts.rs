@@ -257,10 +257,10 @@ impl Fetcher {
         // (it is asked of others); the rest, and everything after a non-empty answer,
         // may only have been cut by the peer's size limits: asked again, of it too.
         for (i, hash) in req.hashes[answered..].iter().enumerate() {
-            if answered > 0 || i > 0 {
-                if let Some(t) = self.tried.get_mut(hash) {
-                    t.retain(|p| *p != req.peer);
-                }
+            if (answered > 0 || i > 0)
+                && let Some(t) = self.tried.get_mut(hash)
+            {
+                t.retain(|p| *p != req.peer);
             }
             self.retry(*hash);
         }
