@@ -78,10 +78,18 @@ pub fn bodies(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
 
 /// Takes items (looked up lazily) until their total size reaches [`SOFT_RESPONSE_LIMIT`].
 fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
+    within_limits(items, usize::MAX)
+}
+
+/// [`within_limit`], also ending before an item that would take the total past `hard`.
+fn within_limits(items: impl Iterator<Item = Raw>, hard: usize) -> Vec<Raw> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
     for item in items {
         bytes = bytes.saturating_add(item.0.len());
+        if bytes > hard {
+            break;
+        }
         out.push(item);
         if bytes >= SOFT_RESPONSE_LIMIT {
             break;
@@ -93,35 +101,18 @@ fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
 /// The stored receipt lists answering a GetReceipts (eth/68-69) for `hashes`, one per
 /// block from the first, stopping at the first block whose receipts we do not hold
 /// ([`Chain::receipts_by_hash`]; spec: "it should end the response at that block") and
-/// once [`SOFT_RESPONSE_LIMIT`] is reached. Lists are in the stored eth/69 layout; eth/68
-/// wants [`receipts68`].
+/// once [`SOFT_RESPONSE_LIMIT`] is reached. Lists can be larger than a message: the answer
+/// ends before one that would take it past [`RECEIPTS70_LIMIT`] (before eth/70 such a
+/// block's receipts cannot be sent at all: go-ethereum's 10 MiB message limit would refuse
+/// the message). Lists are in the stored eth/69 layout; eth/68 wants [`receipts68`].
 pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
-    receipts_within_limit(
+    within_limits(
         hashes
             .iter()
             .take(MAX_RECEIPTS)
             .map_while(|h| chain.receipts_by_hash(h)),
+        RECEIPTS70_LIMIT,
     )
-}
-
-/// [`within_limit`] for receipt lists, which can be larger than a message: the answer
-/// ends before a list that would take it past [`RECEIPTS70_LIMIT`] (before eth/70 such a
-/// block's receipts cannot be sent at all: go-ethereum's 10 MiB message limit would
-/// refuse the message).
-fn receipts_within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
-    let mut out = Vec::new();
-    let mut bytes = 0usize;
-    for item in items {
-        bytes = bytes.saturating_add(item.0.len());
-        if bytes > RECEIPTS70_LIMIT {
-            break;
-        }
-        out.push(item);
-        if bytes >= SOFT_RESPONSE_LIMIT {
-            break;
-        }
-    }
-    out
 }
 
 /// [`receipts`] for eth/68: each list re-encoded with blooms
@@ -130,12 +121,13 @@ fn receipts_within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
 /// A list read is re-encoded whole before its size is known: at most one list (bounded
 /// by what the store accepted, a block's worth) is converted past the limit.
 pub fn receipts68(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
-    receipts_within_limit(
+    within_limits(
         hashes
             .iter()
             .take(MAX_RECEIPTS)
             .map_while(|h| chain.receipts_by_hash(h))
             .map_while(|stored| super::receipts::stored_to_eth68(&stored)),
+        RECEIPTS70_LIMIT,
     )
 }
 
