@@ -57,14 +57,15 @@ pub enum Error {
     #[error("status after the handshake")]
     UnexpectedStatus,
     /// A response to a request we did not make (unknown id, or an id of another kind, or
-    /// a response type we never request: Receipts, BlockAccessLists):
+    /// a response type we never request: BlockAccessLists):
     /// `BreachOfProtocol`.
     #[error("unsolicited response {code:#04x}")]
     Unsolicited {
         /// Message code.
         code: u8,
     },
-    /// A response with more items than asked for: `BreachOfProtocol`.
+    /// A response with more items than asked for (or Receipts flagging an incomplete last
+    /// list while holding none): `BreachOfProtocol`.
     #[error("response {code:#04x} has more items than requested")]
     TooManyItems {
         /// Message code.
