@@ -73,6 +73,7 @@ pub mod cmd {
     pub mod export;
     pub mod gen_chain;
     pub mod import;
+    pub mod import_receipts;
     pub mod key;
     pub mod node;
     pub mod replay;

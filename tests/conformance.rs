@@ -103,15 +103,12 @@ fn assert_passed(out: &Output, what: &str, cases: usize) -> String {
     text
 }
 
-/// Every eth case but GetReceipts, which fails against our node (below).
-const ALL_BUT_GET_RECEIPTS: &str = "^(Status|MaliciousHandshake|BlockRangeUpdate.*|GetBlock.*|\
-    GetNonexistentBlockHeaders|GetLargeReceipts|SimultaneousRequests|SameRequestID|\
-    ZeroRequestID|LargeTxRequest|Transaction|InvalidTxs|NewPooledTxs|BlobViolations|TestBlob.*)$";
-
 fn import_chain(datadir: &Path) {
     let out = Command::new(BIN)
         .arg("import")
         .arg(testdata().join("chain.rlp"))
+        .arg("--receipts")
+        .arg(testdata().join("receipts.rlp"))
         .args(["--chain", "ethtest", "--datadir"])
         .arg(datadir)
         .output()
@@ -153,12 +150,10 @@ fn rlpx_and_eth_suites_pass_against_a_node_with_the_test_chain() {
         &enode,
         "--chain",
         chain,
-        "--run",
-        ALL_BUT_GET_RECEIPTS,
         "--json",
         json.to_str().unwrap(),
     ]);
-    let text = assert_passed(&out, "eth", 19);
+    let text = assert_passed(&out, "eth", 20);
     for case in [
         "Status",
         "GetBlockHeaders",
@@ -170,20 +165,14 @@ fn rlpx_and_eth_suites_pass_against_a_node_with_the_test_chain() {
         "BlockRangeUpdateInvalid",
         "NewPooledTxs",
         "LargeTxRequest",
+        "GetReceipts",
     ] {
         assert!(text.contains(&format!("PASS {case}\n")), "{case}:\n{text}");
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["suite"], "eth");
     assert_eq!(report["failed"], 0);
-    assert_eq!(report["cases"].as_array().unwrap().len(), 19);
-
-    // Known failure (docs/conformance.md): we execute nothing, so we hold no receipts for
-    // blocks with transactions and end the answer there, as the spec says.
-    let out = test_cmd(&["eth", &enode, "--chain", chain, "--run", "^GetReceipts$"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("expected 3 receipts, got 0"), "{text}");
+    assert_eq!(report["cases"].as_array().unwrap().len(), 20);
 
     let _ = std::fs::remove_dir_all(&dir);
 }

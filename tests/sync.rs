@@ -31,6 +31,11 @@ enum Serve {
     /// when asked), serves only skeleton points (every 192nd header: real up to 600,
     /// forged above), no header ranges and no bodies.
     HugeHeadLiar,
+    /// Honest blocks, receipts that do not match them (the last receipt's cumulative gas
+    /// off by one).
+    WrongReceipts,
+    /// Honest blocks, no receipts (but the empty lists of blocks without transactions).
+    WithheldReceipts,
 }
 
 /// The store's chain, served as [`Serve`] says.
@@ -91,9 +96,35 @@ impl Chain for Served {
         }
         self.0.canonical_number(hash)
     }
+    fn receipts_by_hash(&self, hash: &B256) -> Option<Raw> {
+        match self.1 {
+            Serve::Honest => self.0.receipts_by_hash(hash),
+            Serve::WrongReceipts => {
+                let raw = self.0.receipts_by_hash(hash)?;
+                let mut list: Vec<eth::messages::Receipt69> =
+                    alloy_rlp::Decodable::decode(&mut &raw.0[..]).ok()?;
+                if let Some(last) = list.last_mut() {
+                    last.cumulative_gas += 1;
+                }
+                Some(eth::receipts::encode_stored(&list))
+            }
+            // Withheld: only the empty lists of blocks without transactions.
+            _ => self
+                .0
+                .body_by_hash(hash)
+                .filter(|b| eth::chain::body_has_no_transactions(&b.0))
+                .map(|_| {
+                    Raw(alloy_primitives::Bytes::from_static(
+                        eth::receipts::EMPTY_LIST,
+                    ))
+                }),
+        }
+    }
     fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
         match self.1 {
-            Serve::Honest => self.0.body_by_hash(hash),
+            Serve::Honest | Serve::WrongReceipts | Serve::WithheldReceipts => {
+                self.0.body_by_hash(hash)
+            }
             Serve::CorruptBodies => {
                 let raw = self.0.body_by_hash(hash)?;
                 let mut body: devp2p::chain::Body =
@@ -136,6 +167,8 @@ async fn node(name: &str, full: bool, serve: Serve) -> Node {
     let store = ethtest_store(&dir);
     if full {
         devp2p::cmd::import::import_file(&store, &chain_rlp()).unwrap();
+        let receipts = chain_rlp().with_file_name("receipts.rlp");
+        devp2p::cmd::import_receipts::import_receipts(&store, &chain_rlp(), &receipts).unwrap();
     }
     let chain: Arc<dyn Chain> = Arc::new(Served(EthChain::new(store.clone()), serve));
     let net = EthNode::start(chain, eth::Config::default()).await;
@@ -279,4 +312,98 @@ async fn peer_claiming_a_huge_head_and_withholding_gaps_is_dropped() {
     for n in [good, liar] {
         n.stop().await;
     }
+}
+
+/// The 600 canonical block hashes of `store`.
+fn hashes(store: &Store) -> Vec<B256> {
+    (1..=600)
+        .map(|n| store.canonical_hash(n).unwrap().unwrap())
+        .collect()
+}
+
+/// Waits until `b` holds the receipts of every block.
+async fn wait_receipts(b: &Node, secs: u64) {
+    let all = hashes(&b.store);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let missing = b.store.missing_receipts(&all).unwrap();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "receipts of {} blocks missing after {secs} s",
+            missing.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After a sync, the receipts of every block (block 11's 10.6 MB list in eth/70 parts)
+/// are fetched, checked and stored: the synced node serves what its source serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_node_fetches_and_serves_the_same_receipts() {
+    let a = node("rcpt-a", true, Serve::Honest).await;
+    let b = node("rcpt-b", false, Serve::Honest).await;
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
+    b.server.add_peer(a.node()).await;
+    wait_synced(&syncer, 25).await;
+    wait_receipts(&b, 30).await;
+    let (ca, cb) = (
+        EthChain::new(a.store.clone()),
+        EthChain::new(b.store.clone()),
+    );
+    let all = hashes(&a.store);
+    for h in &all {
+        assert_eq!(cb.receipts_by_hash(h), ca.receipts_by_hash(h), "{h}");
+    }
+    assert_eq!(
+        eth::serve::receipts(&cb, &all[..64]),
+        eth::serve::receipts(&ca, &all[..64])
+    );
+    syncer.shutdown().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A peer serving receipts that do not match the blocks is dropped and nothing of its is
+/// stored; the blocks are imported all the same, and the honest peer supplies the
+/// receipts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_receipts_are_penalised_and_do_not_stall_import() {
+    let liar = node("rcpt-liar", true, Serve::WrongReceipts).await;
+    let honest = node("rcpt-honest", true, Serve::Honest).await;
+    let b = node("rcpt-b2", false, Serve::Honest).await;
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
+    connect(&b, &[&liar, &honest]).await;
+    wait_synced(&syncer, 25).await;
+    wait_dropped(&b, &liar.id).await;
+    wait_receipts(&b, 30).await;
+    let (ch, cb) = (
+        EthChain::new(honest.store.clone()),
+        EthChain::new(b.store.clone()),
+    );
+    for h in hashes(&b.store) {
+        assert_eq!(cb.receipts_by_hash(&h), ch.receipts_by_hash(&h), "{h}");
+    }
+    syncer.shutdown().await;
+    b.stop().await;
+    honest.stop().await;
+    liar.stop().await;
+}
+
+/// Peers that withhold receipts (they serve blocks only) do not hold up the sync: the
+/// blocks are imported and their receipts stay unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_receipts_do_not_stall_import() {
+    let good = node("rcpt-withhold-g", true, Serve::WithheldReceipts).await;
+    let b = node("rcpt-withhold-b", false, Serve::Honest).await;
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
+    connect(&b, &[&good]).await;
+    wait_synced(&syncer, 25).await;
+    let all = hashes(&b.store);
+    assert!(!b.store.missing_receipts(&all).unwrap().is_empty());
+    syncer.shutdown().await;
+    b.stop().await;
+    good.stop().await;
 }

@@ -238,3 +238,47 @@ async fn more_items_than_requested_disconnects_and_fails_pending() {
     assert_eq!(pending.await.unwrap(), Err(RequestError::Disconnected));
     wait_peers(&node, 0).await;
 }
+
+/// Receipts answers are held to what was asked: more lists than blocks, or an empty
+/// eth/70 answer flagged incomplete (asking again from it would never end), disconnect
+/// with `BreachOfProtocol`.
+#[tokio::test]
+async fn receipts_answers_beyond_the_request_disconnect() {
+    use protocols::eth::ETH70;
+    use protocols::eth::messages::Receipts70;
+    for (version, incomplete, lists) in [(ETH69, false, 2), (ETH70, true, 0)] {
+        let (node, raw_peer, mut raw) =
+            eth_vs_raw(Arc::new(chain()), eth::Config::default(), version).await;
+        handshake(&mut raw, &chain(), version).await;
+        wait_peers(&node, 1).await;
+        let id = *node.peer.id();
+        let h = node.handle.clone();
+        let pending =
+            tokio::spawn(async move { h.request_receipts(&id, vec![B256::ZERO], 0).await });
+        let request_id = match recv(&mut raw, version).await {
+            Message::GetReceipts(r) => r.request_id,
+            Message::GetReceipts70(r) => r.request_id,
+            other => panic!("expected GetReceipts, got {:#x}", other.code()),
+        };
+        let answer = if version >= ETH70 {
+            Message::Receipts70(Receipts70 {
+                request_id,
+                last_block_incomplete: incomplete,
+                receipts: vec![Vec::new(); lists],
+            })
+        } else {
+            Message::Receipts69(RequestPair {
+                request_id,
+                message: vec![Vec::new(); lists],
+            })
+        };
+        send(&raw, &answer).await;
+        let closed = tokio::time::timeout(Duration::from_secs(5), raw_peer.closed()).await;
+        assert_eq!(
+            closed,
+            Ok(CloseReason::Remote(DisconnectReason::BreachOfProtocol)),
+            "eth/{version}"
+        );
+        assert_eq!(pending.await.unwrap(), Err(RequestError::Disconnected));
+    }
+}

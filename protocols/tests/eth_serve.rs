@@ -13,7 +13,10 @@ use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_rlp::Decodable;
 use common::*;
 use protocols::eth::forkid::Filter;
-use protocols::eth::messages::{BlockId, GetBlockHeaders, Message, Raw, RequestPair, code};
+use protocols::eth::messages::{
+    BlockId, GetBlockHeaders, Message, Raw, Receipt69, RequestPair, code,
+};
+use protocols::eth::receipts;
 use protocols::eth::{self, Chain, ETH68, ETH69, Event, Head, serve};
 use rlpx::{DisconnectReason, ProtocolHandle};
 
@@ -298,36 +301,50 @@ async fn bodies_match_header_roots() {
     }
 }
 
+/// The receipts the test chain's block `n` has (`testdata/ethtest/receipts.rlp`).
+fn receipts_of(n: u64) -> Vec<Receipt69> {
+    let stored = chain().receipts_by_hash(&hash(n)).expect("receipts");
+    alloy_rlp::Decodable::decode(&mut stored.0.as_ref()).unwrap()
+}
+
 #[tokio::test]
-async fn receipts_are_empty_lists_up_to_the_first_unknown_block() {
-    // We execute nothing: we hold the (empty) receipts of blocks without transactions
-    // only, and the answer ends at the first block whose receipts we lack.
-    let blocks = blocks();
-    let empty = |n: u64| blocks[n as usize - 1].body.transactions.is_empty();
-    let first_full = (1..)
-        .find(|&n| !empty(n))
-        .expect("a block with transactions");
-    let held = (first_full - 1) as usize;
+async fn receipts_are_served_up_to_the_first_unknown_block() {
+    // eth/68 sends them with blooms, eth/69 without; the answer ends at the first block
+    // whose receipts we lack (here: unknown), and before block 11, whose 10.6 MB of
+    // receipts no eth/68-69 message can carry.
+    let want: Vec<Vec<Receipt69>> = (1..=3).map(receipts_of).collect();
+    assert!(want.iter().all(|l| !l.is_empty()));
     for version in [ETH68, ETH69] {
         let (_node, _p, mut raw) = served(version, eth::Config::default()).await;
-        let mut hashes: Vec<B256> = (1..first_full).map(hash).collect();
-        hashes.extend([hash(first_full), B256::ZERO, hash(1)]);
-        send(
-            &raw,
-            &Message::GetReceipts(RequestPair {
-                request_id: 5,
-                message: hashes,
-            }),
-        )
-        .await;
-        match recv(&mut raw, version).await {
-            Message::Receipts68(r) => {
-                assert_eq!((r.request_id, r.message), (5, vec![vec![]; held]))
+        for (hashes, n) in [
+            (vec![hash(1), hash(2), hash(3), B256::ZERO, hash(4)], 3),
+            (vec![hash(1), hash(2), hash(3), hash(11), hash(12)], 3),
+        ] {
+            send(
+                &raw,
+                &Message::GetReceipts(RequestPair {
+                    request_id: 5,
+                    message: hashes,
+                }),
+            )
+            .await;
+            match recv(&mut raw, version).await {
+                Message::Receipts68(r) => {
+                    let got: Vec<Vec<Receipt69>> = r
+                        .message
+                        .iter()
+                        .map(|l| l.iter().map(receipts::from_envelope).collect())
+                        .collect();
+                    assert_eq!((r.request_id, got), (5, want[..n].to_vec()));
+                    // Blooms are the receipts' own.
+                    let e = receipts::to_envelopes(&want[0]).unwrap();
+                    assert_eq!(r.message[0], e);
+                }
+                Message::Receipts69(r) => {
+                    assert_eq!((r.request_id, r.message), (5, want[..n].to_vec()))
+                }
+                other => panic!("expected Receipts, got {:#x}", other.code()),
             }
-            Message::Receipts69(r) => {
-                assert_eq!((r.request_id, r.message), (5, vec![vec![]; held]))
-            }
-            other => panic!("expected Receipts, got {:#x}", other.code()),
         }
         // No pool yet: pooled transactions are answered with an empty list.
         send(

@@ -16,9 +16,9 @@ use common::*;
 use protocols::eth::messages::PooledTransaction;
 use protocols::eth::messages::{
     BAL_UNAVAILABLE, CellMask, Cells, GetCells, GetReceipts70, Message, NewPooledTransactionHashes,
-    NewPooledTransactionHashes72, Raw, Receipts70, RequestPair, code,
+    NewPooledTransactionHashes72, Raw, Receipt69, Receipts70, RequestPair, code,
 };
-use protocols::eth::{self, ETH68, ETH70, ETH71, ETH72, pool, serve};
+use protocols::eth::{self, ETH68, ETH69, ETH70, ETH71, ETH72, pool, serve};
 use rlpx::{DisconnectReason, ProtocolHandle};
 
 /// A node serving the test chain and a raw peer of `version` past the handshake.
@@ -63,20 +63,6 @@ fn blob_tx(n: u8) -> PooledTransaction {
     PooledTransaction::Eip4844(TxEip4844WithSidecar { tx, sidecar }.into_signed(sig))
 }
 
-/// How many of the test chain's first blocks have no transactions: the receipt lists
-/// we hold (we execute nothing).
-fn leading_empty_blocks(hashes: &[B256]) -> usize {
-    let blocks = blocks();
-    hashes
-        .iter()
-        .take_while(|h| {
-            blocks
-                .iter()
-                .any(|b| b.header.hash_slow() == **h && b.body.transactions.is_empty())
-        })
-        .count()
-}
-
 #[tokio::test]
 async fn two_of_our_nodes_speak_eth72_and_a_68_only_peer_still_works() {
     let c = Arc::new(chain());
@@ -102,18 +88,20 @@ async fn two_of_our_nodes_speak_eth72_and_a_68_only_peer_still_works() {
     assert!(barrier(&mut raw, ETH68, 1).await.is_empty());
 }
 
-/// eth/70 GetReceipts: the lists we hold (empty, of blocks without transactions), ending
-/// at the first block whose receipts we lack; never incomplete.
+/// The receipts the test chain's block `n` has (`testdata/ethtest/receipts.rlp`).
+fn receipts_of(n: u64) -> Vec<Receipt69> {
+    let stored = eth::Chain::receipts_by_hash(&chain(), &hash(n)).expect("receipts");
+    alloy_rlp::Decodable::decode(&mut stored.0.as_ref()).unwrap()
+}
+
+/// eth/70 GetReceipts: the lists from `firstBlockReceiptIndex` on, ending at the first
+/// block whose receipts we lack.
 #[tokio::test]
 async fn partial_receipt_requests_end_at_the_first_block_we_lack() {
     let (_node, _p, mut raw) = served(ETH70).await;
-    let hashes: Vec<B256> = (1..=5).map(hash).chain([B256::ZERO]).collect();
-    let want = leading_empty_blocks(&hashes);
-    assert!(
-        want < hashes.len(),
-        "the chain has blocks with transactions"
-    );
-    for first in [0, 3] {
+    let hashes: Vec<B256> = (1..=5).map(hash).chain([B256::ZERO, hash(6)]).collect();
+    let full: Vec<Vec<Receipt69>> = (1..=5).map(receipts_of).collect();
+    for first in [0, 1, 3] {
         let req = Message::GetReceipts70(GetReceipts70 {
             request_id: 8 + first,
             first_block_receipt_index: first,
@@ -123,19 +111,60 @@ async fn partial_receipt_requests_end_at_the_first_block_we_lack() {
         let Message::Receipts70(r) = recv(&mut raw, ETH70).await else {
             panic!("expected Receipts")
         };
+        let mut want = full.clone();
+        let skip = (first as usize).min(want[0].len());
+        want[0].drain(..skip);
         assert_eq!(
             r,
             Receipts70 {
                 request_id: 8 + first,
                 last_block_incomplete: false,
-                receipts: vec![Vec::new(); want],
+                receipts: want,
             }
         );
     }
 }
 
-/// eth/71: every requested BAL is unavailable (we execute nothing), at most 1024 per
-/// answer.
+/// Block 11's receipts (56 of ~190 KB each, 10.6 MB) overflow a message: the answer cuts
+/// the list short with `lastBlockIncomplete`, and the requester fetches the rest with
+/// `firstBlockReceiptIndex`; the two parts make the whole list, and the next block follows.
+#[tokio::test]
+async fn a_receipt_list_over_10_mib_is_reassembled_from_two_answers() {
+    let (_node, _p, mut raw) = served(ETH70).await;
+    let full = receipts_of(11);
+    assert!(alloy_rlp::encode(&full).len() > 10 << 20);
+    let mut got: Vec<Receipt69> = Vec::new();
+    let mut answers = Vec::new();
+    for id in 0..4u64 {
+        let req = Message::GetReceipts70(GetReceipts70 {
+            request_id: id,
+            first_block_receipt_index: got.len() as u64,
+            hashes: vec![hash(11), hash(12)],
+        });
+        send(&raw, &req).await;
+        let Message::Receipts70(r) = recv(&mut raw, ETH70).await else {
+            panic!("expected Receipts")
+        };
+        assert_eq!(r.request_id, id);
+        assert!(
+            !r.receipts.is_empty() && !r.receipts[0].is_empty(),
+            "answer {id}: {} lists, {:?}, {answers:?}",
+            r.receipts.len(),
+            r.receipts.first().map(Vec::len)
+        );
+        answers.push((r.last_block_incomplete, r.receipts.len()));
+        let mut lists = r.receipts.into_iter();
+        got.extend(lists.next().unwrap());
+        if !r.last_block_incomplete {
+            assert_eq!(lists.next(), Some(receipts_of(12)));
+            break;
+        }
+        assert_eq!(lists.next(), None);
+    }
+    assert_eq!(answers, [(true, 1), (false, 2)]);
+    assert_eq!(got, full);
+}
+
 #[tokio::test]
 async fn block_access_lists_are_answered_unavailable() {
     let (_node, _p, mut raw) = served(ETH71).await;
@@ -463,4 +492,52 @@ async fn eth72_announcements_are_fetched() {
         }
     };
     assert_eq!(asked, vec![blob, plain]);
+}
+
+/// Our node asks another for receipts at each version: eth/68 (with blooms) and eth/69
+/// give whole lists and stop before block 11's 10.6 MB; eth/70 cuts block 11 short and
+/// the rest comes with `firstBlockReceiptIndex`. Every list verifies against its header.
+#[tokio::test]
+async fn our_nodes_exchange_receipts_at_every_version() {
+    let c = Arc::new(chain());
+    let want: Vec<Vec<Receipt69>> = (10..=12).map(receipts_of).collect();
+    let hashes: Vec<B256> = (10..=12).map(hash).collect();
+    for version in [ETH68, ETH69, ETH70] {
+        let config = eth::Config {
+            versions: vec![version],
+            ..eth::Config::default()
+        };
+        let (a, _b) = eth_pair(c.clone(), config.clone(), c.clone(), config).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while a.handle.peers().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "no eth session");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let peer = a.handle.peers()[0].id;
+        let first = a
+            .handle
+            .request_receipts(&peer, hashes.clone(), 0)
+            .await
+            .unwrap();
+        if version < ETH70 {
+            assert_eq!(first.lists, want[..1], "eth/{version}");
+            assert!(!first.last_block_incomplete);
+            continue;
+        }
+        assert!(first.last_block_incomplete);
+        assert_eq!(first.lists.len(), 2);
+        assert_eq!(first.lists[0], want[0]);
+        let part = first.lists[1].len();
+        assert!(part > 0 && part < want[1].len());
+        let rest = a
+            .handle
+            .request_receipts(&peer, hashes[1..].to_vec(), part as u64)
+            .await
+            .unwrap();
+        assert!(!rest.last_block_incomplete);
+        let mut whole = first.lists[1].clone();
+        whole.extend(rest.lists[0].iter().cloned());
+        assert_eq!(whole, want[1]);
+        assert_eq!(rest.lists[1], want[2]);
+    }
 }

@@ -1,5 +1,6 @@
 //! The block store as the `eth` protocol sees it: [`protocols::eth::Chain`] over
-//! [`Store`]. Headers and bodies are served as the RLP the store keeps, without decoding.
+//! [`Store`]. Headers, bodies and (eth/69) receipts are served as the RLP the store keeps,
+//! without decoding.
 
 use super::Store;
 use alloy_primitives::{B256, Bytes, U256};
@@ -85,6 +86,11 @@ impl Chain for EthChain {
 
     fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
         self.ok("body", self.store.body_rlp(hash))
+            .map(|b| Raw(Bytes::from(b)))
+    }
+
+    fn receipts_by_hash(&self, hash: &B256) -> Option<Raw> {
+        self.ok("receipts", self.store.receipts_rlp(hash))
             .map(|b| Raw(Bytes::from(b)))
     }
 }

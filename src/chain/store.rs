@@ -28,6 +28,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use super::{Block, Body, Spec, validate};
 
+mod receipts;
+use receipts::RECEIPTS;
+pub use receipts::ReceiptsError;
+
 /// File name of the database inside the data directory.
 pub const FILE_NAME: &str = "chain.redb";
 /// How far below our head a block may fork off the canonical chain. The beacon chain
@@ -208,6 +212,10 @@ impl Store {
             bad: Mutex::new(BadBlocks::default()),
         };
         store.init_genesis()?;
+        // Databases written before receipts were stored lack the table; reads expect it.
+        let w = store.db.begin_write().map_err(self::db)?;
+        w.open_table(RECEIPTS).map_err(self::db)?;
+        w.commit().map_err(self::db)?;
         Ok(store)
     }
 
@@ -597,6 +605,7 @@ struct Tables<'txn> {
     headers: Table<'txn, &'static [u8], &'static [u8]>,
     bodies: Table<'txn, &'static [u8], &'static [u8]>,
     td: Table<'txn, &'static [u8], &'static [u8]>,
+    receipts: Table<'txn, &'static [u8], &'static [u8]>,
     canonical: Table<'txn, u64, &'static [u8]>,
     side: Table<'txn, &'static [u8], u64>,
     /// The running total of [`SIDE`]'s sizes (written back to `META` by the caller).
@@ -609,6 +618,7 @@ impl<'txn> Tables<'txn> {
             headers: w.open_table(HEADERS).map_err(db)?,
             bodies: w.open_table(BODIES).map_err(db)?,
             td: w.open_table(TD).map_err(db)?,
+            receipts: w.open_table(RECEIPTS).map_err(db)?,
             canonical: w.open_table(CANONICAL).map_err(db)?,
             side: w.open_table(SIDE).map_err(db)?,
             side_bytes: 0,
@@ -665,12 +675,13 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// The stored size of a block (header + body bytes).
+    /// The stored size of a block (header + body + receipts bytes).
     fn stored_size(&self, hash: &B256) -> Result<u64, Error> {
         let h = self.headers.get(hash.as_slice()).map_err(db)?;
         let b = self.bodies.get(hash.as_slice()).map_err(db)?;
+        let r = self.receipts.get(hash.as_slice()).map_err(db)?;
         let len = |v: Option<redb::AccessGuard<'_, &[u8]>>| v.map_or(0, |v| v.value().len());
-        Ok((len(h) + len(b)) as u64)
+        Ok((len(h) + len(b) + len(r)) as u64)
     }
 
     /// Deletes the side blocks below height `low`: they fork off below the reorg window, so
@@ -701,6 +712,7 @@ impl<'txn> Tables<'txn> {
             self.headers.remove(hash.as_slice()).map_err(db)?;
             self.bodies.remove(hash.as_slice()).map_err(db)?;
             self.td.remove(hash.as_slice()).map_err(db)?;
+            self.receipts.remove(hash.as_slice()).map_err(db)?;
         }
         Ok(())
     }

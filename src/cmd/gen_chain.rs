@@ -6,7 +6,10 @@
 //! linkage, numbers, timestamps 12 s apart, gas limit bounds, gas used, the EIP-1559 base fee,
 //! the EIP-4844 blob fields, each fork's header fields, the proof-of-stake constants and the
 //! body roots. It is **not executable**: nothing is executed, so every block keeps its parent's
-//! state root, the receipts root is the empty trie's and no sender holds any ether. The
+//! state root, the receipts root is the empty trie's and no sender holds any ether. (No
+//! receipt list matches that root for a block with transactions, so a node holding such a
+//! chain can never have its receipts: they stay "unavailable", which sync tolerates, see
+//! [`crate::sync::receipts`].) The
 //! transactions are real, though: signed (EIP-155 legacy before London, then a mix of legacy
 //! and EIP-1559) by keys derived from the seed, with each sender's nonces increasing by one,
 //! so bodies have a realistic size and shape. Gas used is the sum of the transactions'

@@ -39,6 +39,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A receipts file is malformed, or a list in it does not match its block (nothing of
+    /// that list's batch was stored).
+    #[error("receipts file: {0}")]
+    Receipts(String),
     /// The chain could not be chosen.
     #[error(transparent)]
     Chain(#[from] chain::Error),
@@ -88,6 +92,11 @@ pub struct Args {
     /// Where the chain lives.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Also store these receipts of the file's blocks (one RLP list, one eth/69 receipt
+    /// list per block in file order, as testdata/ethtest/receipts.rlp), each checked
+    /// against its block's receipts root.
+    #[arg(long, value_name = "FILE")]
+    pub receipts: Option<PathBuf>,
 }
 
 /// What an import did.
@@ -230,6 +239,10 @@ pub fn run(args: Args) -> Result<(), Error> {
     );
     progress.finish();
     let s = result?;
+    if let Some(receipts) = &args.receipts {
+        let n = super::import_receipts::import_receipts(&store, &args.file, receipts)?;
+        eprintln!("stored the receipts of {n} blocks");
+    }
     let secs = s.elapsed.as_secs_f64();
     eprintln!(
         "imported {} blocks ({} new), {} txs in {:.2}s ({:.0} blocks/s); head {} {}",

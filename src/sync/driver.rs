@@ -71,6 +71,8 @@ pub struct Syncer {
     handle: Handle,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The receipts fetcher ([`super::receipts`]), stopped with the sync.
+    receipts: tokio::task::JoinHandle<()>,
 }
 
 impl Syncer {
@@ -85,12 +87,14 @@ impl Syncer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.receipts.abort();
         let _ = (&mut self.task).await;
     }
 }
 
 impl Drop for Syncer {
     fn drop(&mut self) {
+        self.receipts.abort();
         if self.stop.is_some() {
             self.task.abort();
         }
@@ -101,6 +105,8 @@ impl Drop for Syncer {
 /// `importer` (the node's one [`Importer`], shared with block propagation).
 pub fn spawn(eth: eth::Handle, importer: Importer, config: Config) -> Syncer {
     let announce = config.announce;
+    let receipts =
+        super::receipts_driver::spawn(eth.clone(), importer.clone(), config.request_timeout);
     let dl = Downloader::new(config, StoreView(importer.store().clone()));
     let (status_tx, status) = watch::channel(dl.status());
     let (stop, stopped) = oneshot::channel();
@@ -109,6 +115,7 @@ pub fn spawn(eth: eth::Handle, importer: Importer, config: Config) -> Syncer {
         handle: Handle { status },
         stop: Some(stop),
         task,
+        receipts,
     }
 }
 

@@ -7,7 +7,10 @@
 //!   and import cursor, checking answers against them) is `round::Round`, which the
 //!   downloader owns and feeds;
 //! - [`driver`]: the tokio task running it over the [`protocols::eth::Handle`] and the
-//!   [`crate::chain::Importer`].
+//!   [`crate::chain::Importer`];
+//! - [`receipts`]: the sans-IO fetcher of the receipts of imported blocks (from sync and
+//!   propagation alike), run beside the downloader by the same [`Syncer`]; import never
+//!   waits on it.
 //!
 //! Progress is logged as `Imported new chain segment` (target `sync`) and readable as a
 //! [`SyncStatus`] through [`Handle::status`].
@@ -31,6 +34,8 @@
 mod config;
 pub mod downloader;
 pub mod driver;
+pub mod receipts;
+mod receipts_driver;
 mod round;
 pub mod trust;
 

@@ -49,16 +49,26 @@ pub trait Chain: Send + Sync + 'static {
     fn canonical_number(&self, hash: &B256) -> Option<u64>;
     /// The body of block `hash` (`[transactions, ommers, withdrawals?]`), RLP-encoded.
     fn body_by_hash(&self, hash: &B256) -> Option<Raw>;
-    /// Whether we hold the receipts of block `hash`, which GetReceipts answers with an
-    /// empty list. We do not execute transactions, so the only receipts we know are
-    /// those of a block without transactions (none); any other block, known or not,
-    /// ends the response (spec: "if the server does not have the receipts of a certain
-    /// block in its storage, it should end the response at that block"): an empty list
-    /// for a block with transactions would be a wrong answer. Default: the body is known
-    /// and its transaction list empty.
-    fn has_receipts(&self, hash: &B256) -> bool {
+    /// The receipt list of block `hash` as stored: the RLP list of its receipts in the
+    /// eth/69 layout ([`super::messages::Receipt69`], no bloom), checked against the
+    /// block's receipts root when it was stored ([`super::receipts::verify`]). `None` if
+    /// we do not hold them (unknown block, or receipts not fetched yet): GetReceipts ends
+    /// its answer there (spec: "if the server does not have the receipts of a certain
+    /// block in its storage, it should end the response at that block"). Default: the
+    /// empty list for a known block without transactions, `None` otherwise.
+    fn receipts_by_hash(&self, hash: &B256) -> Option<Raw> {
         self.body_by_hash(hash)
-            .is_some_and(|body| body_has_no_transactions(&body.0))
+            .filter(|body| body_has_no_transactions(&body.0))
+            .map(|_| {
+                Raw(alloy_primitives::Bytes::from_static(
+                    super::receipts::EMPTY_LIST,
+                ))
+            })
+    }
+
+    /// Whether we hold the receipts of block `hash` ([`Chain::receipts_by_hash`]).
+    fn has_receipts(&self, hash: &B256) -> bool {
+        self.receipts_by_hash(hash).is_some()
     }
 
     /// Our fork id at the current head.
@@ -97,6 +107,14 @@ pub enum MemoryChainError {
     /// No blocks at all.
     #[error("no blocks")]
     Empty,
+    /// A receipt list does not match its block.
+    #[error("receipts of block {index}: {source}")]
+    Receipts {
+        /// Position of the block in the chain.
+        index: usize,
+        /// What is wrong.
+        source: super::receipts::Error,
+    },
 }
 
 /// One stored block.
@@ -118,6 +136,8 @@ pub struct MemoryChain {
     blocks: Vec<Stored>,
     by_hash: HashMap<B256, u64>,
     head: Head,
+    /// Receipt lists by block hash (stored form, see [`Chain::receipts_by_hash`]).
+    receipts: HashMap<B256, Raw>,
 }
 
 impl MemoryChain {
@@ -194,6 +214,7 @@ impl MemoryChain {
             blocks,
             by_hash,
             head,
+            receipts: HashMap::new(),
         })
     }
 
@@ -236,6 +257,45 @@ impl MemoryChain {
     pub fn first(&self) -> u64 {
         self.first
     }
+
+    /// Adds receipt lists from a receipts file (one RLP list holding one eth/69 receipt
+    /// list per block, from the first block on, as `testdata/ethtest/receipts.rlp`),
+    /// each checked against its block ([`super::receipts::verify`]); returns how many.
+    /// Lists past the last block are ignored.
+    pub fn add_receipts(&mut self, mut file: &[u8]) -> Result<usize, MemoryChainError> {
+        let lists: Vec<Vec<super::messages::Receipt69>> = Decodable::decode(&mut file)
+            .map_err(|source| MemoryChainError::Rlp { index: 0, source })?;
+        let mut added = 0;
+        for (index, (list, block)) in lists.iter().zip(&self.blocks).enumerate() {
+            let header = alloy_consensus::Header::decode(&mut block.header.0.as_ref())
+                .map_err(|source| MemoryChainError::Rlp { index, source })?;
+            let txs = tx_count(&block.body.0).ok_or(MemoryChainError::Rlp {
+                index,
+                source: alloy_rlp::Error::Custom("body"),
+            })?;
+            super::receipts::verify(&header, txs, list)
+                .map_err(|e| MemoryChainError::Receipts { index, source: e })?;
+            self.receipts
+                .insert(block.hash, super::receipts::encode_stored(list));
+            added += 1;
+        }
+        Ok(added)
+    }
+}
+
+/// The number of transactions in an RLP block body (`None` if malformed).
+fn tx_count(body: &[u8]) -> Option<usize> {
+    let mut buf = body;
+    let outer = alloy_rlp::Header::decode(&mut buf).ok()?;
+    let txs = alloy_rlp::Header::decode(&mut buf).ok()?;
+    let mut items = buf.get(..txs.payload_length)?;
+    let mut n = 0;
+    while !items.is_empty() {
+        let h = alloy_rlp::Header::decode(&mut items).ok()?;
+        items = items.get(h.payload_length..)?;
+        n += 1;
+    }
+    (outer.list && txs.list).then_some(n)
 }
 
 impl Chain for MemoryChain {
@@ -263,5 +323,18 @@ impl Chain for MemoryChain {
     fn body_by_hash(&self, hash: &B256) -> Option<Raw> {
         let n = self.canonical_number(hash)?;
         self.get(n).map(|b| b.body.clone())
+    }
+    fn receipts_by_hash(&self, hash: &B256) -> Option<Raw> {
+        self.canonical_number(hash)?;
+        if let Some(r) = self.receipts.get(hash) {
+            return Some(r.clone());
+        }
+        self.body_by_hash(hash)
+            .filter(|body| body_has_no_transactions(&body.0))
+            .map(|_| {
+                Raw(alloy_primitives::Bytes::from_static(
+                    super::receipts::EMPTY_LIST,
+                ))
+            })
     }
 }

@@ -78,6 +78,27 @@ impl Handle {
             .await
     }
 
+    /// Asks `peer` for the receipts of `hashes` (eth/70: the first list from
+    /// `first_index`; ignored before eth/70); resolves with its answer, unchecked beyond
+    /// its count: matching the lists to the blocks' receipts roots is the caller's job
+    /// ([`super::receipts::verify`]), as is asking again for an incomplete last list.
+    pub async fn request_receipts(
+        &self,
+        peer: &PeerId,
+        hashes: Vec<B256>,
+        first_index: u64,
+    ) -> Result<super::receipts::Answer, RequestError> {
+        if hashes.len() > serve::MAX_RECEIPTS {
+            return Err(RequestError::TooLarge);
+        }
+        self.request(peer, |reply| Command::Receipts {
+            hashes,
+            first_index,
+            reply,
+        })
+        .await
+    }
+
     /// Disconnects `peer` with `reason` (e.g. the downloader dropping a peer that sent bad
     /// data or timed out: `BreachOfProtocol` and `UselessPeer` make the server ban it for a
     /// while). Requests waiting on the peer fail with [`RequestError::Disconnected`].

@@ -721,31 +721,6 @@ pub fn encode_new_block(block: &Block<TxEnvelope>, td: U256) -> bytes::Bytes {
     out.into()
 }
 
-/// Encodes an eth/68 or eth/69 Receipts response with one empty receipt list per block
-/// (identical in both: we hold only empty receipt lists, see
-/// [`super::Chain::has_receipts`]).
-pub fn encode_empty_receipts(request_id: u64, blocks: usize) -> bytes::Bytes {
-    let lists: Vec<Vec<Receipt69>> = vec![Vec::new(); blocks];
-    let pair = RequestPair {
-        request_id,
-        message: lists,
-    };
-    let mut out = Vec::with_capacity(pair.length());
-    pair.encode(&mut out);
-    out.into()
-}
-
-/// Encodes an eth/70 Receipts response with one empty receipt list per block, complete
-/// (`lastBlockIncomplete` unset).
-pub fn encode_empty_receipts70(request_id: u64, blocks: usize) -> bytes::Bytes {
-    Message::Receipts70(Receipts70 {
-        request_id,
-        last_block_incomplete: false,
-        receipts: vec![Vec::new(); blocks],
-    })
-    .encode()
-}
-
 /// Whether the RLP list `payload` has one item per element of `decoded`, each exactly as
 /// long as that element's canonical encoding.
 fn items_match<T: Encodable>(payload: &[u8], decoded: &[T]) -> bool {

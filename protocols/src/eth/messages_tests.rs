@@ -171,6 +171,6 @@ fn raw_items_pass_through() {
     let back: RequestPair<Vec<Raw>> = Decodable::decode(&mut enc.as_ref()).unwrap();
     assert_eq!(back.request_id, 9);
     assert_eq!(back.message, items);
-    let empty = encode_empty_receipts(3, 2);
+    let empty = encode_raw_response(3, &[Raw(vec![0xc0].into()), Raw(vec![0xc0].into())]);
     assert_eq!(empty.as_ref(), &[0xc4, 0x03, 0xc2, 0xc0, 0xc0]);
 }

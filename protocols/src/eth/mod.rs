@@ -48,10 +48,11 @@
 //!
 //! # What eth/70-72 change for a node that executes nothing
 //!
-//! - Receipts (eth/70 partial lists, as every version): we hold the receipts of blocks
-//!   without transactions only (empty lists); an answer ends at the first block with
-//!   transactions or unknown ([`Chain::has_receipts`]), never incomplete. We never ask
-//!   for receipts (we could not check them against the receipts root without executing).
+//! - Receipts: we serve what [`Chain::receipts_by_hash`] holds (the node stores lists it
+//!   checked against the receipts root, [`receipts::verify`]); an answer ends at the first
+//!   block we lack them for. eth/68 gets them with blooms, eth/69 without, eth/70 cuts a
+//!   list at 10 MiB and sets `lastBlockIncomplete` ([`serve::receipts70`]).
+//!   [`Handle::request_receipts`] asks a peer for them at any version.
 //! - Block access lists (eth/71): produced by execution (EIP-7928) and not part of a
 //!   block, so we never hold one: every entry is answered "unavailable" (`0x80`), at most
 //!   [`serve::MAX_BALS`] per answer. We never request BALs; one received is checked
@@ -96,6 +97,7 @@ pub mod messages_v70;
 pub mod metrics;
 mod peer;
 pub mod pool;
+pub mod receipts;
 pub mod requests;
 pub mod serve;
 pub mod size;

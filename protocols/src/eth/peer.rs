@@ -40,6 +40,12 @@ pub(super) enum Command {
         hashes: Vec<B256>,
         reply: oneshot::Sender<Result<Vec<BlockBody<TxEnvelope>>, RequestError>>,
     },
+    /// Ask the peer for receipt lists (eth/70: from `first_index` in the first).
+    Receipts {
+        hashes: Vec<B256>,
+        first_index: u64,
+        reply: oneshot::Sender<Result<super::receipts::Answer, RequestError>>,
+    },
     /// Propagate block `hash` (number `number`) unless the peer knows it: `new_block`
     /// (an encoded NewBlock, the same bytes for every recipient) to an eth/68 peer,
     /// NewBlockHashes otherwise. The session checks and marks its known set.

@@ -23,6 +23,11 @@ pub enum Kind {
         /// Bodies requested.
         count: usize,
     },
+    /// GetReceipts for `count` hashes.
+    Receipts {
+        /// Receipt lists requested.
+        count: usize,
+    },
     /// GetPooledTransactions for `count` hashes.
     Pooled {
         /// Transactions requested.

@@ -7,7 +7,8 @@
 //! that crosses it is included, as in go-ethereum). Header arithmetic is checked: an
 //! origin, skip or amount near `u64::MAX`, or a reverse walk below block 0, ends the
 //! response instead of wrapping, and nothing is ever allocated from a requested amount.
-//! Unknown blocks give short or empty answers, never a disconnect.
+//! Unknown blocks give short or empty answers, never a disconnect. Receipts: a stored
+//! list is decoded (eth/70) or re-encoded with blooms (eth/68) only up to the soft limit.
 
 use alloy_primitives::B256;
 
@@ -77,10 +78,18 @@ pub fn bodies(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
 
 /// Takes items (looked up lazily) until their total size reaches [`SOFT_RESPONSE_LIMIT`].
 fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
+    within_limits(items, usize::MAX)
+}
+
+/// [`within_limit`], also ending before an item that would take the total past `hard`.
+fn within_limits(items: impl Iterator<Item = Raw>, hard: usize) -> Vec<Raw> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
     for item in items {
         bytes = bytes.saturating_add(item.0.len());
+        if bytes > hard {
+            break;
+        }
         out.push(item);
         if bytes >= SOFT_RESPONSE_LIMIT {
             break;
@@ -89,19 +98,93 @@ fn within_limit(items: impl Iterator<Item = Raw>) -> Vec<Raw> {
     out
 }
 
-/// How many receipt lists answer a GetReceipts (eth/68-70) for `hashes`: one per block
-/// from the first whose receipts [`Chain::has_receipts`] holds, stopping at the first it
-/// does not (spec: "if the server does not have the receipts of a certain block in its
-/// storage, it should end the response at that block"). We execute nothing, so the
-/// receipts we hold are those of blocks without transactions: empty lists. An eth/70
-/// answer never sets `lastBlockIncomplete` (empty lists never reach 10 MiB) and the
-/// request's `firstBlockReceiptIndex` leaves nothing out of an empty list.
-pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> usize {
-    hashes
-        .iter()
-        .take(MAX_RECEIPTS)
-        .take_while(|h| chain.has_receipts(h))
-        .count()
+/// The stored receipt lists answering a GetReceipts (eth/68-69) for `hashes`, one per
+/// block from the first, stopping at the first block whose receipts we do not hold
+/// ([`Chain::receipts_by_hash`]; spec: "it should end the response at that block") and
+/// once [`SOFT_RESPONSE_LIMIT`] is reached. Lists can be larger than a message: the answer
+/// ends before one that would take it past [`RECEIPTS70_LIMIT`] (before eth/70 such a
+/// block's receipts cannot be sent at all: go-ethereum's 10 MiB message limit would refuse
+/// the message). Lists are in the stored eth/69 layout; eth/68 wants [`receipts68`].
+pub fn receipts(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
+    within_limits(
+        hashes
+            .iter()
+            .take(MAX_RECEIPTS)
+            .map_while(|h| chain.receipts_by_hash(h)),
+        RECEIPTS70_LIMIT,
+    )
+}
+
+/// [`receipts`] for eth/68: each list re-encoded with blooms
+/// ([`super::receipts::stored_to_eth68`]), the limits applied to the re-encoded size
+/// (a bloom adds 259 bytes per receipt, so the lists read are bounded by the same limit).
+/// A list read is re-encoded whole before its size is known: at most one list (bounded
+/// by what the store accepted, a block's worth) is converted past the limit.
+pub fn receipts68(chain: &dyn Chain, hashes: &[B256]) -> Vec<Raw> {
+    within_limits(
+        hashes
+            .iter()
+            .take(MAX_RECEIPTS)
+            .map_while(|h| chain.receipts_by_hash(h))
+            .map_while(|stored| super::receipts::stored_to_eth68(&stored)),
+        RECEIPTS70_LIMIT,
+    )
+}
+
+/// Bytes at which an eth/70 answer cuts the last block's list short and sets
+/// `lastBlockIncomplete` (spec: "would overflow a message size of 10MB"), with 64 KiB
+/// kept for the envelope and the current receipt so the message stays below
+/// [`messages::MAX_MESSAGE_SIZE`].
+pub const RECEIPTS70_LIMIT: usize = 10 * 1024 * 1024 - 64 * 1024;
+
+/// The answer to an eth/70 GetReceipts: the receipt lists (the first starting at
+/// `first_index`) and whether the last stops short. Whole lists are added while the
+/// answer is under [`SOFT_RESPONSE_LIMIT`]; a list that alone would take the answer past
+/// [`RECEIPTS70_LIMIT`] is cut there (at least one receipt, so the requester progresses)
+/// and ends the answer with `lastBlockIncomplete`. A `first_index` beyond the first list
+/// gives it empty.
+pub fn receipts70(
+    chain: &dyn Chain,
+    first_index: u64,
+    hashes: &[B256],
+) -> (Vec<Vec<messages::Receipt69>>, bool) {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for (i, hash) in hashes.iter().take(MAX_RECEIPTS).enumerate() {
+        let Some(stored) = chain.receipts_by_hash(hash) else {
+            break;
+        };
+        let Ok(mut list) =
+            <Vec<messages::Receipt69> as alloy_rlp::Decodable>::decode(&mut stored.0.as_ref())
+        else {
+            break;
+        };
+        let mut size = stored.0.len();
+        if i == 0 && first_index > 0 {
+            let skip = usize::try_from(first_index).unwrap_or(usize::MAX);
+            list.drain(..skip.min(list.len()));
+            size = alloy_rlp::list_length(&list);
+        }
+        if bytes.saturating_add(size) > RECEIPTS70_LIMIT {
+            let mut partial = Vec::new();
+            for r in list {
+                let len = alloy_rlp::Encodable::length(&r);
+                if !partial.is_empty() && bytes.saturating_add(len) > RECEIPTS70_LIMIT {
+                    break;
+                }
+                bytes = bytes.saturating_add(len);
+                partial.push(r);
+            }
+            out.push(partial);
+            return (out, true);
+        }
+        bytes += size;
+        out.push(list);
+        if bytes >= SOFT_RESPONSE_LIMIT {
+            break;
+        }
+    }
+    (out, false)
 }
 
 /// Most block access lists answered per GetBlockAccessLists (eth/71); further hashes

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 pub(crate) const NETWORK_ID: u64 = 3_503_995_874_084_926;
 
 /// The ethtest chain: blocks 1..=600 from `chain.rlp` (the genesis is not in the file;
-/// its hash is block 1's parent).
+/// its hash is block 1's parent), with their receipts from `receipts.rlp`.
 pub(crate) fn chain() -> MemoryChain {
     static CHAIN: OnceLock<MemoryChain> = OnceLock::new();
     CHAIN
@@ -36,8 +36,16 @@ pub(crate) fn chain() -> MemoryChain {
             // All block forks and Shanghai at genesis; Cancun at time 60, Prague at 120.
             let filter = Filter::new(genesis, 0, [], [0, 60, 120]);
             // Genesis difficulty 0x20000 = the terminal total difficulty.
-            MemoryChain::from_rlp(NETWORK_ID, genesis, filter, U256::from(0x20000), &data)
-                .expect("chain.rlp")
+            let mut chain =
+                MemoryChain::from_rlp(NETWORK_ID, genesis, filter, U256::from(0x20000), &data)
+                    .expect("chain.rlp");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../testdata/ethtest/receipts.rlp"
+            );
+            let receipts = std::fs::read(path).expect("testdata/ethtest/receipts.rlp");
+            assert_eq!(chain.add_receipts(&receipts).expect("receipts.rlp"), 600);
+            chain
         })
         .clone()
 }

@@ -43,18 +43,23 @@ impl Session {
                 )
             }
             Request::Receipts(r) => {
-                let n = serve::receipts(chain, &r.message);
-                (
-                    code::RECEIPTS,
-                    messages::encode_empty_receipts(r.request_id, n),
-                )
+                let lists = if self.version >= messages::ETH69 {
+                    serve::receipts(chain, &r.message)
+                } else {
+                    serve::receipts68(chain, &r.message)
+                };
+                let out = messages::encode_raw_response(r.request_id, &lists);
+                (code::RECEIPTS, out)
             }
             Request::Receipts70(r) => {
-                let n = serve::receipts(chain, &r.hashes);
-                (
-                    code::RECEIPTS,
-                    messages::encode_empty_receipts70(r.request_id, n),
-                )
+                let (receipts, last_block_incomplete) =
+                    serve::receipts70(chain, r.first_block_receipt_index, &r.hashes);
+                let m = Message::Receipts70(messages::Receipts70 {
+                    request_id: r.request_id,
+                    last_block_incomplete,
+                    receipts,
+                });
+                (code::RECEIPTS, m.encode())
             }
             Request::Pooled(r) => {
                 let elide = self.version >= ETH72;

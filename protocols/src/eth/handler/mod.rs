@@ -57,14 +57,15 @@ pub enum Error {
     #[error("status after the handshake")]
     UnexpectedStatus,
     /// A response to a request we did not make (unknown id, or an id of another kind, or
-    /// a response type we never request: Receipts, BlockAccessLists):
+    /// a response type we never request: BlockAccessLists):
     /// `BreachOfProtocol`.
     #[error("unsolicited response {code:#04x}")]
     Unsolicited {
         /// Message code.
         code: u8,
     },
-    /// A response with more items than asked for: `BreachOfProtocol`.
+    /// A response with more items than asked for (or Receipts flagging an incomplete last
+    /// list while holding none): `BreachOfProtocol`.
     #[error("response {code:#04x} has more items than requested")]
     TooManyItems {
         /// Message code.
@@ -246,6 +247,7 @@ enum Reply {
             Result<Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>, RequestError>,
         >,
     ),
+    Receipts(oneshot::Sender<Result<super::receipts::Answer, RequestError>>),
     /// The fetcher's request `id` for these announced transactions.
     Pooled(u64, Vec<(B256, Meta)>),
     /// The data cells of these eth/72 blob transactions, which came without blobs.
@@ -258,6 +260,7 @@ impl Reply {
         match self {
             Reply::Headers(tx) => drop(tx.send(Err(e))),
             Reply::Bodies(tx) => drop(tx.send(Err(e))),
+            Reply::Receipts(tx) => drop(tx.send(Err(e))),
             // The fetcher has its own (shorter) timeout and hears of disconnects; blob
             // transactions whose cells do not come are dropped (others may announce them).
             Reply::Pooled(..) | Reply::Cells(..) => {}
@@ -385,6 +388,16 @@ impl Session {
                 },
                 Outgoing::Bodies(hashes, Reply::Bodies(reply)),
             ),
+            Command::Receipts {
+                hashes,
+                first_index,
+                reply,
+            } => (
+                Kind::Receipts {
+                    count: hashes.len(),
+                },
+                Outgoing::Receipts(hashes, first_index, Reply::Receipts(reply)),
+            ),
         };
         if self.tracker.in_flight() >= self.shared.config.max_in_flight {
             out.into_reply().fail(RequestError::Busy);
@@ -401,6 +414,21 @@ impl Session {
                 request_id: self.tracker.start(kind, now, timeout, reply),
                 message: hashes,
             }),
+            Outgoing::Receipts(hashes, first_block_receipt_index, reply) => {
+                let request_id = self.tracker.start(kind, now, timeout, reply);
+                if self.version >= messages::ETH70 {
+                    Message::GetReceipts70(messages::GetReceipts70 {
+                        request_id,
+                        first_block_receipt_index,
+                        hashes,
+                    })
+                } else {
+                    Message::GetReceipts(RequestPair {
+                        request_id,
+                        message: hashes,
+                    })
+                }
+            }
         };
         self.send(msg.code(), msg.encode()).await
     }
@@ -477,12 +505,11 @@ impl Session {
             Message::BlockBodies(r) => self.on_response(c, Response::Bodies(r)).await,
             Message::PooledTransactions(r) => self.on_response(c, Response::Pooled(r)).await,
             Message::Cells(r) => self.on_response(c, Response::Cells(r)).await,
-            // We never ask for receipts (we do not execute, so could not check them) or
-            // block access lists (nor use them).
-            Message::Receipts68(_)
-            | Message::Receipts69(_)
-            | Message::Receipts70(_)
-            | Message::BlockAccessLists(_) => Err(Error::Unsolicited { code: c }),
+            Message::Receipts68(r) => self.on_response(c, Response::receipts68(r)).await,
+            Message::Receipts69(r) => self.on_response(c, Response::receipts69(r)).await,
+            Message::Receipts70(r) => self.on_response(c, Response::receipts70(r)).await,
+            // We never ask for block access lists (nor use them).
+            Message::BlockAccessLists(_) => Err(Error::Unsolicited { code: c }),
             Message::NewBlockHashes(_) | Message::NewBlock(_)
                 if !self.shared.config.block_gossip =>
             {
@@ -539,12 +566,14 @@ impl Session {
 enum Outgoing {
     Headers(messages::GetBlockHeaders, Reply),
     Bodies(Vec<B256>, Reply),
+    /// Hashes and eth/70 `firstBlockReceiptIndex`.
+    Receipts(Vec<B256>, u64, Reply),
 }
 
 impl Outgoing {
     fn into_reply(self) -> Reply {
         match self {
-            Outgoing::Headers(_, r) | Outgoing::Bodies(_, r) => r,
+            Outgoing::Headers(_, r) | Outgoing::Bodies(_, r) | Outgoing::Receipts(_, _, r) => r,
         }
     }
 }

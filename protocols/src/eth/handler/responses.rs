@@ -11,8 +11,9 @@ use alloy_primitives::B256;
 use tokio::time::Instant;
 
 use super::super::cells;
-use super::super::messages::{Cells, RequestPair};
+use super::super::messages::{Cells, Receipt69, Receipts70, RequestPair};
 use super::super::pool::{self, Pooled};
+use super::super::receipts;
 use super::super::requests::{Kind, Match};
 use super::super::txfetch::Meta;
 use super::super::txs::{self, FetchInput};
@@ -26,6 +27,32 @@ pub(super) enum Response {
     Pooled(RequestPair<Vec<PooledTransaction>>),
     /// eth/72.
     Cells(Cells),
+    /// Any version's Receipts, as eth/69 lists.
+    Receipts(u64, super::super::receipts::Answer),
+}
+
+impl Response {
+    pub(super) fn receipts68(r: RequestPair<Vec<Vec<alloy_consensus::ReceiptEnvelope>>>) -> Self {
+        let lists = (r.message.iter())
+            .map(|l| l.iter().map(receipts::from_envelope).collect())
+            .collect();
+        Self::receipts(r.request_id, lists, false)
+    }
+    pub(super) fn receipts69(r: RequestPair<Vec<Vec<Receipt69>>>) -> Self {
+        Self::receipts(r.request_id, r.message, false)
+    }
+    pub(super) fn receipts70(r: Receipts70) -> Self {
+        Self::receipts(r.request_id, r.receipts, r.last_block_incomplete)
+    }
+    fn receipts(id: u64, lists: Vec<Vec<Receipt69>>, last_block_incomplete: bool) -> Self {
+        Self::Receipts(
+            id,
+            receipts::Answer {
+                lists,
+                last_block_incomplete,
+            },
+        )
+    }
 }
 
 impl Session {
@@ -37,6 +64,7 @@ impl Session {
             Response::Bodies(r) => (r.request_id, false),
             Response::Pooled(r) => (r.request_id, false),
             Response::Cells(r) => (r.request_id, false),
+            Response::Receipts(id, _) => (*id, false),
         };
         let (kind, reply) = match self.tracker.complete(id, is_headers) {
             Match::Answer { kind, reply, sent } => {
@@ -64,6 +92,14 @@ impl Session {
                     return Err(too_many);
                 }
                 let _ = tx.send(Ok(r.message));
+            }
+            (Response::Receipts(_, a), Kind::Receipts { count }, Reply::Receipts(tx)) => {
+                // An incomplete list must be the last of a non-empty answer: the flag
+                // on an empty one would have us ask forever.
+                if a.lists.len() > count || (a.last_block_incomplete && a.lists.is_empty()) {
+                    return Err(too_many);
+                }
+                let _ = tx.send(Ok(a));
             }
             (Response::Pooled(r), Kind::Pooled { count }, Reply::Pooled(id, asked)) => {
                 if r.message.len() > count {
