@@ -2,7 +2,7 @@
 //! handling one message of each type takes, and how long the peer takes to answer each
 //! type of our requests.
 //!
-//! Labels are fixed sets chosen here (the spec's message names by code, our four request
+//! Labels are fixed sets chosen here (the spec's message names by code, our five request
 //! kinds), never anything a peer sends: a code outside the table (which cannot decode)
 //! is not recorded. Recording is a pair of `Instant::now()` calls and two relaxed atomic
 //! adds ([`Histogram::observe`]), cheap next to decoding the message.
@@ -40,7 +40,13 @@ const NAMES: [Option<&str>; 22] = {
 };
 
 /// The request kinds we make, in [`Metrics::round_trips`] order.
-const REQUESTS: [&str; 4] = ["headers", "bodies", "pooled_transactions", "cells"];
+const REQUESTS: [&str; 5] = [
+    "headers",
+    "bodies",
+    "pooled_transactions",
+    "cells",
+    "receipts",
+];
 
 /// Latency histograms of every eth peer of one node ([`super::Handle::metrics`]).
 #[derive(Debug)]
@@ -84,6 +90,7 @@ impl Metrics {
             Kind::Bodies { .. } => 1,
             Kind::Pooled { .. } => 2,
             Kind::Cells { .. } => 3,
+            Kind::Receipts { .. } => 4,
         };
         self.round_trips[i].observe(d); // ok: `round_trips` has one slot per kind
     }
@@ -97,7 +104,7 @@ impl Metrics {
     }
 
     /// Round-trip time by request kind (`headers`, `bodies`, `pooled_transactions`,
-    /// `cells`).
+    /// `cells`, `receipts`).
     pub fn round_trips(&self) -> impl Iterator<Item = (&'static str, &Histogram)> {
         REQUESTS.iter().copied().zip(self.round_trips.iter())
     }
