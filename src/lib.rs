@@ -59,6 +59,7 @@ pub mod propagate;
 pub mod required;
 pub mod rpc;
 pub mod server;
+pub mod sim;
 pub mod sync;
 
 /// The CLI subcommands as library functions.
