@@ -11,6 +11,7 @@
 //! The scenarios are what `devp2p sim` runs; see docs/simulation.md for the model and
 //! its figures.
 
+pub mod discovery;
 pub mod latency;
 pub mod net;
 pub mod report;

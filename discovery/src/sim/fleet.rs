@@ -28,6 +28,8 @@ pub struct LookupResult {
     pub rounds: usize,
     /// When it finished.
     pub at: Instant,
+    /// Datagrams the node had sent and received when it finished ([`Fleet::node_packets`]).
+    pub packets: (u64, u64),
 }
 
 /// Simulated nodes: each a [`Protocol`] at its own address, online or gone.
@@ -198,12 +200,14 @@ impl<C: Crypto> Fleet<C> {
                 ..
             } = e
             {
-                let at = now;
+                let sent = self.sent.get(i).copied().unwrap_or(0);
+                let received = self.received.get(i).copied().unwrap_or(0);
                 let r = LookupResult {
                     nodes,
                     queries,
                     rounds,
-                    at,
+                    at: now,
+                    packets: (sent, received),
                 };
                 self.done.insert((i, id), r);
             }
