@@ -75,5 +75,6 @@ pub mod cmd {
     pub mod key;
     pub mod node;
     pub mod replay;
+    pub mod sim;
     pub mod test;
 }

@@ -45,6 +45,9 @@ enum Command {
     /// Conformance suites against a node (ports of go-ethereum's `devp2p` tests): discv4,
     /// rlpx, eth.
     Test(devp2p::cmd::test::Args),
+    /// Deterministic network simulations with the real protocol cores, written as CSV and
+    /// SVG plots: `sim propagation` (and further scenarios).
+    Sim(devp2p::cmd::sim::Args),
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -113,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Node(args) => run_async(|stop| devp2p::cmd::node::run(*args, stop)),
         Command::Bootnode(args) => run_async(|stop| devp2p::cmd::bootnode::run(args, stop)),
         Command::Test(args) => run_async(|_| devp2p::cmd::test::run(args)),
+        Command::Sim(args) => devp2p::cmd::sim::run(args).map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

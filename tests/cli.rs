@@ -34,6 +34,7 @@ fn help_lists_every_command() {
         "test",
         "crawl",
         "census",
+        "sim",
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
@@ -58,6 +59,14 @@ fn help_lists_every_command() {
         for flag in flags {
             assert!(text.contains(flag), "{cmd} --help lacks {flag}");
         }
+    }
+    let out = bin()
+        .args(["sim", "propagation", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--nodes", "--peers", "--strategy", "--seed", "--hostile-mode", "--out"] {
+        assert!(text.contains(flag), "sim propagation --help lacks {flag}");
     }
     let out = bin().args(["node", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

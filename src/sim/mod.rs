@@ -5,7 +5,7 @@
 //! - [`latency`]: regions and the RTT between them;
 //! - [`net`]: the virtual network ([`net::Net`]): links, timers, events in time order;
 //! - [`report`]: CSV, SVG plots and stdout tables;
-//! - one module per scenario: `propagation` (block and transaction propagation with
+//! - one module per scenario: [`propagation`] (block and transaction propagation with
 //!   the eth fan-out, the block propagation core and the transaction fetcher).
 //!
 //! The scenarios are what `devp2p sim` runs; see docs/simulation.md for the model and
@@ -16,4 +16,4 @@ pub mod latency;
 pub mod net;
 pub mod report;
 // Scenarios (`discovery` is added beside this one).
-// pub mod propagation; (next commit)
+pub mod propagation;
