@@ -56,6 +56,7 @@ pub(crate) fn report(p: &Params, o: &Outcome) -> (Summary, Vec<(String, String)>
     let mut fill = Csv::new(&[
         "t_s",
         "online",
+        "sampled",
         "avg_entries",
         "min_entries",
         "avg_buckets",
@@ -67,6 +68,7 @@ pub(crate) fn report(p: &Params, o: &Outcome) -> (Summary, Vec<(String, String)>
         fill.row([
             f3(r.t.as_secs_f64()),
             r.online.to_string(),
+            r.sampled.to_string(),
             f3(r.avg_entries),
             r.min_entries.to_string(),
             f3(r.avg_buckets),
@@ -180,7 +182,10 @@ pub(crate) fn report(p: &Params, o: &Outcome) -> (Summary, Vec<(String, String)>
 fn plots(o: &Outcome, done: &[&LookupDone]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let series = |f: fn(&super::world::FillRow) -> f64| -> Vec<(f64, f64)> {
-        o.fill.iter().map(|r| (r.t.as_secs_f64(), f(r))).collect()
+        (o.fill.iter())
+            .filter(|r| r.sampled > 0)
+            .map(|r| (r.t.as_secs_f64(), f(r)))
+            .collect()
     };
     let fill = [
         ("entries, avg".to_string(), series(|r| r.avg_entries)),

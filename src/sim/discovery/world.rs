@@ -57,6 +57,8 @@ pub(crate) struct Info {
 pub(crate) struct FillRow {
     pub(crate) t: Duration,
     pub(crate) online: usize,
+    /// Honest nodes sampled (online for at least [`SETTLE`]).
+    pub(crate) sampled: usize,
     pub(crate) avg_entries: f64,
     pub(crate) min_entries: usize,
     pub(crate) avg_buckets: f64,
@@ -399,6 +401,7 @@ impl<C: Crypto> World<C> {
         self.out.fill.push(FillRow {
             t: now,
             online,
+            sampled: n,
             avg_entries: avg(entries),
             min_entries: if n == 0 { 0 } else { min_e },
             avg_buckets: avg(buckets),
