@@ -65,7 +65,14 @@ fn help_lists_every_command() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--nodes", "--peers", "--strategy", "--seed", "--hostile-mode", "--out"] {
+    for flag in [
+        "--nodes",
+        "--peers",
+        "--strategy",
+        "--seed",
+        "--hostile-mode",
+        "--out",
+    ] {
         assert!(text.contains(flag), "sim propagation --help lacks {flag}");
     }
     let out = bin().args(["sim", "discovery", "--help"]).output().unwrap();

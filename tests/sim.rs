@@ -42,10 +42,7 @@ fn same_seed_gives_byte_identical_csv() {
         assert!(x == y, "{f} differs between two runs of one seed");
     }
     // Another seed is another network.
-    let other = Config {
-        seed: 8,
-        ..small()
-    };
+    let other = Config { seed: 8, ..small() };
     let c = tempdir("c");
     propagation::write_outputs(&c, &simulate(&other, &strategies)).unwrap();
     assert_ne!(
@@ -65,13 +62,34 @@ fn flood_and_sqrt_reach_everyone_and_sqrt_sends_less() {
     );
     for s in &runs {
         for it in s.blocks.iter().chain(&s.txs) {
-            assert_eq!(it.reached(), 1.0, "{} item {} missed nodes", s.strategy, it.index);
+            assert_eq!(
+                it.reached(),
+                1.0,
+                "{} item {} missed nodes",
+                s.strategy,
+                it.index
+            );
         }
     }
-    let (sqrt, flood, ann) = (means(&runs[0].blocks), means(&runs[1].blocks), means(&runs[2].blocks));
-    assert!(sqrt.bytes < 0.6 * flood.bytes, "sqrt {} vs flood {}", sqrt.bytes, flood.bytes);
-    assert!(ann.bytes < sqrt.bytes, "announce-only moves each block about once");
-    assert!(flood.dup > sqrt.dup && sqrt.dup > ann.dup, "{flood:?} {sqrt:?} {ann:?}");
+    let (sqrt, flood, ann) = (
+        means(&runs[0].blocks),
+        means(&runs[1].blocks),
+        means(&runs[2].blocks),
+    );
+    assert!(
+        sqrt.bytes < 0.6 * flood.bytes,
+        "sqrt {} vs flood {}",
+        sqrt.bytes,
+        flood.bytes
+    );
+    assert!(
+        ann.bytes < sqrt.bytes,
+        "announce-only moves each block about once"
+    );
+    assert!(
+        flood.dup > sqrt.dup && sqrt.dup > ann.dup,
+        "{flood:?} {sqrt:?} {ann:?}"
+    );
     // Announce-only pays a round trip per hop.
     assert!(ann.t[1].0.unwrap() > flood.t[1].0.unwrap());
 }
@@ -85,8 +103,15 @@ fn withholding_nodes_cut_off_honest_ones() {
     };
     let runs = simulate(&cfg, &[StrategyArg::Flood]);
     let m = means(&runs[0].blocks);
-    assert!(m.reached < 1.0, "85% withholding nodes must isolate some honest ones: {m:?}");
-    assert_eq!(m.t[2].1, runs[0].blocks.len(), "no block reaches every honest node");
+    assert!(
+        m.reached < 1.0,
+        "85% withholding nodes must isolate some honest ones: {m:?}"
+    );
+    assert_eq!(
+        m.t[2].1,
+        runs[0].blocks.len(),
+        "no block reaches every honest node"
+    );
 }
 
 #[test]
@@ -99,8 +124,14 @@ fn announcers_that_never_deliver_are_routed_around_and_dropped() {
     let runs = simulate(&cfg, &[StrategyArg::Announce]);
     let s = &runs[0];
     let m = means(&s.blocks);
-    assert_eq!(m.reached, 1.0, "honest announcers are asked after the hostile ones time out");
-    assert!(s.outcome.disconnects > 0, "penalised announcers are disconnected");
+    assert_eq!(
+        m.reached, 1.0,
+        "honest announcers are asked after the hostile ones time out"
+    );
+    assert!(
+        s.outcome.disconnects > 0,
+        "penalised announcers are disconnected"
+    );
     let t = means(&s.txs);
     assert_eq!(t.reached, 1.0, "transactions too: {t:?}");
 }

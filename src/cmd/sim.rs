@@ -114,7 +114,9 @@ pub fn run(args: Args) -> Result<(), Error> {
             share(a.garbage, "--garbage must be between 0 and 1")?;
             share(a.loss, "--loss must be between 0 and 1")?;
             if a.nodes < 2 || !(1..=250).contains(&a.per_subnet) {
-                return Err(Error::Arg("--nodes must be at least 2, --per-subnet 1 to 250"));
+                return Err(Error::Arg(
+                    "--nodes must be at least 2, --per-subnet 1 to 250",
+                ));
             }
             Ok(crate::sim::discovery::run(a)?)
         }
@@ -131,7 +133,9 @@ fn share(x: f64, what: &'static str) -> Result<f64, Error> {
 
 fn propagation_cmd(a: PropagationArgs) -> Result<(), Error> {
     if a.nodes < 2 || a.peers < 1 {
-        return Err(Error::Arg("--nodes must be at least 2 and --peers at least 1"));
+        return Err(Error::Arg(
+            "--nodes must be at least 2 and --peers at least 1",
+        ));
     }
     let mut cfg = propagation::Config {
         seed: a.seed,
@@ -161,7 +165,10 @@ fn propagation_cmd(a: PropagationArgs) -> Result<(), Error> {
 }
 
 /// Runs `cfg` once per strategy over the same world (same seed, topology and producers).
-pub fn simulate(cfg: &propagation::Config, strategies: &[StrategyArg]) -> Vec<propagation::Summary> {
+pub fn simulate(
+    cfg: &propagation::Config,
+    strategies: &[StrategyArg],
+) -> Vec<propagation::Summary> {
     // The world's own stream, so that its size does not shift the network's draws.
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_b10c);
     let world = World::new(cfg.blocks, cfg.block_bytes, cfg.txs, cfg.tx_bytes, &mut rng);
@@ -185,7 +192,12 @@ pub fn simulate(cfg: &propagation::Config, strategies: &[StrategyArg]) -> Vec<pr
             };
             let t = std::time::Instant::now();
             let outcome = propagation::run(&cfg, &world);
-            tracing::info!(strategy = strategy.name(), events = outcome.events, secs = t.elapsed().as_secs_f64(), "simulated");
+            tracing::info!(
+                strategy = strategy.name(),
+                events = outcome.events,
+                secs = t.elapsed().as_secs_f64(),
+                "simulated"
+            );
             propagation::summarize(outcome)
         })
         .collect()

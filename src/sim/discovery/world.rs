@@ -111,6 +111,9 @@ pub(crate) struct Outcome {
     pub(crate) metrics: discovery::proto::Metrics,
 }
 
+/// Makes a node's packet crypto from its key and id.
+pub(crate) type MakeCrypto<C> = Box<dyn FnMut(&SecretKey, NodeId) -> C>;
+
 /// The simulated network of one run. `C` is the packet crypto (real or stand-in).
 pub(crate) struct World<C: Crypto> {
     p: Params,
@@ -119,7 +122,7 @@ pub(crate) struct World<C: Crypto> {
     fleet: Fleet<C>,
     base: Instant,
     info: Vec<Info>,
-    make: Box<dyn FnMut(&SecretKey, NodeId) -> C>,
+    make: MakeCrypto<C>,
     garbage: Garbage<C>,
     rng: StdRng,
     running: Vec<Running>,
@@ -158,7 +161,7 @@ impl<C: Crypto> Wire for NetWire<'_, C> {
 }
 
 impl<C: Crypto> World<C> {
-    pub(crate) fn new(p: Params, make: Box<dyn FnMut(&SecretKey, NodeId) -> C>) -> Self {
+    pub(crate) fn new(p: Params, make: MakeCrypto<C>) -> Self {
         // Loss is drawn by the Fifo (see there).
         let cfg = net::Config {
             loss: 0.0,

@@ -195,7 +195,11 @@ impl<'a> Sim<'a> {
             }
         }
         let ids: Vec<PeerId> = (0..n).map(node_id).collect();
-        let by_id = ids.iter().enumerate().map(|(i, p)| (*p, i as u32)).collect();
+        let by_id = ids
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as u32))
+            .collect();
         // Hostile nodes; the producers are drawn among the others.
         let hostile: Vec<bool> = (0..n)
             .map(|_| net.rng().random::<f64>() < cfg.hostile)
@@ -289,7 +293,8 @@ impl<'a> Sim<'a> {
             let at = start + span.mul_f64(t as f64 / txs as f64);
             let origin = self.honest_node();
             self.out.tx_created[t] = (at, origin);
-            self.net.schedule(origin as usize, at, NEW_TX | ((t as u64) << 8));
+            self.net
+                .schedule(origin as usize, at, NEW_TX | ((t as u64) << 8));
         }
         let end = start + span + SETTLE;
         while let Some(ev) = self.net.next() {
@@ -408,7 +413,8 @@ impl<'a> Sim<'a> {
                 }
                 let block = w.blocks[b as usize].clone();
                 let node = &mut self.nodes[ti];
-                node.core.on_block(from_id, block, eth::Held::default(), now);
+                node.core
+                    .on_block(from_id, block, eth::Held::default(), now);
                 self.drive(to, false);
             }
             Msg::NewBlockHashes(b) => {
@@ -533,8 +539,7 @@ impl<'a> Sim<'a> {
     /// announces it, once, to every peer not known to have it.
     fn heard(&mut self, n: u32, item: u64) {
         let node = &mut self.nodes[n as usize];
-        if self.cfg.hostile_mode != HostileMode::AnnounceNeverDeliver || !node.heard.insert(item)
-        {
+        if self.cfg.hostile_mode != HostileMode::AnnounceNeverDeliver || !node.heard.insert(item) {
             return;
         }
         let peers: Vec<u32> = node
@@ -596,8 +601,10 @@ impl<'a> Sim<'a> {
         let mut ann: HashMap<u32, Vec<TxIdx>> = HashMap::new();
         for &t in &txs {
             let (f, a) = self.fan_out(n, from, tx_item(t));
-            f.into_iter().for_each(|p| full.entry(p).or_default().push(t));
-            a.into_iter().for_each(|p| ann.entry(p).or_default().push(t));
+            f.into_iter()
+                .for_each(|p| full.entry(p).or_default().push(t));
+            a.into_iter()
+                .for_each(|p| ann.entry(p).or_default().push(t));
         }
         let delay = self.cfg.tx_delay;
         let mut sends: Vec<(u32, bool, Vec<TxIdx>)> = full
@@ -744,10 +751,14 @@ impl<'a> Sim<'a> {
             return;
         }
         let request = node.requests.iter().map(|r| self.base + r.deadline).min();
-        let due = [node.core.next_timeout(), node.fetcher.next_deadline(), request]
-            .into_iter()
-            .flatten()
-            .min();
+        let due = [
+            node.core.next_timeout(),
+            node.fetcher.next_deadline(),
+            request,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(due) = due else {
             return;
         };

@@ -105,7 +105,8 @@ fn item(
         let k = ((p * population as f64).ceil() as usize).max(1);
         delays.get(k - 1).copied()
     });
-    let per = |f: &dyn Fn(usize) -> f64| pop.iter().map(|&i| f(i)).sum::<f64>() / pop.len().max(1) as f64;
+    let per =
+        |f: &dyn Fn(usize) -> f64| pop.iter().map(|&i| f(i)).sum::<f64>() / pop.len().max(1) as f64;
     Item {
         index,
         origin,
@@ -214,8 +215,17 @@ pub fn target(runs: &[Summary]) -> Option<String> {
 
 fn items_csv(runs: &[Summary], kind: &str, pick: fn(&Summary) -> &Vec<Item>) -> Csv {
     let mut c = Csv::new(&[
-        "strategy", kind, "origin", "population", "reached", "t50_s", "t95_s", "t100_s",
-        "dup_per_node", "ann_per_node", "bytes_per_node",
+        "strategy",
+        kind,
+        "origin",
+        "population",
+        "reached",
+        "t50_s",
+        "t95_s",
+        "t100_s",
+        "dup_per_node",
+        "ann_per_node",
+        "bytes_per_node",
     ]);
     let opt = |x: Option<f64>| x.map_or_else(String::new, f3);
     for s in runs {
@@ -242,7 +252,10 @@ fn items_csv(runs: &[Summary], kind: &str, pick: fn(&Summary) -> &Vec<Item>) -> 
 fn pooled(name: &str, items: &[Item]) -> CdfSeries {
     CdfSeries {
         name: name.to_string(),
-        values: items.iter().flat_map(|i| i.delays.iter().copied()).collect(),
+        values: items
+            .iter()
+            .flat_map(|i| i.delays.iter().copied())
+            .collect(),
         total: items.iter().map(|i| i.population).sum(),
     }
 }
@@ -255,7 +268,10 @@ pub fn write_outputs(dir: &Path, runs: &[Summary]) -> Result<Vec<String>, Error>
         files.push(name.to_string());
         Ok(())
     };
-    put("blocks.csv", items_csv(runs, "block", |s| &s.blocks).as_str())?;
+    put(
+        "blocks.csv",
+        items_csv(runs, "block", |s| &s.blocks).as_str(),
+    )?;
     put("txs.csv", items_csv(runs, "tx", |s| &s.txs).as_str())?;
     // Arrival delay by percentile of the nodes, pooled over items: the CDFs as numbers.
     let mut cdf = Csv::new(&["strategy", "kind", "percent", "delay_s"]);
@@ -267,14 +283,24 @@ pub fn write_outputs(dir: &Path, runs: &[Summary]) -> Result<Vec<String>, Error>
             for pct in 1..=100 {
                 let k = ((pct as f64 / 100.0) * p.total as f64).ceil() as usize;
                 let d = v.get(k.max(1) - 1).map_or_else(String::new, |x| f3(*x));
-                c_row(&mut cdf, [s.strategy.into(), kind.into(), pct.to_string(), d]);
+                c_row(
+                    &mut cdf,
+                    [s.strategy.into(), kind.into(), pct.to_string(), d],
+                );
             }
         }
     }
     put("cdf.csv", cdf.as_str())?;
     let mut nodes = Csv::new(&[
-        "strategy", "node", "region", "upload_mbit", "hostile", "bytes_sent", "bytes_received",
-        "msgs_sent", "msgs_received",
+        "strategy",
+        "node",
+        "region",
+        "upload_mbit",
+        "hostile",
+        "bytes_sent",
+        "bytes_received",
+        "msgs_sent",
+        "msgs_received",
     ]);
     for s in runs {
         let o = &s.outcome;
@@ -294,8 +320,16 @@ pub fn write_outputs(dir: &Path, runs: &[Summary]) -> Result<Vec<String>, Error>
     }
     put("nodes.csv", nodes.as_str())?;
     let mut sum = Csv::new(&[
-        "strategy", "kind", "reached", "t50_s", "t95_s", "t100_s", "never_100", "dup_per_node",
-        "ann_per_node", "bytes_per_node",
+        "strategy",
+        "kind",
+        "reached",
+        "t50_s",
+        "t95_s",
+        "t100_s",
+        "never_100",
+        "dup_per_node",
+        "ann_per_node",
+        "bytes_per_node",
     ]);
     for s in runs {
         for (kind, items) in [("block", &s.blocks), ("tx", &s.txs)] {
@@ -360,7 +394,11 @@ pub fn write_outputs(dir: &Path, runs: &[Summary]) -> Result<Vec<String>, Error>
     }
     let svg = report::bars("Traffic per node per item", "KiB per node", &bytes)?;
     put("bytes_per_node.svg", &svg)?;
-    let svg = report::bars("Duplicate full copies per node", "copies beyond the first", &dups)?;
+    let svg = report::bars(
+        "Duplicate full copies per node",
+        "copies beyond the first",
+        &dups,
+    )?;
     put("duplicates.svg", &svg)?;
     Ok(files)
 }

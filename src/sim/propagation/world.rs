@@ -195,13 +195,20 @@ impl World {
             Msg::TxHashes(txs) => {
                 let m = NewPooledTransactionHashes {
                     types: vec![0u8; txs.len()].into(),
-                    sizes: txs.iter().map(|&t| self.tx_len[t as usize] as u32).collect(),
+                    sizes: txs
+                        .iter()
+                        .map(|&t| self.tx_len[t as usize] as u32)
+                        .collect(),
                     hashes: txs.iter().map(|&t| self.tx_hashes[t as usize]).collect(),
                 };
                 Message::NewPooledTransactionHashes(m).encode().len()
             }
-            Msg::GetPooledTxs { txs, .. } => list_len(id(super::REQUEST_ID) + list_len(33 * txs.len())),
-            Msg::PooledTxs { txs, .. } => list_len(id(super::REQUEST_ID) + list_len(self.txs_len(txs))),
+            Msg::GetPooledTxs { txs, .. } => {
+                list_len(id(super::REQUEST_ID) + list_len(33 * txs.len()))
+            }
+            Msg::PooledTxs { txs, .. } => {
+                list_len(id(super::REQUEST_ID) + list_len(self.txs_len(txs)))
+            }
         };
         wire(payload)
     }
@@ -239,24 +246,46 @@ mod tests {
             message,
         };
         assert_eq!(
-            w.size(&Msg::BlockHeaders { fetch: 3, headers: vec![1, 2, 3] }),
+            w.size(&Msg::BlockHeaders {
+                fetch: 3,
+                headers: vec![1, 2, 3]
+            }),
             real(Message::BlockHeaders(pair(headers)))
         );
         assert_eq!(
-            w.size(&Msg::BlockBodies { fetch: 3, blocks: vec![1, 2, 3] }),
+            w.size(&Msg::BlockBodies {
+                fetch: 3,
+                blocks: vec![1, 2, 3]
+            }),
             real(Message::BlockBodies(pair(bodies)))
         );
         assert_eq!(
-            w.size(&Msg::GetBlockBodies { fetch: 3, blocks: vec![1, 2] }),
-            real(Message::GetBlockBodies(pair(vec![w.hashes[1], w.hashes[2]])))
+            w.size(&Msg::GetBlockBodies {
+                fetch: 3,
+                blocks: vec![1, 2]
+            }),
+            real(Message::GetBlockBodies(pair(vec![
+                w.hashes[1],
+                w.hashes[2]
+            ])))
         );
         assert_eq!(
             w.size(&Msg::Transactions(vec![0, 1, 4])),
-            real(Message::Transactions(vec![w.txs[0].clone(), w.txs[1].clone(), w.txs[4].clone()]))
+            real(Message::Transactions(vec![
+                w.txs[0].clone(),
+                w.txs[1].clone(),
+                w.txs[4].clone()
+            ]))
         );
         assert_eq!(
-            w.size(&Msg::GetPooledTxs { id: 1, txs: vec![0, 2] }),
-            real(Message::GetPooledTransactions(pair(vec![w.tx_hashes[0], w.tx_hashes[2]])))
+            w.size(&Msg::GetPooledTxs {
+                id: 1,
+                txs: vec![0, 2]
+            }),
+            real(Message::GetPooledTransactions(pair(vec![
+                w.tx_hashes[0],
+                w.tx_hashes[2]
+            ])))
         );
         let new_block = w.size(&Msg::NewBlock(2));
         assert!((20_000..22_000).contains(&new_block), "{new_block}");
