@@ -197,11 +197,26 @@ pub fn cdf_points(s: &CdfSeries) -> Vec<(f64, f64)> {
     pts
 }
 
-/// A CDF plot of several series, x from 0 to the largest sample.
+/// Points per plotted CDF, at most: more are not visible at 800 pixels and make the SVG
+/// megabytes large.
+const MAX_CDF_POINTS: usize = 1000;
+
+/// A CDF plot of several series, x from 0 to the largest sample (each thinned to
+/// [`MAX_CDF_POINTS`] points, keeping the last).
 pub fn cdf(title: &str, x_desc: &str, series: &[CdfSeries]) -> Result<String, Error> {
     let lines: Vec<(String, Vec<(f64, f64)>)> = series
         .iter()
-        .map(|s| (s.name.clone(), cdf_points(s)))
+        .map(|s| {
+            let p = cdf_points(s);
+            let step = p.len().div_ceil(MAX_CDF_POINTS).max(1);
+            let mut thin: Vec<(f64, f64)> = p.iter().copied().step_by(step).collect();
+            if let Some(&last) = p.last()
+                && thin.last() != Some(&last)
+            {
+                thin.push(last);
+            }
+            (s.name.clone(), thin)
+        })
         .collect();
     line_plot(title, x_desc, "fraction of nodes", &lines, Some(1.0))
 }

@@ -124,6 +124,8 @@ pub struct Outcome {
     pub block_bytes: Vec<u64>,
     /// Creation time and origin of each transaction.
     pub tx_created: Vec<(Duration, u32)>,
+    /// Nodes online when each transaction was created.
+    pub tx_online: Vec<Vec<bool>>,
     /// When each node pooled each transaction.
     pub tx_arrival: Vec<Vec<Option<Duration>>>,
     /// Full copies of each transaction each node received.
@@ -241,6 +243,7 @@ impl<'a> Sim<'a> {
             block_ann: vec![vec![0; n]; nb],
             block_bytes: vec![0; nb],
             tx_created: vec![(Duration::ZERO, 0); nt],
+            tx_online: vec![vec![true; n]; nt],
             tx_arrival: vec![vec![None; n]; nt],
             tx_full: vec![vec![0; n]; nt],
             tx_ann: vec![vec![0; n]; nt],
@@ -322,8 +325,21 @@ impl<'a> Sim<'a> {
             IMPORT => self.imported(n),
             NEW_BLOCK => self.produce(n, idx),
             NEW_TX => {
-                self.out.tx_created[idx as usize].0 = at;
-                self.pool_txs(n, vec![idx], None);
+                // A user sends through a node that is up: an origin gone offline by churn
+                // hands over to a random online honest node.
+                let mut origin = n;
+                for _ in 0..10 * self.nodes.len() {
+                    if self.net.is_online(origin as usize) {
+                        break;
+                    }
+                    origin = self.honest_node();
+                }
+                let online = (0..self.nodes.len())
+                    .map(|i| self.net.is_online(i))
+                    .collect();
+                self.out.tx_online[idx as usize] = online;
+                self.out.tx_created[idx as usize] = (at, origin);
+                self.pool_txs(origin, vec![idx], None);
             }
             _ => {}
         }

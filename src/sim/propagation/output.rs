@@ -14,7 +14,7 @@ pub struct Item {
     pub index: usize,
     /// The node that created it.
     pub origin: u32,
-    /// Nodes it should reach: honest ones (online at its creation, for blocks under churn).
+    /// Nodes it should reach: honest ones online at its creation.
     pub population: usize,
     /// Delay from creation to arrival, in seconds, at each node of the population it
     /// reached, sorted.
@@ -145,7 +145,7 @@ pub fn summarize(o: Outcome) -> Summary {
                 &o.tx_full[t],
                 &o.tx_ann[t],
                 o.tx_bytes[t],
-                honest,
+                |i| honest(i) && o.tx_online[t][i],
             )
         })
         .collect();

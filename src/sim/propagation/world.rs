@@ -233,6 +233,13 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    fn pair<T>(message: T) -> RequestPair<T> {
+        RequestPair {
+            request_id: REQUEST_ID,
+            message,
+        }
+    }
+
     /// The sizes computed from parts equal the real encodings.
     #[test]
     fn sizes_match_real_encodings() {
@@ -241,10 +248,7 @@ mod tests {
         let real = |m: Message| wire(m.encode().len());
         let headers: Vec<Header> = (1..=3).map(|i| w.blocks[i].header.clone()).collect();
         let bodies: Vec<Body> = (1..=3).map(|i| w.blocks[i].body.clone()).collect();
-        let pair = |message| RequestPair {
-            request_id: REQUEST_ID,
-            message,
-        };
+
         assert_eq!(
             w.size(&Msg::BlockHeaders {
                 fetch: 3,
