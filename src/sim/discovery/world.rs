@@ -195,6 +195,18 @@ impl<C: Crypto> World<C> {
         }
     }
 
+    /// The fleet and a [`NetWire`] over the rest of the world, borrowed apart.
+    fn split(&mut self) -> (&mut Fleet<C>, NetWire<'_, C>) {
+        let wire = NetWire {
+            net: &mut self.net,
+            fifo: &mut self.fifo,
+            base: self.base,
+            garbage: &mut self.garbage,
+            info: &self.info,
+        };
+        (&mut self.fleet, wire)
+    }
+
     fn addr(&self, i: usize) -> SocketAddr {
         let per = self.p.per_subnet.clamp(1, 250);
         let (s, h) = (i / per, i % per);
@@ -233,14 +245,8 @@ impl<C: Crypto> World<C> {
             joined: now,
             online: true,
         });
-        let mut wire = NetWire {
-            net: &mut self.net,
-            fifo: &mut self.fifo,
-            base: self.base,
-            garbage: &mut self.garbage,
-            info: &self.info,
-        };
-        self.fleet.add(&mut wire, addr, proto);
+        let (fleet, mut wire) = self.split();
+        fleet.add(&mut wire, addr, proto);
         self.out.started += 1;
         self.out.garbage_started += usize::from(garbage);
     }
@@ -285,24 +291,18 @@ impl<C: Crypto> World<C> {
             if ev.at() > p.duration {
                 break;
             }
-            let mut wire = NetWire {
-                net: &mut self.net,
-                fifo: &mut self.fifo,
-                base: self.base,
-                garbage: &mut self.garbage,
-                info: &self.info,
-            };
+            let base = self.base;
+            let (fleet, mut wire) = self.split();
             match ev {
                 Event::Deliver { from, to, msg, at } => {
                     for data in wire.fifo.arrive(from, to, msg.0, msg.1) {
-                        self.fleet
-                            .deliver(&mut wire, self.base + at, from, to, &data);
+                        fleet.deliver(&mut wire, base + at, from, to, &data);
                     }
                 }
                 Event::Timer { node, token, at } => match token >> 60 {
                     WAKE => {
-                        let asked = self.base + Duration::from_nanos(token & PAYLOAD);
-                        self.fleet.timer(&mut wire, self.base + at, node, asked);
+                        let asked = base + Duration::from_nanos(token & PAYLOAD);
+                        fleet.timer(&mut wire, base + at, node, asked);
                     }
                     JOIN => {
                         let g = self.is_garbage_slot();
@@ -428,17 +428,9 @@ impl<C: Crypto> World<C> {
         let truth = true_closest(&ids, &target, discovery::lookup::K);
         let now = self.net.now();
         let (s, r) = self.fleet.node_packets(node);
-        let mut wire = NetWire {
-            net: &mut self.net,
-            fifo: &mut self.fifo,
-            base: self.base,
-            garbage: &mut self.garbage,
-            info: &self.info,
-        };
-        let Some(id) = self
-            .fleet
-            .start_lookup(&mut wire, self.base + now, node, target)
-        else {
+        let at = self.base + now;
+        let (fleet, mut wire) = self.split();
+        let Some(id) = fleet.start_lookup(&mut wire, at, node, target) else {
             return;
         };
         self.out.lookups.push(LookupRow {
