@@ -76,6 +76,20 @@ fn help_lists_every_command() {
     ] {
         assert!(text.contains(flag), "sim propagation --help lacks {flag}");
     }
+    let out = bin().args(["sim", "discovery", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--nodes",
+        "--seed",
+        "--duration",
+        "--churn",
+        "--garbage",
+        "--per-subnet",
+        "--fast-crypto",
+        "--out",
+    ] {
+        assert!(text.contains(flag), "sim discovery --help lacks {flag}");
+    }
     let out = bin().args(["node", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [

@@ -141,7 +141,7 @@ fn main() {
     sim.run_for(Duration::from_millis(20) * n as u32 + Duration::from_secs(10));
     let boot_packets = sim.packets();
     let boot_wall = wall.elapsed();
-    let min_table = sim.nodes.iter().map(|p| p.table().len()).min().unwrap_or(0);
+    let min_table = sim.nodes().map(|p| p.table().len()).min().unwrap_or(0);
     assert!(min_table > 0, "a simulated node found no one");
     let (mut pkts, mut rounds, mut exact, lookups) = (0u64, 0.0, 0, 20);
     let rtt = sim.latency() * 2;

@@ -15,7 +15,9 @@
 //! - DNS node lists (EIP-1459): [`dns`] resolves and publishes signed trees of ENRs.
 //! - Discovery v5: [`v5`] runs sigp's `discv5` crate beside v4 (its own UDP port), with our key
 //!   and record, and turns what its lookups find into dial candidates.
-//! - Testing: [`sim::Sim`] runs many `Protocol`s over an in-memory network in virtual time.
+//! - Simulation: [`sim::Fleet`] runs many `Protocol`s over a simulated network in virtual time
+//!   ([`sim::Sim`] is a fixed-latency one for tests), optionally with the cheap signature
+//!   stand-in [`sim::FastCrypto`].
 //!
 //! # Example
 //!

@@ -45,6 +45,9 @@ struct Candidate {
     node: Node,
     hash: [u8; 32],
     status: Status,
+    /// 1 for a seed, one more than the node that told us of it otherwise: the round of
+    /// the lookup in which it could first be queried.
+    hop: usize,
 }
 
 /// One lookup.
@@ -77,7 +80,7 @@ impl Lookup {
             queries: 0,
             finished: false,
         };
-        l.add(seeds);
+        l.add(seeds, 1);
         l
     }
 
@@ -91,7 +94,17 @@ impl Lookup {
         self.queries
     }
 
-    fn add(&mut self, nodes: impl IntoIterator<Item = Node>) {
+    /// Rounds the lookup took: the deepest hop (1 for a seed, one more than the node that
+    /// named it otherwise) of a node that answered.
+    pub fn rounds(&self) -> usize {
+        (self.candidates.iter())
+            .filter(|c| c.status == Status::Responded)
+            .map(|c| c.hop)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn add(&mut self, nodes: impl IntoIterator<Item = Node>, hop: usize) {
         for node in nodes {
             if node.id == self.local || self.candidates.iter().any(|c| c.node.id == node.id) {
                 continue;
@@ -109,6 +122,7 @@ impl Lookup {
                     node,
                     hash,
                     status: Status::NotQueried,
+                    hop,
                 },
             );
             // Drop the farthest not-yet-queried candidate when over capacity.
@@ -173,10 +187,12 @@ impl Lookup {
 
     /// Records a Neighbors answer from `from` (may be called once per packet).
     pub fn on_response(&mut self, from: &NodeId, nodes: &[Node]) {
+        let mut hop = 1;
         if let Some(c) = self.candidates.iter_mut().find(|c| c.node.id == *from) {
             c.status = Status::Responded;
+            hop = c.hop + 1;
         }
-        self.add(nodes.iter().copied());
+        self.add(nodes.iter().copied(), hop);
     }
 
     /// Marks a query as failed before its deadline (for example when it could not be sent).

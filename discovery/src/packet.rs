@@ -219,17 +219,62 @@ impl Message {
     /// The caller keeps packets under [`MAX_PACKET_SIZE`]; [`encode_neighbors`] splits
     /// Neighbors so they fit.
     pub fn encode(&self, key: &SecretKey) -> (Vec<u8>, [u8; 32]) {
+        self.encode_with(&Secp256k1(*key))
+    }
+
+    /// [`Message::encode`] with the signature made by `crypto`.
+    pub fn encode_with<C: Crypto>(&self, crypto: &C) -> (Vec<u8>, [u8; 32]) {
         let mut out = vec![0u8; HEADER_SIZE];
         out[HEADER_SIZE - 1] = self.kind(); // ok: HEADER_SIZE > 0
         self.encode_data(&mut out);
         let sighash = keccak256(&out[HEADER_SIZE - 1..]); // ok: out.len() >= HEADER_SIZE
-        let sig = SECP256K1.sign_ecdsa_recoverable(SecpMessage::from_digest(sighash), key);
-        let (recid, rs) = sig.serialize_compact();
-        out[32..96].copy_from_slice(&rs); // ok: fixed header layout
-        out[96] = i32::from(recid) as u8; // ok: fixed header layout
+        out[32..97].copy_from_slice(&crypto.sign(&sighash)); // ok: fixed header layout
         let hash = keccak256(&out[32..]); // ok: fixed header layout
         out[..32].copy_from_slice(&hash); // ok: fixed header layout
         (out, hash)
+    }
+}
+
+/// How packets are signed and their signer recovered.
+///
+/// [`Secp256k1`] is the protocol's (discv4.md "Wire Protocol"): a recoverable secp256k1
+/// signature whose public key is the sender's node id. It is what every
+/// [`Protocol`](crate::Protocol) built by [`Protocol::new`](crate::Protocol::new) (and so
+/// every [`Service`](crate::Service)) uses, fixed by its type: no setting or packet can
+/// switch a running node to anything else. The only other implementation is the
+/// simulator's stand-in [`crate::sim::FastCrypto`], which the simulator alone constructs.
+pub trait Crypto {
+    /// The 65-byte signature field over `digest` (`keccak256(packet-type || packet-data)`).
+    fn sign(&self, digest: &[u8; 32]) -> [u8; 65];
+    /// The node id that made `sig` over `digest`, or [`PacketError::BadSignature`].
+    fn recover(&self, sig: &[u8], digest: &[u8; 32]) -> Result<NodeId, PacketError>;
+}
+
+/// The protocol's signatures: recoverable secp256k1 ECDSA made with the node key.
+#[derive(Clone, Copy)]
+pub struct Secp256k1(pub SecretKey);
+
+impl std::fmt::Debug for Secp256k1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.write_str("Secp256k1(..)")
+    }
+}
+
+impl Crypto for Secp256k1 {
+    #[inline]
+    fn sign(&self, digest: &[u8; 32]) -> [u8; 65] {
+        let sig = SECP256K1.sign_ecdsa_recoverable(SecpMessage::from_digest(*digest), &self.0);
+        let (recid, rs) = sig.serialize_compact();
+        let mut out = [0u8; 65];
+        out[..64].copy_from_slice(&rs); // ok: 64-byte compact form
+        out[64] = i32::from(recid) as u8; // ok: recovery ids are 0..=3
+        out
+    }
+
+    #[inline]
+    fn recover(&self, sig: &[u8], digest: &[u8; 32]) -> Result<NodeId, PacketError> {
+        recover(sig, digest)
     }
 }
 
@@ -260,6 +305,15 @@ fn put_node(n: &Node, out: &mut Vec<u8>) {
 /// Encodes `nodes` into as many signed Neighbors packets as needed so that each stays within
 /// [`MAX_PACKET_SIZE`].
 pub fn encode_neighbors(nodes: &[Node], expiration: u64, key: &SecretKey) -> Vec<Vec<u8>> {
+    encode_neighbors_with(nodes, expiration, &Secp256k1(*key))
+}
+
+/// [`encode_neighbors`] with the signatures made by `crypto`.
+pub fn encode_neighbors_with<C: Crypto>(
+    nodes: &[Node],
+    expiration: u64,
+    crypto: &C,
+) -> Vec<Vec<u8>> {
     // Fixed part: header, outer list header (3), nodes list header (3), expiration (9).
     const BUDGET: usize = MAX_PACKET_SIZE - HEADER_SIZE - 3 - 3 - 9;
     let mut packets = Vec::new();
@@ -274,7 +328,7 @@ pub fn encode_neighbors(nodes: &[Node], expiration: u64, key: &SecretKey) -> Vec
                 nodes: std::mem::take(&mut chunk),
                 expiration,
             });
-            packets.push(msg.encode(key).0);
+            packets.push(msg.encode_with(crypto).0);
             size = 0;
         }
         size += scratch.len();
@@ -285,7 +339,7 @@ pub fn encode_neighbors(nodes: &[Node], expiration: u64, key: &SecretKey) -> Vec
             nodes: chunk,
             expiration,
         });
-        packets.push(msg.encode(key).0);
+        packets.push(msg.encode_with(crypto).0);
     }
     packets
 }
@@ -293,6 +347,25 @@ pub fn encode_neighbors(nodes: &[Node], expiration: u64, key: &SecretKey) -> Vec
 /// Decodes and verifies a packet: hash, signature (recovering the sender) and RLP data.
 /// Expiration is checked by the caller, which knows the time.
 pub fn decode(packet: &[u8]) -> Result<Packet, PacketError> {
+    decode_with(packet, &Secp256k1Verify)
+}
+
+/// Recovery-only [`Crypto`] for [`decode`], which has no key (signing is never called).
+struct Secp256k1Verify;
+
+impl Crypto for Secp256k1Verify {
+    fn sign(&self, _: &[u8; 32]) -> [u8; 65] {
+        [0; 65]
+    }
+
+    #[inline]
+    fn recover(&self, sig: &[u8], digest: &[u8; 32]) -> Result<NodeId, PacketError> {
+        recover(sig, digest)
+    }
+}
+
+/// [`decode`] with the signer recovered by `crypto`.
+pub fn decode_with<C: Crypto>(packet: &[u8], crypto: &C) -> Result<Packet, PacketError> {
     if packet.len() > MAX_PACKET_SIZE {
         return Err(PacketError::TooLarge);
     }
@@ -308,7 +381,7 @@ pub fn decode(packet: &[u8]) -> Result<Packet, PacketError> {
     if !(1..=6).contains(&kind) {
         return Err(PacketError::UnknownType(kind));
     }
-    let node_id = recover(sig, signed)?;
+    let node_id = crypto.recover(sig, &keccak256(signed))?;
     let message = decode_message(kind, &mut data)?;
     let mut h = [0u8; 32];
     h.copy_from_slice(hash); // ok: split_at(32)
@@ -319,12 +392,12 @@ pub fn decode(packet: &[u8]) -> Result<Packet, PacketError> {
     })
 }
 
-fn recover(sig: &[u8], signed: &[u8]) -> Result<NodeId, PacketError> {
+fn recover(sig: &[u8], digest: &[u8; 32]) -> Result<NodeId, PacketError> {
     let (&v, rs) = sig.split_last().ok_or(PacketError::BadSignature)?;
     let recid = RecoveryId::try_from(i32::from(v)).map_err(|_| PacketError::BadSignature)?;
     let sig =
         RecoverableSignature::from_compact(rs, recid).map_err(|_| PacketError::BadSignature)?;
-    let msg = SecpMessage::from_digest(keccak256(signed));
+    let msg = SecpMessage::from_digest(*digest);
     let key = SECP256K1
         .recover_ecdsa(msg, &sig)
         .map_err(|_| PacketError::BadSignature)?;

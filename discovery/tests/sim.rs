@@ -39,10 +39,9 @@ fn simulated_network_converges() {
     );
     // Bucket entries are capped by Kademlia at about 16 * (log2(n / 16) + 1) (~95 for 500
     // nodes), so the replacement lists (also live nodes, next in line) are counted too.
-    let entries: Vec<usize> = sim.nodes.iter().map(|p| p.table().len()).collect();
+    let entries: Vec<usize> = sim.nodes().map(|p| p.table().len()).collect();
     let held: Vec<usize> = sim
-        .nodes
-        .iter()
+        .nodes()
         .map(|p| p.table().len() + p.table().replacements_len())
         .collect();
     let min = held.iter().min().copied().unwrap_or(0);
@@ -54,13 +53,13 @@ fn simulated_network_converges() {
     );
     if std::env::var("DISCV4_SIM_DEBUG").is_ok() {
         let worst = held.iter().position(|h| *h == min).unwrap();
-        let me = sim.nodes[worst].local_id().hash();
+        let me = sim.node(worst).unwrap().local_id().hash();
         let mut have = [0usize; 257];
         let mut net = [0usize; 257];
-        for e in sim.nodes[worst].table().entries() {
+        for e in sim.node(worst).unwrap().table().entries() {
             have[discovery::node::log_distance(&me, &e.hash) as usize] += 1;
         }
-        for p in &sim.nodes {
+        for p in sim.nodes() {
             net[discovery::node::log_distance(&me, &p.local_id().hash()) as usize] += 1;
         }
         eprintln!("worst node {worst}");

@@ -5,7 +5,8 @@
 //! - [`latency`]: regions and the RTT between them;
 //! - [`net`]: the virtual network ([`net::Net`]): links, timers, events in time order;
 //! - [`report`]: CSV, SVG plots and stdout tables;
-//! - one module per scenario: [`propagation`] (block and transaction propagation with
+//! - one module per scenario: [`discovery`] (Node Discovery v4 tables and lookups) and
+//!   [`propagation`] (block and transaction propagation with
 //!   the eth fan-out, the block propagation core and the transaction fetcher).
 //!
 //! The scenarios are what `devp2p sim` runs; see docs/simulation.md for the model and
@@ -14,5 +15,6 @@
 pub mod latency;
 pub mod net;
 pub mod report;
-// Scenarios (`discovery` is added beside this one).
+// Scenarios.
+pub mod discovery;
 pub mod propagation;

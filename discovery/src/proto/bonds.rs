@@ -7,8 +7,9 @@ use tracing::trace;
 
 use super::{BONDS_PER_IP, PeerState, Protocol, UNVERIFIED_TTL};
 use crate::node::NodeId;
+use crate::packet::Crypto;
 
-impl Protocol {
+impl<C: Crypto> Protocol<C> {
     /// Bonding state for `id`, creating it (and making room, see [`Self::make_room`]);
     /// `None` when the map is full and `bond` is false.
     pub(super) fn peer_mut(

@@ -8,11 +8,11 @@ use tracing::trace;
 use super::{Deferred, Pending, Protocol, Purpose, Request, Running};
 use crate::lookup::{K, Lookup, State};
 use crate::node::{Node, NodeId, log_distance};
-use crate::packet::{FindNode, Message};
+use crate::packet::{Crypto, FindNode, Message};
 use crate::proto::{Event, LookupId};
 use crate::table::BUCKET_SIZE;
 
-impl Protocol {
+impl<C: Crypto> Protocol<C> {
     pub(super) fn start_lookup(&mut self, target: NodeId, purpose: Purpose) -> LookupId {
         let mut seeds = self.table.closest(&target.hash(), K);
         if seeds.is_empty() {
@@ -64,6 +64,8 @@ impl Protocol {
                     id,
                     target: r.lookup.target(),
                     nodes,
+                    queries: r.lookup.queries(),
+                    rounds: r.lookup.rounds(),
                 });
             }
             Purpose::RefreshSelf => {
@@ -150,6 +152,6 @@ impl Protocol {
                 received: None,
             },
         });
-        self.send(node.udp_addr(), msg.encode(&self.key).0);
+        self.send(node.udp_addr(), msg.encode_with(&self.crypto).0);
     }
 }

@@ -24,7 +24,8 @@ use crate::limits::{RateLimiter, Votes};
 use crate::lookup::{K, Lookup};
 use crate::node::{Node, NodeId, canonical_ip, relay_ok};
 use crate::packet::{
-    self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Packet, PacketError, Ping, Pong,
+    self, Crypto, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Packet, PacketError, Ping,
+    Pong, Secp256k1,
 };
 use crate::table::Table;
 
@@ -75,6 +76,10 @@ pub enum Event {
         target: NodeId,
         /// Up to 16 nodes that answered, closest to the target first.
         nodes: Vec<Node>,
+        /// FindNode queries it sent.
+        queries: usize,
+        /// Rounds it took ([`Lookup::rounds`]).
+        rounds: usize,
     },
     /// A record requested with [`Protocol::request_enr`] arrived and matches its sender.
     Enr(Enr),
@@ -157,8 +162,12 @@ struct Running {
 }
 
 /// The discovery v4 protocol state machine. See the [module docs](self).
-pub struct Protocol {
-    key: SecretKey,
+///
+/// `C` signs and verifies packets: the protocol's secp256k1 ([`Secp256k1`], the default and
+/// the only one [`Protocol::new`] builds). The simulator alone substitutes a cheap stand-in
+/// through [`Protocol::with_crypto`] (see [`crate::sim::FastCrypto`]).
+pub struct Protocol<C: Crypto = Secp256k1> {
+    crypto: C,
     id: NodeId,
     local_addr: SocketAddr,
     local: LocalEnr,
@@ -199,6 +208,28 @@ impl Protocol {
         config: Config,
         now: Instant,
         unix_secs: u64,
+        rng: StdRng,
+        enr_seq: u64,
+    ) -> Result<Self, EnrError> {
+        let crypto = Secp256k1(key);
+        Protocol::with_crypto(
+            key, crypto, local_addr, config, now, unix_secs, rng, enr_seq,
+        )
+    }
+}
+
+impl<C: Crypto> Protocol<C> {
+    /// [`Protocol::new`] with packets signed and verified by `crypto` instead of
+    /// secp256k1. Only the simulator calls it, with [`crate::sim::FastCrypto`]; `key`
+    /// still makes the node id and signs the record.
+    #[allow(clippy::too_many_arguments)] // ok: new's arguments plus the strategy
+    pub fn with_crypto(
+        key: SecretKey,
+        crypto: C,
+        local_addr: SocketAddr,
+        config: Config,
+        now: Instant,
+        unix_secs: u64,
         mut rng: StdRng,
         enr_seq: u64,
     ) -> Result<Self, EnrError> {
@@ -222,7 +253,7 @@ impl Protocol {
         );
         let revalidate_at = now + random_duration(&mut rng, config.revalidate_interval);
         Ok(Protocol {
-            key,
+            crypto,
             id,
             local_addr,
             local,
@@ -365,7 +396,7 @@ impl Protocol {
         let msg = Message::EnrRequest(EnrRequest {
             expiration: self.expiration(now),
         });
-        let (data, hash) = msg.encode(&self.key);
+        let (data, hash) = msg.encode_with(&self.crypto);
         self.pending.push(Pending {
             node,
             deadline: now + self.config.request_timeout,
@@ -467,7 +498,7 @@ impl Protocol {
             self.metrics.rate_limited += 1;
             return;
         }
-        let packet = match packet::decode(data) {
+        let packet = match packet::decode_with(data, &self.crypto) {
             Ok(p) => p,
             Err(e) => {
                 self.metrics.malformed += 1;
@@ -522,7 +553,7 @@ impl Protocol {
             expiration: self.expiration(now),
             enr_seq: Some(self.local.record().seq()),
         };
-        self.send(from, Message::Pong(pong).encode(&self.key).0);
+        self.send(from, Message::Pong(pong).encode_with(&self.crypto).0);
         let node = Node {
             id,
             ip: from.ip(),
@@ -600,14 +631,14 @@ impl Protocol {
             .filter(|n| n.id != id && relay_ok(from.ip(), n.ip))
             .collect();
         let exp = self.expiration(now);
-        let mut packets = packet::encode_neighbors(&nodes, exp, &self.key);
+        let mut packets = packet::encode_neighbors_with(&nodes, exp, &self.crypto);
         if packets.is_empty() {
             // An empty answer still tells the lookup that we are alive.
             let empty = Message::Neighbors(packet::Neighbors {
                 nodes: Vec::new(),
                 expiration: exp,
             });
-            packets.push(empty.encode(&self.key).0);
+            packets.push(empty.encode_with(&self.crypto).0);
         }
         for p in packets {
             self.send(from, p);
@@ -665,7 +696,7 @@ impl Protocol {
             request_hash: hash,
             enr: self.local.record().clone(),
         };
-        self.send(from, Message::EnrResponse(resp).encode(&self.key).0);
+        self.send(from, Message::EnrResponse(resp).encode_with(&self.crypto).0);
     }
 
     fn on_enr_response(&mut self, from: SocketAddr, id: NodeId, resp: EnrResponse) {
@@ -715,7 +746,7 @@ impl Protocol {
             expiration: self.expiration(now),
             enr_seq: Some(self.local.record().seq()),
         };
-        let (data, hash) = Message::Ping(ping).encode(&self.key);
+        let (data, hash) = Message::Ping(ping).encode_with(&self.crypto);
         let deadline = now + self.config.request_timeout;
         self.pending.push(Pending {
             node,
