@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A testnet of N real node processes, each in its own network namespace (docs/testnet.md):
+# A testnet of N real node processes, each in its own network namespace (docs/simulation.md):
 #   scripts/testnet.sh [N] [devp2p testnet flags…]      e.g. scripts/testnet.sh 200 --out /tmp/tn
 # A thin wrapper over `devp2p testnet --netns N`: builds the binary, then runs it as root
 # (through sudo when not root already), since namespaces need root.

@@ -6,6 +6,9 @@
 //! - it departs when `a`'s upload link is free (`max(now, link_free)`), occupies the link
 //!   for `size / upload(a)` seconds, and arrives at `departure + size / upload(a) +
 //!   one_way(region(a), region(b))`;
+//! - messages between one pair of nodes arrive in the order they were sent (devp2p runs
+//!   over TCP, and packets of one path rarely overtake each other): a message whose own
+//!   jitter would bring it in before an earlier one arrives with that one instead;
 //! - it is lost with probability [`Config::loss`] (decided when sent; it still uses the
 //!   link), or when either end is offline at delivery time;
 //! - download links are not modelled: a home connection's download is typically several
@@ -16,7 +19,7 @@
 //! randomness, so the same seed and the same calls give the same events.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -135,7 +138,13 @@ pub struct Net<M> {
     pending: Vec<Option<Pending<M>>>,
     free: Vec<usize>,
     seq: u64,
+    /// Latest arrival time per (sender, receiver) still in the future: a later message of
+    /// the pair arrives no earlier. Entries in the past constrain nothing and are pruned.
+    last_arrival: HashMap<(NodeIdx, NodeIdx), Duration>,
 }
+
+/// Pairs remembered before the ones whose last arrival has passed are pruned.
+const PRUNE_PAIRS_AT: usize = 1 << 16;
 
 impl<M> std::fmt::Debug for Net<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,6 +167,7 @@ impl<M> Net<M> {
             queue: BinaryHeap::new(),
             pending: Vec::new(),
             free: Vec::new(),
+            last_arrival: HashMap::new(),
             seq: 0,
         }
     }
@@ -264,6 +274,14 @@ impl<M> Net<M> {
         let latency = self.cfg.regions.one_way(ra, rb, &mut self.rng);
         let lost = self.cfg.loss > 0.0 && self.rng.random::<f64>() < self.cfg.loss;
         if !lost {
+            let mut at = link_free + latency;
+            if self.last_arrival.len() >= PRUNE_PAIRS_AT {
+                let now = self.now;
+                self.last_arrival.retain(|_, t| *t > now);
+            }
+            let last = self.last_arrival.entry((from, to)).or_default();
+            at = at.max(*last);
+            *last = at;
             let size = u32::try_from(size_bytes).unwrap_or(u32::MAX);
             let p = Pending::Deliver {
                 from,
@@ -271,7 +289,7 @@ impl<M> Net<M> {
                 size,
                 msg,
             };
-            self.push(link_free + latency, p);
+            self.push(at, p);
         }
     }
 
@@ -348,6 +366,33 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// Back-to-back messages of one pair keep their order through the latency jitter (a
+    /// TCP stream; discovery's Pong-then-FindNode depends on it), while another pair's
+    /// are not held behind them.
+    #[test]
+    fn a_pair_receives_in_sending_order() {
+        let mut net: Net<u32> = Net::new(3, Config::default());
+        for _ in 0..3 {
+            net.add_node();
+        }
+        for i in 0..2000 {
+            net.send(0, 1, 1, i);
+            net.send(2, 1, 1, 10_000 + i);
+        }
+        let mut got = (Vec::new(), Vec::new());
+        for ev in net.by_ref() {
+            if let Event::Deliver { from, msg, .. } = ev {
+                if from == 0 {
+                    got.0.push(msg)
+                } else {
+                    got.1.push(msg)
+                }
+            }
+        }
+        assert_eq!(got.0, (0..2000).collect::<Vec<_>>());
+        assert_eq!(got.1, (10_000..12_000).collect::<Vec<_>>());
+    }
 
     /// Two nodes in a uniform 100 ms-RTT world, 1 MB/s upload each.
     fn pair(loss: f64) -> Net<u32> {

@@ -1,5 +1,9 @@
 //! In-order delivery per pair of nodes, and datagram loss, on top of the [`Net`].
 //!
+//! (Since this was written the [`Net`] itself delivers each pair's messages in order, so
+//! the hold-back below no longer triggers; it is kept because it draws loss before
+//! numbering, which the net's loss would not.)
+//!
 //! The net draws each message's latency jitter independently, so two datagrams sent
 //! back to back between the same two nodes swap places about half the time. On the
 //! internet, packets of one path almost never overtake each other, and discovery is
