@@ -211,15 +211,6 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     Some(secs * 1_000_000 + micros)
 }
 
-/// The `p`-th percentile (0..=100) of sorted values, nearest rank.
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,13 +269,5 @@ mod tests {
             {"network": {"inbound": true, "remoteAddress": "10.77.2.10:4000"}},
         ]);
         assert_eq!(inbound_per_subnet(&peers), (2, 4));
-    }
-
-    #[test]
-    fn percentiles() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(percentile(&v, 50.0), Some(2.0));
-        assert_eq!(percentile(&v, 100.0), Some(4.0));
-        assert_eq!(percentile(&[], 50.0), None);
     }
 }

@@ -12,9 +12,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::measure::percentile;
 use super::plot::{Series, cdf, lines};
 use super::{Error, Run, io};
+use crate::sim::report::percentile;
 
 /// Writes the files and prints the summary; returns the number of failed checks.
 pub(crate) fn write(run: &Run) -> Result<usize, Error> {
