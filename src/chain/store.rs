@@ -213,9 +213,23 @@ impl Store {
         };
         store.init_genesis()?;
         // Databases written before receipts were stored lack the table; reads expect it.
-        let w = store.db.begin_write().map_err(self::db)?;
-        w.open_table(RECEIPTS).map_err(self::db)?;
-        w.commit().map_err(self::db)?;
+        // Created only when missing: a write on every open would keep a store on a full
+        // disk from opening at all, even to serve what it holds.
+        let missing = match store
+            .db
+            .begin_read()
+            .map_err(self::db)?
+            .open_table(RECEIPTS)
+        {
+            Ok(_) => false,
+            Err(redb::TableError::TableDoesNotExist(_)) => true,
+            Err(e) => return Err(self::db(e)),
+        };
+        if missing {
+            let w = store.db.begin_write().map_err(self::db)?;
+            w.open_table(RECEIPTS).map_err(self::db)?;
+            w.commit().map_err(self::db)?;
+        }
         Ok(store)
     }
 
