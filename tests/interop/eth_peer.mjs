@@ -313,10 +313,13 @@ class EthPeer extends ETH {
   }
   onGetReceipts(msg) {
     const [reqId, hashes] = msg
-    // We have no receipts: an empty receipt list for every known block (stops at the first unknown).
+    // We execute nothing, so we hold receipts only of blocks without transactions (empty
+    // lists); the answer stops at the first block whose receipts we lack (with
+    // transactions, or unknown), as the spec asks of a node missing receipts.
     const out = []
     for (const h of hashes) {
-      if (servedNumber(hex(h)) === undefined || out.length >= MAX_BODIES) break
+      const n = servedNumber(hex(h))
+      if (n === undefined || out.length >= MAX_BODIES || chain.bodies[n][0].length > 0) break
       out.push([])
     }
     this.send(C.RECEIPTS, [reqId, out])
