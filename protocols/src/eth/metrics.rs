@@ -121,6 +121,7 @@ mod tests {
         m.observe_handling(0x0b, Duration::from_micros(30));
         m.observe_handling(200, Duration::from_micros(30));
         m.observe_round_trip(&Kind::Pooled { count: 3 }, Duration::from_millis(4));
+        m.observe_round_trip(&Kind::Receipts { count: 2 }, Duration::from_millis(9));
         let counted: Vec<_> = m
             .handling()
             .filter(|(_, h)| h.count() > 0)
@@ -135,7 +136,8 @@ mod tests {
                 ("headers", 0),
                 ("bodies", 0),
                 ("pooled_transactions", 1),
-                ("cells", 0)
+                ("cells", 0),
+                ("receipts", 1)
             ]
         );
     }
