@@ -104,7 +104,8 @@ async fn headers_and_bodies_between_two_nodes() {
             ("headers", 3),
             ("bodies", 1),
             ("pooled_transactions", 0),
-            ("cells", 0)
+            ("cells", 0),
+            ("receipts", 0)
         ]
     );
     assert_eq!(rtt(&a)[0], ("headers", 1));
