@@ -127,7 +127,9 @@ fn node_id(i: usize) -> PeerId {
     let mut b = [0u8; 32];
     b[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
     b[0] = 0x42;
-    let key = SecretKey::from_byte_array(b).expect("ok: 0x42.. is below the curve order");
+    // ok: the scalar is non-zero (b[0] = 0x42) and below the curve order (0xffff...), so
+    // it is a valid secret key.
+    let key = SecretKey::from_byte_array(b).expect("0x42.. is a valid secret key");
     PublicKey::from_secret_key_global(&key)
 }
 
