@@ -1,4 +1,6 @@
-//! What the server benchmarks share: an idle subprotocol to connect with, and RSS.
+//! What the server benchmarks share: an idle subprotocol to connect with, RSS and CPU clocks.
+
+use std::time::Duration;
 
 /// This process's resident set size, in KiB (0 where /proc is missing).
 pub(crate) fn rss_kib() -> u64 {
@@ -29,4 +31,28 @@ impl protocols::Subprotocol for Idle {
     fn handle(&self, mut peer: rlpx::ProtocolHandle) -> protocols::Handler {
         Box::pin(async move { while peer.recv().await.is_some() {} })
     }
+}
+
+/// CPU time this thread has run (`CLOCK_THREAD_CPUTIME_ID`): a bound timed this way holds
+/// when other processes share the core.
+#[allow(dead_code)] // not every bench binary uses every helper
+pub(crate) fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time every thread of this process has run so far (`CLOCK_PROCESS_CPUTIME_ID`).
+#[allow(dead_code)] // not every bench binary uses every helper
+pub(crate) fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

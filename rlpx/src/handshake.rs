@@ -112,6 +112,28 @@ pub fn id_bytes(key: &PublicKey) -> [u8; 64] {
     out
 }
 
+/// How many static keys [`static_id`] remembers: one per node in the process (tests and
+/// simulations run a few dozen nodes in one process; a miss only costs the derivation).
+const STATIC_IDS: usize = 64;
+
+/// The node id of our static `key`. Every auth and every Hello names it, and deriving it
+/// is a quarter of an ECDH's work per handshake, so it is derived once per key and
+/// remembered (the last [`STATIC_IDS`] keys of this process).
+pub fn static_id(key: &SecretKey) -> [u8; 64] {
+    static CACHE: std::sync::Mutex<Vec<(SecretKey, [u8; 64])>> = std::sync::Mutex::new(Vec::new());
+    let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, id)) = lock().iter().find(|(k, _)| k == key) {
+        return *id;
+    }
+    let id = id_bytes(&PublicKey::from_secret_key_global(key));
+    let mut cache = lock();
+    if cache.len() >= STATIC_IDS {
+        cache.remove(0);
+    }
+    cache.push((*key, id));
+    id
+}
+
 /// Parses a 64-byte node id into a public key.
 pub fn id_to_key(id: &[u8]) -> Option<PublicKey> {
     if id.len() != 64 {
@@ -265,7 +287,7 @@ impl Initiator {
         let mut sig = [0u8; 65];
         sig[..64].copy_from_slice(&rs);
         sig[64] = i32::from(recid) as u8;
-        let pubk = id_bytes(&PublicKey::from_secret_key_global(&key));
+        let pubk = static_id(&key);
         let body = rlp_list(&[&sig, &pubk, &nonce, &VERSION]);
         let auth = seal_eip8(rng, &remote_id, body, padding);
         Self {

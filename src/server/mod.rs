@@ -424,8 +424,7 @@ async fn listen(
             let _ = stream.set_nodelay(true);
             let started = Instant::now();
             let result = async {
-                let hs = rlpx::conn::accept(stream, Some(addr), &config.key, &config.rlpx).await?;
-                hs.hello(&config.key, &config.rlpx).await
+                rlpx::conn::accept_hello(stream, Some(addr), &config.key, &config.rlpx).await
             }
             .await;
             match result {
