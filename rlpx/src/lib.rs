@@ -65,6 +65,7 @@ pub mod conn;
 pub mod ecies;
 pub mod handshake;
 pub mod histogram;
+mod inbox;
 pub mod mac;
 pub mod p2p;
 pub mod peer;

@@ -372,6 +372,25 @@ impl Snappy {
             .map_err(|e| Error::Snappy(e.to_string()))
     }
 
+    /// Compresses a message body into `scratch` (grown as needed and kept, so a session
+    /// compressing many messages allocates and zeroes its buffer once); the compressed
+    /// bytes.
+    pub fn compress_into<'a>(
+        &mut self,
+        data: &[u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], Error> {
+        let max = snap::raw::max_compress_len(data.len());
+        if scratch.len() < max {
+            scratch.resize(max, 0);
+        }
+        let n = self
+            .enc
+            .compress(data, scratch)
+            .map_err(|e| Error::Snappy(e.to_string()))?;
+        Ok(&scratch[..n])
+    }
+
     /// Decompresses a message body, checking the declared length against
     /// [`MAX_MESSAGE_SIZE`] before allocating anything for it.
     pub fn decompress(&mut self, data: &[u8]) -> Result<Bytes, Error> {
