@@ -59,6 +59,7 @@
 //! `Disconnect` reason, if any, the peer is sent for each.
 
 pub mod budget;
+pub mod buffers;
 pub mod caps;
 pub mod codec;
 pub mod conn;

@@ -391,6 +391,14 @@ impl Snappy {
         Ok(&scratch[..n])
     }
 
+    /// Expands a message body into `out`, which must hold exactly
+    /// [`decompressed_len`] bytes; the bytes written.
+    pub fn decompress_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        self.dec
+            .decompress(data, out)
+            .map_err(|e| Error::Snappy(e.to_string()))
+    }
+
     /// Decompresses a message body, checking the declared length against
     /// [`MAX_MESSAGE_SIZE`] before allocating anything for it.
     pub fn decompress(&mut self, data: &[u8]) -> Result<Bytes, Error> {

@@ -2,6 +2,7 @@
 //! to their protocols' inboxes a batch at a time.
 
 use super::*;
+use crate::buffers::{BufferPool, POOLED_MIN};
 use crate::codec::FrameDecoder;
 use crate::inbox::{Producer, PushError};
 use tokio::io::ReadHalf;
@@ -38,6 +39,8 @@ pub(super) struct Reader<S> {
     pub(super) budget: Budget,
     pub(super) shutdown: Arc<Shutdown>,
     pub(super) snappy: p2p::Snappy,
+    /// The node's large buffers: a large message is expanded into one.
+    pub(super) buffers: BufferPool,
     pub(super) idle_timeout: std::time::Duration,
     /// Messages taken (budget held, expanded) and not yet handed to their protocol, with
     /// the index of the protocol, in arrival order: at most [`DELIVER_MESSAGES`].
@@ -105,7 +108,18 @@ impl<S: Io> Reader<S> {
 
     fn decompress(&mut self, data: &Bytes) -> Result<Bytes, Error> {
         if self.info.snappy {
-            Ok(self.snappy.decompress(data)?)
+            let len = p2p::decompressed_len(data)?;
+            if len < POOLED_MIN {
+                return Ok(self.snappy.decompress(data)?);
+            }
+            // Into a buffer from the node's pool, which goes back there when the protocol
+            // drops the message: no zeroing or page faults per large message.
+            let mut buf = self.buffers.take(len);
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let n = self.snappy.decompress_into(data, &mut buf[..len])?; // ok: buf.len() >= len
+            Ok(self.buffers.bytes_of(buf, n))
         } else if data.len() > MAX_MESSAGE_SIZE {
             Err(Error::MessageTooLarge(data.len()))
         } else {

@@ -2,6 +2,7 @@
 //! buffer written out in chunks, pings, and enforces the progress rule.
 
 use super::*;
+use crate::buffers::BufferPool;
 use crate::codec::{Frame, FrameEncoder};
 use tokio::io::WriteHalf;
 use tokio_util::codec::FramedWrite;
@@ -17,6 +18,9 @@ pub(super) struct Writer<S> {
     /// no allocation (or zeroing) per message; given back after a batch if a large
     /// message grew it past [`KEEP_BUFFER`].
     pub(super) scratch: Vec<u8>,
+    /// The node's large buffers: a scratch buffer grown for a large message goes back
+    /// there after the batch, and comes from there for the next one.
+    pub(super) buffers: BufferPool,
     pub(super) ping_interval: std::time::Duration,
     pub(super) write_timeout: std::time::Duration,
     /// The rule that a peer keeps taking what is queued for it.
@@ -69,7 +73,7 @@ impl<S: Io> Writer<S> {
                     *self.sink.write_buffer_mut() = BytesMut::new();
                 }
                 if self.scratch.capacity() > KEEP_BUFFER {
-                    self.scratch = Vec::new();
+                    self.buffers.give(std::mem::take(&mut self.scratch));
                 }
                 drop(batch);
                 Ok(())
@@ -86,6 +90,15 @@ impl<S: Io> Writer<S> {
     /// the size of its `msg-data` on the wire.
     async fn feed(&mut self, id: u64, data: Bytes) -> Result<usize, crate::codec::Error> {
         let len = data.len() as u64;
+        if self.info.snappy {
+            let max = snap::raw::max_compress_len(data.len());
+            if max > self.scratch.len() && max > KEEP_BUFFER {
+                let pooled = self.buffers.take(max);
+                if pooled.capacity() >= max {
+                    self.scratch = pooled;
+                }
+            }
+        }
         let body = wire_body(self.info.snappy, &mut self.snappy, &mut self.scratch, &data);
         let wire = body.len();
         self.sink.feed(Frame { id, data: body }).await?;

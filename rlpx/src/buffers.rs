@@ -1,0 +1,169 @@
+//! A node-wide pool of large buffers, for the buffers a session needs only while it sends
+//! or receives a large message: the writer's compression scratch and the expanded body of
+//! a received snappy message.
+//!
+//! A session gives such buffers back after each large message, so that a peer that sent
+//! one 10 MiB message does not keep 10 MiB. Allocating them afresh for every message cost
+//! more than expanding the message itself: the allocation is zeroed (a 1 MiB `memset`),
+//! and a fresh mapping page-faults once per 4 KiB page (125 faults per 1 MiB message were
+//! measured). The pool keeps such buffers for the next large message of any session of
+//! the node, with their contents still initialised (so they are not zeroed again), up to
+//! [`DEFAULT_BUFFER_POOL`] bytes in total for the node; what does not fit is freed.
+
+use bytes::Bytes;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Bytes of idle large buffers a node keeps: 16 MiB, room for the compression scratch of a
+/// few sessions sending 2 MiB eth answers and the bodies of several received ones being
+/// handled at once (a received body returns to the pool when its protocol drops it).
+pub const DEFAULT_BUFFER_POOL: usize = 16 * 1024 * 1024;
+
+/// Buffers larger than this are not pooled: honest large messages are eth answers at the
+/// 2 MiB soft limit (2.4 MiB when compression fails), and one buffer for a 16 MiB message
+/// would crowd out all the others.
+pub(crate) const POOLED_MAX: usize = 4 * 1024 * 1024;
+
+/// Buffers smaller than this are not pooled: a session keeps them (its read and write
+/// buffers up to this size) or the allocator serves them cheaply from its free lists.
+pub(crate) const POOLED_MIN: usize = 256 * 1024;
+
+/// The pool; cheap to clone, clones share it.
+#[derive(Clone)]
+pub(crate) struct BufferPool {
+    inner: Arc<Mutex<Inner>>,
+    limit: usize,
+}
+
+struct Inner {
+    free: Vec<Vec<u8>>,
+    /// Sum of the capacities in `free`: at most `limit`.
+    bytes: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `limit` bytes of idle buffers.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                free: Vec::new(),
+                bytes: 0,
+            })),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while the lock is held, so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The smallest idle buffer with room for `len` bytes and at most twice that (a
+    /// buffer lent out for a message holds no more than twice what the budget counts
+    /// for it), or an empty one. Its length is
+    /// what was initialised before: a caller that needs `len` bytes resizes it, which
+    /// zeroes only what was never written.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let mut inner = self.lock();
+        let best = inner
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() / 2 <= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                let buf = inner.free.swap_remove(i);
+                inner.bytes -= buf.capacity();
+                buf
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Keeps `buf` for a later large message if it is large and fits under the limit;
+    /// frees it otherwise.
+    pub(crate) fn give(&self, buf: Vec<u8>) {
+        if !(POOLED_MIN..=POOLED_MAX).contains(&buf.capacity()) {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.bytes + buf.capacity() <= self.limit {
+            inner.bytes += buf.capacity();
+            inner.free.push(buf);
+        }
+        // Otherwise `buf` is freed here, after the lock (declared later) is released.
+    }
+
+    /// Bytes of idle buffers held now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// `buf[..len]` as [`Bytes`] that give `buf` back to the pool when the last clone is
+    /// dropped.
+    pub(crate) fn bytes_of(&self, buf: Vec<u8>, len: usize) -> Bytes {
+        Bytes::from_owner(Pooled {
+            len: len.min(buf.len()),
+            buf,
+            pool: self.clone(),
+        })
+    }
+}
+
+/// A pooled buffer lent out as [`Bytes`].
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len] // ok: len <= buf.len() (clamped in `bytes_of`)
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_large_buffers_up_to_the_limit_and_reuses_them_initialised() {
+        let pool = BufferPool::new(3 * POOLED_MIN);
+        pool.give(vec![0u8; 1024]);
+        assert_eq!(pool.bytes(), 0, "small buffers are not kept");
+        pool.give(vec![0u8; POOLED_MAX + 1]);
+        assert_eq!(pool.bytes(), 0, "nor very large ones");
+        pool.give(vec![7u8; POOLED_MIN]);
+        pool.give(vec![8u8; 2 * POOLED_MIN]);
+        assert_eq!(pool.bytes(), 3 * POOLED_MIN);
+        pool.give(vec![9u8; POOLED_MIN]);
+        assert_eq!(pool.bytes(), 3 * POOLED_MIN, "over the limit: freed");
+        assert!(pool.take(10).is_empty(), "more than twice what is asked for");
+        let b = pool.take(POOLED_MIN + 1);
+        assert_eq!((b.len(), b[0]), (2 * POOLED_MIN, 8), "smallest that fits");
+        let a = pool.take(POOLED_MIN / 2);
+        assert_eq!((a.len(), a[0]), (POOLED_MIN, 7));
+        assert!(pool.take(POOLED_MIN).is_empty(), "none left");
+        assert_eq!(pool.bytes(), 0);
+    }
+
+    #[test]
+    fn lent_bytes_come_back_when_the_last_clone_drops() {
+        let pool = BufferPool::new(4 * POOLED_MIN);
+        let bytes = pool.bytes_of(vec![5u8; POOLED_MIN], 100);
+        assert_eq!(bytes.len(), 100);
+        let clone = bytes.slice(10..20);
+        drop(bytes);
+        assert_eq!(pool.bytes(), 0);
+        drop(clone);
+        assert_eq!(pool.bytes(), POOLED_MIN);
+    }
+}
