@@ -69,13 +69,13 @@ impl BufferPool {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The idle buffer that fits `len` bytes most tightly, holding at most twice that (a
-    /// buffer lent out for a message holds no more than twice what the budget counts
-    /// for it), or an empty one. Its length is
+    /// The idle buffer that fits `len` bytes most tightly, holding at most a quarter more
+    /// (a buffer lent out for a received message holds at most a quarter more than the
+    /// budget counts for it), or an empty one. Its length is
     /// what was initialised before: a caller that needs `len` bytes resizes it, which
     /// zeroes only what was never written.
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
-        let fits = |b: &Vec<u8>| b.capacity() >= len && b.capacity() / 2 <= len;
+        let fits = |b: &Vec<u8>| b.capacity() >= len && b.capacity() - len <= len / 4;
         let mut inner = self.lock();
         let first = class(len);
         for k in first..=first + 1 {
@@ -171,11 +171,12 @@ mod tests {
         assert_eq!(pool.bytes(), 3 * POOLED_MIN);
         pool.give(vec![9u8; POOLED_MIN]);
         assert_eq!(pool.bytes(), 3 * POOLED_MIN, "over the limit: freed");
-        assert!(pool.take(10).is_empty(), "more than twice what is asked for");
-        let b = pool.take(POOLED_MIN + 1);
+        assert!(pool.take(10).is_empty(), "far more than what is asked for");
+        assert!(pool.take(POOLED_MIN + 1).is_empty(), "over a quarter more");
+        let b = pool.take(2 * POOLED_MIN - 100);
         assert_eq!((b.len(), b[0]), (2 * POOLED_MIN, 8), "one that fits");
-        let a = pool.take(POOLED_MIN / 2);
-        assert_eq!((a.len(), a[0]), (POOLED_MIN, 7));
+        let a = pool.take(POOLED_MIN);
+        assert_eq!((a.len(), a[0]), (POOLED_MIN, 7), "an exact fit");
         assert!(pool.take(POOLED_MIN).is_empty(), "none left");
         assert_eq!(pool.bytes(), 0);
     }
