@@ -192,7 +192,11 @@ mod tests {
         let item = Arc::new(());
         assert!(tx.try_push(item.clone()).is_ok());
         drop(rx);
-        assert_eq!(Arc::strong_count(&item), 1, "queued items are dropped with the consumer");
+        assert_eq!(
+            Arc::strong_count(&item),
+            1,
+            "queued items are dropped with the consumer"
+        );
         assert!(matches!(tx.try_push(item), Err(PushError::Closed)));
         assert_eq!(tx.ready().now_or_never(), Some(()));
     }

@@ -407,7 +407,10 @@ async fn large_message_buffers_are_reused_from_the_node_pool() {
         pooled.push(node.pooled_bytes());
     }
     println!("pooled after each round: {pooled:?}");
-    assert!(pooled[0] >= 4 * MIB, "body and scratch are pooled: {pooled:?}");
+    assert!(
+        pooled[0] >= 4 * MIB,
+        "body and scratch are pooled: {pooled:?}"
+    );
     assert_eq!(pooled[0], pooled[1], "the second round reused them");
     assert!(pooled[1] <= rlpx::buffers::DEFAULT_BUFFER_POOL);
     peer.disconnect(DisconnectReason::ClientQuitting);

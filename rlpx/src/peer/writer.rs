@@ -111,8 +111,6 @@ impl<S: Io> Writer<S> {
         Ok(wire)
     }
 
-
-
     pub(super) async fn run(mut self) {
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + self.ping_interval,
@@ -152,11 +150,21 @@ impl<S: Io> Writer<S> {
             let body = r.encode_body();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
                 let data = wire_body(self.info.snappy, &mut self.snappy, &mut self.scratch, &body);
-                let _ = self.sink.send(Frame { id: DISCONNECT, data }).await;
+                let _ = self
+                    .sink
+                    .send(Frame {
+                        id: DISCONNECT,
+                        data,
+                    })
+                    .await;
             })
             .await;
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), SinkExt::<Frame<'_>>::close(&mut self.sink)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            SinkExt::<Frame<'_>>::close(&mut self.sink),
+        )
+        .await;
         debug!(target: "rlpx", ?reason, "session closed");
     }
 }
