@@ -12,12 +12,18 @@
 //!
 //! Small messages cost little more than their codec work because nothing is done per
 //! message that can be done per batch: the reader takes every frame it has already
-//! read (up to [`DELIVER_MESSAGES`] / [`DELIVER_BYTES`]) before handing them to the
+//! read (up to `reader::DELIVER_MESSAGES` / `DELIVER_BYTES`) before handing them to the
 //! protocols, so a protocol that keeps up is woken once per batch; the writer encodes
 //! what is queued into one buffer and writes it in [`WRITE_CHUNK`]s; the outbound queue's
 //! slots and bytes come back when a batch has been written, so a sender that filled it
 //! is woken once per batch; and queueing or delivering a message only registers a
-//! wake-up (with the session's end, a semaphore, a channel) when it has to wait.
+//! wake-up (with the session's end, a semaphore, a channel) when it has to wait. Each
+//! protocol's inbox (`crate::inbox`) takes a whole batch and wakes its handle once: a
+//! channel woke a handle on its own thread once per message. Buffers for large messages
+//! (compression scratch, expanded bodies) come from and go back to the node's
+//! [`crate::buffers`] pool.
+//!
+//! The tasks live in the `reader` and `writer` submodules.
 
 use crate::budget::{Budget, Held, Progress};
 use crate::caps::Shared;
