@@ -13,6 +13,7 @@
 //! that does not read what it is sent is dropped by the [`Progress`] rule, which returns
 //! its permits to the node.
 
+use crate::buffers::{BufferPool, DEFAULT_BUFFER_POOL};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -59,6 +60,8 @@ impl Pool {
 pub struct NodeBudget {
     inbound: Pool,
     outbound: Pool,
+    /// Idle large buffers the node's sessions share ([`crate::buffers`]).
+    pub(crate) buffers: BufferPool,
 }
 
 impl NodeBudget {
@@ -68,7 +71,14 @@ impl NodeBudget {
         Self {
             inbound: Pool::new(inbound),
             outbound: Pool::new(outbound),
+            buffers: BufferPool::new(DEFAULT_BUFFER_POOL),
         }
+    }
+
+    /// Bytes of idle large buffers kept for the next large message, across all sessions:
+    /// at most [`DEFAULT_BUFFER_POOL`].
+    pub fn pooled_bytes(&self) -> usize {
+        self.buffers.bytes()
     }
 
     /// Bytes of received messages held now, across all sessions.
@@ -96,6 +106,7 @@ impl std::fmt::Debug for NodeBudget {
             .field("inbound_in_use", &self.inbound_in_use())
             .field("outbound", &self.outbound.total)
             .field("outbound_in_use", &self.outbound_in_use())
+            .field("pooled_bytes", &self.pooled_bytes())
             .finish()
     }
 }

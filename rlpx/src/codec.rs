@@ -221,6 +221,23 @@ impl Encoder<RawMessage> for FrameEncoder {
     }
 }
 
+/// A message to frame, borrowed: the writer frames compressed bodies straight from its
+/// reused scratch buffer, with no `Bytes` made per message.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Absolute message id.
+    pub id: u64,
+    /// `msg-data`, compressed already if snappy is in use.
+    pub data: &'a [u8],
+}
+
+impl Encoder<Frame<'_>> for FrameEncoder {
+    type Error = Error;
+    fn encode(&mut self, item: Frame<'_>, dst: &mut BytesMut) -> Result<(), Error> {
+        self.encode_frame(item.id, item.data, dst)
+    }
+}
+
 impl Decoder for FrameCodec {
     type Item = RawMessage;
     type Error = Error;

@@ -11,11 +11,12 @@
 //! | p2p messages: Hello, Disconnect, Ping/Pong, snappy | [`p2p`] | pure |
 //! | capability negotiation and id routing | [`caps`] | pure |
 //! | byte budgets (per peer, per node) and the write-progress rule | [`budget`] | sans-IO |
+//! | the node's pool of large buffers (16 MiB at most) | [`buffers`] | shared state |
 //! | fixed-bucket latency histograms for metrics (here so every layer above can record) | [`histogram`] | atomics |
 //! | connection typestates: [`Handshaked`] → [`Established`] → [`Peer`] | [`conn`], [`peer`] | tokio |
 //!
 //! A [`Peer`] runs one reader task, which routes each message by id into one bounded
-//! channel per shared protocol ([`ProtocolHandle`]), and one writer task fed by a single
+//! queue per shared protocol ([`ProtocolHandle`]), filled and woken a batch at a time, and one writer task fed by a single
 //! outbound queue ([`ProtocolSender`]), which also pings every 15 s. The p2p layer runs over
 //! any `AsyncRead + AsyncWrite` stream, so tests use an in-memory duplex.
 //!
@@ -59,12 +60,14 @@
 //! `Disconnect` reason, if any, the peer is sent for each.
 
 pub mod budget;
+pub mod buffers;
 pub mod caps;
 pub mod codec;
 pub mod conn;
 pub mod ecies;
 pub mod handshake;
 pub mod histogram;
+mod inbox;
 pub mod mac;
 pub mod p2p;
 pub mod peer;

@@ -372,6 +372,33 @@ impl Snappy {
             .map_err(|e| Error::Snappy(e.to_string()))
     }
 
+    /// Compresses a message body into `scratch` (grown as needed and kept, so a session
+    /// compressing many messages allocates and zeroes its buffer once); the compressed
+    /// bytes.
+    pub fn compress_into<'a>(
+        &mut self,
+        data: &[u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], Error> {
+        let max = snap::raw::max_compress_len(data.len());
+        if scratch.len() < max {
+            scratch.resize(max, 0);
+        }
+        let n = self
+            .enc
+            .compress(data, scratch)
+            .map_err(|e| Error::Snappy(e.to_string()))?;
+        Ok(&scratch[..n])
+    }
+
+    /// Expands a message body into `out`, which must hold exactly
+    /// [`decompressed_len`] bytes; the bytes written.
+    pub fn decompress_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        self.dec
+            .decompress(data, out)
+            .map_err(|e| Error::Snappy(e.to_string()))
+    }
+
     /// Decompresses a message body, checking the declared length against
     /// [`MAX_MESSAGE_SIZE`] before allocating anything for it.
     pub fn decompress(&mut self, data: &[u8]) -> Result<Bytes, Error> {

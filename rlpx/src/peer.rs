@@ -12,16 +12,22 @@
 //!
 //! Small messages cost little more than their codec work because nothing is done per
 //! message that can be done per batch: the reader takes every frame it has already
-//! read (up to [`DELIVER_MESSAGES`] / [`DELIVER_BYTES`]) before handing them to the
+//! read (up to `reader::DELIVER_MESSAGES` / `DELIVER_BYTES`) before handing them to the
 //! protocols, so a protocol that keeps up is woken once per batch; the writer encodes
 //! what is queued into one buffer and writes it in [`WRITE_CHUNK`]s; the outbound queue's
 //! slots and bytes come back when a batch has been written, so a sender that filled it
 //! is woken once per batch; and queueing or delivering a message only registers a
-//! wake-up (with the session's end, a semaphore, a channel) when it has to wait.
+//! wake-up (with the session's end, a semaphore, a channel) when it has to wait. Each
+//! protocol's inbox (`crate::inbox`) takes a whole batch and wakes its handle once: a
+//! channel woke a handle on its own thread once per message. Buffers for large messages
+//! (compression scratch, expanded bodies) come from and go back to the node's
+//! [`crate::buffers`] pool.
+//!
+//! The tasks live in the `reader` and `writer` submodules.
 
 use crate::budget::{Budget, Held, Progress};
 use crate::caps::Shared;
-use crate::codec::{FrameDecoder, FrameEncoder, RawMessage};
+use crate::codec::RawMessage;
 use crate::conn::{Established, Io};
 use crate::handshake::Role;
 use crate::p2p::{self, DISCONNECT, DisconnectReason, EMPTY_LIST, MAX_MESSAGE_SIZE, PING, PONG};
@@ -32,7 +38,7 @@ use secp256k1::PublicKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -281,7 +287,7 @@ pub struct ProtocolHandle {
     pub shared: Shared,
     _owner: Arc<Owner>,
     info: Arc<Info>,
-    rx: mpsc::Receiver<Inbound>,
+    rx: crate::inbox::Consumer<Inbound>,
     sender: ProtocolSender,
 }
 
@@ -395,7 +401,7 @@ impl<S: Io> Established<S> {
         let mut handles = Vec::new();
         let mut routes = Vec::new();
         for s in &info.shared {
-            let (tx, rx) = mpsc::channel(config.protocol_queue);
+            let (tx, rx) = crate::inbox::inbox(config.protocol_queue);
             routes.push(tx);
             let sender = ProtocolSender {
                 offset: s.offset,
@@ -435,9 +441,11 @@ impl<S: Io> Established<S> {
             budget: in_budget,
             shutdown: shutdown.clone(),
             snappy: p2p::Snappy::default(),
+            buffers: config.node_budget.buffers.clone(),
             idle_timeout: config.idle_timeout,
             ready: Vec::new(),
             ready_bytes: 0,
+            ready_expanded: 0,
         };
         let writer = Writer {
             sink,
@@ -446,6 +454,8 @@ impl<S: Io> Established<S> {
             control: ctrl_rx,
             closed: closed.clone(),
             snappy: p2p::Snappy::default(),
+            scratch: Vec::new(),
+            buffers: config.node_budget.buffers.clone(),
             ping_interval: config.ping_interval,
             write_timeout: config.write_timeout,
             progress: Progress::new(config.write_timeout, config.min_write_progress),
@@ -474,7 +484,10 @@ pub fn short_id(id: &PublicKey) -> String {
 /// faster than we can write Pongs loses Pongs, not our memory.
 const CONTROL_QUEUE: usize = 16;
 
-/// Most payload bytes written per flush when draining a burst of queued messages.
+/// Most frame bytes (`msg-data` as sent, compressed) encoded per flush when draining a
+/// burst of queued messages. Counted on the wire: a compressible 64 KiB message is ~3 KiB
+/// there, and counting it expanded gave batches of 4 messages (a wake-up of the sender
+/// and of the peer's reader per 4).
 const BATCH_BYTES: usize = 256 * 1024;
 
 /// Encoded bytes the writer holds before writing them out mid-batch. 32 KiB is 30 frames
@@ -486,219 +499,9 @@ const WRITE_CHUNK: usize = 32 * 1024;
 /// largest frame ever seen, up to 16 MiB each way). Small traffic never reallocates.
 const KEEP_BUFFER: usize = BATCH_BYTES;
 
-/// A fresh read buffer's size: `tokio_util`'s initial frame buffer capacity.
-const FRESH_BUFFER: usize = 8 * 1024;
-
-/// Most messages the reader takes from what it has already read before handing them to
-/// the protocols together. A protocol that keeps up with its peer would otherwise be
-/// woken (often on another thread) once per message; 64 is the default protocol queue.
-const DELIVER_MESSAGES: usize = 64;
-
-/// Most uncompressed bytes taken before handing them over: keeps the first message of a
-/// batch from waiting on the decryption of many large ones (64 KiB decrypt in ~0.2 ms).
-const DELIVER_BYTES: usize = 64 * 1024;
-
 enum Control {
     Ping,
     Pong,
-}
-
-/// The reader's byte source: what was read past the Hello, then the socket.
-type ReadIo<S> = tokio::io::Chain<std::io::Cursor<BytesMut>, ReadHalf<S>>;
-
-struct Reader<S> {
-    stream: FramedRead<ReadIo<S>, FrameDecoder>,
-    info: Arc<Info>,
-    routes: Vec<mpsc::Sender<Inbound>>,
-    control: mpsc::Sender<Control>,
-    budget: Budget,
-    shutdown: Arc<Shutdown>,
-    snappy: p2p::Snappy,
-    idle_timeout: std::time::Duration,
-    /// Messages taken (budget held, expanded) and not yet handed to their protocol, with
-    /// the index of the protocol, in arrival order: at most [`DELIVER_MESSAGES`].
-    ready: Vec<(usize, Inbound)>,
-    /// Their uncompressed bytes.
-    ready_bytes: usize,
-}
-
-impl<S: Io> Reader<S> {
-    async fn run(mut self) {
-        let mut closed = self.shutdown.state.subscribe();
-        let reason = loop {
-            let next = tokio::time::timeout(self.idle_timeout, self.stream.next());
-            let msg = tokio::select! {
-                _ = until_closed(&mut closed) => return,
-                r = next => r,
-            };
-            let mut end = match msg {
-                Err(_) => Some(CloseReason::Local(DisconnectReason::PingTimeout)),
-                Ok(None) => Some(CloseReason::Failed("connection closed by peer".into())),
-                Ok(Some(Err(e))) => Some(close_for(&Error::from(e))),
-                Ok(Some(Ok(m))) => self.handle(m, &mut closed).await.err(),
-            };
-            // Then the frames already read (no waiting on the socket), handed over
-            // together below: one wake-up of each protocol per batch, not per message.
-            while end.is_none()
-                && self.ready.len() < DELIVER_MESSAGES
-                && self.ready_bytes < DELIVER_BYTES
-                && closed.borrow().is_none()
-            {
-                let Some(next) = self.stream.next().now_or_never() else {
-                    break;
-                };
-                end = match next {
-                    None => Some(CloseReason::Failed("connection closed by peer".into())),
-                    Some(Err(e)) => Some(close_for(&Error::from(e))),
-                    Some(Ok(m)) => self.handle(m, &mut closed).await.err(),
-                };
-            }
-            // What arrived before a failure or a Disconnect is still delivered.
-            if let Err(r) = self.deliver(&mut closed).await {
-                break r;
-            }
-            if let Some(r) = end {
-                break r;
-            }
-        };
-        debug!(target: "rlpx", ?reason, "reader stopped");
-        self.shutdown.close(reason);
-    }
-
-    /// What `data` will occupy once expanded, known before expanding it.
-    fn declared_len(&self, data: &[u8]) -> Result<usize, Error> {
-        if self.info.snappy {
-            Ok(p2p::decompressed_len(data)?)
-        } else if data.len() > MAX_MESSAGE_SIZE {
-            Err(Error::MessageTooLarge(data.len()))
-        } else {
-            Ok(data.len())
-        }
-    }
-
-    fn decompress(&mut self, data: &Bytes) -> Result<Bytes, Error> {
-        if self.info.snappy {
-            Ok(self.snappy.decompress(data)?)
-        } else if data.len() > MAX_MESSAGE_SIZE {
-            Err(Error::MessageTooLarge(data.len()))
-        } else {
-            Ok(data.clone())
-        }
-    }
-
-    /// Takes one message: answers p2p ones, and expands a subprotocol one into
-    /// [`Reader::ready`] once the budget holds it.
-    async fn handle(
-        &mut self,
-        msg: RawMessage,
-        closed: &mut watch::Receiver<Option<CloseReason>>,
-    ) -> Result<(), CloseReason> {
-        if msg.data.len() > KEEP_BUFFER {
-            // The buffer grew to hold this frame and would keep that allocation for
-            // the rest of the session (it still shares it): move what is left of it
-            // (the start of the next frame) to a fresh one.
-            let buf = self.stream.read_buffer_mut();
-            let mut fresh = BytesMut::with_capacity(buf.len().max(FRESH_BUFFER));
-            fresh.extend_from_slice(buf);
-            *buf = fresh;
-        }
-        self.info.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-        if msg.id < p2p::BASE_OFFSET {
-            return self.handle_p2p(msg);
-        }
-        let Some((index, code)) = crate::caps::route(&self.info.shared, msg.id) else {
-            debug!(target: "rlpx", id = msg.id, "message id outside every shared protocol");
-            return Err(CloseReason::Local(DisconnectReason::BreachOfProtocol));
-        };
-        // Back-pressure: wait for the protocol to consume, bounded by count and bytes. The
-        // budget is taken on the size the body declares (or on the frame, if larger)
-        // before expanding it, so a peer cannot make us hold more than the budget plus
-        // the one frame being read.
-        let declared = self.declared_len(&msg.data).map_err(|e| close_for(&e))?;
-        let want = declared.max(msg.data.len());
-        let budget = match self.budget.try_acquire(want) {
-            Ok(b) => b,
-            Err(_) => {
-                // What is ready may be what holds the budget: hand it over, then wait.
-                self.deliver(closed).await?;
-                let budget = tokio::select! {
-                    _ = until_closed(closed) => return Ok(()),
-                    p = self.budget.acquire(want) => p,
-                };
-                let Ok(budget) = budget else { return Ok(()) };
-                budget
-            }
-        };
-        let data = self.decompress(&msg.data).map_err(|e| close_for(&e))?;
-        let id = msg.id;
-        drop(msg);
-        self.info.stats.count(index, data.len() as u64, true);
-        trace!(target: "rlpx", id, len = data.len(), "message");
-        self.ready_bytes += data.len();
-        let inbound = Inbound {
-            code,
-            data,
-            _budget: budget,
-        };
-        self.ready.push((index, inbound));
-        Ok(())
-    }
-
-    /// Hands the ready messages to their protocols in order, waiting (until the session
-    /// ends) while a protocol's queue is full.
-    async fn deliver(
-        &mut self,
-        closed: &mut watch::Receiver<Option<CloseReason>>,
-    ) -> Result<(), CloseReason> {
-        self.ready_bytes = 0;
-        for (index, m) in self.ready.drain(..) {
-            let route = &self.routes[index]; // ok: index comes from `route` over the same list
-            let m = match route.try_send(m) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(m)) => m,
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(handle_dropped()),
-            };
-            let sent = tokio::select! {
-                _ = until_closed(closed) => return Ok(()),
-                r = route.send(m) => r,
-            };
-            if sent.is_err() {
-                return Err(handle_dropped());
-            }
-        }
-        Ok(())
-    }
-
-    fn handle_p2p(&mut self, msg: RawMessage) -> Result<(), CloseReason> {
-        match msg.id {
-            PING => {
-                // A full control queue means the peer pings faster than we write: skip.
-                let _ = self.control.try_send(Control::Pong);
-                Ok(())
-            }
-            PONG => {
-                self.info.stats.pongs.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            DISCONNECT => {
-                // Some clients send Disconnect uncompressed even on v5 sessions. A real
-                // body is 2 bytes: one declaring more is not expanded.
-                let small = p2p::decompressed_len(&msg.data).is_ok_and(|n| n <= 16);
-                let expanded = if small {
-                    self.decompress(&msg.data).ok()
-                } else {
-                    None
-                };
-                let reason = expanded
-                    .and_then(|d| DisconnectReason::decode_body(&d).ok())
-                    .or_else(|| DisconnectReason::decode_body(&msg.data).ok())
-                    .unwrap_or(DisconnectReason::DisconnectRequested);
-                Err(CloseReason::Remote(reason))
-            }
-            // A second Hello, or an undefined p2p code.
-            _ => Err(CloseReason::Local(DisconnectReason::BreachOfProtocol)),
-        }
-    }
 }
 
 /// Resolves once the session has a close reason. (`watch::Receiver::wait_for` holds a
@@ -727,156 +530,7 @@ fn close_for(e: &Error) -> CloseReason {
     }
 }
 
-struct Writer<S> {
-    sink: FramedWrite<WriteHalf<S>, FrameEncoder>,
-    info: Arc<Info>,
-    queue: mpsc::UnboundedReceiver<Outbound>,
-    control: mpsc::Receiver<Control>,
-    closed: watch::Receiver<Option<CloseReason>>,
-    snappy: p2p::Snappy,
-    ping_interval: std::time::Duration,
-    write_timeout: std::time::Duration,
-    /// The rule that a peer keeps taking what is queued for it.
-    progress: Progress,
-    /// Payload bytes written (flushed) so far, for `progress`.
-    written: u64,
-    shutdown: Arc<Shutdown>,
-}
-
-/// Why a peer too slow to take what we send is dropped: go-ethereum closes with
-/// `DiscNetworkError` (this code) when a write fails or times out.
-const SLOW_PEER: CloseReason = CloseReason::Local(DisconnectReason::TcpSubsystemError);
-
-impl<S: Io> Writer<S> {
-    fn compress(&mut self, data: &[u8]) -> Bytes {
-        if self.info.snappy {
-            // ok-by-construction: sizes are checked before queueing, so this cannot fail.
-            self.snappy.compress(data).unwrap_or_default()
-        } else {
-            Bytes::copy_from_slice(data)
-        }
-    }
-
-    /// Writes one message and then whatever else is already queued, up to
-    /// [`BATCH_BYTES`], with one flush: a burst of small messages costs one socket write
-    /// instead of one each. The batch must be written within the write timeout and by the
-    /// progress rule's deadline; the messages keep their budget until it is.
-    async fn write(&mut self, id: u64, data: Bytes, held: Option<Held>) -> Result<(), CloseReason> {
-        let now = Instant::now();
-        let progress = self.progress.deadline(now, self.written, true);
-        let by = progress.map_or(now + self.write_timeout, |p| {
-            p.min(now + self.write_timeout)
-        });
-        // The batch's budget, given back at once when it is flushed (one release per
-        // semaphore, not one per message).
-        let mut batch = held;
-        let mut bytes = data.len() as u64;
-        let fut = async {
-            self.feed(id, data).await?;
-            while bytes < BATCH_BYTES as u64 {
-                let Ok(m) = self.queue.try_recv() else {
-                    break;
-                };
-                bytes += m.data.len() as u64;
-                match &mut batch {
-                    Some(b) => b.merge(m.budget),
-                    None => batch = Some(m.budget),
-                }
-                self.feed(m.id, m.data).await?;
-            }
-            self.sink.flush().await
-        };
-        match tokio::time::timeout_at(by, fut).await {
-            Ok(Ok(())) => {
-                self.written += bytes;
-                if self.sink.write_buffer().capacity() > KEEP_BUFFER {
-                    // Flushed, so empty, but grown for a large message: let it go. (It
-                    // holds at most `WRITE_CHUNK` and one frame otherwise.)
-                    *self.sink.write_buffer_mut() = BytesMut::new();
-                }
-                drop(batch);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(CloseReason::Failed(e.to_string())),
-            Err(_) => {
-                debug!(target: "rlpx", written = self.written, "peer is not taking what it is sent");
-                Err(SLOW_PEER)
-            }
-        }
-    }
-
-    /// Encodes one message into the sink's buffer (written out only when it fills up).
-    async fn feed(&mut self, id: u64, data: Bytes) -> Result<(), crate::codec::Error> {
-        let len = data.len() as u64;
-        let body = if self.info.snappy {
-            self.compress(&data)
-        } else {
-            data
-        };
-        self.sink.feed(RawMessage { id, data: body }).await?;
-        if id >= p2p::BASE_OFFSET {
-            self.info.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-            // Every id we send is within a shared protocol (`ProtocolSender` offsets it).
-            let index = crate::caps::route(&self.info.shared, id).map_or(usize::MAX, |(i, _)| i);
-            self.info.stats.count(index, len, false);
-        }
-        Ok(())
-    }
-
-    async fn run(mut self) {
-        let mut ping = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.ping_interval,
-            self.ping_interval,
-        );
-        let mut closed = self.closed.clone();
-        let failure = loop {
-            let owed = !self.queue.is_empty();
-            let deadline = self.progress.deadline(Instant::now(), self.written, owed);
-            let step = tokio::select! {
-                biased;
-                _ = until_closed(&mut closed) => break None,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    debug!(target: "rlpx", written = self.written, "peer is not taking what it is sent");
-                    Err(SLOW_PEER)
-                }
-                Some(c) = self.control.recv() => {
-                    let id = match c { Control::Ping => PING, Control::Pong => PONG };
-                    self.write(id, Bytes::from_static(&EMPTY_LIST), None).await
-                }
-                _ = ping.tick() => self.write(PING, Bytes::from_static(&EMPTY_LIST), None).await,
-                Some(m) = self.queue.recv() => self.write(m.id, m.data, Some(m.budget)).await,
-            };
-            if let Err(reason) = step {
-                break Some(reason);
-            }
-        };
-        if let Some(reason) = failure {
-            self.shutdown.close(reason);
-        }
-        // Give the queued messages' budget back to the node now, not after the goodbye.
-        self.queue.close();
-        while self.queue.try_recv().is_ok() {}
-        let reason = { self.closed.borrow().clone() };
-        if let Some(CloseReason::Local(r)) = reason {
-            // Best effort: tell the peer why, then close.
-            let body = r.encode_body();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-                let body = if self.info.snappy {
-                    self.compress(&body)
-                } else {
-                    body.into()
-                };
-                let _ = self
-                    .sink
-                    .send(RawMessage {
-                        id: DISCONNECT,
-                        data: body,
-                    })
-                    .await;
-            })
-            .await;
-        }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.sink.close()).await;
-        debug!(target: "rlpx", ?reason, "session closed");
-    }
-}
+mod reader;
+mod writer;
+use reader::Reader;
+use writer::Writer;

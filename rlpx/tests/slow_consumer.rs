@@ -367,6 +367,55 @@ async fn big_messages_leave_no_big_buffers_behind() {
     peer.disconnect(DisconnectReason::ClientQuitting);
 }
 
+/// A large message (2 MiB, the eth soft limit, each way) is expanded and compressed in
+/// buffers from the node's pool, which go back there when done with: the second round
+/// reuses them (the pool does not grow), and the pool stays within its stated bound.
+/// (A 12 MiB message's buffers are not kept at all: the test above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_message_buffers_are_reused_from_the_node_pool() {
+    let _serial = SERIAL.lock().await;
+    let cfg = config();
+    let node = cfg.node_budget.clone();
+    let (mut peer, mut f) = session(&cfg, MIB).await;
+    let mut eth = peer.take_protocol("eth").unwrap();
+    let sender = eth.sender();
+    let big = Bytes::from(vec![7u8; 2 * MIB]);
+    assert_eq!(node.pooled_bytes(), 0);
+    let mut pooled = Vec::new();
+    for _ in 0..2 {
+        f.send(RawMessage {
+            id: 0x10,
+            data: compressed(&big),
+        })
+        .await
+        .unwrap();
+        let got = eth.recv().await.unwrap().1;
+        assert_eq!(got, big);
+        drop(got);
+        sender.send(4, big.clone()).await.unwrap();
+        loop {
+            let m = f.next().await.unwrap().unwrap();
+            if m.id == 0x14 {
+                break;
+            }
+        }
+        // The writer gives its scratch back once the batch is flushed.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while node.pooled_bytes() < 4 * MIB && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        pooled.push(node.pooled_bytes());
+    }
+    println!("pooled after each round: {pooled:?}");
+    assert!(
+        pooled[0] >= 4 * MIB,
+        "body and scratch are pooled: {pooled:?}"
+    );
+    assert_eq!(pooled[0], pooled[1], "the second round reused them");
+    assert!(pooled[1] <= rlpx::buffers::DEFAULT_BUFFER_POOL);
+    peer.disconnect(DisconnectReason::ClientQuitting);
+}
+
 /// Four peers share one node budget (12 MiB received, 8 MiB queued for sending). Each sends
 /// 8 MiB to a protocol that is not reading, while its protocol queues 8 MiB for it and it
 /// reads none of it: together they hold no more than the node budget plus the frames in
