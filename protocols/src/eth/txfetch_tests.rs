@@ -19,6 +19,58 @@ fn hashes(f: &Fetch) -> Vec<B256> {
     f.hashes.iter().map(|x| x.0).collect()
 }
 
+/// Requests in flight.
+fn in_flight(f: &Fetcher) -> usize {
+    f.peers.iter().flatten().filter(|s| s.request.is_some()).count()
+}
+
+/// Hashes charged to `p`.
+fn owned(f: &Fetcher, p: PeerId) -> usize {
+    f.peers[f.slots[&p] as usize].as_ref().unwrap().owned.len()
+}
+
+/// The fetcher's indexes agree with its table: every tracked hash is announced by,
+/// charged to and (when nobody is asked for it) listed as idle by the right peers, and
+/// the peers' sets hold nothing else.
+fn check(f: &Fetcher) {
+    for (&p, &slot) in &f.slots {
+        assert_eq!(f.peers[slot as usize].as_ref().unwrap().id, p);
+    }
+    let present = f.peers.iter().flatten().count();
+    assert_eq!(present, f.slots.len());
+    let mut charged = 0;
+    for (slot, s) in f.peers.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let slot = slot as Slot;
+        charged += s.owned.len();
+        assert!(s.announced.len() <= f.config.max_per_peer);
+        for h in &s.announced {
+            assert!(f.tracked[h].announcers.iter().any(|(p, _)| *p == slot));
+        }
+        for h in &s.owned {
+            assert_eq!(f.tracked[h].owner, slot);
+        }
+        for (seq, h) in &s.idle {
+            let t = &f.tracked[h];
+            assert_eq!((t.seq, t.fetching), (*seq, None));
+            assert!(s.announced.contains(h));
+        }
+    }
+    assert_eq!(charged, f.len());
+    for (h, t) in &f.tracked {
+        assert!(!t.announcers.is_empty() && t.announcers.len() <= f.config.max_announcers);
+        assert!(t.announcers.iter().any(|(p, _)| *p == t.owner));
+        if let Some(p) = t.fetching {
+            assert!(t.announcers.iter().any(|(a, _)| *a == p));
+        }
+        for (p, _) in &t.announcers {
+            let s = f.peers[*p as usize].as_ref().unwrap();
+            assert!(s.announced.contains(h));
+            assert_eq!(s.idle.get(&t.seq) == Some(h), t.fetching.is_none());
+        }
+    }
+}
+
 #[test]
 fn waits_for_broadcast_then_fetches_once() {
     let t0 = Instant::now();
@@ -68,7 +120,8 @@ fn timeout_retries_another_announcer() {
     // Peer 2 delivers one and lacks the other: nobody else has it, it is forgotten.
     // An answer to the expired request does not end the new one.
     f.delivered(peer(2), reqs[0].id - 1, &[]);
-    assert_eq!(f.requests.len(), 1);
+    assert_eq!(in_flight(&f), 1);
+    check(&f);
     f.delivered(peer(2), reqs[0].id, &[h(0)]);
     assert!(f.is_empty());
 }
@@ -91,7 +144,8 @@ fn partial_answer_and_disconnect_move_work() {
     assert_eq!((r[0].peer, hashes(&r[0])), (peer(3), vec![h(1)]));
     f.peer_left(&peer(3));
     assert!(f.is_empty());
-    assert!(f.by_peer.values().all(|s| s.is_empty()));
+    assert!(f.peers.iter().flatten().all(|s| s.announced.is_empty()));
+    check(&f);
 }
 
 #[test]
@@ -130,20 +184,15 @@ fn tracking_is_bounded() {
     // Full at 150: peer 2 then takes room from peer 1 until they own the same share.
     f.announce(peer(2), items(500..1000), |_| false, t0);
     assert_eq!(f.len(), 150);
-    assert_eq!(f.owned[&peer(1)].len(), 75);
-    assert_eq!(f.owned[&peer(2)].len(), 75);
+    assert_eq!(owned(&f, peer(1)), 75);
+    assert_eq!(owned(&f, peer(2)), 75);
     f.announce(peer(3), items(0..100), |_| false, t0);
     f.announce(peer(4), items(0..100), |_| false, t0);
     assert!(f.len() <= 150);
     assert!(f.tracked.values().all(|t| t.announcers.len() <= 2));
-    assert!(f.by_peer.values().all(|s| s.len() <= 100));
+    assert!(f.peers.iter().flatten().all(|s| s.announced.len() <= 100));
     // Every tracked hash is charged to exactly one of its announcers.
-    let charged: usize = f.owned.values().map(|s| s.len()).sum();
-    assert_eq!(charged, f.len());
-    for (h, t) in &f.tracked {
-        assert!(t.announcers.iter().any(|(p, _)| *p == t.owner));
-        assert!(f.owned[&t.owner].contains(h));
-    }
+    check(&f);
 }
 
 /// Eight peers announce 4096 hashes each (the default table holds 32768) and never
@@ -244,4 +293,44 @@ fn each_announcer_is_checked_against_its_own_announcement() {
     f.delivered(peer(1), r[0].id, &[]);
     let r = f.poll(t1);
     assert_eq!((r[0].peer, r[0].hashes.clone()), (peer(2), vec![(h(0), M)]));
+}
+
+/// Eight peers announce 4096 hashes each (the whole 32,768-hash table) and never answer.
+/// While their requests are in flight, an honest peer's announcements must be fetched at
+/// a cost per event that does not grow with the silent peers' hashes: the fetcher looks at
+/// the hashes it schedules and a few per peer, never the whole table.
+#[test]
+fn silent_announcers_do_not_make_each_event_scan_the_table() {
+    let t0 = Instant::now();
+    let config = Config::default();
+    let mut f = Fetcher::new(config.clone());
+    for i in 0..8u16 {
+        let items = items(i * 4096..(i + 1) * 4096);
+        f.announce(peer(i as u8 + 1), items, |_| false, t0);
+    }
+    assert_eq!(f.len(), config.max_tracked);
+    let mut now = t0 + config.arrival_wait;
+    // Each silent peer is asked for its first 256 and never answers.
+    assert_eq!(f.poll(now).len(), 8);
+    let honest = peer(9);
+    let before = f.visited.get();
+    let rounds = 200u64;
+    for i in 0..rounds {
+        // Made room for by evicting a silent peer's hash (the table is full).
+        let tx = B256::repeat_byte(0xee) ^ B256::left_padding_from(&i.to_be_bytes());
+        f.announce(honest, [(tx, M)], |_| false, now);
+        assert!(f.next_deadline().is_some());
+        now += config.arrival_wait;
+        let reqs = f.poll(now);
+        let mine = reqs.iter().find(|r| r.peer == honest).expect("honest peer asked");
+        assert_eq!(hashes(mine), vec![tx]);
+        f.delivered(honest, mine.id, &[tx]);
+        assert!(f.next_deadline().is_some());
+    }
+    let per_round = (f.visited.get() - before) / rounds;
+    assert!(
+        per_round <= 64,
+        "{per_round} tracked hashes looked at per announcement (table: {})",
+        f.len()
+    );
 }
