@@ -334,3 +334,160 @@ fn silent_announcers_do_not_make_each_event_scan_the_table() {
         f.len()
     );
 }
+
+/// Hashes whose request failed keep their age: they go out before hashes announced after
+/// them, and to the next announcer, even when that peer's own list holds newer ones.
+#[test]
+fn retried_hashes_keep_their_place() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config {
+        max_hashes: 2,
+        ..Config::default()
+    });
+    f.announce(peer(1), items(0..2), |_| false, t0);
+    f.announce(peer(2), items(2..4), |_| false, t0);
+    f.announce(peer(2), items(0..2), |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let r = f.poll(t1);
+    let by = |r: &[Fetch], p| r.iter().find(|x| x.peer == p).map(hashes);
+    assert_eq!(by(&r, peer(1)), Some(vec![h(0), h(1)]));
+    assert_eq!(by(&r, peer(2)), Some(vec![h(2), h(3)]));
+    check(&f);
+    // Peer 2 delivers; peer 1 answers without h(1): it goes to peer 2, announced first.
+    f.delivered(peer(2), r[1].id, &[h(2), h(3)]);
+    f.announce(peer(2), items(4..6), |_| false, t1);
+    f.delivered(peer(1), r[0].id, &[h(0)]);
+    check(&f);
+    let r = f.poll(t1 + Duration::from_secs(1));
+    assert_eq!(by(&r, peer(2)), Some(vec![h(1), h(4)]));
+    check(&f);
+}
+
+/// An announcement stamped earlier than one before it (the driver's clock never does
+/// this; a caller's might) counts as arriving with the later one: announcement order is
+/// arrival order, which lets a peer's list be walked only up to its first hash not yet due.
+#[test]
+fn arrival_times_never_go_backwards() {
+    let t0 = Instant::now();
+    let wait = Config::default().arrival_wait;
+    let mut f = Fetcher::new(Config::default());
+    f.announce(peer(1), items(0..1), |_| false, t0 + wait);
+    f.announce(peer(1), items(1..2), |_| false, t0);
+    assert_eq!(f.next_deadline(), Some(t0 + 2 * wait));
+    assert!(f.poll(t0 + wait).is_empty());
+    let r = f.poll(t0 + 2 * wait);
+    assert_eq!(hashes(&r[0]), vec![h(0), h(1)]);
+}
+
+/// A request ends at the first hash that does not fit (by count or announced bytes): the
+/// rest of the peer's list waits for the next request rather than being searched for
+/// smaller ones, so a poll looks at no more than it sends plus one hash per peer.
+#[test]
+fn a_request_stops_at_the_first_hash_that_does_not_fit() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config {
+        max_bytes: 250,
+        ..Config::default()
+    });
+    let sized = |i: u16, size: u32| (h(i), Meta { kind: 2, size });
+    f.announce(peer(1), [sized(0, 100), sized(1, 100), sized(2, 200), sized(3, 10)], |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let before = f.visited.get();
+    let r = f.poll(t1);
+    assert_eq!(hashes(&r[0]), vec![h(0), h(1)]);
+    assert_eq!(f.visited.get() - before, 3);
+    f.delivered(peer(1), r[0].id, &[h(0), h(1)]);
+    let r = f.poll(t1);
+    assert_eq!(hashes(&r[0]), vec![h(2), h(3)]);
+}
+
+/// A peer's number is reused once it leaves: nothing of the old peer is left to be
+/// mistaken for the new one's.
+#[test]
+fn a_departed_peers_slot_is_reused_clean() {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(Config::default());
+    f.announce(peer(1), items(0..4), |_| false, t0);
+    f.announce(peer(2), items(2..6), |_| false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let r = f.poll(t1);
+    assert_eq!(r.len(), 2);
+    f.peer_left(&peer(1));
+    check(&f);
+    assert_eq!(f.len(), 4);
+    f.announce(peer(3), items(0..1), |_| false, t1);
+    assert_eq!(f.slots[&peer(3)], 0);
+    check(&f);
+    // Peer 3 is not peer 1: it has no request, and an answer to peer 1's request id from
+    // it is ignored.
+    f.delivered(peer(3), r[0].id, &[]);
+    assert_eq!(f.len(), 5);
+    let r = f.poll(t1 + Duration::from_secs(1));
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].peer, hashes(&r[0])), (peer(3), vec![h(0)]));
+    check(&f);
+}
+
+/// Many rounds of every input, in an order drawn from a fixed seed, with small limits so
+/// every bound is hit: the indexes stay consistent with the table throughout, and every
+/// hash due with an idle announcer is asked for by the end of each poll.
+#[test]
+fn indexes_stay_consistent_under_any_sequence() {
+    let mut f = Fetcher::new(Config {
+        max_hashes: 4,
+        max_bytes: 350,
+        max_per_peer: 12,
+        max_tracked: 30,
+        max_announcers: 3,
+        ..Config::default()
+    });
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut sent: Vec<Fetch> = Vec::new();
+    for _ in 0..4000 {
+        let p = peer(rand(6) as u8 + 1);
+        match rand(7) {
+            0 | 1 => {
+                let start = rand(60) as u16;
+                let size = 50 + rand(200) as u32;
+                let list: Vec<_> = (start..start + 1 + rand(8) as u16)
+                    .map(|i| (h(i), Meta { kind: 2, size }))
+                    .collect();
+                f.announce(p, list, |x| *x == h(59), now);
+            }
+            2 if !sent.is_empty() => {
+                let r = sent.swap_remove(rand(sent.len() as u64) as usize);
+                let some: Vec<_> = hashes(&r).into_iter().filter(|_| rand(2) == 0).collect();
+                f.delivered(r.peer, r.id, &some);
+            }
+            3 => f.arrived([h(rand(60) as u16)]),
+            4 if rand(4) == 0 => f.peer_left(&p),
+            _ => {
+                now += Duration::from_millis(100 * rand(30));
+                f.expire(now);
+                f.take_useless();
+                sent.extend(f.poll(now));
+                // Nothing left that an idle announcer could be asked for now.
+                for (slot, s) in f.peers.iter().enumerate() {
+                    let Some(s) = s else { continue };
+                    if s.request.is_some() {
+                        continue;
+                    }
+                    if let Some((_, h)) = s.idle.first_key_value() {
+                        let t = &f.tracked[h];
+                        assert!(t.first_seen + f.config.arrival_wait > now, "slot {slot}");
+                    }
+                }
+            }
+        }
+        check(&f);
+        assert!(f.len() <= 30);
+    }
+}
