@@ -518,8 +518,7 @@ impl Fetcher {
                         && bytes + meta.size as usize <= self.config.max_bytes
                 }
             };
-            let Some((pick, meta)) = t.announcers.iter().copied().find(|(p, m)| room(*p, m))
-            else {
+            let Some((pick, meta)) = t.announcers.iter().copied().find(|(p, m)| room(*p, m)) else {
                 // Not even this peer has room: its request is full.
                 continue;
             };

@@ -21,7 +21,11 @@ fn hashes(f: &Fetch) -> Vec<B256> {
 
 /// Requests in flight.
 fn in_flight(f: &Fetcher) -> usize {
-    f.peers.iter().flatten().filter(|s| s.request.is_some()).count()
+    f.peers
+        .iter()
+        .flatten()
+        .filter(|s| s.request.is_some())
+        .count()
 }
 
 /// Hashes charged to `p`.
@@ -322,7 +326,10 @@ fn silent_announcers_do_not_make_each_event_scan_the_table() {
         assert!(f.next_deadline().is_some());
         now += config.arrival_wait;
         let reqs = f.poll(now);
-        let mine = reqs.iter().find(|r| r.peer == honest).expect("honest peer asked");
+        let mine = reqs
+            .iter()
+            .find(|r| r.peer == honest)
+            .expect("honest peer asked");
         assert_eq!(hashes(mine), vec![tx]);
         f.delivered(honest, mine.id, &[tx]);
         assert!(f.next_deadline().is_some());
@@ -390,7 +397,12 @@ fn a_request_stops_at_the_first_hash_that_does_not_fit() {
         ..Config::default()
     });
     let sized = |i: u16, size: u32| (h(i), Meta { kind: 2, size });
-    f.announce(peer(1), [sized(0, 100), sized(1, 100), sized(2, 200), sized(3, 10)], |_| false, t0);
+    f.announce(
+        peer(1),
+        [sized(0, 100), sized(1, 100), sized(2, 200), sized(3, 10)],
+        |_| false,
+        t0,
+    );
     let t1 = t0 + Duration::from_secs(1);
     let before = f.visited.get();
     let r = f.poll(t1);
