@@ -19,6 +19,16 @@ fn hashes(f: &Fetch) -> Vec<B256> {
     f.hashes.iter().map(|x| x.0).collect()
 }
 
+/// A fetcher with `config` where each `(peer, hashes)` was announced at the returned time.
+fn announced(config: Config, by: &[(u8, std::ops::Range<u16>)]) -> (Fetcher, Instant) {
+    let t0 = Instant::now();
+    let mut f = Fetcher::new(config);
+    for (p, range) in by {
+        f.announce(peer(*p), items(range.clone()), |_| false, t0);
+    }
+    (f, t0)
+}
+
 /// Requests in flight.
 fn in_flight(f: &Fetcher) -> usize {
     f.peers
@@ -104,10 +114,7 @@ fn waits_for_broadcast_then_fetches_once() {
 
 #[test]
 fn timeout_retries_another_announcer() {
-    let t0 = Instant::now();
-    let mut f = Fetcher::new(Config::default());
-    f.announce(peer(1), items(0..2), |_| false, t0);
-    f.announce(peer(2), items(0..2), |_| false, t0);
+    let (mut f, t0) = announced(Config::default(), &[(1, 0..2), (2, 0..2)]);
     let t1 = t0 + Duration::from_secs(1);
     let reqs = f.poll(t1);
     assert_eq!(reqs.len(), 1);
@@ -132,11 +139,7 @@ fn timeout_retries_another_announcer() {
 
 #[test]
 fn partial_answer_and_disconnect_move_work() {
-    let t0 = Instant::now();
-    let mut f = Fetcher::new(Config::default());
-    f.announce(peer(1), items(0..2), |_| false, t0);
-    f.announce(peer(2), items(0..2), |_| false, t0);
-    f.announce(peer(3), items(0..2), |_| false, t0);
+    let (mut f, t0) = announced(Config::default(), &[(1, 0..2), (2, 0..2), (3, 0..2)]);
     let t1 = t0 + Duration::from_secs(1);
     let r = f.poll(t1);
     assert_eq!(r[0].peer, peer(1));
@@ -199,33 +202,38 @@ fn tracking_is_bounded() {
     check(&f);
 }
 
-/// Eight peers announce 4096 hashes each (the default table holds 32768) and never
-/// answer; an honest peer's announcement must still be fetched.
-#[test]
-fn silent_announcers_leave_room_for_honest_ones() {
-    let t0 = Instant::now();
+/// Eight peers have announced 4096 hashes each: the default table (32768) is full.
+fn silent_table() -> (Fetcher, Config, Instant) {
     let config = Config::default();
-    let mut f = Fetcher::new(config.clone());
-    for i in 0..8u16 {
-        f.announce(
-            peer(i as u8 + 1),
-            items(i * 4096..(i + 1) * 4096),
-            |_| false,
-            t0,
-        );
-    }
+    let by: Vec<_> = (0..8u16)
+        .map(|i| (i as u8 + 1, i * 4096..(i + 1) * 4096))
+        .collect();
+    let (f, t0) = announced(config.clone(), &by);
     assert_eq!(f.len(), config.max_tracked);
-    let honest = peer(9);
-    let tx = h(u16::MAX);
-    f.announce(honest, [(tx, M)], |_| false, t0);
-    let t1 = t0 + config.arrival_wait;
-    let reqs = f.poll(t1);
+    (f, config, t0)
+}
+
+/// A poll at `now` asks `honest` for `tx` alone, which it delivers.
+fn fetched_from(f: &mut Fetcher, honest: PeerId, tx: B256, now: Instant) {
+    let reqs = f.poll(now);
     let mine = reqs
         .iter()
         .find(|r| r.peer == honest)
         .expect("honest peer asked");
     assert_eq!(hashes(mine), vec![tx]);
     f.delivered(honest, mine.id, &[tx]);
+}
+
+/// Eight peers announce 4096 hashes each (the default table holds 32768) and never
+/// answer; an honest peer's announcement must still be fetched.
+#[test]
+fn silent_announcers_leave_room_for_honest_ones() {
+    let (mut f, config, t0) = silent_table();
+    let honest = peer(9);
+    let tx = h(u16::MAX);
+    f.announce(honest, [(tx, M)], |_| false, t0);
+    let t1 = t0 + config.arrival_wait;
+    fetched_from(&mut f, honest, tx, t1);
     // The silent ones time out again and again and are reported, once each.
     let mut now = t1;
     let mut useless = Vec::new();
@@ -305,14 +313,7 @@ fn each_announcer_is_checked_against_its_own_announcement() {
 /// the hashes it schedules and a few per peer, never the whole table.
 #[test]
 fn silent_announcers_do_not_make_each_event_scan_the_table() {
-    let t0 = Instant::now();
-    let config = Config::default();
-    let mut f = Fetcher::new(config.clone());
-    for i in 0..8u16 {
-        let items = items(i * 4096..(i + 1) * 4096);
-        f.announce(peer(i as u8 + 1), items, |_| false, t0);
-    }
-    assert_eq!(f.len(), config.max_tracked);
+    let (mut f, config, t0) = silent_table();
     let mut now = t0 + config.arrival_wait;
     // Each silent peer is asked for its first 256 and never answers.
     assert_eq!(f.poll(now).len(), 8);
@@ -325,13 +326,7 @@ fn silent_announcers_do_not_make_each_event_scan_the_table() {
         f.announce(honest, [(tx, M)], |_| false, now);
         assert!(f.next_deadline().is_some());
         now += config.arrival_wait;
-        let reqs = f.poll(now);
-        let mine = reqs
-            .iter()
-            .find(|r| r.peer == honest)
-            .expect("honest peer asked");
-        assert_eq!(hashes(mine), vec![tx]);
-        f.delivered(honest, mine.id, &[tx]);
+        fetched_from(&mut f, honest, tx, now);
         assert!(f.next_deadline().is_some());
     }
     let per_round = (f.visited.get() - before) / rounds;
@@ -346,14 +341,11 @@ fn silent_announcers_do_not_make_each_event_scan_the_table() {
 /// them, and to the next announcer, even when that peer's own list holds newer ones.
 #[test]
 fn retried_hashes_keep_their_place() {
-    let t0 = Instant::now();
-    let mut f = Fetcher::new(Config {
+    let config = Config {
         max_hashes: 2,
         ..Config::default()
-    });
-    f.announce(peer(1), items(0..2), |_| false, t0);
-    f.announce(peer(2), items(2..4), |_| false, t0);
-    f.announce(peer(2), items(0..2), |_| false, t0);
+    };
+    let (mut f, t0) = announced(config, &[(1, 0..2), (2, 2..4), (2, 0..2)]);
     let t1 = t0 + Duration::from_secs(1);
     let r = f.poll(t1);
     let by = |r: &[Fetch], p| r.iter().find(|x| x.peer == p).map(hashes);
@@ -417,10 +409,7 @@ fn a_request_stops_at_the_first_hash_that_does_not_fit() {
 /// mistaken for the new one's.
 #[test]
 fn a_departed_peers_slot_is_reused_clean() {
-    let t0 = Instant::now();
-    let mut f = Fetcher::new(Config::default());
-    f.announce(peer(1), items(0..4), |_| false, t0);
-    f.announce(peer(2), items(2..6), |_| false, t0);
+    let (mut f, t0) = announced(Config::default(), &[(1, 0..4), (2, 2..6)]);
     let t1 = t0 + Duration::from_secs(1);
     let r = f.poll(t1);
     assert_eq!(r.len(), 2);
