@@ -63,6 +63,8 @@ struct Slot {
     hash: B256,
     header_from: PeerId,
     body: Option<Body>,
+    /// The body's RLP size, once stored (counted in [`Round::held_bytes`]).
+    size: u64,
     in_flight: bool,
 }
 
@@ -89,6 +91,8 @@ pub(super) struct Verdict {
     pub(super) answer: Option<Answer>,
     /// Peers proven at fault.
     pub(super) penalise: Vec<(PeerId, DisconnectReason)>,
+    /// Bodies stored from the answer and their RLP bytes (for the size estimate).
+    pub(super) bodies: (usize, u64),
 }
 
 /// What [`Round::next_import`] found.
@@ -117,6 +121,8 @@ pub(super) struct Round {
     want_bodies: BTreeSet<u64>,
     /// Next block to import.
     cursor: u64,
+    /// RLP bytes of the bodies stored and not yet handed to an import.
+    held_bytes: u64,
     /// Last block of an outstanding import.
     importing: Option<u64>,
     /// Last block of the round.
@@ -143,6 +149,7 @@ impl Round {
             blocks: BTreeMap::new(),
             want_bodies: BTreeSet::new(),
             cursor: 1,
+            held_bytes: 0,
             importing: None,
             end: 0,
             with_target: true,
@@ -381,6 +388,7 @@ impl Round {
                     hash,
                     header_from: peer,
                     body: None,
+                    size: 0,
                     in_flight: false,
                 },
             );
@@ -403,16 +411,20 @@ impl Round {
         }
     }
 
-    /// The next bodies to ask for: up to `per_request` wanted blocks within `window` of
-    /// the import cursor, lowest first.
-    pub(super) fn bodies_wanted(&self, window: u64, per_request: usize) -> Vec<u64> {
-        let limit = self.cursor.saturating_add(window);
-        self.want_bodies
-            .iter()
-            .copied()
-            .take_while(|n| *n < limit)
-            .take(per_request)
-            .collect()
+    /// The next bodies to ask for: up to `per_request` wanted blocks, lowest first.
+    pub(super) fn bodies_wanted(&self, per_request: usize) -> Vec<u64> {
+        self.want_bodies.iter().copied().take(per_request).collect()
+    }
+
+    /// RLP bytes of the bodies downloaded and not yet handed to an import (what the
+    /// downloader's byte window bounds).
+    pub(super) fn held_bytes(&self) -> u64 {
+        self.held_bytes
+    }
+
+    /// The next block to import.
+    pub(super) fn cursor(&self) -> u64 {
+        self.cursor
     }
 
     /// Marks the bodies of `numbers` in flight; their block hashes, to ask for.
@@ -437,6 +449,7 @@ impl Round {
     ) -> Verdict {
         let mut bad = false;
         let mut stored = 0;
+        let mut bytes = 0u64;
         // Whether the peer claimed these blocks: it leads the round (the gaps link to its
         // skeleton, so they are its chain) or sent some of their headers. A peer on
         // another fork may lack them without lying.
@@ -452,6 +465,8 @@ impl Round {
             match bodies.next() {
                 Some(body) if !bad => {
                     if validate::body(&slot.header, &body).is_ok() {
+                        slot.size = alloy_rlp::Encodable::length(&body) as u64;
+                        bytes += slot.size;
                         slot.body = Some(body);
                         stored += 1;
                     } else {
@@ -464,8 +479,10 @@ impl Round {
                 }
             }
         }
+        self.held_bytes += bytes;
         let mut v = Verdict {
             progress: stored > 0,
+            bodies: (stored, bytes),
             ..Verdict::default()
         };
         if bad {
@@ -506,14 +523,19 @@ impl Round {
         let mut blocks = Vec::new();
         let mut n = self.cursor;
         while blocks.len() < batch {
-            let Some(slot) = self.blocks.get(&n) else {
+            // Moved, not copied, into the import: the slot keeps its hash and sender
+            // (all a rejected block's slot is asked for), and whatever the import's
+            // result, these slots are not downloaded again (imported, or the round is
+            // dropped).
+            let Some(slot) = self.blocks.get_mut(&n) else {
                 break;
             };
-            let Some(body) = slot.body.clone() else {
+            let Some(body) = slot.body.take() else {
                 break;
             };
+            self.held_bytes = self.held_bytes.saturating_sub(slot.size);
             blocks.push(Block {
-                header: slot.header.clone(),
+                header: std::mem::take(&mut slot.header),
                 body,
             });
             n += 1;
