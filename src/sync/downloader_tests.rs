@@ -90,6 +90,11 @@ struct Peer {
     forged_head: Option<u64>,
     /// Header ranges answered with nothing before it answers them (a peer catching up).
     empty_ranges: std::cell::Cell<u32>,
+    /// Bodies by block hash where not empty ([`sized_chain`]).
+    sized: HashMap<B256, Body>,
+    /// Answers stop growing once they reach this many bytes (the body crossing it
+    /// included), as a serving peer's soft limit (`eth::serve::SOFT_RESPONSE_LIMIT`).
+    soft_limit: Option<u64>,
 }
 
 impl Peer {
@@ -105,6 +110,8 @@ impl Peer {
             mode,
             forged_head,
             empty_ranges: std::cell::Cell::new(0),
+            sized: HashMap::new(),
+            soft_limit: None,
         }
     }
 
@@ -160,15 +167,20 @@ impl Peer {
         ) {
             return Vec::new();
         }
+        let mut bytes = 0u64;
         hashes
             .iter()
             .filter(|h| self.by_hash.contains_key(*h))
-            .map(|_| {
-                let mut b = Body::default();
+            .map_while(|h| {
+                if self.soft_limit.is_some_and(|limit| bytes >= limit) {
+                    return None;
+                }
+                let mut b = self.sized.get(h).cloned().unwrap_or_default();
                 if self.mode == Mode::CorruptBodies {
                     b.ommers.push(Header::default());
                 }
-                b
+                bytes += alloy_rlp::Encodable::length(&b) as u64;
+                Some(b)
             })
             .collect()
     }
@@ -193,6 +205,12 @@ struct Harness {
     asked: HashMap<PeerId, u32>,
     /// Every imported block: hash → (number, parent).
     side: HashMap<B256, (u64, B256)>,
+    /// Every request sent: when, and to whom.
+    sent: Vec<(Instant, PeerId)>,
+    /// The count of every body request.
+    body_asks: Vec<usize>,
+    /// Imports held back (not carried out) while `Some`.
+    held_imports: Option<Vec<Vec<crate::chain::Block>>>,
 }
 
 /// Request shapes small enough that a 600-block chain takes several gaps and body
@@ -227,6 +245,9 @@ impl Harness {
             requests: 0,
             asked: HashMap::new(),
             side: HashMap::new(),
+            sent: Vec::new(),
+            body_asks: Vec::new(),
+            held_imports: None,
         }
     }
 
@@ -309,6 +330,7 @@ impl Harness {
     fn execute(&mut self, action: Action) {
         match action {
             Action::Headers { id, peer, req } => {
+                self.sent.push((self.now, peer));
                 self.requests += 1;
                 *self.asked.entry(peer).or_default() += 1;
                 let Some(p) = self.peers.get(&peer) else {
@@ -326,6 +348,8 @@ impl Harness {
                 }
             }
             Action::Bodies { id, peer, hashes } => {
+                self.sent.push((self.now, peer));
+                self.body_asks.push(hashes.len());
                 self.requests += 1;
                 *self.asked.entry(peer).or_default() += 1;
                 let Some(p) = self.peers.get(&peer) else {
@@ -340,6 +364,9 @@ impl Harness {
                 }
             }
             Action::Import { blocks } => {
+                if let Some(held) = self.held_imports.as_mut() {
+                    return held.push(blocks);
+                }
                 let r = self.import(&blocks);
                 self.dl.on_imported(r, self.now);
             }
@@ -731,3 +758,6 @@ fn a_lower_announced_head_must_be_shown_again() {
     assert_eq!(h.head(), top(&fork));
     assert!(h.penalties.is_empty());
 }
+
+#[path = "pacing_tests.rs"]
+mod pacing;

@@ -91,6 +91,12 @@ impl Pacer {
 /// enough to follow a chain whose blocks grow.
 const SAMPLES: usize = 15;
 
+/// Bodies asked for before any body was delivered (in one request at a time): 32, ~2 MiB
+/// of bodies averaging 64 KB (mainnet's are 100-150 KB, and an honest peer cuts its
+/// answer at its soft limit), so that the first answer cannot take the window far past
+/// its bound. That answer gives the estimate.
+const FIRST_BODIES: usize = 32;
+
 /// Bytes per block body (RLP), learned from delivered answers: the median of the last
 /// [`SAMPLES`] answers' averages.
 #[derive(Debug, Clone, Default)]
@@ -119,8 +125,7 @@ impl BodySize {
     }
 
     /// Bodies to ask for in one request: as many as fit `config.response_bytes`, at most
-    /// `config.bodies_per_request` (and that many before anything is known: a peer
-    /// answers what fits its soft limit, and the rest is asked again).
+    /// `config.bodies_per_request`; [`FIRST_BODIES`] before anything is known.
     pub(super) fn per_request(&self, config: &Config) -> usize {
         let most = config
             .bodies_per_request
@@ -129,7 +134,7 @@ impl BodySize {
             Some(each) => usize::try_from(config.response_bytes / each)
                 .unwrap_or(usize::MAX)
                 .clamp(1, most),
-            None => most,
+            None => most.min(FIRST_BODIES),
         }
     }
 
@@ -183,6 +188,12 @@ impl<L: Local> Downloader<L> {
         v.into_iter().map(|(_, id)| id).collect()
     }
 
+    fn bodies_in_flight(&self) -> bool {
+        self.requests
+            .values()
+            .any(|r| matches!(r.kind, Kind::Bodies { .. }))
+    }
+
     /// Bytes of bodies held above the import cursor: stored, plus the requests in flight
     /// at their expected size ([`Config::window_bytes`] bounds it).
     pub(super) fn window_held(&self) -> u64 {
@@ -217,6 +228,11 @@ impl<L: Local> Downloader<L> {
             if first != round.cursor() && self.window_held() >= self.config.window_bytes {
                 return;
             }
+            // Until a body's size is known, one request at a time: the window counts the
+            // requests in flight by that size.
+            if self.body_size.estimate().is_none() && self.bodies_in_flight() {
+                return;
+            }
             let Some(peer) = self.idle_peers(top, now).into_iter().next() else {
                 return;
             };
@@ -227,5 +243,64 @@ impl<L: Local> Downloader<L> {
             let id = self.start_request(peer, Kind::Bodies { numbers }, now);
             self.actions.push_back(Action::Bodies { id, peer, hashes });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Taking a token whenever there is one, for 10 s: never more than the burst plus the
+    /// rate times the time, and not fewer either (the bucket does not lose time).
+    #[test]
+    fn bucket_allows_its_rate_and_burst_and_no_more() {
+        let start = Instant::now();
+        let mut p = Pacer::new(48, 16, start);
+        let mut now = start;
+        let mut sent = 0u64;
+        while now < start + Duration::from_secs(10) {
+            if p.ready(now) {
+                p.take(now);
+                sent += 1;
+                continue;
+            }
+            let next = p.ready_at().expect("empty bucket says when");
+            assert!(next > now, "a wake-up in the past would spin");
+            now = next;
+        }
+        let elapsed = (now - start).as_secs_f64();
+        let most = 16.0 + 48.0 * elapsed;
+        assert!(sent as f64 <= most + 1e-9, "{sent} > {most}");
+        assert!(sent as f64 >= most - 1.0, "{sent} < {most}");
+        // Settled at a time with a token, nothing to wake for.
+        p.settle(now + Duration::from_secs(1));
+        assert_eq!(p.ready_at(), None);
+    }
+
+    #[test]
+    fn one_outlier_does_not_move_the_estimate() {
+        let mut s = BodySize::default();
+        let config = Config::default();
+        assert_eq!(s.estimate(), None);
+        assert_eq!(s.per_request(&config), FIRST_BODIES);
+        for _ in 0..14 {
+            s.record(100, 300_000); // 3,000 bytes a body
+        }
+        s.record(1, 2_000_000); // one huge body
+        assert_eq!(s.estimate(), Some(3_000));
+        assert_eq!(s.per_request(&config), 2 * 1024 * 1024 / 3_000);
+        s.record(0, 0); // an empty answer says nothing
+        assert_eq!(s.estimate(), Some(3_000));
+        // Blocks that grow are followed within a few answers.
+        for _ in 0..8 {
+            s.record(10, 1_500_000);
+        }
+        assert_eq!(s.estimate(), Some(150_000));
+        assert_eq!(s.per_request(&config), 13);
+        // Tiny bodies: bounded by what peers serve.
+        for _ in 0..15 {
+            s.record(100, 300);
+        }
+        assert_eq!(s.per_request(&config), protocols::eth::serve::MAX_BODIES);
     }
 }
