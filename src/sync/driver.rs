@@ -307,7 +307,8 @@ fn execute(
                     .last()
                     .map(|b| (b.header.number, b.header.hash_slow()))
                     .unwrap_or_default();
-                let result = match importer.import(blocks, None).await.result {
+                // Every body was matched to its header on arrival (`round`).
+                let result = match importer.import_matched(blocks).await.result {
                     Ok(i) => Imported::Ok {
                         number: i.head_number,
                         hash: i.head_hash,

@@ -125,7 +125,9 @@ impl BodySize {
     }
 
     /// Bodies to ask for in one request: as many as fit `config.response_bytes`, at most
-    /// `config.bodies_per_request`; [`FIRST_BODIES`] before anything is known.
+    /// `config.bodies_per_request` (capped at `eth::serve::MAX_BODIES`, which our
+    /// decoder admits whatever the bodies: `eth::size::SMALL_MESSAGE`); [`FIRST_BODIES`]
+    /// before anything is known.
     pub(super) fn per_request(&self, config: &Config) -> usize {
         let most = config
             .bodies_per_request
