@@ -81,7 +81,8 @@ pub enum Action {
         /// What.
         req: GetBlockHeaders,
     },
-    /// Send a GetBlockBodies; report with [`Downloader::on_bodies`].
+    /// Send a GetBlockBodies; report with [`Downloader::on_bodies`], or
+    /// [`Downloader::on_checked_bodies`] after checking the bodies against `headers`.
     Bodies {
         /// The request.
         id: RequestId,
@@ -89,6 +90,10 @@ pub enum Action {
         peer: PeerId,
         /// The block hashes.
         hashes: Vec<B256>,
+        /// Their headers, in the same order: what the bodies must match. Checking them
+        /// hashes every transaction and builds the roots, which the caller can do off
+        /// the thread that feeds the downloader.
+        headers: Vec<Header>,
     },
     /// Import these blocks (in order, each the parent of the next); report with
     /// [`Downloader::on_imported`]. Only one import is outstanding at a time.
@@ -391,8 +396,31 @@ impl<L: Local> Downloader<L> {
         self.schedule(now);
     }
 
-    /// The answer to an [`Action::Bodies`].
+    /// The answer to an [`Action::Bodies`]; each body is checked against its header here.
     pub fn on_bodies(&mut self, id: RequestId, answer: Result<Vec<Body>, Failure>, now: Instant) {
+        self.bodies_arrived(id, answer, None, now);
+    }
+
+    /// The answer to an [`Action::Bodies`] whose first `matched` bodies the caller found
+    /// to match the action's headers ([`crate::chain::validate::body`]), and the next one,
+    /// if any, not: they are not checked again.
+    pub fn on_checked_bodies(
+        &mut self,
+        id: RequestId,
+        answer: Result<Vec<Body>, Failure>,
+        matched: usize,
+        now: Instant,
+    ) {
+        self.bodies_arrived(id, answer, Some(matched), now);
+    }
+
+    fn bodies_arrived(
+        &mut self,
+        id: RequestId,
+        answer: Result<Vec<Body>, Failure>,
+        matched: Option<usize>,
+        now: Instant,
+    ) {
         let Some(req) = self.requests.remove(&id) else {
             return;
         };
@@ -405,7 +433,7 @@ impl<L: Local> Downloader<L> {
             }
             Ok(bodies) => {
                 if let (Kind::Bodies { numbers }, Some(round)) = (req.kind, self.round.as_mut()) {
-                    let v = round.on_bodies(peer, &numbers, bodies);
+                    let v = round.on_bodies(peer, &numbers, bodies, matched);
                     self.body_size.record(v.bodies.0, v.bodies.1);
                     self.apply(Some(peer), v, now);
                 }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::downloader::{
     Action, Config, Downloader, Failure, Imported, Local, PeerHead, RequestId, SyncStatus,
 };
-use crate::chain::{Body, Importer, Store, store};
+use crate::chain::{Body, Importer, Store, store, validate};
 
 /// The store as the downloader's read-only view of the local chain.
 struct StoreView(Arc<Store>);
@@ -122,7 +122,8 @@ pub fn spawn(eth: eth::Handle, importer: Importer, config: Config) -> Syncer {
 /// What the request and import tasks report back.
 enum Msg {
     Headers(RequestId, Result<Vec<Header>, Failure>),
-    Bodies(RequestId, Result<Vec<Body>, Failure>),
+    /// An answer, and how many of its bodies matched their headers if checked.
+    Bodies(RequestId, Result<Vec<Body>, Failure>, Option<usize>),
     Imported {
         result: Imported,
         blocks: usize,
@@ -183,7 +184,8 @@ async fn run(
                 let now = Instant::now().into_std();
                 match msg {
                     Msg::Headers(id, r) => dl.on_headers(id, r, now),
-                    Msg::Bodies(id, r) => dl.on_bodies(id, r, now),
+                    Msg::Bodies(id, r, Some(matched)) => dl.on_checked_bodies(id, r, matched, now),
+                    Msg::Bodies(id, r, None) => dl.on_bodies(id, r, now),
                     Msg::Imported { result, blocks, last, elapsed } => {
                         if matches!(result, Imported::Ok { .. }) {
                             tracing::info!(
@@ -286,10 +288,34 @@ fn execute(
                 let _ = tx.send(Msg::Headers(id, r));
             });
         }
-        Action::Bodies { id, peer, hashes } => {
+        Action::Bodies {
+            id,
+            peer,
+            hashes,
+            headers,
+        } => {
             tasks.spawn(async move {
                 let r = eth.request_bodies(&peer, hashes).await.map_err(failure);
-                let _ = tx.send(Msg::Bodies(id, r));
+                // Checked against their headers on a blocking thread (every transaction
+                // hashed, the roots built), not in the loop that feeds the downloader.
+                let msg = match r {
+                    Ok(bodies) => {
+                        let check = move || {
+                            let matched = bodies
+                                .iter()
+                                .zip(&headers)
+                                .take_while(|(b, h)| validate::body(h, b).is_ok())
+                                .count();
+                            (bodies, matched)
+                        };
+                        match tokio::task::spawn_blocking(check).await {
+                            Ok((bodies, matched)) => Msg::Bodies(id, Ok(bodies), Some(matched)),
+                            Err(_) => Msg::Bodies(id, Err(Failure::Gone), None),
+                        }
+                    }
+                    Err(e) => Msg::Bodies(id, Err(e), None),
+                };
+                let _ = tx.send(msg);
             });
         }
         Action::Penalise { peer, reason } => {

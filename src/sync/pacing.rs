@@ -241,9 +241,14 @@ impl<L: Local> Downloader<L> {
             let Some(round) = self.round.as_mut() else {
                 return;
             };
-            let hashes = round.take_bodies(&numbers);
+            let (hashes, headers) = round.take_bodies(&numbers);
             let id = self.start_request(peer, Kind::Bodies { numbers }, now);
-            self.actions.push_back(Action::Bodies { id, peer, hashes });
+            self.actions.push_back(Action::Bodies {
+                id,
+                peer,
+                hashes,
+                headers,
+            });
         }
     }
 }

@@ -427,25 +427,31 @@ impl Round {
         self.cursor
     }
 
-    /// Marks the bodies of `numbers` in flight; their block hashes, to ask for.
-    pub(super) fn take_bodies(&mut self, numbers: &[u64]) -> Vec<B256> {
+    /// Marks the bodies of `numbers` in flight; their block hashes, to ask for, and
+    /// headers, to check the answer against.
+    pub(super) fn take_bodies(&mut self, numbers: &[u64]) -> (Vec<B256>, Vec<Header>) {
         let mut hashes = Vec::with_capacity(numbers.len());
+        let mut headers = Vec::with_capacity(numbers.len());
         for n in numbers {
             self.want_bodies.remove(n);
             if let Some(s) = self.blocks.get_mut(n) {
                 s.in_flight = true;
                 hashes.push(s.hash);
+                headers.push(s.header.clone());
             }
         }
-        hashes
+        (hashes, headers)
     }
 
-    /// `peer` answered the bodies of `numbers` (in order, perhaps fewer).
+    /// `peer` answered the bodies of `numbers` (in order, perhaps fewer). With
+    /// `matched`, the first that many were found to match their headers (the ones
+    /// [`Round::take_bodies`] gave) and the next one not; else each is checked here.
     pub(super) fn on_bodies(
         &mut self,
         peer: PeerId,
         numbers: &[u64],
         bodies: Vec<Body>,
+        matched: Option<usize>,
     ) -> Verdict {
         let mut bad = false;
         let mut stored = 0;
@@ -455,7 +461,7 @@ impl Round {
         // another fork may lack them without lying.
         let mut claimed = peer == self.peer;
         let got = bodies.len();
-        let mut bodies = bodies.into_iter();
+        let mut bodies = bodies.into_iter().enumerate();
         for n in numbers {
             let Some(slot) = self.blocks.get_mut(n) else {
                 continue;
@@ -463,8 +469,12 @@ impl Round {
             claimed |= slot.header_from == peer;
             slot.in_flight = false;
             match bodies.next() {
-                Some(body) if !bad => {
-                    if validate::body(&slot.header, &body).is_ok() {
+                Some((i, body)) if !bad => {
+                    let ok = match matched {
+                        Some(m) => i < m,
+                        None => validate::body(&slot.header, &body).is_ok(),
+                    };
+                    if ok {
                         slot.size = alloy_rlp::Encodable::length(&body) as u64;
                         bytes += slot.size;
                         slot.body = Some(body);
