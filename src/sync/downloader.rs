@@ -66,6 +66,16 @@ pub trait Local {
     fn canonical_hash(&self, number: u64) -> Option<B256>;
 }
 
+/// How many of `bodies`, from the first, match their `headers` (in the same order, as
+/// [`Action::Bodies`] gives them): what [`Downloader::on_checked_bodies`] takes.
+pub fn matched_bodies(headers: &[Header], bodies: &[Body]) -> usize {
+    bodies
+        .iter()
+        .zip(headers)
+        .take_while(|(b, h)| crate::chain::validate::body(h, b).is_ok())
+        .count()
+}
+
 /// Identifies one request, to match its answer.
 pub type RequestId = u64;
 
@@ -662,7 +672,8 @@ impl<L: Local> Downloader<L> {
         let Some(round) = self.round.as_mut() else {
             return;
         };
-        match round.next_import(self.config.import_batch.max(1)) {
+        let (blocks, bytes) = (self.config.import_batch.max(1), self.config.import_bytes);
+        match round.next_import(blocks, bytes) {
             NextImport::Wait => {}
             NextImport::Blocks(blocks) => self.actions.push_back(Action::Import { blocks }),
             NextImport::Done => {

@@ -368,11 +368,7 @@ impl Harness {
                     // Every other answer checked by the caller, as the driver does off
                     // the runtime: both paths see every scenario.
                     if id % 2 == 0 {
-                        let matched = bodies
-                            .iter()
-                            .zip(&headers)
-                            .take_while(|(b, h)| crate::chain::validate::body(h, b).is_ok())
-                            .count();
+                        let matched = super::matched_bodies(&headers, &bodies);
                         self.dl.on_checked_bodies(id, Ok(bodies), matched, self.now);
                     } else {
                         self.dl.on_bodies(id, Ok(bodies), self.now);

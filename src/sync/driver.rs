@@ -17,8 +17,9 @@ use tokio::time::Instant;
 
 use super::downloader::{
     Action, Config, Downloader, Failure, Imported, Local, PeerHead, RequestId, SyncStatus,
+    matched_bodies,
 };
-use crate::chain::{Body, Importer, Store, store, validate};
+use crate::chain::{Body, Importer, Store, store};
 
 /// The store as the downloader's read-only view of the local chain.
 struct StoreView(Arc<Store>);
@@ -301,11 +302,7 @@ fn execute(
                 let msg = match r {
                     Ok(bodies) => {
                         let check = move || {
-                            let matched = bodies
-                                .iter()
-                                .zip(&headers)
-                                .take_while(|(b, h)| validate::body(h, b).is_ok())
-                                .count();
+                            let matched = matched_bodies(&headers, &bodies);
                             (bodies, matched)
                         };
                         match tokio::task::spawn_blocking(check).await {

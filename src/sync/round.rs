@@ -521,8 +521,9 @@ impl Round {
         }
     }
 
-    /// The next batch (at most `batch` blocks) to import, in order from the cursor.
-    pub(super) fn next_import(&mut self, batch: usize) -> NextImport {
+    /// The next batch to import, in order from the cursor: at most `batch` blocks, and
+    /// no more once their bodies reach `max_bytes` (RLP; at least one block).
+    pub(super) fn next_import(&mut self, batch: usize, max_bytes: u64) -> NextImport {
         if self.importing.is_some() {
             return NextImport::Wait;
         }
@@ -532,7 +533,8 @@ impl Round {
         }
         let mut blocks = Vec::new();
         let mut n = self.cursor;
-        while blocks.len() < batch {
+        let mut bytes = 0u64;
+        while blocks.len() < batch && bytes < max_bytes {
             // Moved, not copied, into the import: the slot keeps its hash and sender
             // (all a rejected block's slot is asked for), and whatever the import's
             // result, these slots are not downloaded again (imported, or the round is
@@ -544,6 +546,7 @@ impl Round {
                 break;
             };
             self.held_bytes = self.held_bytes.saturating_sub(slot.size);
+            bytes += slot.size;
             blocks.push(Block {
                 header: std::mem::take(&mut slot.header),
                 body,
