@@ -276,7 +276,13 @@ async fn corrupt_body_peer_is_dropped_and_sync_completes() {
     let b = node("three-b", false, Serve::Honest).await;
     // All three handshaked first, so the corrupt peer is sure to be given bodies.
     connect(&b, &[&good1, &good2, &bad]).await;
-    let syncer = sync::spawn(b.eth.clone(), importer(&b), sync::Config::default());
+    // Small body requests, so that the 600 blocks take several, spread over the peers
+    // (by default the first 32 bodies give their size and the other 568 fit one request).
+    let config = sync::Config {
+        bodies_per_request: 64,
+        ..sync::Config::default()
+    };
+    let syncer = sync::spawn(b.eth.clone(), importer(&b), config);
     wait_synced(&syncer, 25).await;
     let head = b.store.head().unwrap();
     assert_eq!(head.number, 600);

@@ -10,7 +10,7 @@ use protocols::eth::{PeerId, pool::Pool};
 use tokio::sync::broadcast;
 
 use super::Block;
-use super::store::{self, Inserted, Store};
+use super::store::{self, Bodies, Inserted, Store};
 
 /// Accepted blocks a [`Importer::subscribe`]r may fall behind by before it loses the
 /// oldest (and is told how many). Each holds its block (an `Arc`) until every subscriber
@@ -92,12 +92,30 @@ impl Importer {
     /// new blocks from known ones must not race another import of the same blocks (sync
     /// and propagation may both be handed a block), or both would report it accepted.
     pub async fn import(&self, blocks: Vec<Block>, from: Option<PeerId>) -> Imported {
+        self.import_bodies(blocks, from, Bodies::Unchecked).await
+    }
+
+    /// [`Importer::import`] of blocks whose bodies were already matched to their
+    /// headers ([`Bodies::Matched`]: catch-up sync checks each as it arrives), which the
+    /// store then does not check again.
+    pub async fn import_matched(&self, blocks: Vec<Block>) -> Imported {
+        self.import_bodies(blocks, None, Bodies::Matched).await
+    }
+
+    async fn import_bodies(
+        &self,
+        blocks: Vec<Block>,
+        from: Option<PeerId>,
+        bodies: Bodies,
+    ) -> Imported {
         let inner = self.inner.clone();
         let run = tokio::task::spawn_blocking(move || {
             let _serial = inner.serial.lock().unwrap_or_else(|e| e.into_inner());
             // The store says which blocks it stored: no read per block to tell.
             let mut stored = Vec::new();
-            let result = inner.store.insert_blocks_noting(&blocks, &mut stored);
+            let result = inner
+                .store
+                .insert_blocks_noting(&blocks, &mut stored, bodies);
             if let Some(pool) = &inner.pool
                 && !stored.is_empty()
                 && pool.stats().count > 0

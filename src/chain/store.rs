@@ -434,19 +434,21 @@ impl Store {
     /// ([`validate::Error::is_permanent`]) is remembered ([`Store::bad_block`]). `now` is
     /// the clock (seconds since the epoch) that timestamps are judged by.
     pub fn insert_blocks_at(&self, blocks: &[Block], now: u64) -> Result<Inserted, Error> {
-        self.insert_noting(blocks, now, &mut Vec::new())
+        self.insert_noting(blocks, now, &mut Vec::new(), Bodies::Unchecked)
     }
 
-    /// [`Store::insert_blocks`], also pushing onto `stored` the index in `blocks` of each
+    /// [`Store::insert_blocks`], with `bodies` saying whether they still need checking
+    /// against their headers, also pushing onto `stored` the index in `blocks` of each
     /// block this call stored (not those already stored): valid whatever the result, as
     /// the blocks before a bad one are committed too.
     pub fn insert_blocks_noting(
         &self,
         blocks: &[Block],
         stored: &mut Vec<usize>,
+        bodies: Bodies,
     ) -> Result<Inserted, Error> {
         let first = stored.len();
-        let result = self.insert_noting(blocks, unix_now(), stored);
+        let result = self.insert_noting(blocks, unix_now(), stored, bodies);
         if matches!(result, Err(ref e) if !matches!(e, Error::BadBlock { .. })) {
             // The write failed: nothing was committed.
             stored.truncate(first);
@@ -459,6 +461,7 @@ impl Store {
         blocks: &[Block],
         now: u64,
         stored: &mut Vec<usize>,
+        bodies: Bodies,
     ) -> Result<Inserted, Error> {
         let w = self.db.begin_write().map_err(db)?;
         let mut failure = None;
@@ -522,7 +525,10 @@ impl Store {
                 let checked = self
                     .refusal(&t, block, hash, &parent, head.number, size, now)
                     .and_then(|()| validate::header(&self.spec, &parent, &block.header))
-                    .and_then(|()| validate::body(&block.header, &block.body));
+                    .and_then(|()| match bodies {
+                        Bodies::Unchecked => validate::body(&block.header, &block.body),
+                        Bodies::Matched => Ok(()),
+                    });
                 if let Err(reason) = checked {
                     if reason.is_permanent() {
                         self.mark_bad(hash, reason.clone());
@@ -800,4 +806,17 @@ impl<'txn> Tables<'txn> {
             (number, hash, parent) = (below, parent, header.parent_hash);
         }
     }
+}
+
+/// Whether the bodies handed to [`Store::insert_blocks_noting`] were already matched to
+/// their headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bodies {
+    /// Not checked: the store checks each with [`validate::body`].
+    Unchecked,
+    /// Each body passed [`validate::body`] against the very header it is stored with
+    /// (catch-up sync checks every body as it arrives, before the block is assembled):
+    /// the store skips that check (the transaction, ommer and withdrawal roots, hashing
+    /// every transaction again). Every other rule is checked as always.
+    Matched,
 }

@@ -12,33 +12,60 @@ pub struct Config {
     /// A peer ahead by 1..=`threshold` for this long starts a round all the same (a block
     /// announcement was missed). Default 5 s (go-ethereum forces a sync every 10 s).
     pub grace: Duration,
-    /// Distance between skeleton headers. Default 192 (go-ethereum `MaxHeaderFetch`):
-    /// one gap is one header request.
+    /// Distance between skeleton headers. Default 1024 (`eth::serve::MAX_HEADERS`, and
+    /// what go-ethereum and reth serve): one gap is one header request, as long as peers
+    /// answer it in full (1024 headers are ~600 KB, under the 2 MiB soft limit).
     pub span: u64,
-    /// Skeleton points per round. Default 128 (go-ethereum `MaxSkeletonSize`): a round
-    /// covers at most 24 576 blocks, and then the next one starts from the new head.
+    /// Skeleton points per round. Default 32: a round covers at most 32 × 1024 = 32,768
+    /// blocks, and then the next one starts from the new head. That bounds the headers a
+    /// round holds: ~0.9 KB each decoded (the header and its slot), ~30 MB at most,
+    /// about what 128 points of 192 (go-ethereum's `MaxSkeletonSize` × `MaxHeaderFetch`,
+    /// 24,576 headers) held before.
     pub max_skeleton: u64,
-    /// Bodies per request. Default 256: twice go-ethereum's `MaxBlockFetch`, a quarter of
-    /// what peers serve (1024); large blocks are cut by the peer's 2 MiB soft limit and
-    /// the rest asked again. With requests paced, bigger requests are what speeds up a
-    /// sync from one peer (docs/benchmarks.md: 3,636 → 5,014 blocks/s over 128).
+    /// Most bodies per request. Default 1024 (`eth::serve::MAX_BODIES`, go-ethereum's
+    /// `maxBodiesServe`): with small blocks the request is bounded by this, with large
+    /// ones by [`Config::response_bytes`].
     pub bodies_per_request: usize,
-    /// Requests in flight per peer. Default 2: keeps a peer busy while bounding what one
-    /// slow peer holds up.
+    /// Bytes of bodies to ask for per request. Default 2 MiB (`eth::serve::
+    /// SOFT_RESPONSE_LIMIT`, the spec's recommended soft limit): the count is this over
+    /// the bytes per body learned from delivered bodies (the median of the last 15
+    /// answers), e.g. ~890 of the generated chain's 2.4 KB bodies (`benches/sync.rs`), ~14
+    /// of 150 KB mainnet blocks. A peer that cuts an answer at its own limit answers a prefix; the rest is
+    /// asked again, without fault.
+    pub response_bytes: u64,
+    /// Requests in flight per peer. Default 4: a header fill and bodies overlap, and the
+    /// peer encodes one answer while we decode another; one slow peer holds at most 4
+    /// requests' work (under eth's 16 per peer, `eth::Config::max_in_flight`).
     pub max_in_flight: usize,
-    /// Bodies are only asked for blocks this far above the import cursor. Default 2048:
-    /// bounds the blocks held in memory.
-    pub window: u64,
-    /// Blocks per import. Default 256.
+    /// Bytes of bodies held above the import cursor (downloaded, plus requests in flight
+    /// at their expected size), at most: no body request goes out beyond it. Default
+    /// 64 MiB (RLP; decoded bodies take about twice that): ~28,000 of the generated chain's
+    /// 2.4 KB bodies, ~440 mainnet blocks of 150 KB, while a request may still bring one more
+    /// answer per request in flight (2 MiB each, plus the body crossing the limit).
+    pub window_bytes: u64,
+    /// Blocks per import (one store write transaction, one commit), at most. Default
+    /// 1024: the commit is a large share of an import (18% of the samples of a profile of
+    /// the sync bench at 256 a batch), so small blocks are imported four times as many a
+    /// commit as `devp2p import` does (256); large ones are bounded by
+    /// [`Config::import_bytes`].
     pub import_batch: usize,
+    /// Bytes of bodies (RLP) per import: a batch ends once it reaches this. Default
+    /// 32 MiB: ~220 mainnet blocks of 150 KB (about the 256 blocks a batch held before),
+    /// ~14,000 of the generated chain's 2.4 KB bodies (so 1024 blocks bound those).
+    pub import_bytes: u64,
     /// Time a peer has to answer before it is penalised. Default 12 s (above eth's 10 s
     /// request timeout, which usually reports first).
     pub request_timeout: Duration,
-    /// Least time between two requests to one peer. Default 20 ms (50 requests/s): under
-    /// the 64 requests/s a peer of ours allows (`eth::Config::requests_per_second`), so our
-    /// nodes never drop each other for syncing too fast; at 128 bodies a request it still
-    /// allows 6,400 blocks/s per peer.
-    pub min_request_interval: Duration,
+    /// Requests per second to one peer, sustained (a token bucket per peer). Default 48:
+    /// three quarters of the 64/s a peer of ours allows (`eth::Config::
+    /// requests_per_second`), the rest left for what else we ask of the same peer
+    /// (receipts, pooled transactions, announced blocks), so our nodes never drop each
+    /// other for syncing too fast. With 1024 headers and ~890 bodies of 2.4 KB a request
+    /// it allows ~22,000 blocks/s from one peer, over twice the local import.
+    pub requests_per_second: u32,
+    /// Requests to one peer at once (the bucket's size). Default 16: a sixteenth of the
+    /// 256 burst a peer of ours allows (`eth::Config::request_burst`).
+    pub request_burst: u32,
     /// Pause before a new round after one failed, and before a peer that answered empty
     /// or was busy is asked again. Default 1 s.
     pub retry_delay: Duration,
@@ -60,13 +87,16 @@ impl Default for Config {
         Self {
             threshold: crate::propagate::MAX_FETCH_AHEAD,
             grace: Duration::from_secs(5),
-            min_request_interval: Duration::from_millis(20),
-            span: 192,
-            max_skeleton: 128,
-            bodies_per_request: 256,
-            max_in_flight: 2,
-            window: 2048,
-            import_batch: 256,
+            span: 1024,
+            max_skeleton: 32,
+            bodies_per_request: 1024,
+            response_bytes: 2 * 1024 * 1024,
+            max_in_flight: 4,
+            window_bytes: 64 * 1024 * 1024,
+            requests_per_second: 48,
+            request_burst: 16,
+            import_batch: 1024,
+            import_bytes: 32 * 1024 * 1024,
             request_timeout: Duration::from_secs(12),
             retry_delay: Duration::from_secs(1),
             stall_timeout: Duration::from_secs(30),

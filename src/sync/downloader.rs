@@ -29,7 +29,8 @@
 //!    does not link, or it cannot fill it, it is penalised and the round starts over.
 //!    Empty or short fills count against the peer (strikes). Bodies are asked
 //!    for filled headers from all peers (at most [`Config::max_in_flight`] requests per
-//!    peer, within [`Config::window`] blocks of the import cursor), checked against the
+//!    peer, paced and sized by bytes (`super::pacing`), within [`Config::window_bytes`]
+//!    of bodies above the import cursor), checked against the
 //!    header roots before anything is imported, and contiguous blocks are imported in
 //!    order, one batch at a time. The round ends when its last block is imported.
 //!
@@ -53,6 +54,7 @@ use protocols::eth::{BlockId, GetBlockHeaders, PeerId};
 use rlpx::DisconnectReason;
 
 pub use super::config::Config;
+use super::pacing::{BodySize, Pacer};
 use super::round::{Answer, NextImport, Round, Verdict};
 use crate::chain::{Block, Body};
 
@@ -62,6 +64,16 @@ pub trait Local {
     fn head(&self) -> (u64, B256);
     /// The canonical hash at `number`, if any.
     fn canonical_hash(&self, number: u64) -> Option<B256>;
+}
+
+/// How many of `bodies`, from the first, match their `headers` (in the same order, as
+/// [`Action::Bodies`] gives them): what [`Downloader::on_checked_bodies`] takes.
+pub fn matched_bodies(headers: &[Header], bodies: &[Body]) -> usize {
+    bodies
+        .iter()
+        .zip(headers)
+        .take_while(|(b, h)| crate::chain::validate::body(h, b).is_ok())
+        .count()
 }
 
 /// Identifies one request, to match its answer.
@@ -79,7 +91,8 @@ pub enum Action {
         /// What.
         req: GetBlockHeaders,
     },
-    /// Send a GetBlockBodies; report with [`Downloader::on_bodies`].
+    /// Send a GetBlockBodies; report with [`Downloader::on_bodies`], or
+    /// [`Downloader::on_checked_bodies`] after checking the bodies against `headers`.
     Bodies {
         /// The request.
         id: RequestId,
@@ -87,6 +100,10 @@ pub enum Action {
         peer: PeerId,
         /// The block hashes.
         hashes: Vec<B256>,
+        /// Their headers, in the same order: what the bodies must match. Checking them
+        /// hashes every transaction and builds the roots, which the caller can do off
+        /// the thread that feeds the downloader.
+        headers: Vec<Header>,
     },
     /// Import these blocks (in order, each the parent of the next); report with
     /// [`Downloader::on_imported`]. Only one import is outstanding at a time.
@@ -166,8 +183,8 @@ pub(super) struct Peer {
     pub(super) strikes: u32,
     /// Pause after an empty answer: the peer lacks what we asked.
     pub(super) idle_until: Option<Instant>,
-    /// No request before this ([`Config::min_request_interval`] after the last one).
-    pub(super) paced_until: Option<Instant>,
+    /// The requests it may be sent ([`super::pacing`]).
+    pub(super) pacer: Pacer,
 }
 
 impl Peer {
@@ -217,6 +234,8 @@ pub struct Downloader<L> {
     pub(super) actions: VecDeque<Action>,
     pub(super) status: SyncStatus,
     pub(super) retry_at: Option<Instant>,
+    /// Bytes per body, learned from answers: sizes body requests and the window.
+    pub(super) body_size: BodySize,
     /// Since when a peer has been a little ahead of us (within the threshold), and our
     /// head then: a head that moves means propagation is working, and restarts the wait.
     behind_since: Option<(Instant, u64)>,
@@ -249,6 +268,7 @@ impl<L: Local> Downloader<L> {
                 syncing: false,
             },
             retry_at: None,
+            body_size: BodySize::default(),
             behind_since: None,
             grace_over: false,
             stall: None,
@@ -274,17 +294,15 @@ impl<L: Local> Downloader<L> {
     /// When [`Downloader::handle_timeout`] should next be called.
     pub fn next_timeout(&self) -> Option<Instant> {
         let requests = self.requests.values().map(|r| r.deadline);
-        let idle = self
-            .peers
-            .values()
-            .flat_map(|p| [p.idle_until, p.paced_until])
-            .flatten();
+        let idle = self.peers.values().filter_map(|p| p.idle_until);
+        let paced = self.peers.values().filter_map(|p| p.pacer.ready_at());
         let grace = self
             .behind_since
             .filter(|_| self.round.is_none() && !self.grace_over)
             .map(|(t, _)| t + self.config.grace);
         requests
             .chain(idle)
+            .chain(paced)
             .chain(self.retry_at)
             .chain(grace)
             .chain(self.stall_deadline())
@@ -296,12 +314,13 @@ impl<L: Local> Downloader<L> {
         if self.penalised.contains(&peer) {
             return;
         }
-        let entry = self.peers.entry(peer).or_insert(Peer {
+        let (rate, burst) = (self.config.requests_per_second, self.config.request_burst);
+        let entry = self.peers.entry(peer).or_insert_with(|| Peer {
             head,
             proven: None,
             strikes: 0,
             idle_until: None,
-            paced_until: None,
+            pacer: Pacer::new(rate, burst, now),
         });
         // A head announced lower than the one it showed (a reorg to a shorter chain, or a
         // BlockRangeUpdate): what it showed may no longer be its chain; show it again.
@@ -356,9 +375,7 @@ impl<L: Local> Downloader<L> {
             if p.idle_until.is_some_and(|t| t <= now) {
                 p.idle_until = None;
             }
-            if p.paced_until.is_some_and(|t| t <= now) {
-                p.paced_until = None;
-            }
+            p.pacer.settle(now);
         }
         if self.retry_at.is_some_and(|t| t <= now) {
             self.retry_at = None;
@@ -389,8 +406,31 @@ impl<L: Local> Downloader<L> {
         self.schedule(now);
     }
 
-    /// The answer to an [`Action::Bodies`].
+    /// The answer to an [`Action::Bodies`]; each body is checked against its header here.
     pub fn on_bodies(&mut self, id: RequestId, answer: Result<Vec<Body>, Failure>, now: Instant) {
+        self.bodies_arrived(id, answer, None, now);
+    }
+
+    /// The answer to an [`Action::Bodies`] whose first `matched` bodies the caller found
+    /// to match the action's headers ([`crate::chain::validate::body`]), and the next one,
+    /// if any, not: they are not checked again.
+    pub fn on_checked_bodies(
+        &mut self,
+        id: RequestId,
+        answer: Result<Vec<Body>, Failure>,
+        matched: usize,
+        now: Instant,
+    ) {
+        self.bodies_arrived(id, answer, Some(matched), now);
+    }
+
+    fn bodies_arrived(
+        &mut self,
+        id: RequestId,
+        answer: Result<Vec<Body>, Failure>,
+        matched: Option<usize>,
+        now: Instant,
+    ) {
         let Some(req) = self.requests.remove(&id) else {
             return;
         };
@@ -403,7 +443,8 @@ impl<L: Local> Downloader<L> {
             }
             Ok(bodies) => {
                 if let (Kind::Bodies { numbers }, Some(round)) = (req.kind, self.round.as_mut()) {
-                    let v = round.on_bodies(peer, &numbers, bodies);
+                    let v = round.on_bodies(peer, &numbers, bodies, matched);
+                    self.body_size.record(v.bodies.0, v.bodies.1);
                     self.apply(Some(peer), v, now);
                 }
             }
@@ -462,47 +503,6 @@ impl<L: Local> Downloader<L> {
     ) {
         let id = self.start_request(peer, kind, now);
         self.actions.push_back(Action::Headers { id, peer, req });
-    }
-
-    /// Records a request of `kind` to `peer` at `now`: its deadline, and the pacing of
-    /// the next one ([`Config::min_request_interval`]). Returns its id.
-    pub(super) fn start_request(&mut self, peer: PeerId, kind: Kind, now: Instant) -> RequestId {
-        let id = self.next_request_id();
-        let deadline = now + self.config.request_timeout;
-        self.requests.insert(
-            id,
-            Request {
-                peer,
-                deadline,
-                kind,
-            },
-        );
-        let interval = self.config.min_request_interval;
-        if let Some(p) = self.peers.get_mut(&peer)
-            && !interval.is_zero()
-        {
-            p.paced_until = Some(now + interval);
-        }
-        id
-    }
-
-    pub(super) fn in_flight(&self, peer: &PeerId) -> usize {
-        self.requests.values().filter(|r| &r.peer == peer).count()
-    }
-
-    /// Peers that can take work up to block `need`, least busy first.
-    pub(super) fn idle_peers(&self, need: u64, now: Instant) -> Vec<PeerId> {
-        let mut v: Vec<(usize, PeerId)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.proven.is_some_and(|(n, _)| n >= need))
-            .filter(|(_, p)| p.idle_until.is_none_or(|t| t <= now))
-            .filter(|(_, p)| p.paced_until.is_none_or(|t| t <= now))
-            .map(|(id, _)| (self.in_flight(id), *id))
-            .filter(|(n, _)| *n < self.config.max_in_flight)
-            .collect();
-        v.sort();
-        v.into_iter().map(|(_, id)| id).collect()
     }
 
     pub(super) fn drop_requests_of(&mut self, peer: &PeerId, now: Instant) {
@@ -597,9 +597,12 @@ impl<L: Local> Downloader<L> {
         }
     }
 
-    /// The skeleton's span and most points, as configured (at least 1 each).
+    /// The skeleton's span and most points, as configured (at least 1 each, at most
+    /// what a peer serves in one answer: a gap and the skeleton are one request each).
     fn skeleton_shape(&self) -> (u64, u64) {
-        (self.config.span.max(1), self.config.max_skeleton.max(1))
+        let most = protocols::eth::serve::MAX_HEADERS;
+        let clamp = |n: u64| n.clamp(1, most);
+        (clamp(self.config.span), clamp(self.config.max_skeleton))
     }
 
     /// One step of the ancestor search: the peer's header at `number`.
@@ -660,26 +663,7 @@ impl<L: Local> Downloader<L> {
                 self.send_headers(peer, req, Kind::Fill { gap }, now);
             }
         }
-        // Bodies, a request at a time while an idle peer reaches the top of it.
-        let per_request = self.config.bodies_per_request.max(1);
-        loop {
-            let Some(round) = self.round.as_mut() else {
-                return;
-            };
-            let numbers = round.bodies_wanted(self.config.window, per_request);
-            let Some(&top) = numbers.last() else {
-                break;
-            };
-            let Some(peer) = self.idle_peers(top, now).into_iter().next() else {
-                break;
-            };
-            let Some(round) = self.round.as_mut() else {
-                return;
-            };
-            let hashes = round.take_bodies(&numbers);
-            let id = self.start_request(peer, Kind::Bodies { numbers }, now);
-            self.actions.push_back(Action::Bodies { id, peer, hashes });
-        }
+        self.schedule_bodies(now);
         self.import_ready(now);
     }
 
@@ -688,7 +672,8 @@ impl<L: Local> Downloader<L> {
         let Some(round) = self.round.as_mut() else {
             return;
         };
-        match round.next_import(self.config.import_batch.max(1)) {
+        let (blocks, bytes) = (self.config.import_batch.max(1), self.config.import_bytes);
+        match round.next_import(blocks, bytes) {
             NextImport::Wait => {}
             NextImport::Blocks(blocks) => self.actions.push_back(Action::Import { blocks }),
             NextImport::Done => {
@@ -767,14 +752,14 @@ impl<L: Local> Downloader<L> {
             let best = self
                 .peers
                 .iter()
-                .filter_map(|(id, p)| Some((p.proven?, *id, p.paced_until)))
+                .filter_map(|(id, p)| Some((p.proven?, *id, p.pacer.ready(now))))
                 .filter(|((n, _), _, _)| *n > head)
                 .max_by_key(|((n, _), id, _)| (*n, id.serialize()));
-            let Some(((target, target_hash), peer, paced_until)) = best else {
+            let Some(((target, target_hash), peer, ready)) = best else {
                 return; // until a head above ours is shown
             };
-            if paced_until.is_some_and(|t| t > now) {
-                return; // its first request goes out with the pacing (`next_timeout` wakes us)
+            if !ready {
+                return; // its first request waits for a token (`next_timeout` wakes us)
             }
             if self.stall_clock_for(peer, now) {
                 break (target, target_hash, peer);

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::downloader::{
     Action, Config, Downloader, Failure, Imported, Local, PeerHead, RequestId, SyncStatus,
+    matched_bodies,
 };
 use crate::chain::{Body, Importer, Store, store};
 
@@ -122,7 +123,8 @@ pub fn spawn(eth: eth::Handle, importer: Importer, config: Config) -> Syncer {
 /// What the request and import tasks report back.
 enum Msg {
     Headers(RequestId, Result<Vec<Header>, Failure>),
-    Bodies(RequestId, Result<Vec<Body>, Failure>),
+    /// An answer, and how many of its bodies matched their headers if checked.
+    Bodies(RequestId, Result<Vec<Body>, Failure>, Option<usize>),
     Imported {
         result: Imported,
         blocks: usize,
@@ -183,7 +185,8 @@ async fn run(
                 let now = Instant::now().into_std();
                 match msg {
                     Msg::Headers(id, r) => dl.on_headers(id, r, now),
-                    Msg::Bodies(id, r) => dl.on_bodies(id, r, now),
+                    Msg::Bodies(id, r, Some(matched)) => dl.on_checked_bodies(id, r, matched, now),
+                    Msg::Bodies(id, r, None) => dl.on_bodies(id, r, now),
                     Msg::Imported { result, blocks, last, elapsed } => {
                         if matches!(result, Imported::Ok { .. }) {
                             tracing::info!(
@@ -286,10 +289,30 @@ fn execute(
                 let _ = tx.send(Msg::Headers(id, r));
             });
         }
-        Action::Bodies { id, peer, hashes } => {
+        Action::Bodies {
+            id,
+            peer,
+            hashes,
+            headers,
+        } => {
             tasks.spawn(async move {
                 let r = eth.request_bodies(&peer, hashes).await.map_err(failure);
-                let _ = tx.send(Msg::Bodies(id, r));
+                // Checked against their headers on a blocking thread (every transaction
+                // hashed, the roots built), not in the loop that feeds the downloader.
+                let msg = match r {
+                    Ok(bodies) => {
+                        let check = move || {
+                            let matched = matched_bodies(&headers, &bodies);
+                            (bodies, matched)
+                        };
+                        match tokio::task::spawn_blocking(check).await {
+                            Ok((bodies, matched)) => Msg::Bodies(id, Ok(bodies), Some(matched)),
+                            Err(_) => Msg::Bodies(id, Err(Failure::Gone), None),
+                        }
+                    }
+                    Err(e) => Msg::Bodies(id, Err(e), None),
+                };
+                let _ = tx.send(msg);
             });
         }
         Action::Penalise { peer, reason } => {
@@ -307,7 +330,8 @@ fn execute(
                     .last()
                     .map(|b| (b.header.number, b.header.hash_slow()))
                     .unwrap_or_default();
-                let result = match importer.import(blocks, None).await.result {
+                // Every body was matched to its header on arrival (`round`).
+                let result = match importer.import_matched(blocks).await.result {
                     Ok(i) => Imported::Ok {
                         number: i.head_number,
                         hash: i.head_hash,

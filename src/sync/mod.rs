@@ -5,7 +5,9 @@
 //!   believes of a peer's claimed head and how withholding and stalling peers are dropped
 //!   is in [`trust`]; one round's own state machine (its phases, gaps, downloaded blocks
 //!   and import cursor, checking answers against them) is `round::Round`, which the
-//!   downloader owns and feeds;
+//!   downloader owns and feeds; how much is asked of a peer at once and how often
+//!   (a token bucket under the peer's request budget, body requests sized by bytes, the
+//!   byte window) is `pacing`;
 //! - [`driver`]: the tokio task running it over the [`protocols::eth::Handle`] and the
 //!   [`crate::chain::Importer`];
 //! - [`receipts`]: the sans-IO fetcher of the receipts of imported blocks (from sync and
@@ -34,6 +36,7 @@
 mod config;
 pub mod downloader;
 pub mod driver;
+mod pacing;
 pub mod receipts;
 mod receipts_driver;
 mod round;

@@ -63,6 +63,8 @@ struct Slot {
     hash: B256,
     header_from: PeerId,
     body: Option<Body>,
+    /// The body's RLP size, once stored (counted in [`Round::held_bytes`]).
+    size: u64,
     in_flight: bool,
 }
 
@@ -89,6 +91,8 @@ pub(super) struct Verdict {
     pub(super) answer: Option<Answer>,
     /// Peers proven at fault.
     pub(super) penalise: Vec<(PeerId, DisconnectReason)>,
+    /// Bodies stored from the answer and their RLP bytes (for the size estimate).
+    pub(super) bodies: (usize, u64),
 }
 
 /// What [`Round::next_import`] found.
@@ -117,6 +121,8 @@ pub(super) struct Round {
     want_bodies: BTreeSet<u64>,
     /// Next block to import.
     cursor: u64,
+    /// RLP bytes of the bodies stored and not yet handed to an import.
+    held_bytes: u64,
     /// Last block of an outstanding import.
     importing: Option<u64>,
     /// Last block of the round.
@@ -143,6 +149,7 @@ impl Round {
             blocks: BTreeMap::new(),
             want_bodies: BTreeSet::new(),
             cursor: 1,
+            held_bytes: 0,
             importing: None,
             end: 0,
             with_target: true,
@@ -381,6 +388,7 @@ impl Round {
                     hash,
                     header_from: peer,
                     body: None,
+                    size: 0,
                     in_flight: false,
                 },
             );
@@ -403,46 +411,57 @@ impl Round {
         }
     }
 
-    /// The next bodies to ask for: up to `per_request` wanted blocks within `window` of
-    /// the import cursor, lowest first.
-    pub(super) fn bodies_wanted(&self, window: u64, per_request: usize) -> Vec<u64> {
-        let limit = self.cursor.saturating_add(window);
-        self.want_bodies
-            .iter()
-            .copied()
-            .take_while(|n| *n < limit)
-            .take(per_request)
-            .collect()
+    /// The next bodies to ask for: up to `per_request` wanted blocks, lowest first.
+    pub(super) fn bodies_wanted(&self, per_request: usize) -> Vec<u64> {
+        self.want_bodies.iter().copied().take(per_request).collect()
     }
 
-    /// Marks the bodies of `numbers` in flight; their block hashes, to ask for.
-    pub(super) fn take_bodies(&mut self, numbers: &[u64]) -> Vec<B256> {
+    /// RLP bytes of the bodies downloaded and not yet handed to an import (what the
+    /// downloader's byte window bounds).
+    pub(super) fn held_bytes(&self) -> u64 {
+        self.held_bytes
+    }
+
+    /// The next block to import.
+    pub(super) fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Marks the bodies of `numbers` in flight; their block hashes, to ask for, and
+    /// headers, to check the answer against.
+    pub(super) fn take_bodies(&mut self, numbers: &[u64]) -> (Vec<B256>, Vec<Header>) {
         let mut hashes = Vec::with_capacity(numbers.len());
+        let mut headers = Vec::with_capacity(numbers.len());
         for n in numbers {
             self.want_bodies.remove(n);
             if let Some(s) = self.blocks.get_mut(n) {
                 s.in_flight = true;
                 hashes.push(s.hash);
+                headers.push(s.header.clone());
             }
         }
-        hashes
+        (hashes, headers)
     }
 
-    /// `peer` answered the bodies of `numbers` (in order, perhaps fewer).
+    /// `peer` answered the bodies of `numbers` (in order, perhaps fewer). With
+    /// `matched`, the first that many were found to match their headers (the ones
+    /// [`Round::take_bodies`] gave) and the next one not; else each is checked here.
     pub(super) fn on_bodies(
         &mut self,
         peer: PeerId,
         numbers: &[u64],
         bodies: Vec<Body>,
+        matched: Option<usize>,
     ) -> Verdict {
         let mut bad = false;
         let mut stored = 0;
+        let mut bytes = 0u64;
         // Whether the peer claimed these blocks: it leads the round (the gaps link to its
         // skeleton, so they are its chain) or sent some of their headers. A peer on
         // another fork may lack them without lying.
         let mut claimed = peer == self.peer;
         let got = bodies.len();
-        let mut bodies = bodies.into_iter();
+        let mut bodies = bodies.into_iter().enumerate();
         for n in numbers {
             let Some(slot) = self.blocks.get_mut(n) else {
                 continue;
@@ -450,8 +469,14 @@ impl Round {
             claimed |= slot.header_from == peer;
             slot.in_flight = false;
             match bodies.next() {
-                Some(body) if !bad => {
-                    if validate::body(&slot.header, &body).is_ok() {
+                Some((i, body)) if !bad => {
+                    let ok = match matched {
+                        Some(m) => i < m,
+                        None => validate::body(&slot.header, &body).is_ok(),
+                    };
+                    if ok {
+                        slot.size = alloy_rlp::Encodable::length(&body) as u64;
+                        bytes += slot.size;
                         slot.body = Some(body);
                         stored += 1;
                     } else {
@@ -464,8 +489,10 @@ impl Round {
                 }
             }
         }
+        self.held_bytes += bytes;
         let mut v = Verdict {
             progress: stored > 0,
+            bodies: (stored, bytes),
             ..Verdict::default()
         };
         if bad {
@@ -494,8 +521,9 @@ impl Round {
         }
     }
 
-    /// The next batch (at most `batch` blocks) to import, in order from the cursor.
-    pub(super) fn next_import(&mut self, batch: usize) -> NextImport {
+    /// The next batch to import, in order from the cursor: at most `batch` blocks, and
+    /// no more once their bodies reach `max_bytes` (RLP; at least one block).
+    pub(super) fn next_import(&mut self, batch: usize, max_bytes: u64) -> NextImport {
         if self.importing.is_some() {
             return NextImport::Wait;
         }
@@ -505,15 +533,22 @@ impl Round {
         }
         let mut blocks = Vec::new();
         let mut n = self.cursor;
-        while blocks.len() < batch {
-            let Some(slot) = self.blocks.get(&n) else {
+        let mut bytes = 0u64;
+        while blocks.len() < batch && bytes < max_bytes {
+            // Moved, not copied, into the import: the slot keeps its hash and sender
+            // (all a rejected block's slot is asked for), and whatever the import's
+            // result, these slots are not downloaded again (imported, or the round is
+            // dropped).
+            let Some(slot) = self.blocks.get_mut(&n) else {
                 break;
             };
-            let Some(body) = slot.body.clone() else {
+            let Some(body) = slot.body.take() else {
                 break;
             };
+            self.held_bytes = self.held_bytes.saturating_sub(slot.size);
+            bytes += slot.size;
             blocks.push(Block {
-                header: slot.header.clone(),
+                header: std::mem::take(&mut slot.header),
                 body,
             });
             n += 1;

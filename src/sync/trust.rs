@@ -55,7 +55,7 @@ impl<L: Local> Downloader<L> {
                 Some(n) => all && n > head,
             })
             .filter(|(_, p)| p.idle_until.is_none_or(|t| t <= now))
-            .filter(|(_, p)| p.paced_until.is_none_or(|t| t <= now))
+            .filter(|(_, p)| p.pacer.ready(now))
             .filter(|(id, _)| !self.probing(id))
             .filter(|(id, _)| self.in_flight(id) < self.config.max_in_flight)
             .map(|(id, p)| (*id, p.head.hash, p.head.number))

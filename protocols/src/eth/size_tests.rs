@@ -159,6 +159,24 @@ fn honest_messages_pass_and_are_covered() {
     assert!(Message::decode(ETH68, code::BLOCK_BODIES, &empty_bodies).is_ok());
     let empty_receipts = response(&repeat(&[0xc0], 1024));
     assert!(Message::decode(ETH69, code::RECEIPTS, &empty_receipts).is_ok());
+    // A whole answer (`serve::MAX_BODIES`) of the chain's most amplified bodies: one
+    // transaction each, the smallest of the chain. A sync asking 1024 bodies of a
+    // stretch of such blocks (as mainnet's early ones) must not drop the honest peer.
+    let smallest = chain_blocks()
+        .into_iter()
+        .filter(|b| b.body.transactions.len() == 1)
+        .min_by_key(|b| alloy_rlp::Encodable::length(&b.body.transactions[0]))
+        .expect("a block with one transaction");
+    let one = alloy_rlp::encode(&smallest.body);
+    let answer = response(&repeat(&one, crate::eth::serve::MAX_BODIES));
+    let est = estimate(code::BLOCK_BODIES, &answer);
+    println!(
+        "1024 bodies of one {}-byte transaction: {} bytes decode to {est} (allowance {})",
+        alloy_rlp::Encodable::length(&smallest.body.transactions[0]),
+        answer.len(),
+        allowance(answer.len())
+    );
+    assert!(Message::decode(ETH68, code::BLOCK_BODIES, &answer).is_ok());
     let bodies = RequestPair {
         request_id: 1,
         message: vec![BlockBody::<TxEnvelope>::default(); 3],
