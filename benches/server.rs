@@ -1,7 +1,8 @@
 //! Server benchmark: memory per connected idle and busy peer, and accepted handshakes per second
 //! under a flood of concurrent dialers, with the handshake's EC bound measured in the same
 //! run. `cargo bench --bench server` (add `-- --peers N` to change the 500 peers, `--secs S`
-//! for the length of each handshake flood, `--handshakes` for the handshake rows alone).
+//! for the length of each handshake flood, `--dialers K` for the dialers in flight (16),
+//! `--handshakes` for the handshake rows alone).
 //!
 //! The dialers run in a child process (this binary re-executed with `--dialer`), so the
 //! server's RSS is measured alone. Without `--bench` (as the test command runs it) it does
@@ -174,9 +175,12 @@ fn pin_self(cpu: usize) {
     assert!(ok, "taskset could not pin the server");
 }
 
-fn child(args: &[&str]) -> std::process::Child {
+/// Starts a dialer child, on CPU 1 when `pinned`. (Whether to pin is decided once, before
+/// the server pins itself: afterwards `available_parallelism` sees one CPU, and until
+/// 2026-12-05 evening the children were started unpinned, on the server's CPU.)
+fn child(pinned: bool, args: &[&str]) -> std::process::Child {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = if pinning() {
+    let mut cmd = if pinned {
         let mut c = Command::new("taskset");
         c.args(["-c", "1"]).arg(exe);
         c
@@ -240,6 +244,11 @@ fn main() {
         .position(|a| a == "--secs")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(if full { 5.0 } else { 0.5 });
+    let dialers: usize = args
+        .iter()
+        .position(|a| a == "--dialers")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(16);
     // `--handshakes`: only the handshake rows (for profiling the accept path).
     let handshakes_only = args.iter().any(|a| a == "--handshakes");
     let pinned = pinning();
@@ -298,7 +307,7 @@ fn main() {
         if !handshakes_only {
         // Memory per idle peer.
         let before = rss_kib();
-        let mut holder = child(&["hold", &n_str, &addr_str, &id]);
+        let mut holder = child(pinned, &["hold", &n_str, &addr_str, &id]);
         expect_line(&mut holder, "ready");
         until("the held peers", || handle.peers().len() >= peers).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -312,7 +321,7 @@ fn main() {
         // sessions have run for a while (queues and buffers at their working size).
         // Against the same baseline as the idle peers: the allocator keeps what the idle
         // sessions freed, and busy sessions reuse it, so RSS just before them understates.
-        let mut busy = child(&["busy", &n_str, &addr_str, &id]);
+        let mut busy = child(pinned, &["busy", &n_str, &addr_str, &id]);
         expect_line(&mut busy, "ready");
         until("the busy peers", || handle.peers().len() >= peers).await;
         tokio::time::sleep(Duration::from_secs(if full { 3 } else { 1 })).await;
@@ -336,7 +345,7 @@ fn main() {
         });
         let (start, cpu0) = (Instant::now(), process_cpu());
         let secs = flood_secs.to_string();
-        let mut flood = child(&["flood", "16", &secs, &addr_str, &id]);
+        let mut flood = child(pinned, &["flood", &dialers.to_string(), &secs, &addr_str, &id]);
         let line = read_line(&mut flood);
         let (elapsed, cpu) = (start.elapsed().as_secs_f64(), process_cpu() - cpu0);
         let dialer_cpu: f64 = match line.split_whitespace().collect::<Vec<_>>()[..] {
@@ -362,7 +371,7 @@ fn main() {
                 .sum()
         };
         let (start, cpu0, failed0) = (Instant::now(), process_cpu(), failed());
-        let mut rejects = child(&["reject", "16", &secs, &addr_str, &id]);
+        let mut rejects = child(pinned, &["reject", &dialers.to_string(), &secs, &addr_str, &id]);
         expect_line(&mut rejects, "done");
         let (r_elapsed, r_cpu) = (start.elapsed().as_secs_f64(), process_cpu() - cpu0);
         expect_success(&mut rejects);
@@ -383,7 +392,7 @@ fn main() {
         println!("| RSS per connected idle peer ({peers} peers) | {per_peer:.1} KiB | – | – |");
         println!("| RSS per busy peer ({peers} peers, 1 KiB messages both ways) | {per_busy:.1} KiB | – | – |");
         println!(
-            "| accepted handshakes/s, 16 concurrent dialers | {rate:.0} /s | {bound:.0} /s (server-side EC work, one core) | {:.0}% |",
+            "| accepted handshakes/s, {dialers} concurrent dialers | {rate:.0} /s | {bound:.0} /s (server-side EC work, one core) | {:.0}% |",
             100.0 * rate / bound
         );
         println!(
@@ -394,7 +403,7 @@ fn main() {
             "| CPU per accepted handshake, both sides (server + dialers) | {both_ms:.3} ms | – | – |"
         );
         println!(
-            "| rejected auths/s (sealed to another key), 16 dialers | {r_rate:.0} /s | {reject_bound:.0} /s (one ECDH, one core) | {:.0}% |",
+            "| rejected auths/s (sealed to another key), {dialers} dialers | {r_rate:.0} /s | {reject_bound:.0} /s (one ECDH, one core) | {:.0}% |",
             100.0 * r_rate / reject_bound
         );
         println!(
