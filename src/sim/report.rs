@@ -260,21 +260,34 @@ fn line_plot(
             .y_desc(y_desc)
             .draw()
             .map_err(err)?;
+        // More series than colours (one line per node, say): thin lines, no legend; the
+        // shape is the point.
+        let legend = series.len() <= COLORS.len();
         for (i, (name, p)) in series.iter().enumerate() {
             let c = color(i);
-            chart
-                .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+            let style = if legend {
+                c.stroke_width(2)
+            } else {
+                c.mix(0.5).stroke_width(1)
+            };
+            let drawn = chart
+                .draw_series(LineSeries::new(p.iter().copied(), style))
+                .map_err(err)?;
+            if legend {
+                drawn
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+            }
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(err)?;
+        if legend && !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(svg)
